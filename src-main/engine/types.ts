@@ -1,0 +1,89 @@
+/**
+ * Types shared by the engine's parts (backbone, heads, training, inference, model file)
+ * and by every caller (CLI, worker, API). Pure data: no TF.js tensors cross this boundary.
+ */
+
+/** One feature map, row-major HWC. */
+export interface FeatureMap {
+  h: number;
+  w: number;
+  c: number;
+  data: Float32Array; // length h*w*c
+}
+
+/**
+ * The features of one image: one map per pyramid level.
+ * levels[0] is the image at the model input size, levels[1] the half-size copy.
+ */
+export interface ImageFeatures {
+  levels: FeatureMap[];
+}
+
+export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn';
+
+export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'normality'];
+
+export type LossKind = 'deviation' | 'bce' | 'focal';
+export type TrainMode = 'fast' | 'full';
+export type PseudoKind = 'cutpaste' | 'outlier';
+
+export interface BackboneSpec {
+  /** 'mobilenet_v1_0.75' or 'resnet18'. */
+  id: string;
+  /** Folder of the TF.js layers model (model.json + weight files). */
+  modelDir: string;
+  /** Name of the layer whose output is the feature map. */
+  featureLayer: string;
+  /** Side of the square input (224 or 448). */
+  inputSize: number;
+}
+
+export interface TrainSettings {
+  seed: number;
+  mode: TrainMode;
+  loss: LossKind;
+  /** Pyramid levels (dra.md: 2). */
+  pyramidLevels: number;
+  /** Top-K fraction of patches for MIL heads (dra.md: 0.1). */
+  topKRatio: number;
+  /** Reference images N_r (dra.md: 5). */
+  referenceCount: number;
+  pseudo: PseudoKind;
+  /** Cut-paste variants per normal image computed ahead in fast mode. */
+  pseudoPoolPerImage: number;
+  batchNormals: number;
+  batchAnomalies: number;
+  steps: number;
+  learningRate: number;
+  weightDecay: number;
+  gradClip: number;
+  /** Extra head beyond the paper: nearest-normal-neighbour distance. */
+  knnHead: boolean;
+}
+
+/** Score of one image. total = seen + pseudo + residual - normality (+ knn when on). */
+export interface ImageScore {
+  total: number;
+  perHead: Partial<Record<HeadName, number>>;
+  /** Patch anomaly map of level 0 (h*w, row-major), sum of the patch heads. */
+  heatmap: { h: number; w: number; data: Float32Array };
+}
+
+export interface TrainProgress {
+  stage: 'features' | 'pseudo' | 'train' | 'reference' | 'calibrate' | 'save';
+  step: number;
+  total: number;
+  /** Loss per head at this step (training stage only). */
+  losses?: Partial<Record<HeadName, number>>;
+  etaSeconds?: number;
+}
+
+export type ProgressFn = (p: TrainProgress) => void;
+
+/** Engine errors carry a message meant for the user. */
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
