@@ -1,0 +1,463 @@
+/**
+ * The one typed API of Swan Inspector. Every front door (Electron IPC, the browser-mode
+ * HTTP/WebSocket server, the CLI, the tests) speaks exactly these operations and events.
+ * Types shared across processes live ONLY here; they are inferred from the zod schemas so
+ * the validation done in main and the types used by the renderer can never drift apart.
+ *
+ * This file must stay free of Node and Electron imports: the renderer bundles it.
+ * Names are stable once committed: add operations and fields, never rename them.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------------------
+
+export const ImageId = z.number().int().positive();
+export const ClassId = z.number().int().positive();
+export const ModelId = z.number().int().positive();
+export const RunId = z.number().int().positive();
+
+/** What the inspector said about an image. 'unlabelled' means no label row. */
+export const LabelValue = z.enum(['good', 'defect', 'unlabelled']);
+export type LabelValue = z.infer<typeof LabelValue>;
+
+export const ImageStatus = z.enum(['ok', 'missing']);
+export type ImageStatus = z.infer<typeof ImageStatus>;
+
+const nonEmptyPath = z.string().trim().min(1, 'path must not be empty');
+const empty = z.strictObject({});
+
+export const ProjectInfo = z.object({
+  /** Absolute path of the project folder. */
+  path: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  imageCount: z.number().int(),
+  missingCount: z.number().int(),
+  counts: z.object({ good: z.number().int(), defect: z.number().int(), unlabelled: z.number().int() }),
+  activeModelId: ModelId.nullable(),
+  threshold: z.number().nullable(),
+  /** True when the project folder cannot be written (opened read-only). */
+  readOnly: z.boolean(),
+});
+export type ProjectInfo = z.infer<typeof ProjectInfo>;
+
+export const RecentProject = z.object({
+  path: z.string(),
+  name: z.string(),
+  openedAt: z.string(),
+  /** False when the folder was moved or deleted since. */
+  exists: z.boolean(),
+});
+export type RecentProject = z.infer<typeof RecentProject>;
+
+export const SkippedFile = z.object({
+  /** File name as the inspector would recognise it. */
+  name: z.string(),
+  path: z.string(),
+  reason: z.string(),
+});
+export type SkippedFile = z.infer<typeof SkippedFile>;
+
+export const ImportSummary = z.object({
+  batch: z.string(),
+  imported: z.number().int(),
+  /** Files already in the project (same path): not imported twice. */
+  duplicates: z.number().int(),
+  skipped: z.array(SkippedFile),
+  importedIds: z.array(ImageId),
+  /** Labels applied from a data-set layout (MVTec, folders, CSV). */
+  labelled: z.number().int(),
+});
+export type ImportSummary = z.infer<typeof ImportSummary>;
+
+export const ImportSource = z.discriminatedUnion('kind', [
+  /** Files and/or folders (folders are walked recursively for image files). */
+  z.strictObject({ kind: z.literal('paths'), paths: z.array(nonEmptyPath).min(1, 'give at least one path') }),
+  /** MVTec AD layout: train/good, test/good, test/<class>. */
+  z.strictObject({ kind: z.literal('mvtec'), root: nonEmptyPath }),
+  /** One folder per class: good/ (or normal/, ok/) plus one folder per defect class. */
+  z.strictObject({ kind: z.literal('folders'), root: nonEmptyPath }),
+  /** A CSV of path,label[,class]. */
+  z.strictObject({ kind: z.literal('csv'), file: nonEmptyPath }),
+]);
+export type ImportSource = z.infer<typeof ImportSource>;
+
+/** A file dropped in the browser, where no path exists: its bytes, base64. */
+export const UploadedFile = z.strictObject({
+  name: z.string().min(1).max(255),
+  dataBase64: z.string(),
+});
+
+export const ImageFilter = z.strictObject({
+  label: LabelValue.optional(),
+  classId: ClassId.optional(),
+  scored: z.boolean().optional(),
+  /** Only images whose score (active model) is above the project threshold. */
+  aboveThreshold: z.boolean().optional(),
+  status: ImageStatus.optional(),
+  batch: z.string().optional(),
+  /** Substring of the file name. */
+  search: z.string().optional(),
+});
+export type ImageFilter = z.infer<typeof ImageFilter>;
+
+export const ImageSort = z.enum(['score_desc', 'score_asc', 'imported', 'name']);
+export type ImageSort = z.infer<typeof ImageSort>;
+
+export const ImageSummary = z.object({
+  id: ImageId,
+  name: z.string(),
+  path: z.string(),
+  status: ImageStatus,
+  width: z.number().int(),
+  height: z.number().int(),
+  batch: z.string(),
+  label: LabelValue,
+  classId: ClassId.nullable(),
+  className: z.string().nullable(),
+  /** Total anomaly score under the active model; null when not scored by it. */
+  score: z.number().nullable(),
+  /** Score above the project threshold. */
+  flagged: z.boolean(),
+});
+export type ImageSummary = z.infer<typeof ImageSummary>;
+
+export const Heatmap = z.object({
+  h: z.number().int(),
+  w: z.number().int(),
+  /** Row-major h*w patch scores. */
+  data: z.array(z.number()),
+});
+export type Heatmap = z.infer<typeof Heatmap>;
+
+export const ImageScoreDetail = z.object({
+  modelId: ModelId,
+  modelVersion: z.number().int(),
+  total: z.number(),
+  /** seen, pseudo, residual, normality (+ knn or any extra head). */
+  perHead: z.record(z.string(), z.number()),
+  heatmap: Heatmap.nullable(),
+  scoredAt: z.string(),
+});
+export type ImageScoreDetail = z.infer<typeof ImageScoreDetail>;
+
+export const ImageDetail = ImageSummary.extend({
+  sha256: z.string(),
+  importedAt: z.string(),
+  labelUpdatedAt: z.string().nullable(),
+  scoreDetail: ImageScoreDetail.nullable(),
+});
+export type ImageDetail = z.infer<typeof ImageDetail>;
+
+export const DefectClass = z.object({
+  id: ClassId,
+  name: z.string(),
+  /** Images labelled defect with this class. */
+  count: z.number().int(),
+});
+export type DefectClass = z.infer<typeof DefectClass>;
+
+/** The training settings the inspector may change; everything else has sane defaults. */
+export const TrainSettingsInput = z.strictObject({
+  seed: z.number().int().min(0).optional(),
+  mode: z.enum(['fast', 'full']).optional(),
+  loss: z.enum(['deviation', 'bce', 'focal']).optional(),
+  steps: z.number().int().min(1).max(100_000).optional(),
+  learningRate: z.number().positive().max(1).optional(),
+  batchNormals: z.number().int().min(1).max(512).optional(),
+  batchAnomalies: z.number().int().min(1).max(512).optional(),
+  topKRatio: z.number().positive().max(1).optional(),
+  referenceCount: z.number().int().min(1).max(64).optional(),
+  pseudo: z.enum(['cutpaste', 'outlier']).optional(),
+  pseudoPoolPerImage: z.number().int().min(0).max(64).optional(),
+  knnHead: z.boolean().optional(),
+  inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
+});
+export type TrainSettingsInput = z.infer<typeof TrainSettingsInput>;
+
+export const RunStatus = z.enum(['running', 'done', 'failed', 'cancelled']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const TrainStage = z.enum(['queued', 'features', 'pseudo', 'train', 'reference', 'calibrate', 'save']);
+export type TrainStage = z.infer<typeof TrainStage>;
+
+export const TrainingRun = z.object({
+  id: RunId,
+  status: RunStatus,
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nullable(),
+  settings: TrainSettingsInput,
+  error: z.string().nullable(),
+  /** The model this run produced (status 'done' only). */
+  modelId: ModelId.nullable(),
+});
+export type TrainingRun = z.infer<typeof TrainingRun>;
+
+export const ModelInfo = z.object({
+  id: ModelId,
+  /** 1, 2, 3... per project. */
+  version: z.number().int(),
+  createdAt: z.string(),
+  active: z.boolean(),
+  runId: RunId.nullable(),
+  settings: z.record(z.string(), z.unknown()),
+  labelCounts: z.object({ good: z.number().int(), defect: z.number().int() }),
+  /** Held-out metrics as the engine reported them (auc, per head...). */
+  metrics: z.record(z.string(), z.unknown()).nullable(),
+  warnings: z.array(z.string()),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const TrainProgressEvent = z.object({
+  runId: RunId,
+  stage: TrainStage,
+  step: z.number().int(),
+  total: z.number().int(),
+  losses: z.record(z.string(), z.number()).optional(),
+  etaSeconds: z.number().optional(),
+});
+export type TrainProgressEvent = z.infer<typeof TrainProgressEvent>;
+
+export const ScoringScope = z.enum(['all', 'unscored']);
+
+export const ScoringJob = z.object({
+  jobId: z.number().int().positive(),
+  modelId: ModelId,
+  total: z.number().int(),
+});
+export type ScoringJob = z.infer<typeof ScoringJob>;
+
+export const HistogramBin = z.object({
+  from: z.number(),
+  to: z.number(),
+  count: z.number().int(),
+  good: z.number().int(),
+  defect: z.number().int(),
+  unlabelled: z.number().int(),
+});
+export type HistogramBin = z.infer<typeof HistogramBin>;
+
+// ---------------------------------------------------------------------------------------
+// Operations: name -> { input, output }
+// ---------------------------------------------------------------------------------------
+
+export const operations = {
+  // Projects
+  'project.create': {
+    input: z.strictObject({
+      /** Project name; also the folder name when `dir` is absent. */
+      name: z.string().trim().min(1, 'project name must not be empty').max(120),
+      /** Folder to create the project in (must be empty or absent). Defaults to <projectsRoot>/<name>. */
+      dir: nonEmptyPath.optional(),
+    }),
+    output: ProjectInfo,
+  },
+  'project.open': { input: z.strictObject({ path: nonEmptyPath }), output: ProjectInfo },
+  'project.current': { input: empty, output: ProjectInfo.nullable() },
+  'project.listRecent': { input: empty, output: z.object({ projects: z.array(RecentProject) }) },
+  'project.close': { input: empty, output: z.object({ closed: z.boolean() }) },
+
+  // Import
+  'import.run': {
+    input: z.strictObject({
+      source: ImportSource,
+      /** Batch name shown in filters; default: the import time. */
+      batch: z.string().trim().min(1).max(120).optional(),
+      /** Apply the labels a data-set layout carries (default true). */
+      applyLabels: z.boolean().optional(),
+    }),
+    output: ImportSummary,
+  },
+  'import.upload': {
+    input: z.strictObject({
+      files: z.array(UploadedFile).min(1, 'give at least one file').max(500),
+      batch: z.string().trim().min(1).max(120).optional(),
+    }),
+    output: ImportSummary,
+  },
+
+  // Images
+  'images.list': {
+    input: z.strictObject({
+      offset: z.number().int().min(0).default(0),
+      limit: z.number().int().min(1).max(1000).default(100),
+      filter: ImageFilter.optional(),
+      sort: ImageSort.default('imported'),
+    }),
+    output: z.object({ total: z.number().int(), items: z.array(ImageSummary) }),
+  },
+  /** All ids matching a filter, for select-all and keyboard navigation. */
+  'images.ids': {
+    input: z.strictObject({ filter: ImageFilter.optional(), sort: ImageSort.default('imported') }),
+    output: z.object({ ids: z.array(ImageId) }),
+  },
+  'images.get': { input: z.strictObject({ id: ImageId }), output: ImageDetail },
+  'images.remove': {
+    input: z.strictObject({ ids: z.array(ImageId).min(1).max(100_000) }),
+    output: z.object({ removed: z.number().int() }),
+  },
+  /** Re-check every image file on disk (moved/deleted files become 'missing'). */
+  'images.refresh': {
+    input: empty,
+    output: z.object({ ok: z.number().int(), missing: z.number().int() }),
+  },
+
+  // Labels and classes
+  'labels.set': {
+    input: z
+      .strictObject({
+        ids: z.array(ImageId).min(1, 'select at least one image').max(100_000),
+        label: LabelValue,
+        /** Defect class by id... */
+        classId: ClassId.nullable().optional(),
+        /** ...or by name (created when new). */
+        className: z.string().trim().min(1).max(80).optional(),
+      })
+      .refine((v) => v.label === 'defect' || (v.classId == null && v.className === undefined), {
+        message: 'a defect class can only be given with label "defect"',
+      }),
+    output: z.object({ updated: z.number().int() }),
+  },
+  'classes.list': { input: empty, output: z.object({ classes: z.array(DefectClass) }) },
+  'classes.create': {
+    input: z.strictObject({ name: z.string().trim().min(1, 'class name must not be empty').max(80) }),
+    output: DefectClass,
+  },
+
+  // Training
+  'training.start': {
+    input: z.strictObject({ settings: TrainSettingsInput.optional() }),
+    output: z.object({ runId: RunId }),
+  },
+  'training.cancel': { input: z.strictObject({ runId: RunId.optional() }), output: z.object({ cancelled: z.boolean() }) },
+  'training.status': {
+    input: empty,
+    output: z.object({ run: TrainingRun.nullable(), progress: TrainProgressEvent.nullable() }),
+  },
+  'training.runs': { input: empty, output: z.object({ runs: z.array(TrainingRun) }) },
+
+  // Models
+  'models.list': { input: empty, output: z.object({ models: z.array(ModelInfo) }) },
+  'models.active': { input: empty, output: z.object({ model: ModelInfo.nullable() }) },
+  'models.activate': { input: z.strictObject({ id: ModelId }), output: ModelInfo },
+
+  // Scoring
+  'scoring.start': {
+    input: z.strictObject({ scope: ScoringScope.default('unscored') }),
+    output: ScoringJob,
+  },
+  'scoring.cancel': { input: empty, output: z.object({ cancelled: z.boolean() }) },
+  'scoring.status': {
+    input: empty,
+    output: z.object({
+      job: ScoringJob.nullable(),
+      done: z.number().int(),
+      total: z.number().int(),
+      /** Images not scored by the active model. */
+      unscored: z.number().int(),
+    }),
+  },
+
+  // Threshold
+  'threshold.get': { input: empty, output: z.object({ threshold: z.number().nullable() }) },
+  'threshold.set': {
+    input: z.strictObject({ threshold: z.number().refine(Number.isFinite, 'threshold must be a finite number') }),
+    output: z.object({ threshold: z.number(), flagged: z.number().int() }),
+  },
+  'threshold.histogram': {
+    input: z.strictObject({ bins: z.number().int().min(2).max(200).default(30) }),
+    output: z.object({
+      min: z.number().nullable(),
+      max: z.number().nullable(),
+      threshold: z.number().nullable(),
+      bins: z.array(HistogramBin),
+    }),
+  },
+} as const;
+
+export type Operations = typeof operations;
+export type OpName = keyof Operations;
+/** What a caller sends (defaults still optional). */
+export type OpInput<K extends OpName> = z.input<Operations[K]['input']>;
+/** What the service receives after validation (defaults applied). */
+export type OpParsedInput<K extends OpName> = z.output<Operations[K]['input']>;
+export type OpOutput<K extends OpName> = z.output<Operations[K]['output']>;
+
+export const opNames = Object.keys(operations) as OpName[];
+
+export function isOpName(name: string): name is OpName {
+  return Object.prototype.hasOwnProperty.call(operations, name);
+}
+
+// ---------------------------------------------------------------------------------------
+// Events: pushed from main to every front door (WebSocket, IPC).
+// ---------------------------------------------------------------------------------------
+
+export const events = {
+  'import.progress': z.object({ done: z.number().int(), total: z.number().int(), current: z.string().optional() }),
+  'training.progress': TrainProgressEvent,
+  'training.finished': z.object({
+    runId: RunId,
+    status: RunStatus.exclude(['running']),
+    modelId: ModelId.nullable(),
+    version: z.number().int().nullable(),
+    error: z.string().nullable(),
+    warnings: z.array(z.string()),
+  }),
+  'scoring.progress': z.object({ jobId: z.number().int(), done: z.number().int(), total: z.number().int() }),
+  'scoring.finished': z.object({
+    jobId: z.number().int(),
+    status: z.enum(['done', 'failed', 'cancelled']),
+    scored: z.number().int(),
+    failed: z.array(z.object({ id: ImageId, error: z.string() })),
+    error: z.string().nullable(),
+  }),
+  /** The engine worker died; it is restarted for the next job. */
+  'worker.crashed': z.object({ message: z.string(), restarted: z.boolean() }),
+  /** Images, labels or scores changed: views should refetch. */
+  'project.changed': z.object({ what: z.enum(['images', 'labels', 'classes', 'scores', 'models', 'threshold', 'project']) }),
+} as const;
+
+export type Events = typeof events;
+export type EventName = keyof Events;
+export type EventPayload<E extends EventName> = z.output<Events[E]>;
+export type AnyEvent = { [E in EventName]: { event: E; payload: EventPayload<E> } }[EventName];
+
+// ---------------------------------------------------------------------------------------
+// Errors and the reply envelope
+// ---------------------------------------------------------------------------------------
+
+export const ErrorCode = z.enum([
+  'invalid_input', // payload failed validation
+  'unknown_operation',
+  'no_project', // an operation needs an open project
+  'not_found',
+  'conflict', // e.g. project folder already exists, name taken
+  'busy', // training/scoring already running
+  'read_only', // project folder not writable
+  'io', // file system problem
+  'engine', // the engine refused (clear message from EngineError)
+  'unauthorized',
+  'internal',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+export const ApiErrorShape = z.object({ code: ErrorCode, message: z.string() });
+export type ApiErrorShape = z.infer<typeof ApiErrorShape>;
+
+export type ApiResult<K extends OpName> = { ok: true; data: OpOutput<K> } | { ok: false; error: ApiErrorShape };
+
+/**
+ * File kinds served by front doors: browser mode at `/files/<kind>/<imageId>`, Electron
+ * through its custom protocol. Only images of the open project are ever served.
+ */
+export const fileKinds = ['thumb', 'image', 'heatmap'] as const;
+export type FileKind = (typeof fileKinds)[number];
+
+/** Path of a file URL in browser mode (the token is added as ?token=...). */
+export function filePath(kind: FileKind, id: number): string {
+  return `/files/${kind}/${id}`;
+}
