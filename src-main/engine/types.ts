@@ -59,7 +59,25 @@ export interface TrainSettings {
   gradClip: number;
   /** Extra head beyond the paper: nearest-normal-neighbour distance. */
   knnHead: boolean;
+  /**
+   * How head scores add up (see infer/score.ts). 'sum': the paper's raw
+   * seen + pseudo + residual - normality (+ knn z-score); 'calibrated': every head
+   * standardised by its mean/std on training normals first. Default 'sum'.
+   */
+  combine?: CombineRule;
+  /** Residual head: learned 1x1 reduction c' -> this many channels before the 3x3 conv (0 = none). */
+  residualReduce?: number;
+  /** Residual head: output channels of its 3x3 conv. */
+  residualWidth?: number;
+  /** Hidden width of the holistic normality head (dra.md: 256). */
+  normalityWidth?: number;
+  /** Random 90-degree rotations / flips of the feature maps in fast training (default true). */
+  augment?: boolean;
+  /** kNN head also scores patches (nearest normal patch) and adds its map to the heatmap. */
+  knnPatch?: boolean;
 }
+
+export type CombineRule = 'sum' | 'calibrated';
 
 /** Score of one image. total = seen + pseudo + residual - normality (+ knn when on). */
 export interface ImageScore {
@@ -67,6 +85,8 @@ export interface ImageScore {
   perHead: Partial<Record<HeadName, number>>;
   /** Patch anomaly map of level 0 (h*w, row-major), sum of the patch heads. */
   heatmap: { h: number; w: number; data: Float32Array };
+  /** Uncalibrated head scores (perHead holds the values that add up to total). */
+  raw?: Partial<Record<HeadName, number>>;
 }
 
 export interface TrainProgress {
