@@ -59,6 +59,8 @@ export interface TrainSettings {
   gradClip: number;
   /** Extra head beyond the paper: nearest-normal-neighbour distance. */
   knnHead: boolean;
+  /** DRA heads that train and score (default: all four). ['seen'] alone is DevNet. */
+  heads?: HeadName[];
   /**
    * How head scores add up (see infer/score.ts). 'sum': the paper's raw
    * seen + pseudo + residual - normality (+ knn z-score); 'calibrated': every head

@@ -1,0 +1,88 @@
+/**
+ * `swan`: train, score and benchmark from the command line. Drives the same engine as
+ * the app. Usage errors and bad input print one line and exit with code 2.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CliError } from './cli-error';
+import { runTrain } from './commands/train';
+import { runScore } from './commands/score';
+import { runBench } from './commands/bench';
+import { DataError } from '../data/data-error';
+import { EngineError } from '../engine/types';
+
+function intArg(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+const inputOption = () =>
+  new Option('--input <size>', 'model input size').choices(['224', '448']).default('224');
+
+export function buildProgram(): Command {
+  const program = new Command('swan')
+    .description('Swan Inspector: few-shot anomaly detection with DRA')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('train')
+    .description('train a DRA model on a data set (its protocol training split)')
+    .requiredOption('--data <name|spec>', 'headct, elpv, mvtec:DIR, folders:DIR (with --normal), csv:FILE')
+    .option('--normal <class>', 'name of the normal class for folders:DIR')
+    .option('--data-root <dir>', 'folder holding the named data sets')
+    .option('--shots <n>', 'labelled anomalies', intArg('--shots', 0, 1000), 10)
+    .option('--seed <n>', 'random seed', intArg('--seed', 0, 2 ** 31 - 1), 0)
+    .option('--setting <setting>', 'general or hard', 'general')
+    .option('--known-class <class>', 'hard setting: the labelled anomaly class')
+    .addOption(inputOption())
+    .addOption(new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)').choices(['fast', 'full']).default('fast'))
+    .option('--no-knn', 'switch off the nearest-normal head')
+    .requiredOption('--out <dir>', 'model folder to write')
+    .action(runTrain);
+
+  program
+    .command('score')
+    .description('score images with a trained model')
+    .requiredOption('--model <dir>', 'model folder')
+    .argument('<paths...>', 'image files or folders')
+    .option('--csv <file>', 'write the scores as CSV')
+    .action(runScore);
+
+  program
+    .command('bench')
+    .description("run the paper's protocol and print AUC-ROC / AP against the published numbers")
+    .requiredOption('--dataset <name|spec>', 'headct, elpv, mvtec:DIR, folders:DIR, csv:FILE')
+    .option('--normal <class>', 'name of the normal class for folders:DIR')
+    .option('--data-root <dir>', 'folder holding the named data sets')
+    .addOption(new Option('--setting <setting>', 'protocol setting').choices(['general', 'hard']).default('general'))
+    .option('--shots <n>', 'labelled anomalies (10 or 1 in the paper)', intArg('--shots', 1, 1000), 10)
+    .option('--seeds <n>', 'number of seeded runs', intArg('--seeds', 1, 100), 3)
+    .addOption(inputOption())
+    .addOption(new Option('--baseline <name>', 'run a baseline instead of DRA').choices(['devnet', 'knn']))
+    .option('--no-knn', 'switch off the nearest-normal head')
+    .option('--json <file>', 'write the results as JSON')
+    .action(runBench);
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander already printed its message; help and version exit 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CliError || err instanceof DataError || err instanceof EngineError) {
+      process.stderr.write(`swan: ${err.message.split('\n')[0]}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The engine's front: train a model from image files, and score image files with a saved
+ * model. The CLI, the app's worker and the tests all come through here.
+ */
+import { performance } from 'node:perf_hooks';
+import { FeatureSession, type FeatureSessionOptions } from './feature-session';
+import { resolveSettings } from './settings';
+import { trainFast } from './train';
+import { scoreFeatures } from './infer';
+import { saveModel, loadModel, type ModelManifest } from './model-file';
+import { EngineError, type ImageFeatures, type ImageScore, type ProgressFn, type TrainSettings } from './types';
+
+export interface TrainRequest {
+  normals: { id: string; path: string }[];
+  anomalies: { id: string; path: string; cls: string }[];
+  /** Model folder to write; replaced atomically once the new model is complete. */
+  outDir: string;
+  inputSize?: 224 | 448;
+  settings?: Partial<TrainSettings>;
+  cacheDir?: string;
+  workers?: number;
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+  /** Reuse an open session (the benchmark trains many models on one). */
+  session?: FeatureSession;
+}
+
+export interface TrainResult {
+  modelDir: string;
+  manifest: ModelManifest;
+  warnings: string[];
+  backend: string;
+  seconds: { features: number; train: number; save: number; total: number };
+}
+
+export async function trainModel(req: TrainRequest): Promise<TrainResult> {
+  const settings = resolveSettings(req.settings);
+  if (settings.mode === 'full') {
+    throw new EngineError(
+      'Full mode (backbone fine-tuning) needs a native TensorFlow backend (@tensorflow/tfjs-node or -gpu); ' +
+        'only fast mode runs on the WebAssembly backend.',
+    );
+  }
+  if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
+  const t0 = performance.now();
+  const session = req.session ?? (await FeatureSession.open({ inputSize: req.inputSize, cacheDir: req.cacheDir, workers: req.workers }));
+  try {
+    const warnings: string[] = [];
+    const report = (stage: 'features' | 'pseudo') => (done: number, total: number) =>
+      req.onProgress?.({ stage, step: done, total });
+    const all = [...req.normals, ...req.anomalies];
+    const feats = await session.ofPaths(
+      all.map((x) => x.path),
+      report('features'),
+    );
+    checkAborted(req.signal);
+    for (const f of feats) if (f.error) warnings.push(f.error);
+    const usable = (i: number) => feats[i].features !== null;
+    const normalIdx = req.normals.map((_, i) => i).filter(usable);
+    const anomalyIdx = req.anomalies.map((_, i) => i + req.normals.length).filter(usable);
+    if (normalIdx.length < 2) throw new EngineError('Fewer than 2 good images could be read; nothing was trained.');
+    const pseudo = await session.pseudoPool(
+      normalIdx.map((i) => ({ path: feats[i].path, hash: feats[i].hash! })),
+      settings.pseudoPoolPerImage,
+      report('pseudo'),
+    );
+    checkAborted(req.signal);
+    const tFeatures = performance.now();
+
+    const state = await trainFast(
+      {
+        normals: normalIdx.map((i) => feats[i].features!),
+        anomalies: anomalyIdx.map((i) => feats[i].features!),
+        pseudo,
+      },
+      settings,
+      { onProgress: req.onProgress, signal: req.signal },
+    );
+    const tTrain = performance.now();
+
+    req.onProgress?.({ stage: 'save', step: 0, total: 1 });
+    const manifest = await saveModel(req.outDir, {
+      state,
+      backbone: { ...session.spec, levels: session.levels },
+      trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
+    });
+    req.onProgress?.({ stage: 'save', step: 1, total: 1 });
+    const tEnd = performance.now();
+    return {
+      modelDir: req.outDir,
+      manifest,
+      warnings,
+      backend: session.backend.description,
+      seconds: {
+        features: (tFeatures - t0) / 1000,
+        train: (tTrain - tFeatures) / 1000,
+        save: (tEnd - tTrain) / 1000,
+        total: (tEnd - t0) / 1000,
+      },
+    };
+  } finally {
+    if (!req.session) await session.close();
+  }
+}
+
+export type ScoreResult = { path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string };
+
+export interface Scorer {
+  manifest: ModelManifest;
+  backend: string;
+  score(paths: string[], onProgress?: (done: number, total: number) => void): Promise<ScoreResult[]>;
+  close(): Promise<void>;
+}
+
+export async function openScorer(
+  modelDir: string,
+  opts: Omit<FeatureSessionOptions, 'inputSize' | 'featureLayer' | 'levels' | 'spec'> = {},
+): Promise<Scorer> {
+  const model = await loadModel(modelDir);
+  const { backbone } = model.manifest;
+  const session = await FeatureSession.open({
+    ...opts,
+    inputSize: backbone.inputSize,
+    featureLayer: backbone.featureLayer,
+    levels: backbone.levels,
+  });
+  return {
+    manifest: model.manifest,
+    backend: session.backend.description,
+    async score(paths, onProgress) {
+      const feats = await session.ofPaths(paths, onProgress);
+      const ok = feats.filter((f): f is typeof f & { features: ImageFeatures } => f.features !== null);
+      const scores = scoreFeatures(model.state, ok.map((f) => f.features));
+      const byPath = new Map(ok.map((f, i) => [f, scores[i]]));
+      return feats.map((f) =>
+        f.features ? { path: f.path, ok: true as const, score: byPath.get(f)! } : { path: f.path, ok: false as const, error: f.error ?? 'unreadable' },
+      );
+    },
+    close: () => session.close(),
+  };
+}
+
+function checkAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    const err = new Error('Training cancelled.');
+    err.name = 'AbortError';
+    throw err;
+  }
+}

@@ -1,0 +1,5 @@
+export { trainModel, openScorer, type TrainRequest, type TrainResult, type Scorer, type ScoreResult } from './engine';
+export { FeatureSession } from './feature-session';
+export { DEFAULT_SETTINGS, resolveSettings } from './settings';
+export type { ModelManifest } from './model-file';
+export * from './types';

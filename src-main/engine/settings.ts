@@ -1,0 +1,29 @@
+import type { TrainSettings } from './types';
+
+/**
+ * Defaults for fast mode on a CPU. dra.md's reference recipe (600 steps of batch 48,
+ * lr 2e-4) fine-tunes the backbone; with a frozen backbone only the heads learn, so far
+ * fewer steps converge, which is what makes a retrain take seconds.
+ */
+export const DEFAULT_SETTINGS: TrainSettings = {
+  seed: 0,
+  mode: 'fast',
+  loss: 'deviation',
+  pyramidLevels: 2,
+  topKRatio: 0.1,
+  referenceCount: 5,
+  pseudo: 'cutpaste',
+  pseudoPoolPerImage: 4,
+  batchNormals: 32,
+  batchAnomalies: 16,
+  steps: 200,
+  learningRate: 2e-4,
+  weightDecay: 1e-5,
+  gradClip: 1.0,
+  knnHead: true,
+};
+
+export function resolveSettings(overrides: Partial<TrainSettings> = {}): TrainSettings {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return { ...DEFAULT_SETTINGS, ...defined };
+}
