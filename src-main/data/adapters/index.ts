@@ -1,0 +1,6 @@
+export { loadMvtec } from './mvtec';
+export { loadFolders } from './folders';
+export { loadCsv, parseLabel, DEFAULT_ANOMALY_CLASS } from './csv';
+export { loadHeadct, HEADCT_ANOMALY_CLASS } from './headct';
+export { loadElpv } from './elpv';
+export { IMAGE_EXTENSIONS, isImageName } from './common';

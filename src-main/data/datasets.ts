@@ -1,0 +1,52 @@
+/** Turns a data set spec ("headct", "mvtec:DIR", ...) into a loaded Dataset. */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCsv, loadElpv, loadFolders, loadHeadct, loadMvtec } from './adapters';
+import { DataError } from './data-error';
+import type { Dataset } from './types';
+
+export const DATASET_SPEC_FORMS: readonly string[] = ['headct', 'elpv', 'mvtec:DIR', 'folders:DIR (with a normal class name)', 'csv:FILE'];
+
+export interface ResolveOptions {
+  /** Folder holding the named data sets (headct/, elpv/). */
+  dataRoot: string;
+  /** Name of the normal class folder, for folders:DIR. */
+  normal?: string;
+}
+
+export async function resolveDataset(spec: string, opts: ResolveOptions): Promise<Dataset> {
+  const colon = spec.indexOf(':');
+  const kind = colon < 0 ? spec : spec.slice(0, colon);
+  const arg = colon < 0 ? '' : spec.slice(colon + 1);
+  if (colon < 0 && kind === 'headct') return loadHeadct(join(opts.dataRoot, 'headct'));
+  if (colon < 0 && kind === 'elpv') return loadElpv(join(opts.dataRoot, 'elpv'));
+  if (colon >= 0 && arg) {
+    if (kind === 'mvtec') return loadMvtec(arg);
+    if (kind === 'csv') return loadCsv(arg);
+    if (kind === 'folders') {
+      if (!opts.normal) throw new DataError(`${spec}: folders:DIR needs the name of the normal class folder`);
+      return loadFolders(arg, opts.normal);
+    }
+  }
+  throw new DataError(`unknown data set "${spec}": expected one of ${DATASET_SPEC_FORMS.join(', ')}`);
+}
+
+/** Walks up from this file to the folder with package.json (works from src and from a bundle). */
+export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  let dir = start;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** SWAN_DATA_ROOT, else ../shared/datasets beside the repository. */
+export function defaultDataRoot(): string {
+  const fromEnv = process.env.SWAN_DATA_ROOT;
+  if (fromEnv) return resolve(fromEnv);
+  const repo = findRepoRoot() ?? process.cwd();
+  return resolve(repo, '..', 'shared', 'datasets');
+}
