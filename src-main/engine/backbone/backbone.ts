@@ -1,0 +1,108 @@
+/**
+ * A frozen CNN backbone wrapped for the engine: fast fused inference for features, the layers
+ * model for full-mode fine-tuning, and shape facts (channels, stride) measured at load.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../types';
+import { compileFused } from './fuse';
+import { normalize, PixelNormalize, type Normalization } from './normalize';
+
+export interface Backbone {
+  id: string;
+  inputSize: number;
+  featureLayer: string;
+  /** Channels of the feature map. */
+  channels: number;
+  /** Input pixels per feature-map cell (32 for the last stage). */
+  stride: number;
+  /** 'fused': BatchNorm folded into fused conv ops (fast); 'layers': the layers model. */
+  inference: 'fused' | 'layers';
+  /** NHWC float RGB in 0..255 (any size) -> feature map; normalisation is done inside. */
+  features(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * Trainable model, raw 0..255 RGB (any size) -> feature layer, sharing the backbone's
+   * variables (normalisation is its first layer). For full-mode fine-tuning.
+   */
+  layersModel(): tf.LayersModel;
+  /** ImageNet class probabilities (MobileNet only; the input is resized to 224). */
+  classify?(x: tf.Tensor4D): tf.Tensor2D;
+  dispose(): void;
+}
+
+export interface BackboneParts {
+  id: string;
+  inputSize: number;
+  featureLayer: string;
+  /** The whole network, input shape [null, null, null, 3], taking normalised input. */
+  model: tf.LayersModel;
+  normalization: Normalization;
+  /** Name of the ImageNet softmax output layer, when the model keeps its classifier. */
+  classifierOutput?: string;
+}
+
+/** Stride is measured on a small probe: robust to any padding scheme of the graph. */
+const PROBE = 64;
+
+export function backboneFromModel(parts: BackboneParts): Backbone {
+  const { model, featureLayer, normalization } = parts;
+  const layer = model.layers.find((l) => l.name === featureLayer);
+  if (!layer) {
+    const names = model.layers
+      .map((l) => l.name)
+      .filter((n) => /relu|layer\d$/.test(n))
+      .slice(-6);
+    throw new EngineError(
+      `Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`,
+    );
+  }
+  const fused = compileFused(model, featureLayer);
+  const truncated = tf.model({ inputs: model.inputs, outputs: layer.output as tf.SymbolicTensor });
+  const run = (x: tf.Tensor4D): tf.Tensor4D =>
+    tf.tidy(() => {
+      const n = normalize(x, normalization);
+      return fused ? fused.run(n) : (truncated.predict(n) as tf.Tensor4D);
+    });
+  const probe = tf.tidy(() => run(tf.zeros([1, PROBE, PROBE, 3])));
+  const [, h, , channels] = probe.shape;
+  probe.dispose();
+  const stride = Math.round(PROBE / h);
+
+  let trainable: tf.LayersModel | null = null;
+  const backbone: Backbone = {
+    id: parts.id,
+    inputSize: parts.inputSize,
+    featureLayer,
+    channels,
+    stride,
+    inference: fused ? 'fused' : 'layers',
+    features: run,
+    layersModel() {
+      if (!trainable) {
+        const input = tf.input({ shape: [null, null, 3] });
+        const norm = new PixelNormalize({
+          name: 'swan_normalize',
+          mean: [...normalization.mean],
+          std: [...normalization.std],
+        });
+        const out = truncated.apply(norm.apply(input)) as tf.SymbolicTensor;
+        trainable = tf.model({ inputs: input, outputs: out, name: `${parts.id}_features` });
+      }
+      return trainable;
+    },
+    dispose() {
+      fused?.dispose();
+      model.dispose();
+    },
+  };
+  if (parts.classifierOutput) {
+    const out = model.getLayer(parts.classifierOutput).output as tf.SymbolicTensor;
+    const classifier = tf.model({ inputs: model.inputs, outputs: out });
+    backbone.classify = (x: tf.Tensor4D): tf.Tensor2D =>
+      tf.tidy(() => {
+        const sized = x.shape[1] === 224 && x.shape[2] === 224 ? x : tf.image.resizeBilinear(x, [224, 224]);
+        const p = classifier.predict(normalize(sized, normalization)) as tf.Tensor;
+        return p.reshape([x.shape[0], -1]) as tf.Tensor2D;
+      });
+  }
+  return backbone;
+}

@@ -1,0 +1,56 @@
+/**
+ * Backbone entry point: which CNN to load, from where.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BackboneSpec } from '../types';
+import { EngineError } from '../types';
+import type { Backbone } from './backbone';
+import { loadMobilenet } from './mobilenet';
+import { loadResnet18, RESNET18_ID } from './resnet18';
+
+export type { Backbone } from './backbone';
+export { backboneFromModel } from './backbone';
+export { buildResnet18, loadResnet18Weights, RESNET18_ID, RESNET18_FEATURE_LAYER } from './resnet18';
+export { fileSystemLoader, fileSystemSaver, readModelArtifacts, weightsIdentity } from './fs-io';
+
+export const MOBILENET_ID = 'mobilenet_v1_0.75';
+export const MOBILENET_DIR_NAME = 'mobilenet_v1_0.75_224';
+
+/** The folder holding package.json, found by walking up from this file. */
+export function repoRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new EngineError(`No package.json above ${from}`);
+    dir = up;
+  }
+}
+
+/**
+ * The bundled MobileNet. Its folder: $SWAN_BACKBONE_DIR, else ../shared/models/<name> beside
+ * the repository (where the development machines keep it; the app build copies it into
+ * resources/ and sets SWAN_BACKBONE_DIR).
+ */
+export function defaultBackboneSpec(inputSize = 224, featureLayer = 'conv_pw_13_relu'): BackboneSpec {
+  const modelDir =
+    process.env.SWAN_BACKBONE_DIR ?? path.resolve(repoRoot(), '..', 'shared', 'models', MOBILENET_DIR_NAME);
+  return { id: MOBILENET_ID, modelDir, featureLayer, inputSize };
+}
+
+/** Loads a backbone on the current TF.js backend (call initBackend first). */
+export async function loadBackbone(spec: BackboneSpec): Promise<Backbone> {
+  if (!Number.isInteger(spec.inputSize) || spec.inputSize < 32) {
+    throw new EngineError(`Backbone input size must be an integer >= 32, got ${spec.inputSize}`);
+  }
+  if (!existsSync(spec.modelDir)) {
+    throw new EngineError(
+      `Backbone ${spec.id}: model folder not found (looked in ${path.resolve(spec.modelDir)})`,
+    );
+  }
+  if (spec.id.startsWith('mobilenet')) return loadMobilenet(spec);
+  if (spec.id === RESNET18_ID) return loadResnet18(spec);
+  throw new EngineError(`Unknown backbone '${spec.id}' (known: ${MOBILENET_ID}, ${RESNET18_ID})`);
+}
