@@ -6,7 +6,13 @@ import { loadCsv, loadElpv, loadFolders, loadHeadct, loadMvtec } from './adapter
 import { DataError } from './data-error';
 import type { Dataset } from './types';
 
-export const DATASET_SPEC_FORMS: readonly string[] = ['headct', 'elpv', 'mvtec:DIR', 'folders:DIR (with a normal class name)', 'csv:FILE'];
+export const DATASET_SPEC_FORMS: readonly string[] = [
+  'headct',
+  'elpv',
+  'mvtec:DIR',
+  'folders:DIR (with a normal class name)',
+  'csv:FILE',
+];
 
 export interface ResolveOptions {
   /** Folder holding the named data sets (headct/, elpv/). */

@@ -48,18 +48,18 @@ async function checkHeader(path: string, maxPixels: number): Promise<sharp.Sharp
   }
   if (size === 0) throw new ImageError(path, 'empty file');
 
-  // The pixel limit is also enforced by libvips itself, as a second line of defence.
-  const options: sharp.SharpOptions = { failOn: 'truncated', limitInputPixels: maxPixels };
   let meta: sharp.Metadata;
   try {
-    meta = await sharp(path, options).metadata();
+    // Header only; the limit is checked below so the message can give the size.
+    meta = await sharp(path, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw new ImageError(path, reasonFor(err));
   }
   const { width, height } = meta;
   if (!width || !height) throw new ImageError(path, 'not an image');
   if (width * height > maxPixels) throw new ImageError(path, `too large: ${width}x${height}`);
-  return options;
+  // libvips enforces the limit again while decoding, as a second line of defence.
+  return { failOn: 'truncated', limitInputPixels: maxPixels };
 }
 
 /** The common tail of every pipeline: upright, 3-channel 8-bit sRGB, alpha flattened on black. */
@@ -76,7 +76,11 @@ async function run(path: string, pipeline: sharp.Sharp): Promise<RgbImage> {
   }
   const { data, info } = out;
   if (info.channels !== 3) throw new ImageError(path, `unexpected channel count ${info.channels}`);
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+  };
 }
 
 /** Full-resolution 8-bit RGB. Throws ImageError naming the file and why it is unusable. */
@@ -90,7 +94,11 @@ export async function decodeImage(path: string, opts: DecodeOptions = {}): Promi
  * torchvision Resize((s, s))): libvips can shrink while decoding, which is much faster
  * than decoding at full resolution first.
  */
-export async function loadImageResized(path: string, size: number, opts: DecodeOptions = {}): Promise<RgbImage> {
+export async function loadImageResized(
+  path: string,
+  size: number,
+  opts: DecodeOptions = {},
+): Promise<RgbImage> {
   const options = await checkHeader(path, opts.maxPixels ?? MAX_IMAGE_PIXELS);
   const pipeline = sharp(path, options).rotate().resize(size, size, { fit: 'fill', kernel: RESIZE_KERNEL });
   return run(path, toRgb(pipeline));
@@ -106,7 +114,11 @@ export async function resizeRgb(img: RgbImage, width: number, height: number): P
     .resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+  };
 }
 
 /**

@@ -22,7 +22,8 @@ export function hardClasses(ds: Dataset): string[] {
 }
 
 function splitNormals(ds: Dataset, rng: Rng): { train: DatasetItem[]; test: DatasetItem[] } {
-  if (ds.fixedSplit) return { train: ds.fixedSplit.trainNormals.slice(), test: ds.fixedSplit.testNormals.slice() };
+  if (ds.fixedSplit)
+    return { train: ds.fixedSplit.trainNormals.slice(), test: ds.fixedSplit.testNormals.slice() };
   const shuffled = rng.shuffle(ds.items.filter((i) => i.label === 0));
   const nTrain = shuffled.length - Math.round(shuffled.length * (1 - TRAIN_NORMAL_SHARE));
   return { train: shuffled.slice(0, nTrain), test: shuffled.slice(nTrain) };
@@ -30,15 +31,21 @@ function splitNormals(ds: Dataset, rng: Rng): { train: DatasetItem[]; test: Data
 
 export function makeSplit(ds: Dataset, opts: SplitOptions): ProtocolSplit {
   const { setting, shots, seed, knownClass } = opts;
-  if (!Number.isInteger(shots) || shots < 1) throw new DataError(`shots must be a whole number >= 1, got ${shots}`);
+  if (!Number.isInteger(shots) || shots < 1)
+    throw new DataError(`shots must be a whole number >= 1, got ${shots}`);
 
   const anomalies = ds.items.filter((i) => i.label === 1);
   let pool: DatasetItem[];
   let testAnomalies: (drawn: Set<DatasetItem>) => DatasetItem[];
   if (setting === 'hard') {
-    if (!knownClass) throw new DataError(`${ds.name}: the hard setting needs a known class (one of ${ds.anomalyClasses.join(', ')})`);
+    if (!knownClass)
+      throw new DataError(
+        `${ds.name}: the hard setting needs a known class (one of ${ds.anomalyClasses.join(', ')})`,
+      );
     if (!ds.anomalyClasses.includes(knownClass)) {
-      throw new DataError(`${ds.name}: no anomaly class "${knownClass}" (classes: ${ds.anomalyClasses.join(', ') || 'none'})`);
+      throw new DataError(
+        `${ds.name}: no anomaly class "${knownClass}" (classes: ${ds.anomalyClasses.join(', ') || 'none'})`,
+      );
     }
     pool = anomalies.filter((i) => i.cls === knownClass);
     // The whole known class leaves the test: it holds only unseen classes.
@@ -49,7 +56,9 @@ export function makeSplit(ds: Dataset, opts: SplitOptions): ProtocolSplit {
   }
   if (shots > pool.length) {
     const ofClass = setting === 'hard' ? ` of class "${knownClass}"` : '';
-    throw new DataError(`${ds.name}: ${shots} shots asked but only ${pool.length} anomalies${ofClass} available`);
+    throw new DataError(
+      `${ds.name}: ${shots} shots asked but only ${pool.length} anomalies${ofClass} available`,
+    );
   }
 
   // Separate streams so the anomaly draw does not depend on how many normals there are.
@@ -68,7 +77,8 @@ export function makeSplit(ds: Dataset, opts: SplitOptions): ProtocolSplit {
         : `all ${anomalies.length} anomalies go to training (the protocol labels ${PROTOCOL_DRAW}), none is left to test`;
     throw new DataError(`${ds.name}: ${why}`);
   }
-  if (normals.test.length === 0) throw new DataError(`${ds.name}: too few normal images to leave any for the test`);
+  if (normals.test.length === 0)
+    throw new DataError(`${ds.name}: too few normal images to leave any for the test`);
 
   const inTest = new Set<DatasetItem>([...normals.test, ...testAnoms]);
   const split: ProtocolSplit = {

@@ -34,8 +34,10 @@ function check(scores: ArrayLike<number>, labels: ArrayLike<number>): void {
   }
   let pos = 0;
   for (let i = 0; i < labels.length; i++) {
-    if (labels[i] !== 0 && labels[i] !== 1) throw new EngineError(`metrics: label ${labels[i]} is not 0 or 1`);
-    if (!Number.isFinite(scores[i])) throw new EngineError(`metrics: score ${scores[i]} at ${i} is not a finite number`);
+    if (labels[i] !== 0 && labels[i] !== 1)
+      throw new EngineError(`metrics: label ${labels[i]} is not 0 or 1`);
+    if (!Number.isFinite(scores[i]))
+      throw new EngineError(`metrics: score ${scores[i]} at ${i} is not a finite number`);
     pos += labels[i];
   }
   if (pos === 0 || pos === labels.length) {
@@ -108,7 +110,9 @@ export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): 
 export function prCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): PrPoint[] {
   const { thresholds, tp, fp, pos } = countAtThresholds(scores, labels);
   const points: PrPoint[] = [{ recall: 0, precision: 1, threshold: Infinity }];
-  thresholds.forEach((threshold, k) => points.push({ recall: tp[k] / pos, precision: tp[k] / (tp[k] + fp[k]), threshold }));
+  thresholds.forEach((threshold, k) =>
+    points.push({ recall: tp[k] / pos, precision: tp[k] / (tp[k] + fp[k]), threshold }),
+  );
   return points;
 }
 

@@ -5,7 +5,16 @@ import { DataError } from '../data-error';
 import { NORMAL_CLASS, type Dataset, type DatasetItem } from '../types';
 
 /** Extensions sharp's bundled libvips decodes. BMP is not among them. */
-export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.gif', '.avif'];
+export const IMAGE_EXTENSIONS: readonly string[] = [
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.webp',
+  '.tif',
+  '.tiff',
+  '.gif',
+  '.avif',
+];
 
 export function isImageName(name: string): boolean {
   return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());

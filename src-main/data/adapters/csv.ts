@@ -55,7 +55,9 @@ export async function loadCsv(file: string): Promise<Dataset> {
     const label = parseLabel(rawLabel);
     if (label === undefined) {
       if (k > 0 || record.length < 2) {
-        warnings.push(`${basename(csvPath)} line ${info.lines}: label "${rawLabel}" is not 0/1 or good/defect, row skipped`);
+        warnings.push(
+          `${basename(csvPath)} line ${info.lines}: label "${rawLabel}" is not 0/1 or good/defect, row skipped`,
+        );
       }
       return; // the first row may be a header
     }
@@ -66,8 +68,15 @@ export async function loadCsv(file: string): Promise<Dataset> {
     const path = isAbsolute(rawPath) ? rawPath : resolve(folder, rawPath);
     listed.push(label === 0 ? normalItem(path) : anomalyItem(path, rawClass || DEFAULT_ANOMALY_CLASS));
   });
-  if (listed.length === 0) throw new DataError(`${csvPath}: no rows with a path and a label (expected ${EXPECTED})`);
+  if (listed.length === 0)
+    throw new DataError(`${csvPath}: no rows with a path and a label (expected ${EXPECTED})`);
 
   const items = await keepExisting(listed, warnings, csvPath);
-  return makeDataset(`csv:${basename(csvPath)}`, folder, items, warnings, `${EXPECTED}; none of the listed files exist`);
+  return makeDataset(
+    `csv:${basename(csvPath)}`,
+    folder,
+    items,
+    warnings,
+    `${EXPECTED}; none of the listed files exist`,
+  );
 }

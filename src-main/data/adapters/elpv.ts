@@ -27,7 +27,9 @@ export async function loadElpv(root: string): Promise<Dataset> {
     const [relPath, probText, type] = fields;
     const prob = Number(probText);
     if (fields.length < 3 || !Number.isFinite(prob)) {
-      warnings.push(`labels.csv line ${k + 1}: expected "path probability type", got "${line.trim()}", skipped`);
+      warnings.push(
+        `labels.csv line ${k + 1}: expected "path probability type", got "${line.trim()}", skipped`,
+      );
       return;
     }
     const path = join(dir, relPath);

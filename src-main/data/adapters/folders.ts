@@ -21,6 +21,7 @@ export async function loadFolders(dir: string, normalName: string): Promise<Data
     warnings.push(...listed.warnings);
     items.push(...listed.images.map((p) => (cls === normalName ? normalItem(p) : anomalyItem(p, cls))));
   }
-  if (!items.some((i) => i.label === 0)) throw new DataError(`${join(root, normalName)}: no images found (expected the normal images)`);
+  if (!items.some((i) => i.label === 0))
+    throw new DataError(`${join(root, normalName)}: no images found (expected the normal images)`);
   return makeDataset(`folders:${basename(root)}`, root, items, warnings, expected);
 }

@@ -18,7 +18,12 @@ export async function loadHeadct(root: string): Promise<Dataset> {
   let rows: Record<string, string>[];
   try {
     // trim: the header has a space after the comma.
-    rows = parse(await readFile(labelsFile), { columns: true, trim: true, skip_empty_lines: true, bom: true });
+    rows = parse(await readFile(labelsFile), {
+      columns: true,
+      trim: true,
+      skip_empty_lines: true,
+      bom: true,
+    });
   } catch (err) {
     throw new DataError(`${labelsFile}: not a readable CSV (${(err as Error).message})`);
   }

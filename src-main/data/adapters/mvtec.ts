@@ -26,5 +26,8 @@ export async function loadMvtec(dir: string): Promise<Dataset> {
   }
 
   const items = [...trainNormals, ...testNormals, ...anomalies];
-  return makeDataset(`mvtec:${basename(root)}`, root, items, warnings, EXPECTED, { trainNormals, testNormals });
+  return makeDataset(`mvtec:${basename(root)}`, root, items, warnings, EXPECTED, {
+    trainNormals,
+    testNormals,
+  });
 }

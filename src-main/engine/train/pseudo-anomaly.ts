@@ -90,15 +90,14 @@ function adjustHue(px: Uint8Array, f: number): void {
     const p = clip8(Math.round(v * (1 - fs)));
     const q = clip8(Math.round(v * (1 - fs * frac)));
     const t = clip8(Math.round(v * (1 - fs * (1 - frac))));
-    const rgb =
-      [
-        [v, t, p],
-        [q, v, p],
-        [p, v, t],
-        [p, q, v],
-        [t, p, v],
-        [v, p, q],
-      ][sector % 6];
+    const rgb = [
+      [v, t, p],
+      [q, v, p],
+      [p, v, t],
+      [p, q, v],
+      [t, p, v],
+      [v, p, q],
+    ][sector % 6];
     px[i] = rgb[0];
     px[i + 1] = rgb[1];
     px[i + 2] = rgb[2];
