@@ -1,0 +1,518 @@
+/**
+ * The implementation of the API contract on top of the project store and the engine
+ * worker. Every front door (IPC, HTTP/WebSocket, CLI, tests) calls `call()`: the payload
+ * is validated here, at the one front door to the logic, and every failure comes back as
+ * a typed `{ code, message }`, never as a thrown exception.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import sharp from 'sharp';
+import {
+  events,
+  isOpName,
+  operations,
+  type AnyEvent,
+  type ApiErrorShape,
+  type ApiResult,
+  type EventName,
+  type EventPayload,
+  type FileKind,
+  type OpInput,
+  type OpName,
+  type OpOutput,
+  type OpParsedInput,
+  type ProjectInfo,
+  type ScoringJob,
+  type TrainProgressEvent,
+} from './contract';
+import { AppError, toErrorShape } from './errors';
+import { MAX_IMAGE_PIXELS } from '../data/decode';
+import { heatmapPng } from '../project/heatmap-image';
+import { expandSource, importCandidates } from '../project/importer';
+import { RecentList } from '../project/recent';
+import { ProjectStore } from '../project/store';
+import { EngineHost, JobCancelled, WorkerCrashed, type EngineHostOptions } from '../worker/host';
+import type { ScoredItem } from '../worker/protocol';
+
+export interface ServiceOptions {
+  /** Where new projects go when no folder is given. */
+  projectsRoot: string;
+  /** Where the recent-projects list lives (default: projectsRoot). */
+  stateDir?: string;
+  worker?: EngineHostOptions;
+}
+
+/** Formats zod issues as one readable sentence per problem, naming the field. */
+function describeIssues(op: string, issues: { path: PropertyKey[]; message: string }[]): string {
+  const parts = issues.map((i) => {
+    const where = i.path.length ? i.path.map(String).join('.') : 'payload';
+    return `${where}: ${i.message}`;
+  });
+  return `${op}: ${parts.join('; ')}`;
+}
+
+/** Validates a payload against an operation's input schema; throws AppError('invalid_input'). */
+export function validate<K extends OpName>(op: K, payload: unknown): OpParsedInput<K> {
+  const schema = operations[op].input;
+  const r = schema.safeParse(payload ?? {});
+  if (!r.success) throw new AppError('invalid_input', describeIssues(op, r.error.issues));
+  return r.data as OpParsedInput<K>;
+}
+
+type Handlers = { [K in OpName]: (input: OpParsedInput<K>) => Promise<OpOutput<K>> | OpOutput<K> };
+
+export interface ServedFile {
+  contentType: string;
+  /** Either a file to stream... */
+  file?: string;
+  /** ...or bytes made on the fly. */
+  body?: Buffer;
+}
+
+const BROWSER_IMAGE_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+  '.avif': 'image/avif',
+};
+
+function safeFolderName(name: string): string {
+  const s = name.replace(/[^\p{L}\p{N}._ -]+/gu, '_').replace(/^\.+/, '_').trim();
+  return s || 'project';
+}
+
+export class ApiService {
+  private store: ProjectStore | null = null;
+  private readonly recent: RecentList;
+  private readonly host: EngineHost;
+  private readonly listeners = new Set<(e: AnyEvent) => void>();
+  private training: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } | null = null;
+  private scoring: { job: ScoringJob; done: number; done$: Promise<void> } | null = null;
+  private nextScoringJob = 1;
+  private heatmapScales = new Map<number, number>();
+
+  constructor(private readonly opts: ServiceOptions) {
+    this.recent = new RecentList(join(opts.stateDir ?? opts.projectsRoot, 'recent-projects.json'));
+    this.host = new EngineHost(opts.worker);
+    this.host.on('crashed', (message) => this.emit('worker.crashed', { message, restarted: true }));
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Front door
+  // -------------------------------------------------------------------------------------
+
+  /** Validates and runs one operation. Never throws. */
+  async call(op: string, payload: unknown): Promise<ApiResult<OpName>> {
+    if (!isOpName(op)) return { ok: false, error: { code: 'unknown_operation', message: `unknown operation "${op}"` } };
+    try {
+      const input = validate(op, payload);
+      const out = await (this.handlers[op] as (i: unknown) => unknown)(input);
+      // The output is checked too: a contract violation is our bug and must not reach the UI silently.
+      const checked = operations[op].output.safeParse(out);
+      if (!checked.success) {
+        return { ok: false, error: { code: 'internal', message: describeIssues(`${op} (output)`, checked.error.issues) } };
+      }
+      return { ok: true, data: checked.data as OpOutput<OpName> };
+    } catch (err) {
+      return { ok: false, error: this.errorShape(err) };
+    }
+  }
+
+  /** Typed call for in-process callers (CLI, tests): throws AppError on failure. */
+  async invoke<K extends OpName>(op: K, input: OpInput<K>): Promise<OpOutput<K>> {
+    const r = await this.call(op, input);
+    if (!r.ok) throw new AppError(r.error.code, r.error.message);
+    return r.data as OpOutput<K>;
+  }
+
+  /** Subscribes to events; returns the unsubscribe function. */
+  on(listener: (e: AnyEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit<E extends EventName>(event: E, payload: EventPayload<E>): void {
+    const checked = events[event].parse(payload) as EventPayload<E>;
+    for (const l of this.listeners) {
+      try {
+        l({ event, payload: checked } as AnyEvent);
+      } catch {
+        // A broken listener (a closed socket) must not break the job that emits.
+      }
+    }
+  }
+
+  private errorShape(err: unknown): ApiErrorShape {
+    return toErrorShape(err, this.store?.dir);
+  }
+
+  private requireStore(): ProjectStore {
+    if (!this.store) throw new AppError('no_project', 'no project is open: create or open one first');
+    return this.store;
+  }
+
+  /** Stops jobs and closes the project and the worker. */
+  async close(): Promise<void> {
+    await this.closeProject();
+    await this.host.close();
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Files for front doors: only images of the open project, by id
+  // -------------------------------------------------------------------------------------
+
+  async resolveFile(kind: FileKind, id: number): Promise<ServedFile | null> {
+    const store = this.store;
+    if (!store || !Number.isSafeInteger(id) || id <= 0) return null;
+    const img = store.imagePath(id);
+    if (!img) return null;
+    if (kind === 'thumb') {
+      const file = store.thumbPath(id);
+      return file && (await stat(file).catch(() => null)) ? { contentType: 'image/jpeg', file } : null;
+    }
+    if (kind === 'image') {
+      if (!(await stat(img.path).catch(() => null))) return null;
+      const type = BROWSER_IMAGE_TYPES[extname(img.path).toLowerCase()];
+      if (type) return { contentType: type, file: img.path };
+      // TIFF and the like: browsers cannot show them, so convert.
+      const body = await sharp(img.path, { limitInputPixels: MAX_IMAGE_PIXELS }).rotate().png().toBuffer();
+      return { contentType: 'image/png', body };
+    }
+    const model = store.activeModel();
+    const detail = model ? store.scoreDetail(id, model.id) : null;
+    if (!model || !detail?.heatmap) return null;
+    const detailImg = store.getImage(id);
+    const long = 512;
+    const k = long / Math.max(detailImg.width, detailImg.height, 1);
+    const body = await heatmapPng(detail.heatmap, this.heatmapScale(store, model.id), Math.round(detailImg.width * k), Math.round(detailImg.height * k));
+    return { contentType: 'image/png', body };
+  }
+
+  /** One scale per model, so heatmaps of different images are comparable. */
+  private heatmapScale(store: ProjectStore, modelId: number): number {
+    let s = this.heatmapScales.get(modelId);
+    if (s === undefined) {
+      s = store.heatmapReference(modelId);
+      this.heatmapScales.set(modelId, s);
+    }
+    return s;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Projects
+  // -------------------------------------------------------------------------------------
+
+  private async closeProject(): Promise<boolean> {
+    if (this.training) {
+      this.host.cancel();
+      await this.training.done;
+    }
+    if (this.scoring) {
+      this.host.cancel();
+      await this.scoring.done$;
+    }
+    const had = this.store !== null;
+    this.store?.close();
+    this.store = null;
+    this.heatmapScales.clear();
+    return had;
+  }
+
+  private async setProject(store: ProjectStore): Promise<ProjectInfo> {
+    await this.closeProject();
+    this.store = store;
+    this.recent.touch(store.dir, store.name);
+    this.emit('project.changed', { what: 'project' });
+    return store.info();
+  }
+
+  private readonly handlers: Handlers = {
+    'project.create': async ({ name, dir }) => {
+      const target = resolve(dir ?? join(this.opts.projectsRoot, safeFolderName(name)));
+      return this.setProject(ProjectStore.create(target, name));
+    },
+    'project.open': async ({ path }) => {
+      const target = resolve(path);
+      if (this.store?.dir === target) return this.store.info();
+      return this.setProject(ProjectStore.open(target));
+    },
+    'project.current': () => this.store?.info() ?? null,
+    'project.listRecent': () => ({ projects: this.recent.list() }),
+    'project.close': async () => ({ closed: await this.closeProject() }),
+
+    // Import -------------------------------------------------------------------------
+    'import.run': async ({ source, batch, applyLabels }) => {
+      const store = this.requireStore();
+      const { candidates, skipped } = await expandSource(source);
+      return this.importAndNotify(store, candidates, skipped, batch, applyLabels ?? true);
+    },
+    'import.upload': async ({ files, batch }) => {
+      const store = this.requireStore();
+      const batchName = batch ?? this.defaultBatch();
+      // Dropped files have no path of their own: they are kept inside the project.
+      const dir = join(store.dir, 'uploads', new Date().toISOString().replace(/[:.]/g, '-'));
+      mkdirSync(dir, { recursive: true });
+      const candidates = files.map((f, k) => {
+        const safe = basename(f.name).replace(/[^\p{L}\p{N}._ -]+/gu, '_') || `file-${k}`;
+        const path = join(dir, `${String(k).padStart(4, '0')}-${safe}`);
+        writeFileSync(path, Buffer.from(f.dataBase64, 'base64'));
+        return { path };
+      });
+      const summary = await this.importAndNotify(store, candidates, [], batchName, false);
+      // Keep the original names in the report: the stored ones carry a prefix.
+      summary.skipped = summary.skipped.map((s) => ({ ...s, name: s.name.replace(/^\d{4}-/, '') }));
+      return summary;
+    },
+
+    // Images -------------------------------------------------------------------------
+    'images.list': ({ offset, limit, filter, sort }) => this.requireStore().listImages({ offset, limit, filter, sort }),
+    'images.ids': ({ filter, sort }) => ({ ids: this.requireStore().imageIds(filter, sort) }),
+    'images.get': ({ id }) => this.requireStore().getImage(id),
+    'images.remove': ({ ids }) => {
+      const removed = this.requireStore().removeImages(ids);
+      this.emit('project.changed', { what: 'images' });
+      return { removed };
+    },
+    'images.refresh': () => {
+      const { ok, missing } = this.requireStore().refreshStatus();
+      this.emit('project.changed', { what: 'images' });
+      return { ok, missing };
+    },
+
+    // Labels -------------------------------------------------------------------------
+    'labels.set': ({ ids, label, classId, className }) => {
+      const store = this.requireStore();
+      const cls = label === 'defect' ? (className !== undefined ? store.ensureClass(className).id : (classId ?? null)) : null;
+      const updated = store.setLabels(ids, label, cls);
+      this.emit('project.changed', { what: 'labels' });
+      return { updated };
+    },
+    'classes.list': () => ({ classes: this.requireStore().listClasses() }),
+    'classes.create': ({ name }) => {
+      const c = this.requireStore().ensureClass(name);
+      this.emit('project.changed', { what: 'classes' });
+      return c;
+    },
+
+    // Training -----------------------------------------------------------------------
+    'training.start': ({ settings }) => this.startTraining(settings ?? {}),
+    'training.cancel': ({ runId }) => {
+      if (!this.training || (runId !== undefined && runId !== this.training.runId)) return { cancelled: false };
+      return { cancelled: this.host.cancel() };
+    },
+    'training.status': () => {
+      const store = this.requireStore();
+      if (!this.training) return { run: null, progress: null };
+      return { run: store.getRun(this.training.runId), progress: this.training.progress };
+    },
+    'training.runs': () => ({ runs: this.requireStore().listRuns() }),
+
+    // Models -------------------------------------------------------------------------
+    'models.list': () => ({ models: this.requireStore().listModels() }),
+    'models.active': () => ({ model: this.requireStore().activeModel() }),
+    'models.activate': ({ id }) => {
+      if (this.scoring) throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
+      const m = this.requireStore().activateModel(id);
+      this.emit('project.changed', { what: 'models' });
+      return m;
+    },
+
+    // Scoring ------------------------------------------------------------------------
+    'scoring.start': ({ scope }) => this.startScoring(scope),
+    'scoring.cancel': () => ({ cancelled: this.scoring !== null && this.host.cancel() }),
+    'scoring.status': () => {
+      const store = this.requireStore();
+      return {
+        job: this.scoring?.job ?? null,
+        done: this.scoring?.done ?? 0,
+        total: this.scoring?.job.total ?? 0,
+        unscored: store.unscoredCount(),
+      };
+    },
+
+    // Threshold ----------------------------------------------------------------------
+    'threshold.get': () => ({ threshold: this.requireStore().getThreshold() }),
+    'threshold.set': ({ threshold }) => {
+      const flagged = this.requireStore().setThreshold(threshold);
+      this.emit('project.changed', { what: 'threshold' });
+      return { threshold, flagged };
+    },
+    'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
+  };
+
+  private defaultBatch(): string {
+    return `import ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
+  }
+
+  private async importAndNotify(
+    store: ProjectStore,
+    candidates: Parameters<typeof importCandidates>[1],
+    skipped: Parameters<typeof importCandidates>[2],
+    batch: string | undefined,
+    applyLabels: boolean,
+  ) {
+    let last = 0;
+    const summary = await importCandidates(store, candidates, skipped, {
+      batch: batch ?? this.defaultBatch(),
+      applyLabels,
+      onProgress: (done, total, current) => {
+        // Throttled: a 10,000-file import must not flood the socket.
+        const t = Date.now();
+        if (done === total || t - last > 100) {
+          last = t;
+          this.emit('import.progress', { done, total, current });
+        }
+      },
+    });
+    this.emit('project.changed', { what: 'images' });
+    return summary;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Training and scoring jobs
+  // -------------------------------------------------------------------------------------
+
+  private assertIdle(): void {
+    if (this.training) throw new AppError('busy', `training run ${this.training.runId} is running: wait for it or cancel it`);
+    if (this.scoring) throw new AppError('busy', 'scoring is running: wait for it or cancel it');
+  }
+
+  private startTraining(settings: OpParsedInput<'training.start'>['settings'] & object): { runId: number } {
+    const store = this.requireStore();
+    this.assertIdle();
+    const set = store.trainingSet();
+    if (set.normals.length < 2) {
+      throw new AppError('invalid_input', `training needs at least 2 images labelled good (the project has ${set.normals.length})`);
+    }
+    const { inputSize, ...engineSettings } = settings;
+    const runId = store.startRun(settings);
+    const outDir = store.runDir(runId);
+    const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = { runId, progress: null, done: Promise.resolve() };
+    this.training = state;
+    const finish = (status: 'done' | 'failed' | 'cancelled', modelId: number | null, version: number | null, error: string | null, warnings: string[]) => {
+      this.training = null;
+      this.emit('training.finished', { runId, status, modelId, version, error, warnings });
+    };
+    state.done = this.host
+      .train(
+        {
+          normals: set.normals.map((n) => ({ id: String(n.id), path: n.path })),
+          anomalies: set.anomalies.map((a) => ({ id: String(a.id), path: a.path, cls: a.cls })),
+          outDir,
+          inputSize,
+          settings: engineSettings,
+          cacheDir: store.cacheDir,
+        },
+        (p) => {
+          state.progress = { runId, ...p };
+          this.emit('training.progress', state.progress);
+        },
+      )
+      .then(
+        (result) => {
+          // The model is completely saved: only now does it become a version, and active.
+          const model = store.addModel({
+            dir: relative(store.dir, resolve(result.modelDir)),
+            settings,
+            labelGood: set.normals.length,
+            labelDefect: set.anomalies.length,
+            labelIds: [...set.normals, ...set.anomalies].map((x) => x.id),
+            metrics: result.metrics,
+            warnings: result.warnings,
+            runId,
+          });
+          finish('done', model.id, model.version, null, result.warnings);
+          this.emit('project.changed', { what: 'models' });
+          if (this.store === store) {
+            try {
+              this.startScoring('all');
+            } catch (err) {
+              this.emit('scoring.finished', { jobId: 0, status: 'failed', scored: 0, failed: [], error: this.errorShape(err).message });
+            }
+          }
+        },
+        (err: unknown) => {
+          const cancelled = err instanceof JobCancelled;
+          const message = cancelled ? null : err instanceof WorkerCrashed ? err.message : this.errorShape(err).message;
+          try {
+            store.finishRun(runId, cancelled ? 'cancelled' : 'failed', message);
+            rmSync(outDir, { recursive: true, force: true });
+          } catch {
+            // The project may be read-only now; the run is marked failed on next open.
+          }
+          finish(cancelled ? 'cancelled' : 'failed', null, null, message, []);
+        },
+      )
+      .catch((err: unknown) => {
+        // Recording the model failed (e.g. the folder became read-only): report, keep the old model.
+        try {
+          store.finishRun(runId, 'failed', this.errorShape(err).message);
+        } catch {
+          // reported below
+        }
+        if (this.training === state) finish('failed', null, null, this.errorShape(err).message, []);
+      });
+    return { runId };
+  }
+
+  private startScoring(scope: 'all' | 'unscored'): ScoringJob {
+    const store = this.requireStore();
+    this.assertIdle();
+    const model = store.activeModel();
+    if (!model) throw new AppError('not_found', 'there is no model yet: label some images and train one first');
+    const items = store.imagesToScore(model.id, scope);
+    const job: ScoringJob = { jobId: this.nextScoringJob++, modelId: model.id, total: items.length };
+    const state = { job, done: 0, done$: Promise.resolve() };
+    this.scoring = state;
+    const failed: { id: number; error: string }[] = [];
+    let scored = 0;
+    const finish = (status: 'done' | 'failed' | 'cancelled', error: string | null) => {
+      this.scoring = null;
+      this.heatmapScales.delete(model.id);
+      try {
+        if (status === 'done' && store.getThreshold(model.id) === null) {
+          const t = store.suggestThreshold(model.id);
+          if (t !== null) store.setThreshold(t, model.id);
+        }
+      } catch {
+        // A threshold is a convenience; the scores are saved.
+      }
+      this.emit('scoring.finished', { jobId: job.jobId, status, scored, failed, error });
+      this.emit('project.changed', { what: 'scores' });
+    };
+    const modelDir = store.modelDir(model.id);
+    let writeError: unknown = null;
+    const onChunk = (chunk: ScoredItem[], done: number, total: number): void => {
+      if (writeError) return;
+      try {
+        const ok = chunk.flatMap((c) => (c.ok ? [{ imageId: c.id, total: c.total, perHead: c.perHead, heatmap: c.heatmap }] : []));
+        store.saveScores(model.id, ok);
+        for (const c of chunk) if (!c.ok) failed.push({ id: c.id, error: c.error });
+        scored += ok.length;
+        state.done = done;
+        this.emit('scoring.progress', { jobId: job.jobId, done, total });
+      } catch (err) {
+        // Cannot save (read-only folder, closed project): stop scoring, report why.
+        writeError = err;
+        this.host.cancel();
+      }
+    };
+    const run = items.length === 0 ? Promise.resolve() : this.host.score({ modelDir, cacheDir: store.cacheDir, items }, onChunk);
+    state.done$ = run.then(
+      () => (writeError ? finish('failed', this.errorShape(writeError).message) : finish('done', null)),
+      (err: unknown) => {
+        if (writeError) finish('failed', this.errorShape(writeError).message);
+        else if (err instanceof JobCancelled) finish('cancelled', null);
+        else finish('failed', this.errorShape(err).message);
+      },
+    );
+    return job;
+  }
+}
+
+export function createService(opts: ServiceOptions): ApiService {
+  return new ApiService(opts);
+}

@@ -1,0 +1,86 @@
+/**
+ * The engine worker: runs training and scoring off the main thread, one job at a time,
+ * and streams progress back. It holds no database handle: the app records results.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { EngineApi, FromWorker, ScoredItem, ScoreJob, ToWorker, TrainJob, WorkerInit } from './protocol';
+
+/** Scoring goes in small chunks so results are saved, and cancel is seen, as it goes. */
+const SCORE_CHUNK = 8;
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker must run in a worker thread');
+const init = (workerData ?? {}) as WorkerInit;
+
+let enginePromise: Promise<EngineApi> | null = null;
+function engine(): Promise<EngineApi> {
+  // The static import path lets a bundler include the engine in the worker bundle.
+  enginePromise ??= (init.engineModule ? import(init.engineModule) : import('../engine/index')) as Promise<EngineApi>;
+  return enginePromise;
+}
+
+const post = (m: FromWorker): void => port.postMessage(m);
+const aborts = new Map<number, AbortController>();
+
+class Cancelled extends Error {}
+
+function manifestMetrics(manifest: unknown): Record<string, unknown> | null {
+  const m = (manifest as { metrics?: unknown } | null)?.metrics;
+  // Round-trip through JSON: the database stores it as JSON and typed arrays would not survive.
+  return m && typeof m === 'object' ? (JSON.parse(JSON.stringify(m)) as Record<string, unknown>) : null;
+}
+
+async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise<void> {
+  const e = await engine();
+  const result = await e.trainModel({
+    ...job,
+    signal,
+    onProgress: (progress) => post({ type: 'progress', jobId, progress }),
+  });
+  if (signal.aborted) throw new Cancelled();
+  post({ type: 'trained', jobId, result: { modelDir: result.modelDir, metrics: manifestMetrics(result.manifest), warnings: result.warnings } });
+}
+
+async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise<void> {
+  const e = await engine();
+  const scorer = await e.openScorer(job.modelDir, { cacheDir: job.cacheDir });
+  try {
+    let done = 0;
+    for (let k = 0; k < job.items.length; k += SCORE_CHUNK) {
+      if (signal.aborted) throw new Cancelled();
+      const chunk = job.items.slice(k, k + SCORE_CHUNK);
+      const results = await scorer.score(chunk.map((c) => c.path));
+      const items: ScoredItem[] = results.map((r, i) =>
+        r.ok
+          ? { id: chunk[i].id, ok: true, total: r.score.total, perHead: { ...r.score.perHead } as Record<string, number>, heatmap: r.score.heatmap }
+          : { id: chunk[i].id, ok: false, error: r.error },
+      );
+      done += chunk.length;
+      post({ type: 'scored', jobId, items, done, total: job.items.length });
+    }
+  } finally {
+    await scorer.close();
+  }
+}
+
+port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'cancel') {
+    aborts.get(msg.jobId)?.abort();
+    return;
+  }
+  const ctl = new AbortController();
+  aborts.set(msg.jobId, ctl);
+  const run = msg.type === 'train' ? train(msg.jobId, msg.job, ctl.signal) : score(msg.jobId, msg.job, ctl.signal);
+  run
+    .then(() => post(ctl.signal.aborted ? { type: 'cancelled', jobId: msg.jobId } : { type: 'finished', jobId: msg.jobId }))
+    .catch((err: unknown) => {
+      if (ctl.signal.aborted || err instanceof Cancelled) post({ type: 'cancelled', jobId: msg.jobId });
+      else {
+        const e = err instanceof Error ? err : new Error(String(err));
+        post({ type: 'failed', jobId: msg.jobId, name: e.name, message: e.message });
+      }
+    })
+    .finally(() => aborts.delete(msg.jobId));
+});
+
+post({ type: 'ready' });

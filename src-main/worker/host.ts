@@ -1,0 +1,222 @@
+/**
+ * The main-thread side of the engine worker: starts it, runs one job at a time on it,
+ * cancels within a second (by terminating the worker if the engine does not stop in
+ * time), and restarts it when it crashes.
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { TrainProgress } from '../engine/types';
+import type { FromWorker, ScoredItem, ScoreJob, ToWorker, TrainedModel, TrainJob, WorkerInit } from './protocol';
+
+export interface WorkerEntry {
+  /** The script the Worker runs. */
+  file: URL | string;
+  /** Set when `file` is the tsx bootstrap: the TypeScript entry it loads. */
+  tsEntry?: string;
+}
+
+/**
+ * Where the worker script is. From TypeScript sources (tsx, vitest) it is the .ts entry
+ * behind a tsx bootstrap; in a built app it is the bundled `engine-worker.js` beside the
+ * main bundle (electron-vite: add `engine-worker: 'src-main/worker/engine-worker.ts'` to
+ * the main build's inputs, or pass its path from `?modulePath`).
+ */
+export function defaultWorkerEntry(): WorkerEntry {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    return { file: new URL('./tsx-bootstrap.mjs', here), tsEntry: new URL('./engine-worker.ts', here).href };
+  }
+  for (const rel of ['./engine-worker.js', '../engine-worker.js', './engine-worker.mjs', '../engine-worker.mjs']) {
+    const u = new URL(rel, here);
+    if (existsSync(fileURLToPath(u))) return { file: u };
+  }
+  throw new Error(`engine worker bundle not found next to ${fileURLToPath(here)}`);
+}
+
+/** How long a cancelled job may take to stop by itself before the worker is terminated. */
+export const CANCEL_GRACE_MS = 700;
+
+export class JobCancelled extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'JobCancelled';
+  }
+}
+
+export class WorkerCrashed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkerCrashed';
+  }
+}
+
+/** An error the engine raised inside the worker, with its original name (EngineError...). */
+export class WorkerJobFailed extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+interface ActiveJob {
+  id: number;
+  onMessage(m: FromWorker): void;
+  resolve(): void;
+  reject(err: Error): void;
+  cancelTimer?: NodeJS.Timeout;
+  cancelling: boolean;
+}
+
+export interface EngineHostOptions {
+  entry?: WorkerEntry;
+  /** Replaces the real engine inside the worker (tests). */
+  engineModule?: string;
+}
+
+export interface EngineHostEvents {
+  crashed: [message: string];
+}
+
+export class EngineHost extends EventEmitter<EngineHostEvents> {
+  private worker: Worker | null = null;
+  private job: ActiveJob | null = null;
+  private nextJobId = 1;
+  private closed = false;
+  /** Set while we terminate the worker on purpose, so its exit is not taken for a crash. */
+  private expectedExit = new WeakSet<Worker>();
+
+  constructor(private readonly opts: EngineHostOptions = {}) {
+    super();
+  }
+
+  get busy(): boolean {
+    return this.job !== null;
+  }
+
+  private spawn(): Worker {
+    const entry = this.opts.entry ?? defaultWorkerEntry();
+    const data: WorkerInit = { engineModule: this.opts.engineModule, tsEntry: entry.tsEntry };
+    const w = new Worker(entry.file, { workerData: data });
+    w.on('message', (m: FromWorker) => {
+      if (this.worker === w && this.job && 'jobId' in m && m.jobId === this.job.id) this.job.onMessage(m);
+    });
+    w.on('error', (err) => this.onWorkerGone(w, `the engine worker crashed: ${err.message}`));
+    w.on('exit', (code) => this.onWorkerGone(w, `the engine worker stopped unexpectedly (exit code ${code})`));
+    // A worker with no job must not keep the process alive.
+    w.unref();
+    return w;
+  }
+
+  private onWorkerGone(w: Worker, message: string): void {
+    if (this.worker !== w) return;
+    this.worker = null;
+    if (this.expectedExit.has(w) || this.closed) return;
+    const job = this.job;
+    this.job = null;
+    if (job) {
+      clearTimeout(job.cancelTimer);
+      job.reject(job.cancelling ? new JobCancelled() : new WorkerCrashed(message));
+    }
+    this.emit('crashed', message);
+    // Restart now so the next job does not pay for it, and so "restarted" is true.
+    if (!this.closed) this.worker = this.spawn();
+  }
+
+  private ensureWorker(): Worker {
+    this.worker ??= this.spawn();
+    return this.worker;
+  }
+
+  private run(msg: (jobId: number) => ToWorker, onMessage: (m: FromWorker) => void): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the engine host is closed'));
+    if (this.job) return Promise.reject(new Error('the engine is busy with another job'));
+    const w = this.ensureWorker();
+    const id = this.nextJobId++;
+    return new Promise<void>((resolve, reject) => {
+      const job: ActiveJob = {
+        id,
+        cancelling: false,
+        onMessage: (m) => {
+          if (m.type === 'finished' || m.type === 'cancelled' || m.type === 'failed') {
+            clearTimeout(job.cancelTimer);
+            this.job = null;
+            w.unref();
+            if (m.type === 'finished') resolve();
+            else if (m.type === 'cancelled') reject(new JobCancelled());
+            else reject(new WorkerJobFailed(m.name, m.message));
+          } else onMessage(m);
+        },
+        resolve,
+        reject,
+      };
+      this.job = job;
+      // Keep the process alive while a job runs.
+      w.ref();
+      w.postMessage(msg(id));
+    });
+  }
+
+  /** Trains in the worker; resolves with the saved model, or rejects (JobCancelled, WorkerCrashed, engine error). */
+  async train(job: TrainJob, onProgress: (p: TrainProgress) => void): Promise<TrainedModel> {
+    let result: TrainedModel | null = null;
+    await this.run(
+      (jobId) => ({ type: 'train', jobId, job }),
+      (m) => {
+        if (m.type === 'progress') onProgress(m.progress);
+        else if (m.type === 'trained') result = m.result;
+      },
+    );
+    if (!result) throw new Error('the engine worker finished training without a model');
+    return result;
+  }
+
+  /** Scores in the worker; results arrive per chunk through onChunk. */
+  score(job: ScoreJob, onChunk: (items: ScoredItem[], done: number, total: number) => void): Promise<void> {
+    return this.run(
+      (jobId) => ({ type: 'score', jobId, job }),
+      (m) => {
+        if (m.type === 'scored') onChunk(m.items, m.done, m.total);
+      },
+    );
+  }
+
+  /**
+   * Asks the running job to stop; if it has not within CANCEL_GRACE_MS (the engine is
+   * deep in a computation), the worker is terminated and a fresh one started.
+   */
+  cancel(): boolean {
+    const job = this.job;
+    const w = this.worker;
+    if (!job || !w || job.cancelling) return false;
+    job.cancelling = true;
+    w.postMessage({ type: 'cancel', jobId: job.id } satisfies ToWorker);
+    job.cancelTimer = setTimeout(() => {
+      if (this.job !== job) return;
+      this.expectedExit.add(w);
+      this.worker = null;
+      this.job = null;
+      void w.terminate();
+      job.reject(new JobCancelled());
+      if (!this.closed) this.worker = this.spawn();
+    }, CANCEL_GRACE_MS);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    this.worker = null;
+    const job = this.job;
+    this.job = null;
+    if (job) {
+      clearTimeout(job.cancelTimer);
+      job.reject(new JobCancelled());
+    }
+    if (w) {
+      this.expectedExit.add(w);
+      await w.terminate();
+    }
+  }
+}

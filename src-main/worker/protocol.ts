@@ -1,0 +1,77 @@
+/**
+ * Messages between the app (main thread) and the engine worker, and the slice of the
+ * engine facade the worker uses. Structured-clone data only: Float32Arrays travel as is.
+ */
+import type { ImageScore, ProgressFn, TrainProgress, TrainSettings } from '../engine/types';
+
+/** The engine facade as the worker calls it (src-main/engine/index.ts). */
+export interface EngineApi {
+  trainModel(req: {
+    normals: { id: string; path: string }[];
+    anomalies: { id: string; path: string; cls: string }[];
+    outDir: string;
+    inputSize?: 224 | 448;
+    settings?: Partial<TrainSettings>;
+    cacheDir?: string;
+    onProgress?: ProgressFn;
+    signal?: AbortSignal;
+  }): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
+  openScorer(
+    modelDir: string,
+    opts?: { cacheDir?: string; workers?: number },
+  ): Promise<{
+    manifest: unknown;
+    score(
+      paths: string[],
+      onProgress?: (done: number, total: number) => void,
+    ): Promise<Array<{ path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string }>>;
+    close(): Promise<void>;
+  }>;
+}
+
+export interface TrainJob {
+  normals: { id: string; path: string }[];
+  anomalies: { id: string; path: string; cls: string }[];
+  outDir: string;
+  inputSize?: 224 | 448;
+  settings?: Partial<TrainSettings>;
+  cacheDir?: string;
+}
+
+export interface ScoreJob {
+  modelDir: string;
+  cacheDir?: string;
+  items: { id: number; path: string }[];
+}
+
+export type ScoredItem =
+  | { id: number; ok: true; total: number; perHead: Record<string, number>; heatmap: ImageScore['heatmap'] | null }
+  | { id: number; ok: false; error: string };
+
+export interface TrainedModel {
+  modelDir: string;
+  /** The manifest's metrics, if it has any, as plain JSON. */
+  metrics: Record<string, unknown> | null;
+  warnings: string[];
+}
+
+export type ToWorker =
+  | { type: 'train'; jobId: number; job: TrainJob }
+  | { type: 'score'; jobId: number; job: ScoreJob }
+  | { type: 'cancel'; jobId: number };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'progress'; jobId: number; progress: TrainProgress }
+  | { type: 'trained'; jobId: number; result: TrainedModel }
+  | { type: 'scored'; jobId: number; items: ScoredItem[]; done: number; total: number }
+  | { type: 'finished'; jobId: number }
+  | { type: 'cancelled'; jobId: number }
+  | { type: 'failed'; jobId: number; name: string; message: string };
+
+export interface WorkerInit {
+  /** Module to load instead of the real engine (tests use a fake, fast engine). */
+  engineModule?: string;
+  /** Set by the tsx bootstrap: the TypeScript entry to load. */
+  tsEntry?: string;
+}
