@@ -112,7 +112,9 @@ async function tryNative(pkg: string, loader: ModuleLoader, notes: string[]): Pr
   try {
     await loader(pkg);
   } catch (err) {
-    notes.push(`${pkg} not loadable (${firstLine(err)})`);
+    const code = (err as { code?: string }).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+    notes.push(missing ? `${pkg} not installed` : `${pkg} not loadable (${firstLine(err)})`);
     return false;
   }
   if (tf.findBackendFactory('tensorflow') == null) {

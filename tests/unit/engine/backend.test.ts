@@ -31,7 +31,7 @@ describe('initBackend', () => {
     expect(info.native).toBe(false);
     expect(info.gpu).toBe(false);
     expect(info.description).toMatch(/^wasm/);
-    expect(info.description).toContain('tfjs-node-gpu not loadable');
+    expect(info.description).toContain('tfjs-node-gpu not loadable (Cannot find module');
     expect(tf.getBackend()).toBe('wasm');
   });
 

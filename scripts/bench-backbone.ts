@@ -1,0 +1,62 @@
+/**
+ * Speed probe of feature extraction: cold-cache throughput (both pyramid levels) and cached
+ * re-extraction, on real images.
+ *
+ *   npx tsx scripts/bench-backbone.ts [--images DIR] [--count 200] [--workers 2] [--size 224]
+ *
+ * Prints the machine load next to the numbers: other processes on a 2-core machine halve them.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultBackboneSpec } from '../src-main/engine/backbone';
+import { createFeatureExtractor } from '../src-main/engine/features';
+
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '/work/shared/datasets/elpv/images' },
+    count: { type: 'string', default: '200' },
+    workers: { type: 'string', default: '2' },
+    size: { type: 'string', default: '224' },
+    levels: { type: 'string', default: '2' },
+    backend: { type: 'string', default: 'auto' },
+  },
+});
+
+const count = Number(values.count);
+const workers = Number(values.workers);
+const size = Number(values.size);
+const levels = Number(values.levels);
+const backend = values.backend as 'auto' | 'wasm' | 'cpu';
+
+const files = (await readdir(values.images))
+  .filter((f) => /\.(png|jpe?g|bmp|tiff?)$/i.test(f))
+  .sort()
+  .slice(0, count)
+  .map((f) => ({ path: path.join(values.images, f) }));
+const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'swan-bench-'));
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+try {
+  const t0 = performance.now();
+  const fx = await createFeatureExtractor({ spec: defaultBackboneSpec(size), levels, cacheDir, workers, backend });
+  const startup = (performance.now() - t0) / 1000;
+  console.log(`backend: ${fx.backend.description}`);
+  console.log(`images: ${files.length} from ${values.images}; input ${size}, levels ${levels}, workers ${workers}`);
+  console.log(`startup (workers + backbone): ${startup.toFixed(2)} s; load average before: ${load()}`);
+
+  let t = performance.now();
+  const cold = await fx.extract(files);
+  const coldS = (performance.now() - t) / 1000;
+  const ok = cold.filter((r) => r.ok).length;
+  console.log(`cold cache: ${(files.length / coldS).toFixed(1)} images/s (${coldS.toFixed(2)} s, ${ok} ok); load average: ${load()}`);
+
+  t = performance.now();
+  const warm = await fx.extract(files);
+  const warmS = (performance.now() - t) / 1000;
+  console.log(`cached:     ${(files.length / warmS).toFixed(1)} images/s (${warmS.toFixed(3)} s, ${warm.filter((r) => r.ok).length} ok)`);
+  await fx.close();
+} finally {
+  await rm(cacheDir, { recursive: true, force: true });
+}

@@ -1,0 +1,132 @@
+/**
+ * On-disk cache of feature maps, one binary file per image and configuration.
+ *
+ * File layout (little-endian): magic 'SWF1', u32 level count, per level u32 h, w, c, then
+ * 16 bytes md5 of the payload, then the Float32 payload of every level in order. The header
+ * is a multiple of 4 bytes so the payload can be viewed as Float32Array without copying.
+ * A file that is short, long, of another layout or whose checksum fails is treated as a miss.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ImageFeatures } from '../types';
+
+const MAGIC = 0x31465753; // 'SWF1' read as little-endian u32
+const FORMAT = 'swan-features-1';
+
+/** $SWAN_CACHE_DIR, else the per-user cache folder of the platform. */
+export function defaultCacheDir(): string {
+  if (process.env.SWAN_CACHE_DIR) return process.env.SWAN_CACHE_DIR;
+  if (process.platform === 'win32' && process.env.LOCALAPPDATA) {
+    return path.join(process.env.LOCALAPPDATA, 'swan-inspector', 'cache');
+  }
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'swan-inspector');
+}
+
+/** Everything besides the image content that changes the features. */
+export interface CacheConfig {
+  backboneId: string;
+  /** Identity of the weight files (see weightsIdentity). */
+  weights: string;
+  featureLayer: string;
+  inputSize: number;
+  levels: number;
+}
+
+export function sha256(text: string | Buffer): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export class FeatureCache {
+  private readonly dir: string;
+  private readonly configTag: string;
+
+  constructor(
+    root: string,
+    readonly config: CacheConfig,
+  ) {
+    this.dir = path.join(root, 'features');
+    this.configTag = sha256(JSON.stringify({ format: FORMAT, ...config }));
+  }
+
+  /** Cache file of an image whose content hash (or caller key hash) is `contentHash`. */
+  fileFor(contentHash: string): string {
+    const key = sha256(`${this.configTag}:${contentHash}`);
+    return path.join(this.dir, key.slice(0, 2), `${key}.f32`);
+  }
+
+  async read(contentHash: string): Promise<ImageFeatures | null> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.fileFor(contentHash));
+    } catch {
+      return null;
+    }
+    return decode(buf, this.config.levels);
+  }
+
+  /** Atomic: written to a temporary name and renamed. A failed write only costs a recompute. */
+  async write(contentHash: string, features: ImageFeatures): Promise<void> {
+    const file = this.fileFor(contentHash);
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(tmp, encode(features));
+      await rename(tmp, file);
+    } catch {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+}
+
+export function encode(features: ImageFeatures): Buffer {
+  const n = features.levels.length;
+  const headerBytes = 8 + 12 * n + 16;
+  const payloadBytes = features.levels.reduce((s, m) => s + m.data.byteLength, 0);
+  const buf = Buffer.alloc(headerBytes + payloadBytes);
+  buf.writeUInt32LE(MAGIC, 0);
+  buf.writeUInt32LE(n, 4);
+  let off = headerBytes;
+  features.levels.forEach((m, i) => {
+    buf.writeUInt32LE(m.h, 8 + 12 * i);
+    buf.writeUInt32LE(m.w, 12 + 12 * i);
+    buf.writeUInt32LE(m.c, 16 + 12 * i);
+    Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).copy(buf, off);
+    off += m.data.byteLength;
+  });
+  createHash('md5').update(buf.subarray(headerBytes)).digest().copy(buf, 8 + 12 * n);
+  return buf;
+}
+
+export function decode(buf: Buffer, levels: number): ImageFeatures | null {
+  if (buf.length < 8 || buf.readUInt32LE(0) !== MAGIC || buf.readUInt32LE(4) !== levels) return null;
+  const headerBytes = 8 + 12 * levels + 16;
+  if (buf.length < headerBytes) return null;
+  const dims: [number, number, number][] = [];
+  let payload = 0;
+  for (let i = 0; i < levels; i++) {
+    const d: [number, number, number] = [
+      buf.readUInt32LE(8 + 12 * i),
+      buf.readUInt32LE(12 + 12 * i),
+      buf.readUInt32LE(16 + 12 * i),
+    ];
+    dims.push(d);
+    payload += d[0] * d[1] * d[2] * 4;
+  }
+  if (buf.length !== headerBytes + payload) return null;
+  const sum = createHash('md5').update(buf.subarray(headerBytes)).digest();
+  if (!sum.equals(buf.subarray(8 + 12 * levels, headerBytes))) return null;
+  // Own, aligned memory: a view of Node's pooled buffer could be misaligned or shared.
+  const floats = new Float32Array(payload / 4);
+  new Uint8Array(floats.buffer).set(buf.subarray(headerBytes));
+  let at = 0;
+  return {
+    levels: dims.map(([h, w, c]) => {
+      const data = floats.subarray(at, at + h * w * c);
+      at += h * w * c;
+      return { h, w, c, data };
+    }),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Turns a batch of work items into pyramid feature maps with one loaded backbone. Runs in a
+ * worker thread or in the caller's thread; the same code either way, so both give the same
+ * numbers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadImageResized, resizeRgb } from '../../data/decode';
+import { ImageError } from '../../data/image-error';
+import type { RgbImage } from '../../data/types';
+import { initBackend, type BackendInfo, type BackendPreference } from '../backend';
+import { loadBackbone, type Backbone } from '../backbone';
+import type { BackboneSpec, FeatureMap } from '../types';
+import type { WorkItem, WorkResult } from './types';
+
+/** Side of pyramid level `level`: the input size halved `level` times. */
+export function levelSize(inputSize: number, level: number): number {
+  return Math.max(1, Math.round(inputSize / 2 ** level));
+}
+
+export function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export type Prepared = { ok: true; imgs: RgbImage[] } | { ok: false; error: string };
+
+export class FeatureComputer {
+  private constructor(
+    readonly backbone: Backbone,
+    readonly backend: BackendInfo,
+    readonly levels: number,
+  ) {}
+
+  static async create(spec: BackboneSpec, levels: number, prefer: BackendPreference): Promise<FeatureComputer> {
+    const backend = await initBackend({ prefer });
+    const backbone = await loadBackbone(spec);
+    return new FeatureComputer(backbone, backend, levels);
+  }
+
+  /**
+   * Every level is resized from the original (libvips shrinks while decoding a file), not from
+   * the level above: a resize of a resize is blurrier than the torchvision pipeline.
+   */
+  private async decode(item: WorkItem): Promise<RgbImage[]> {
+    const sizes = Array.from({ length: this.levels }, (_, l) => levelSize(this.backbone.inputSize, l));
+    if (item.kind === 'path') return Promise.all(sizes.map((s) => loadImageResized(item.path, s)));
+    const { image, label } = item;
+    if (image.width * image.height * 3 !== image.data.length || image.width < 1 || image.height < 1) {
+      throw new ImageError(label, `bad in-memory image (${image.width}x${image.height}, ${image.data.length} bytes)`);
+    }
+    return Promise.all(sizes.map((s) => (image.width === s && image.height === s ? image : resizeRgb(image, s, s))));
+  }
+
+  async compute(items: WorkItem[]): Promise<WorkResult[]> {
+    return this.run(await this.prepare(items));
+  }
+
+  /** Decodes every item at every level; a bad item becomes its error, never a rejection. */
+  prepare(items: WorkItem[]): Promise<Prepared[]> {
+    return Promise.all(
+      items.map((item) =>
+        this.decode(item).then(
+          (imgs): Prepared => ({ ok: true, imgs }),
+          (err: unknown): Prepared => ({ ok: false, error: describeError(err) }),
+        ),
+      ),
+    );
+  }
+
+  /** The forward passes, one per level, over the items that decoded. */
+  run(decoded: Prepared[]): WorkResult[] {
+    const good = decoded.flatMap((d, i) => (d.ok ? [{ i, imgs: d.imgs }] : []));
+    const perItem: FeatureMap[][] = decoded.map(() => []);
+    try {
+      for (let level = 0; level < this.levels && good.length > 0; level++) {
+        const maps = this.forward(good.map((g) => g.imgs[level]!));
+        good.forEach((g, k) => perItem[g.i]!.push(maps[k]!));
+      }
+    } catch (err) {
+      const msg = `feature extraction failed: ${describeError(err)}`;
+      return decoded.map((d) => (d.ok ? { ok: false, error: msg } : d));
+    }
+    return decoded.map((d, i) => (d.ok ? { ok: true, levels: perItem[i]! } : d));
+  }
+
+  /** One forward pass over same-size images; returns one HWC map per image. */
+  private forward(imgs: RgbImage[]): FeatureMap[] {
+    const { width: w, height: h } = imgs[0]!;
+    const pixels = new Float32Array(imgs.length * w * h * 3);
+    imgs.forEach((img, k) => pixels.set(img.data, k * w * h * 3));
+    const out = tf.tidy(() => this.backbone.features(tf.tensor4d(pixels, [imgs.length, h, w, 3])));
+    const [, fh, fw, fc] = out.shape;
+    const all = out.dataSync() as Float32Array;
+    out.dispose();
+    const per = fh * fw * fc;
+    return imgs.map((_, k) => ({ h: fh, w: fw, c: fc, data: all.slice(k * per, (k + 1) * per) }));
+  }
+
+  dispose(): void {
+    this.backbone.dispose();
+  }
+}

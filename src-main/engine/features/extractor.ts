@@ -1,0 +1,162 @@
+/**
+ * Feature extraction with an on-disk cache: hashes each input, serves cached maps, and sends
+ * the misses in batches to the workers (or computes them in this thread).
+ */
+import { fileContentHash } from '../../data/decode';
+import { assertModelDir, weightsIdentity } from '../backbone/fs-io';
+import { EngineError } from '../types';
+import type { ImageFeatures } from '../types';
+import { defaultCacheDir, FeatureCache, sha256 } from './cache';
+import { describeError, FeatureComputer, levelSize } from './compute';
+import { WorkerPool } from './pool';
+import type {
+  FeatureExtractor,
+  FeatureExtractorOptions,
+  FeatureInput,
+  FeatureResult,
+  WorkItem,
+  WorkResult,
+} from './types';
+
+/** Hashing and cache reads in flight at once: enough to hide file latency, few file handles. */
+const LOOKUP_CONCURRENCY = 8;
+
+interface Engine {
+  backend: FeatureExtractor['backend'];
+  run(items: WorkItem[]): Promise<WorkResult[]>;
+  close(): Promise<void>;
+}
+
+async function startEngine(opts: FeatureExtractorOptions, levels: number, workers: number): Promise<Engine> {
+  const backend = opts.backend ?? 'auto';
+  if (workers === 0) {
+    const computer = await FeatureComputer.create(opts.spec, levels, backend);
+    return {
+      backend: computer.backend,
+      run: (items) => computer.compute(items),
+      close: async () => computer.dispose(),
+    };
+  }
+  const pool = await WorkerPool.start(workers, { spec: opts.spec, levels, backend });
+  return { backend: pool.backend, run: (items) => pool.run(items), close: () => pool.close() };
+}
+
+function nameOf(input: FeatureInput): string {
+  return 'path' in input ? input.path : input.key;
+}
+
+export async function createFeatureExtractor(opts: FeatureExtractorOptions): Promise<FeatureExtractor> {
+  const { spec } = opts;
+  const levels = opts.levels ?? 2;
+  const workers = opts.workers ?? 2;
+  const batchSize = opts.batchSize ?? 8;
+  if (!Number.isInteger(levels) || levels < 1 || levelSize(spec.inputSize, levels - 1) < 32) {
+    throw new EngineError(`Pyramid levels must be >= 1 and keep every level at least 32 pixels (got ${levels})`);
+  }
+  if (!Number.isInteger(workers) || workers < 0) throw new EngineError(`workers must be >= 0 (got ${workers})`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new EngineError(`batchSize must be >= 1 (got ${batchSize})`);
+  assertModelDir(spec.modelDir, `Backbone ${spec.id}`);
+  const cache = new FeatureCache(opts.cacheDir ?? defaultCacheDir(), {
+    backboneId: spec.id,
+    weights: await weightsIdentity(spec.modelDir),
+    featureLayer: spec.featureLayer,
+    inputSize: spec.inputSize,
+    levels,
+  });
+  const engine = await startEngine(opts, levels, workers);
+
+  async function extract(
+    inputs: FeatureInput[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<FeatureResult[]> {
+    const total = inputs.length;
+    const results: (FeatureResult | undefined)[] = new Array(total);
+    let done = 0;
+    const settle = (indices: number[], r: FeatureResult) => {
+      for (const i of indices) results[i] = r;
+      done += indices.length;
+      onProgress?.(done, total);
+    };
+    // Inputs of the same content are computed once.
+    const waiting = new Map<string, number[]>();
+    const batches: Promise<void>[] = [];
+    const writes: Promise<void>[] = [];
+    let batch: { hash: string; name: string; item: WorkItem }[] = [];
+
+    const flush = () => {
+      if (batch.length === 0) return;
+      const sent = batch;
+      batch = [];
+      batches.push(
+        engine.run(sent.map((b) => b.item)).then((out) => {
+          sent.forEach((b, k) => {
+            const r = out[k]!;
+            const indices = waiting.get(b.hash)!;
+            waiting.delete(b.hash);
+            if (r.ok) {
+              const features: ImageFeatures = { levels: r.levels };
+              writes.push(cache.write(b.hash, features));
+              settle(indices, { ok: true, features, hash: b.hash });
+            } else {
+              const error = r.error.includes(b.name) ? r.error : `${b.name}: ${r.error}`;
+              settle(indices, { ok: false, error });
+            }
+          });
+        }),
+      );
+    };
+
+    const lookup = async (i: number) => {
+      const input = inputs[i]!;
+      const name = nameOf(input);
+      let hash: string;
+      try {
+        hash = 'path' in input ? await fileContentHash(input.path) : sha256(`key:${input.key}`);
+      } catch (err) {
+        settle([i], { ok: false, error: describeError(err) });
+        return;
+      }
+      const same = waiting.get(hash);
+      if (same) {
+        same.push(i);
+        return;
+      }
+      waiting.set(hash, [i]);
+      const hit = await cache.read(hash);
+      if (hit) {
+        const indices = waiting.get(hash)!;
+        waiting.delete(hash);
+        settle(indices, { ok: true, features: hit, hash });
+        return;
+      }
+      let item: WorkItem;
+      if ('path' in input) {
+        item = { kind: 'path', path: input.path };
+      } else {
+        try {
+          const image = typeof input.image === 'function' ? await input.image() : input.image;
+          item = { kind: 'image', label: input.key, image };
+        } catch (err) {
+          const indices = waiting.get(hash)!;
+          waiting.delete(hash);
+          settle(indices, { ok: false, error: `${name}: ${describeError(err)}` });
+          return;
+        }
+      }
+      batch.push({ hash, name, item });
+      if (batch.length >= batchSize) flush();
+    };
+
+    let next = 0;
+    const lanes = Array.from({ length: Math.min(LOOKUP_CONCURRENCY, total) }, async () => {
+      while (next < total) await lookup(next++);
+    });
+    await Promise.all(lanes);
+    flush();
+    await Promise.all(batches);
+    await Promise.all(writes);
+    return results.map((r, i) => r ?? { ok: false, error: `${nameOf(inputs[i]!)}: not processed` });
+  }
+
+  return { backend: engine.backend, extract, close: () => engine.close() };
+}
