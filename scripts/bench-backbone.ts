@@ -47,10 +47,19 @@ try {
   console.log(`startup (workers + backbone): ${startup.toFixed(2)} s; load average before: ${load()}`);
 
   let t = performance.now();
+  // CPU time of this process covers its worker threads: images per CPU-second is the number
+  // that does not depend on what else the machine runs.
+  const cpu0 = process.cpuUsage();
   const cold = await fx.extract(files);
   const coldS = (performance.now() - t) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuS = (cpu.user + cpu.system) / 1e6;
   const ok = cold.filter((r) => r.ok).length;
   console.log(`cold cache: ${(files.length / coldS).toFixed(1)} images/s (${coldS.toFixed(2)} s, ${ok} ok); load average: ${load()}`);
+  console.log(
+    `  cpu: ${cpuS.toFixed(2)} s = ${(files.length / cpuS).toFixed(1)} images per CPU-second ` +
+      `(${(cpuS / coldS).toFixed(2)} cores busy of ${os.cpus().length})`,
+  );
 
   t = performance.now();
   const warm = await fx.extract(files);
