@@ -1,0 +1,35 @@
+/** Display order, names and colours of the DRA heads (plus any extra head). */
+export const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn'];
+
+const COLORS: Record<string, string> = {
+  seen: '#dc2626',
+  pseudo: '#ea580c',
+  residual: '#7c3aed',
+  normality: '#059669',
+  knn: '#0284c7',
+};
+
+export function headColor(head: string): string {
+  return COLORS[head] ?? '#64748b';
+}
+
+export function sortHeads(heads: string[]): string[] {
+  const rank = (h: string): number => {
+    const i = HEAD_ORDER.indexOf(h);
+    return i < 0 ? HEAD_ORDER.length : i;
+  };
+  return [...heads].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+/** The normality head counts against the anomaly score (total = seen + pseudo + residual − normality). */
+export function headSign(head: string): 1 | -1 {
+  return head === 'normality' ? -1 : 1;
+}
+
+export function formatEta(seconds: number | undefined): string {
+  if (seconds === undefined || !Number.isFinite(seconds)) return '';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s left`;
+  const m = Math.floor(s / 60);
+  return `${m}m ${String(s % 60).padStart(2, '0')}s left`;
+}

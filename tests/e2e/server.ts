@@ -1,0 +1,69 @@
+/**
+ * Starts the browser-mode server as a child process, exactly as `npm start` would, and
+ * keeps its output for the test report.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+const root = resolve(__dirname, '..', '..');
+
+export interface RunningServer {
+  url: string;
+  origin: string;
+  token: string;
+  log: () => string;
+  stop: () => Promise<void>;
+}
+
+export async function startServer(opts: { projectsRoot: string; port?: number }): Promise<RunningServer> {
+  const args = [
+    join(root, 'src-main', 'server', 'main.ts'),
+    '--port',
+    String(opts.port ?? 0),
+    '--projects-root',
+    opts.projectsRoot,
+    '--static-dir',
+    join(root, 'out', 'renderer'),
+  ];
+  const child: ChildProcess = spawn(join(root, 'node_modules', '.bin', 'tsx'), args, {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${output}`)), 60_000);
+    const check = (): void => {
+      const m = /SWAN_URL=(\S+)/.exec(output);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolveUrl(m[1]);
+      }
+    };
+    child.stdout?.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before starting:\n${output}`));
+    });
+  });
+  const parsed = new URL(url);
+  return {
+    url,
+    origin: parsed.origin,
+    token: parsed.searchParams.get('token') ?? '',
+    log: () => output,
+    stop: () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          done();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}
