@@ -10,8 +10,8 @@
  * - Packaged app (electron-vite): worker.ts must be a separate bundle entry emitted beside the
  *   main bundle as feature-worker.js, e.g. in electron.vite.config.ts
  *     main: { build: { rollupOptions: { input: {
- *       index: 'src-main/electron/main.ts',
- *       'feature-worker': 'src-main/engine/features/worker.ts' } } } }
+ *       index: ..., 'engine-worker': ...,
+ *       'feature-worker': resolve(__dirname, 'src-main/engine/features/worker.ts') } } } }
  *   with @tensorflow/* and sharp left external (externalizeDepsPlugin) so that the wasm binary
  *   and libvips are found in node_modules. (electron-vite's `?nodeWorker` import suffix is the
  *   alternative.) $SWAN_FEATURE_WORKER overrides the path of the built worker script.
@@ -48,9 +48,14 @@ function workerScript(): { file: URL; workerData?: { entry: string } } {
       workerData: { entry: new URL('./worker.ts', here).href },
     };
   }
-  const built = new URL('./feature-worker.js', here);
-  if (!existsSync(fileURLToPath(built))) {
-    throw new EngineError(`Feature worker script not found at ${fileURLToPath(built)}`);
+  // Bundled: this code sits in an entry bundle beside feature-worker.js, or in a shared chunk
+  // one folder below it.
+  const candidates = [new URL('./feature-worker.js', here), new URL('../feature-worker.js', here)];
+  const built = candidates.find((u) => existsSync(fileURLToPath(u)));
+  if (!built) {
+    throw new EngineError(
+      `Feature worker script not found (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')})`,
+    );
   }
   return { file: built };
 }
