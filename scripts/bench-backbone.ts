@@ -36,14 +36,26 @@ const files = (await readdir(values.images))
   .slice(0, count)
   .map((f) => ({ path: path.join(values.images, f) }));
 const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'swan-bench-'));
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 try {
   const t0 = performance.now();
-  const fx = await createFeatureExtractor({ spec: defaultBackboneSpec(size), levels, cacheDir, workers, backend });
+  const fx = await createFeatureExtractor({
+    spec: defaultBackboneSpec(size),
+    levels,
+    cacheDir,
+    workers,
+    backend,
+  });
   const startup = (performance.now() - t0) / 1000;
   console.log(`backend: ${fx.backend.description}`);
-  console.log(`images: ${files.length} from ${values.images}; input ${size}, levels ${levels}, workers ${workers}`);
+  console.log(
+    `images: ${files.length} from ${values.images}; input ${size}, levels ${levels}, workers ${workers}`,
+  );
   console.log(`startup (workers + backbone): ${startup.toFixed(2)} s; load average before: ${load()}`);
 
   let t = performance.now();
@@ -55,7 +67,9 @@ try {
   const cpu = process.cpuUsage(cpu0);
   const cpuS = (cpu.user + cpu.system) / 1e6;
   const ok = cold.filter((r) => r.ok).length;
-  console.log(`cold cache: ${(files.length / coldS).toFixed(1)} images/s (${coldS.toFixed(2)} s, ${ok} ok); load average: ${load()}`);
+  console.log(
+    `cold cache: ${(files.length / coldS).toFixed(1)} images/s (${coldS.toFixed(2)} s, ${ok} ok); load average: ${load()}`,
+  );
   console.log(
     `  cpu: ${cpuS.toFixed(2)} s = ${(files.length / cpuS).toFixed(1)} images per CPU-second ` +
       `(${(cpuS / coldS).toFixed(2)} cores busy of ${os.cpus().length})`,
@@ -64,7 +78,9 @@ try {
   t = performance.now();
   const warm = await fx.extract(files);
   const warmS = (performance.now() - t) / 1000;
-  console.log(`cached:     ${(files.length / warmS).toFixed(1)} images/s (${warmS.toFixed(3)} s, ${warm.filter((r) => r.ok).length} ok)`);
+  console.log(
+    `cached:     ${(files.length / warmS).toFixed(1)} images/s (${warmS.toFixed(3)} s, ${warm.filter((r) => r.ok).length} ok)`,
+  );
   await fx.close();
 } finally {
   await rm(cacheDir, { recursive: true, force: true });

@@ -51,9 +51,7 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
       .map((l) => l.name)
       .filter((n) => /relu|layer\d$/.test(n))
       .slice(-6);
-    throw new EngineError(
-      `Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`,
-    );
+    throw new EngineError(`Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`);
   }
   const fused = compileFused(model, featureLayer);
   const truncated = tf.model({ inputs: model.inputs, outputs: layer.output as tf.SymbolicTensor });

@@ -236,7 +236,13 @@ export function compileFused(model: tf.LayersModel, featureLayer: string): Fused
           steps.push({
             inputs: ins,
             output: l.name,
-            run: ([x]) => tf.pad(x!, [[0, 0], [t, bt], [lf, r], [0, 0]]),
+            run: ([x]) =>
+              tf.pad(x!, [
+                [0, 0],
+                [t, bt],
+                [lf, r],
+                [0, 0],
+              ]),
           });
           break;
         }

@@ -18,7 +18,10 @@ interface KerasLayerJson {
  * classifier, so the input is opened to any size (448 and the half-size pyramid level).
  */
 function openInputSize(topology: unknown): void {
-  const t = topology as { model_config?: { config?: { layers?: KerasLayerJson[] } }; config?: { layers?: KerasLayerJson[] } };
+  const t = topology as {
+    model_config?: { config?: { layers?: KerasLayerJson[] } };
+    config?: { layers?: KerasLayerJson[] };
+  };
   const layers = t.model_config?.config?.layers ?? t.config?.layers ?? [];
   for (const l of layers) {
     if (l.class_name === 'InputLayer' && l.config.batch_input_shape) {

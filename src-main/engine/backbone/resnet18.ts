@@ -82,7 +82,8 @@ export async function loadResnet18Weights(model: tf.LayersModel, dir: string): P
   for (const [name, shape] of expected) {
     const g = given.get(name);
     if (!g) problems.push(`missing ${name}`);
-    else if (g.join('x') !== shape.join('x')) problems.push(`${name} is ${g.join('x')}, expected ${shape.join('x')}`);
+    else if (g.join('x') !== shape.join('x'))
+      problems.push(`${name} is ${g.join('x')}, expected ${shape.join('x')}`);
   }
   for (const name of given.keys()) if (!expected.has(name)) problems.push(`unexpected ${name}`);
   if (problems.length > 0) {

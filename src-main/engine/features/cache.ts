@@ -96,7 +96,10 @@ export function encode(features: ImageFeatures): Buffer {
     Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).copy(buf, off);
     off += m.data.byteLength;
   });
-  createHash('md5').update(buf.subarray(headerBytes)).digest().copy(buf, 8 + 12 * n);
+  createHash('md5')
+    .update(buf.subarray(headerBytes))
+    .digest()
+    .copy(buf, 8 + 12 * n);
   return buf;
 }
 

@@ -30,7 +30,11 @@ export class FeatureComputer {
     readonly levels: number,
   ) {}
 
-  static async create(spec: BackboneSpec, levels: number, prefer: BackendPreference): Promise<FeatureComputer> {
+  static async create(
+    spec: BackboneSpec,
+    levels: number,
+    prefer: BackendPreference,
+  ): Promise<FeatureComputer> {
     const backend = await initBackend({ prefer });
     const backbone = await loadBackbone(spec);
     return new FeatureComputer(backbone, backend, levels);
@@ -45,9 +49,14 @@ export class FeatureComputer {
     if (item.kind === 'path') return Promise.all(sizes.map((s) => loadImageResized(item.path, s)));
     const { image, label } = item;
     if (image.width * image.height * 3 !== image.data.length || image.width < 1 || image.height < 1) {
-      throw new ImageError(label, `bad in-memory image (${image.width}x${image.height}, ${image.data.length} bytes)`);
+      throw new ImageError(
+        label,
+        `bad in-memory image (${image.width}x${image.height}, ${image.data.length} bytes)`,
+      );
     }
-    return Promise.all(sizes.map((s) => (image.width === s && image.height === s ? image : resizeRgb(image, s, s))));
+    return Promise.all(
+      sizes.map((s) => (image.width === s && image.height === s ? image : resizeRgb(image, s, s))),
+    );
   }
 
   async compute(items: WorkItem[]): Promise<WorkResult[]> {

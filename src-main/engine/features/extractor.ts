@@ -51,10 +51,14 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   const workers = opts.workers ?? 2;
   const batchSize = opts.batchSize ?? 8;
   if (!Number.isInteger(levels) || levels < 1 || levelSize(spec.inputSize, levels - 1) < 32) {
-    throw new EngineError(`Pyramid levels must be >= 1 and keep every level at least 32 pixels (got ${levels})`);
+    throw new EngineError(
+      `Pyramid levels must be >= 1 and keep every level at least 32 pixels (got ${levels})`,
+    );
   }
-  if (!Number.isInteger(workers) || workers < 0) throw new EngineError(`workers must be >= 0 (got ${workers})`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new EngineError(`batchSize must be >= 1 (got ${batchSize})`);
+  if (!Number.isInteger(workers) || workers < 0)
+    throw new EngineError(`workers must be >= 0 (got ${workers})`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new EngineError(`batchSize must be >= 1 (got ${batchSize})`);
   assertModelDir(spec.modelDir, `Backbone ${spec.id}`);
   const cache = new FeatureCache(opts.cacheDir ?? defaultCacheDir(), {
     backboneId: spec.id,

@@ -89,8 +89,12 @@ export class WorkerPool {
             else if (msg.type === 'init-error') reject(new EngineError(`Feature worker: ${msg.error}`));
           };
           worker.on('message', onMessage);
-          worker.once('error', (err) => reject(new EngineError(`Feature worker failed to start: ${err.message}`)));
-          worker.once('exit', (code) => reject(new EngineError(`Feature worker exited during start (code ${code})`)));
+          worker.once('error', (err) =>
+            reject(new EngineError(`Feature worker failed to start: ${err.message}`)),
+          );
+          worker.once('exit', (code) =>
+            reject(new EngineError(`Feature worker exited during start (code ${code})`)),
+          );
           const msg: ToWorker = { type: 'init', ...init };
           worker.postMessage(msg);
         }),
@@ -139,7 +143,8 @@ export class WorkerPool {
 
   /** Computes one batch on some worker; never rejects (failures are per-item results). */
   run(items: WorkItem[]): Promise<WorkResult[]> {
-    if (this.closed) return Promise.resolve(items.map(() => ({ ok: false, error: 'feature extractor is closed' })));
+    if (this.closed)
+      return Promise.resolve(items.map(() => ({ ok: false, error: 'feature extractor is closed' })));
     return new Promise((resolve) => {
       this.queue.push({ id: this.nextId++, items, resolve });
       this.pump();
@@ -151,7 +156,8 @@ export class WorkerPool {
       const live = this.slots.filter((s) => s.alive && s.inFlight.size < MAX_IN_FLIGHT);
       if (live.length === 0) {
         if (!this.slots.some((s) => s.alive)) {
-          for (const job of this.queue.splice(0)) job.resolve(job.items.map(() => ({ ok: false, error: 'no feature worker left' })));
+          for (const job of this.queue.splice(0))
+            job.resolve(job.items.map(() => ({ ok: false, error: 'no feature worker left' })));
         }
         return;
       }
@@ -165,10 +171,12 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.resolve(job.items.map(() => ({ ok: false, error: 'feature extractor closed' })));
+    for (const job of this.queue.splice(0))
+      job.resolve(job.items.map(() => ({ ok: false, error: 'feature extractor closed' })));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     for (const s of this.slots) {
-      for (const job of s.inFlight.values()) job.resolve(job.items.map(() => ({ ok: false, error: 'feature extractor closed' })));
+      for (const job of s.inFlight.values())
+        job.resolve(job.items.map(() => ({ ok: false, error: 'feature extractor closed' })));
       s.inFlight.clear();
     }
   }

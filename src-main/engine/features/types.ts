@@ -7,13 +7,10 @@ import type { BackboneSpec, FeatureMap, ImageFeatures } from '../types';
  * A file, or an in-memory image (e.g. a pseudo-anomaly variant) under a unique stable key
  * given by the caller. The image may be a function so that it is only made on a cache miss.
  */
-export type FeatureInput =
-  | { path: string }
-  | { key: string; image: RgbImage | (() => Promise<RgbImage>) };
+export type FeatureInput = { path: string } | { key: string; image: RgbImage | (() => Promise<RgbImage>) };
 
 export type FeatureResult =
-  | { ok: true; features: ImageFeatures; hash: string }
-  | { ok: false; error: string };
+  { ok: true; features: ImageFeatures; hash: string } | { ok: false; error: string };
 
 export interface FeatureExtractorOptions {
   spec: BackboneSpec;
@@ -32,7 +29,10 @@ export interface FeatureExtractor {
   /** The backend the features are computed on (the workers' backend in worker mode). */
   backend: BackendInfo;
   /** One result per input, in input order. A bad image never fails the batch. */
-  extract(inputs: FeatureInput[], onProgress?: (done: number, total: number) => void): Promise<FeatureResult[]>;
+  extract(
+    inputs: FeatureInput[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<FeatureResult[]>;
   close(): Promise<void>;
 }
 

@@ -12,7 +12,11 @@ const PANDA = path.join(path.dirname(spec.modelDir), 'panda.jpg');
 const haveWeights = existsSync(path.join(spec.modelDir, 'model.json'));
 
 async function rgbTensor(file: string, size: number): Promise<tf.Tensor4D> {
-  const { data } = await sharp(file).resize(size, size, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(file)
+    .resize(size, size, { fit: 'fill' })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return tf.tensor4d(new Float32Array(data), [1, size, size, 3]);
 }
 
@@ -40,7 +44,10 @@ describe.skipIf(!haveWeights)('MobileNetV1 backbone (real weights)', () => {
   it('runs fused ops whose output matches the layers model', async () => {
     expect(bb.inference).toBe('fused');
     expect(bb).toMatchObject({ channels: 768, stride: 32, featureLayer: 'conv_pw_13_relu' });
-    const x = tf.concat([await rgbTensor(PANDA, 224), tf.randomUniform([1, 224, 224, 3], 0, 255, 'float32', 7)]) as tf.Tensor4D;
+    const x = tf.concat([
+      await rgbTensor(PANDA, 224),
+      tf.randomUniform([1, 224, 224, 3], 0, 255, 'float32', 7),
+    ]) as tf.Tensor4D;
     const before = tf.memory().numTensors;
     const fast = bb.features(x);
     expect(tf.memory().numTensors).toBe(before + 1); // nothing leaks from the fused path
@@ -68,7 +75,9 @@ describe.skipIf(!haveWeights)('MobileNetV1 backbone (real weights)', () => {
   });
 
   it('names an unknown layer', async () => {
-    await expect(loadBackbone({ ...spec, featureLayer: 'conv_pw_99_relu' })).rejects.toThrow(/conv_pw_99_relu/);
+    await expect(loadBackbone({ ...spec, featureLayer: 'conv_pw_99_relu' })).rejects.toThrow(
+      /conv_pw_99_relu/,
+    );
   });
 });
 
@@ -100,6 +109,8 @@ describe('backbone specs', () => {
   });
 
   it('an unknown backbone id is refused', async () => {
-    await expect(loadBackbone({ ...spec, id: 'vgg16', modelDir: '/' })).rejects.toThrow(/Unknown backbone 'vgg16'/);
+    await expect(loadBackbone({ ...spec, id: 'vgg16', modelDir: '/' })).rejects.toThrow(
+      /Unknown backbone 'vgg16'/,
+    );
   });
 });

@@ -6,7 +6,11 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RgbImage } from '../../../src-main/data/types';
 import { defaultBackboneSpec } from '../../../src-main/engine/backbone';
-import { createFeatureExtractor, type FeatureExtractor, type FeatureResult } from '../../../src-main/engine/features';
+import {
+  createFeatureExtractor,
+  type FeatureExtractor,
+  type FeatureResult,
+} from '../../../src-main/engine/features';
 import type { ImageFeatures } from '../../../src-main/engine/types';
 
 const spec = defaultBackboneSpec(224);
@@ -23,7 +27,9 @@ function noise(w: number, h: number, seed: number): RgbImage {
 }
 
 async function writePng(file: string, img: RgbImage): Promise<void> {
-  await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(file);
+  await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toFile(file);
 }
 
 function features(r: FeatureResult | undefined): ImageFeatures {
@@ -64,7 +70,13 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
     notImage = path.join(dir, 'notes.png');
     await writeFile(notImage, 'this is not an image\n');
     cacheA = path.join(dir, 'cacheA');
-    inProcess = await createFeatureExtractor({ spec, levels: 2, cacheDir: cacheA, workers: 0, backend: 'wasm' });
+    inProcess = await createFeatureExtractor({
+      spec,
+      levels: 2,
+      cacheDir: cacheA,
+      workers: 0,
+      backend: 'wasm',
+    });
   });
 
   afterAll(async () => {
@@ -89,7 +101,13 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
   it('reports a corrupt or non-image file by name and carries on with the rest', async () => {
     const progress: number[] = [];
     const out = await inProcess.extract(
-      [{ path: files[1]! }, { path: corrupt }, { path: files[2]! }, { path: notImage }, { path: path.join(dir, 'missing.png') }],
+      [
+        { path: files[1]! },
+        { path: corrupt },
+        { path: files[2]! },
+        { path: notImage },
+        { path: path.join(dir, 'missing.png') },
+      ],
       (done, total) => {
         expect(total).toBe(5);
         progress.push(done);
@@ -106,7 +124,13 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
 
   it('serves identical data from the cache, faster, and recomputes a corrupt cache file', async () => {
     const fresh = path.join(dir, 'cacheFresh');
-    const fx = await createFeatureExtractor({ spec, levels: 2, cacheDir: fresh, workers: 0, backend: 'wasm' });
+    const fx = await createFeatureExtractor({
+      spec,
+      levels: 2,
+      cacheDir: fresh,
+      workers: 0,
+      backend: 'wasm',
+    });
     try {
       const inputs = files.map((p) => ({ path: p }));
       let t = performance.now();
@@ -143,10 +167,15 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
       return noise(80, 64, 99);
     };
     const [a] = await inProcess.extract([{ key: 'variant/1', image: make }]);
-    const [b] = await inProcess.extract([{ key: 'variant/1', image: make }, { key: 'variant/2', image: noise(32, 32, 5) }]);
+    const [b] = await inProcess.extract([
+      { key: 'variant/1', image: make },
+      { key: 'variant/2', image: noise(32, 32, 5) },
+    ]);
     expect(made).toBe(1);
     expect(maxDiff(features(a), features(b))).toBe(0);
-    const [bad] = await inProcess.extract([{ key: 'broken', image: { width: 10, height: 10, data: new Uint8Array(7) } }]);
+    const [bad] = await inProcess.extract([
+      { key: 'broken', image: { width: 10, height: 10, data: new Uint8Array(7) } },
+    ]);
     expect(bad!.ok).toBe(false);
     if (!bad!.ok) expect(bad!.error).toContain('broken');
   });
