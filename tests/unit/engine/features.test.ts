@@ -15,6 +15,8 @@ import type { ImageFeatures } from '../../../src-main/engine/types';
 
 const spec = defaultBackboneSpec(224);
 const haveWeights = existsSync(path.join(spec.modelDir, 'model.json'));
+// SWAN_BACKEND=cpu forces the pure-JS backend everywhere (workers included).
+const EXPECTED_BACKEND = process.env.SWAN_BACKEND === 'cpu' ? 'cpu' : 'wasm';
 
 function noise(w: number, h: number, seed: number): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -85,7 +87,7 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
   });
 
   it('gives both pyramid levels: [7,7,768] at 224 and [4,4,768] at 112', async () => {
-    expect(inProcess.backend.name).toBe('wasm');
+    expect(inProcess.backend.name).toBe(EXPECTED_BACKEND);
     const [r] = await inProcess.extract([{ path: files[0]! }]);
     const f = features(r);
     expect(f.levels.map((l) => [l.h, l.w, l.c])).toEqual([
@@ -190,7 +192,7 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
       batchSize: 2,
     });
     try {
-      expect(pool.backend.name).toBe('wasm');
+      expect(pool.backend.name).toBe(EXPECTED_BACKEND);
       const inputs = [...files, corrupt, files[0]!].map((p) => ({ path: p }));
       const viaWorkers = await pool.extract([...inputs, { key: 'mem', image: noise(70, 70, 3) }]);
       const local = await inProcess.extract([...inputs, { key: 'mem', image: noise(70, 70, 3) }]);
