@@ -1,0 +1,33 @@
+/**
+ * Head sizes and scoring options, resolved from TrainSettings with the fast-mode defaults.
+ *
+ * Residual head width: dra.md's 3x3 conv c'->c' (768->768 on MobileNetV1) costs 5.3 MMAC per
+ * patch, ~40x the rest of the model, and the wasm backend (~13 GMAC/s) would need minutes
+ * per retrain. A learned 1x1 reduction c'->64 followed by a 3x3 conv 64->64 keeps the head's
+ * structure (residual -> 3x3 conv -> BN -> ReLU -> 1x1 -> |.|) at ~86 kMAC per patch.
+ */
+import type { CombineRule, TrainSettings } from '../types';
+
+export const DEFAULT_RESIDUAL_REDUCE = 64;
+export const DEFAULT_RESIDUAL_WIDTH = 64;
+export const DEFAULT_NORMALITY_WIDTH = 256;
+
+export interface HeadOptions {
+  reduceTo: number;
+  width: number;
+  hidden: number;
+  combine: CombineRule;
+  augment: boolean;
+  knnPatch: boolean;
+}
+
+export function headOptions(s: TrainSettings): HeadOptions {
+  return {
+    reduceTo: s.residualReduce ?? DEFAULT_RESIDUAL_REDUCE,
+    width: s.residualWidth ?? DEFAULT_RESIDUAL_WIDTH,
+    hidden: s.normalityWidth ?? DEFAULT_NORMALITY_WIDTH,
+    combine: s.combine ?? 'sum',
+    augment: s.augment ?? true,
+    knnPatch: s.knnPatch ?? false,
+  };
+}

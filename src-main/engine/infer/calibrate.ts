@@ -1,0 +1,29 @@
+/**
+ * Completes a trained state: the kNN bank (when the kNN head is on) and the calibration of
+ * every head on the training normals.
+ *
+ * DRA heads: mean/std of their raw scores on the training normals, after training, with the
+ * fixed M_r. These images were trained on, so their spread is optimistic (test normals score
+ * a little higher): the 'calibrated' rule uses these only to put heads on one scale.
+ * kNN: leave-one-out distances of the training normals, an unbiased estimate of what an
+ * unseen normal scores, so its z-score means "standard deviations above a normal image".
+ */
+import type { ImageFeatures } from '../types';
+import type { DraState } from '../heads/state';
+import { buildKnn, knnLeaveOneOut, stats } from './knn';
+import { scoreRaw } from './score';
+import { activeHeads } from '../heads/active';
+
+export function finishState(state: DraState, normals: readonly ImageFeatures[]): DraState {
+  const raw = scoreRaw(state, normals);
+  const calibration: DraState['calibration'] = {};
+  for (const h of activeHeads(state.settings, state.hasSeen)) calibration[h] = stats(raw[h]);
+  let knn = state.knn;
+  if (state.settings.knnHead) {
+    knn = buildKnn(normals, state.settings.knnPatch ?? false);
+    const loo = knnLeaveOneOut(knn, normals, state.settings.topKRatio);
+    calibration.knn = stats(loo.image);
+    if (loo.patch) calibration.knnPatch = stats(loo.patch.score);
+  }
+  return { ...state, knn, calibration };
+}

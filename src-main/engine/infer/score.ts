@@ -1,0 +1,175 @@
+/**
+ * Scoring cached feature maps with a trained DraState, in batches.
+ *
+ * Combination rule (settings.combine, overridable per call for ablations):
+ *  - 'sum' (the paper): total = seen + pseudo + residual - normality on raw head scores;
+ *    the kNN head, when on, adds its z-score (distance standardised on training normals).
+ *  - 'calibrated': every head is first standardised by its mean/std on training normals
+ *    (z = (s - mean) / std), then total = z_seen + z_pseudo + z_residual - z_normality (+ z_knn),
+ *    so heads of very different raw scales weigh alike.
+ * perHead holds the values that add up to total (normality with a plus sign: it is
+ * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
+ * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
+ * so its top-K mean is the head's z-score).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { CombineRule, HeadName, ImageFeatures, ImageScore } from '../types';
+import { EngineError } from '../types';
+import { disposeHeadTensors, forwardLevel, headTensors } from '../heads/forward';
+import type { HeadTensors } from '../heads/forward';
+import type { DraState, HeadStats } from '../heads/state';
+import { topKCount, topKMean } from '../heads/topk';
+import { knnScores } from './knn';
+import { activeHeads } from '../heads/active';
+
+export interface RawScores {
+  seen: Float32Array;
+  pseudo: Float32Array;
+  residual: Float32Array;
+  normality: Float32Array;
+  /** Level-0 patch maps [N, h*w] of the patch heads. */
+  maps: { h: number; w: number; seen: Float32Array; pseudo: Float32Array; residual: Float32Array };
+}
+
+export interface ScoreOptions {
+  combine?: CombineRule;
+  /** Turn the kNN head off (or on, if the state has one) for this call. */
+  knn?: boolean;
+  /** Images per forward pass. */
+  batchSize?: number;
+}
+
+/** One live copy of the weights, for the most recently used state (scoring calls come in runs). */
+let cached: { state: DraState; t: HeadTensors; refs: tf.Tensor3D[]; bnMean: tf.Tensor1D; bnVar: tf.Tensor1D } | null = null;
+
+function tensorsFor(state: DraState) {
+  if (cached?.state === state) return cached;
+  releaseScoringTensors();
+  const r = state.weights.residual;
+  cached = {
+    state,
+    t: headTensors(state.weights, false),
+    refs: state.reference.map((m) => tf.tensor3d(m.data, [m.h, m.w, m.c])),
+    bnMean: tf.tensor1d(r.runMean),
+    bnVar: tf.tensor1d(r.runVar),
+  };
+  return cached;
+}
+
+/** Frees the cached weight tensors (e.g. when a model is unloaded). */
+export function releaseScoringTensors(): void {
+  if (!cached) return;
+  disposeHeadTensors(cached.t);
+  for (const t of [...cached.refs, cached.bnMean, cached.bnVar]) t.dispose();
+  cached = null;
+}
+
+function checkShapes(state: DraState, feats: readonly ImageFeatures[]): void {
+  feats.forEach((f, i) => {
+    state.levels.forEach((s, l) => {
+      const m = f.levels[l];
+      if (!m || m.h !== s.h || m.w !== s.w || m.c !== s.c || m.data.length !== s.h * s.w * s.c) {
+        throw new EngineError(
+          `Image ${i}: feature map at pyramid level ${l} is ` +
+            (m ? `${m.h}x${m.w}x${m.c}` : 'missing') +
+            `, the model was trained on ${s.h}x${s.w}x${s.c} (same backbone and input size needed).`,
+        );
+      }
+    });
+  });
+}
+
+/** Uncalibrated DRA head scores and level-0 patch maps. */
+export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batchSize = 64): RawScores {
+  checkShapes(state, feats);
+  const n = feats.length;
+  const { h: h0, w: w0 } = state.levels[0];
+  const p0 = h0 * w0;
+  const out: RawScores = {
+    seen: new Float32Array(n),
+    pseudo: new Float32Array(n),
+    residual: new Float32Array(n),
+    normality: new Float32Array(n),
+    maps: { h: h0, w: w0, seen: new Float32Array(n * p0), pseudo: new Float32Array(n * p0), residual: new Float32Array(n * p0) },
+  };
+  if (n === 0) return out;
+  const live = tensorsFor(state);
+  const nLevels = state.levels.length;
+  for (let s = 0; s < n; s += batchSize) {
+    const part = feats.slice(s, s + batchSize);
+    const b = part.length;
+    state.levels.forEach((shape, l) => {
+      const size = shape.h * shape.w * shape.c;
+      const x = new Float32Array(b * size);
+      part.forEach((f, i) => x.set(f.levels[l].data, i * size));
+      const p = shape.h * shape.w;
+      const k = topKCount(state.settings.topKRatio, p);
+      const [seen, pseudo, residual, normality] = tf.tidy(() => {
+        const o = forwardLevel(live.t, tf.tensor4d(x, [b, shape.h, shape.w, shape.c]), live.refs[l], {
+          training: false,
+          mean: live.bnMean,
+          variance: live.bnVar,
+        });
+        return [o.seen, o.pseudo, o.residual, o.normality].map((t) => t.dataSync() as Float32Array);
+      });
+      const heads: [keyof RawScores['maps'] & ('seen' | 'pseudo' | 'residual'), Float32Array][] = [
+        ['seen', seen],
+        ['pseudo', pseudo],
+        ['residual', residual],
+      ];
+      for (const [name, maps] of heads) {
+        const top = topKMean(maps, b, p, k);
+        for (let i = 0; i < b; i++) out[name][s + i] += top[i] / nLevels;
+        if (l === 0) out.maps[name].set(maps, s * p0);
+      }
+      for (let i = 0; i < b; i++) out.normality[s + i] += normality[i] / nLevels;
+    });
+  }
+  return out;
+}
+
+const z = (v: number, st: HeadStats | undefined): number => (st ? (v - st.mean) / st.std : v);
+
+export function scoreFeatures(state: DraState, feats: readonly ImageFeatures[], opts: ScoreOptions = {}): ImageScore[] {
+  const combine = opts.combine ?? state.settings.combine ?? 'sum';
+  const raw = scoreRaw(state, feats, opts.batchSize);
+  const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
+  const knn = useKnn ? knnScores(state.knn!, feats, state.settings.topKRatio) : undefined;
+  const cal = state.calibration;
+  const active = activeHeads(state.settings, state.hasSeen);
+  const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
+  const { h, w } = raw.maps;
+  const p = h * w;
+
+  return feats.map((_, i) => {
+    const rawHeads: Partial<Record<HeadName, number>> = {};
+    for (const name of active) rawHeads[name] = raw[name][i];
+    const perHead: Partial<Record<HeadName, number>> = {};
+    for (const [name, v] of Object.entries(rawHeads) as [HeadName, number][]) {
+      perHead[name] = combine === 'calibrated' ? z(v, cal[name]) : v;
+    }
+    const heat = new Float32Array(p);
+    for (const name of patchHeads) {
+      const m = raw.maps[name];
+      const st = combine === 'calibrated' ? cal[name] : undefined;
+      for (let j = 0; j < p; j++) heat[j] += st ? (m[i * p + j] - st.mean) / st.std : m[i * p + j];
+    }
+    if (knn) {
+      rawHeads.knn = knn.image[i];
+      const zi = z(knn.image[i], cal.knn);
+      if (knn.patch) {
+        const zp = z(knn.patch.score[i], cal.knnPatch);
+        perHead.knn = (zi + zp) / 2;
+        const st = cal.knnPatch;
+        if (knn.patch.h === h && knn.patch.w === w) {
+          for (let j = 0; j < p; j++) heat[j] += z(knn.patch.maps[i * p + j], st) / 2;
+        }
+      } else {
+        perHead.knn = zi;
+      }
+    }
+    const total =
+      (perHead.seen ?? 0) + (perHead.pseudo ?? 0) + (perHead.residual ?? 0) - (perHead.normality ?? 0) + (perHead.knn ?? 0);
+    return { total, perHead, raw: rawHeads, heatmap: { h, w, data: heat } };
+  });
+}

@@ -1,0 +1,179 @@
+/**
+ * Fast mode: the backbone is frozen, its feature maps (training images and a pool of
+ * pseudo-anomaly variants) are given, and only the four heads train, following dra.md's
+ * recipe with the step count scaled down.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { HeadName, ProgressFn, TrainSettings } from '../types';
+import { EngineError } from '../types';
+import { Rng } from '../util/rng';
+import { BN_MOMENTUM, disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
+import type { LevelOutput } from '../heads/forward';
+import { imageScores } from '../heads/image-scores';
+import { initWeights } from '../heads/init';
+import { activeHeads, ALL_DRA_HEADS } from '../heads/active';
+import { headOptions } from '../heads/options';
+import type { DraState, DraWeights } from '../heads/state';
+import { throwIfAborted, yieldToEventLoop } from './abort';
+import { ClippedAdam, stepDecayLr } from './adam';
+import { assembleLevel, meanMap } from './batch';
+import type { FastTrainData } from './batch';
+import { draLoss } from './losses';
+import type { DraHead } from './losses';
+import { planBatch } from './sampler';
+import type { SamplerConfig } from './sampler';
+import { transformCount } from './transforms';
+import { finishState } from '../infer/calibrate';
+
+export type { FastTrainData } from './batch';
+
+export interface TrainOptions {
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+}
+
+/** Checks that every map has the same shape per level; returns the level shapes used. */
+export function checkFastData(data: FastTrainData, levels: number): { h: number; w: number; c: number }[] {
+  if (data.normals.length === 0) throw new EngineError('Training needs at least one normal image.');
+  if (data.pseudo.length !== data.normals.length) {
+    throw new EngineError(`Pseudo-anomaly pool has ${data.pseudo.length} entries for ${data.normals.length} normal images.`);
+  }
+  const first = data.normals[0];
+  if (first.levels.length < levels) {
+    throw new EngineError(`Features have ${first.levels.length} pyramid level(s), the settings ask for ${levels}.`);
+  }
+  const shapes = first.levels.slice(0, levels).map(({ h, w, c }) => ({ h, w, c }));
+  const all = [...data.normals, ...data.anomalies, ...data.pseudo.flat()];
+  for (const im of all) {
+    for (let l = 0; l < levels; l++) {
+      const m = im.levels[l];
+      const s = shapes[l];
+      if (!m || m.h !== s.h || m.w !== s.w || m.c !== s.c || m.data.length !== s.h * s.w * s.c) {
+        throw new EngineError(
+          `Feature map shape mismatch at pyramid level ${l}: expected ${s.h}x${s.w}x${s.c}` +
+            (m ? `, got ${m.h}x${m.w}x${m.c} (${m.data.length} values).` : ', level missing.'),
+        );
+      }
+    }
+  }
+  if (shapes.some((s) => s.c !== shapes[0].c)) throw new EngineError('Pyramid levels differ in channel count.');
+  return shapes;
+}
+
+/** Running BatchNorm statistics, as PyTorch keeps them (unbiased variance, momentum 0.1). */
+export function updateRunningBn(w: DraWeights, mean: Float32Array, variance: Float32Array, count: number): void {
+  const r = w.residual;
+  const unbias = count > 1 ? count / (count - 1) : 1;
+  for (let i = 0; i < r.width; i++) {
+    r.runMean[i] = (1 - BN_MOMENTUM) * r.runMean[i] + BN_MOMENTUM * mean[i];
+    r.runVar[i] = (1 - BN_MOMENTUM) * r.runVar[i] + BN_MOMENTUM * variance[i] * unbias;
+  }
+}
+
+export async function trainFast(
+  data: FastTrainData,
+  settings: TrainSettings,
+  opts: TrainOptions = {},
+): Promise<DraState> {
+  const nLevels = Math.max(1, settings.pyramidLevels);
+  const shapes = checkFastData(data, nLevels);
+  const ho = headOptions(settings);
+  const steps = Math.max(1, Math.floor(settings.steps));
+  const hasSeen = data.anomalies.length > 0;
+
+  const root = new Rng(settings.seed);
+  const initRng = root.fork();
+  const sampleRng = root.fork();
+  const lossRng = root.fork();
+
+  const base = initWeights({ channels: shapes[0].c, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden }, initRng);
+  const vars = headTensors(base, true);
+  const params = trainableList(vars);
+  const adam = new ClippedAdam(params);
+  const samplerCfg: SamplerConfig = {
+    normals: data.normals.length,
+    anomalies: data.anomalies.length,
+    pseudoCounts: data.pseudo.map((p) => p.length),
+    batchNormals: settings.batchNormals,
+    batchAnomalies: settings.batchAnomalies,
+    referenceCount: Math.max(1, settings.referenceCount),
+    pseudoProbability: 0.5,
+    // Every level must get the same transform, so draw from what the smallest group allows.
+    transforms: ho.augment ? Math.min(...shapes.map((s) => transformCount(s.h, s.w))) : 1,
+  };
+  const active = activeHeads(settings, hasSeen);
+  if (active.length === 0) throw new EngineError('No head left to train: settings.heads names only the seen head and no anomaly is labelled.');
+  const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
+
+  const started = Date.now();
+  try {
+    for (let step = 0; step < steps; step++) {
+      throwIfAborted(opts.signal);
+      const plan = planBatch(sampleRng, samplerCfg);
+      const labels = plan.items.map((s) => s.label);
+      const assembled = shapes.map((_, l) => assembleLevel(data, plan, l));
+      const lr = stepDecayLr(settings.learningRate, step, steps);
+
+      const losses: Partial<Record<HeadName, number>> = {};
+      tf.tidy(() => {
+        const bnStats: NonNullable<LevelOutput['bn']>[] = [];
+        let perHead: Partial<Record<HeadName, tf.Scalar>> = {};
+        const { grads } = tf.variableGrads(() => {
+          const outs = assembled.map((a) => {
+            const x = tf.tensor4d(a.x, [labels.length, a.h, a.w, a.c]);
+            const ref = tf.tensor3d(a.ref, [a.h, a.w, a.c]);
+            const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
+            const out = forwardLevel(vars, x, ref, { training: true }, true, pooled);
+            // variableGrads frees what f creates; these are read after the update.
+            bnStats.push({ mean: tf.keep(out.bn!.mean), variance: tf.keep(out.bn!.variance), count: out.bn!.count });
+            return out;
+          });
+          const scores = imageScores(outs, settings.topKRatio);
+          const loss = draLoss(settings.loss, scores, labels, lossRng, skip);
+          perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
+          return loss.total;
+        }, params);
+        adam.step(params.map((p) => grads[p.name]), lr, settings.weightDecay, settings.gradClip);
+        for (const s of bnStats) {
+          updateRunningBn(base, s.mean.dataSync() as Float32Array, s.variance.dataSync() as Float32Array, s.count);
+          s.mean.dispose();
+          s.variance.dispose();
+        }
+        for (const [h, t] of Object.entries(perHead)) {
+          losses[h as HeadName] = t.dataSync()[0];
+          t.dispose();
+        }
+      });
+
+      const elapsed = (Date.now() - started) / 1000;
+      opts.onProgress?.({
+        stage: 'train',
+        step: step + 1,
+        total: steps,
+        losses,
+        etaSeconds: (elapsed / (step + 1)) * (steps - step - 1),
+      });
+      // Lets an abort (or a progress message) through between steps.
+      await yieldToEventLoop();
+    }
+    throwIfAborted(opts.signal);
+
+    opts.onProgress?.({ stage: 'reference', step: 0, total: 1 });
+    const weights = readWeights(vars, base);
+    const state: DraState = {
+      formatVersion: 1,
+      settings: { ...settings },
+      levels: shapes,
+      weights,
+      // Fixed M_r: the mean over all training normals (see finishState for why).
+      reference: shapes.map((_, l) => meanMap(data.normals, l)),
+      hasSeen,
+      calibration: {},
+    };
+    opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
+    return finishState(state, data.normals);
+  } finally {
+    adam.dispose();
+    disposeHeadTensors(vars);
+  }
+}
