@@ -79,6 +79,17 @@ const BROWSER_IMAGE_TYPES: Record<string, string> = {
   '.avif': 'image/avif',
 };
 
+function folderWritable(dir: string): boolean {
+  const probe = join(dir, `.swan-write-probe-${process.pid}`);
+  try {
+    writeFileSync(probe, '');
+    rmSync(probe, { force: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function safeFolderName(name: string): string {
   const s = name.replace(/[^\p{L}\p{N}._ -]+/gu, '_').replace(/^\.+/, '_').trim();
   return s || 'project';
@@ -146,7 +157,12 @@ export class ApiService {
   }
 
   private errorShape(err: unknown): ApiErrorShape {
-    return toErrorShape(err, this.store?.dir);
+    const shape = toErrorShape(err, this.store?.dir);
+    // SQLite reports a folder that turned read-only as an I/O error: check the folder itself.
+    if (shape.code === 'io' && this.store && !folderWritable(this.store.dir)) {
+      return toErrorShape(Object.assign(new Error(shape.message), { code: 'EACCES' }), this.store.dir);
+    }
+    return shape;
   }
 
   private requireStore(): ProjectStore {

@@ -118,7 +118,12 @@ function probeWritable(dir: string): void {
 }
 
 function openDb(file: string): Database.Database {
-  const db = new Database(file, { timeout: 5000 });
+  const db = new Database(file, { timeout: 1500 });
+  // Exclusive locking before WAL: SQLite then keeps the WAL index in heap memory instead of
+  // a memory-mapped -shm file, whose pages fault with SIGBUS (killing the app) when the
+  // folder stops accepting writes. It also keeps a second app instance from opening the
+  // same project while this one has it open.
+  db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('journal_mode = WAL');
   db.pragma('foreign_keys = ON');
   // WAL + NORMAL is durable across app crashes (only an OS crash can lose the last commit).
@@ -178,11 +183,17 @@ export class ProjectStore {
 
   private static openAt(dir: string): ProjectStore {
     for (const sub of [THUMBS_DIR, MODELS_DIR, CACHE_DIR]) mkdirSync(join(dir, sub), { recursive: true });
-    const db = openDb(join(dir, DB_FILE));
+    let db: Database.Database | null = null;
     try {
+      db = openDb(join(dir, DB_FILE));
       migrate(db);
+      // Take the exclusive lock now, not at the first change: a second instance is told at once.
+      db.exec('BEGIN IMMEDIATE; COMMIT');
     } catch (err) {
-      db.close();
+      db?.close();
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+        throw new AppError('conflict', `The project ${dir} is open in another Swan Inspector window or process; close it there first.`);
+      }
       throw err;
     }
     return new ProjectStore(dir, db);
