@@ -24,6 +24,11 @@ export interface Backbone {
    * variables (normalisation is its first layer). For full-mode fine-tuning.
    */
   layersModel(): tf.LayersModel;
+  /**
+   * Refolds the fused inference ops from the current weights. `features` uses weights folded
+   * at load time, so after fine-tuning `layersModel()` call this to see the new weights.
+   */
+  sync(): void;
   /** ImageNet class probabilities (MobileNet only; the input is resized to 224). */
   classify?(x: tf.Tensor4D): tf.Tensor2D;
   dispose(): void;
@@ -53,7 +58,7 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
       .slice(-6);
     throw new EngineError(`Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`);
   }
-  const fused = compileFused(model, featureLayer);
+  let fused = compileFused(model, featureLayer);
   const truncated = tf.model({ inputs: model.inputs, outputs: layer.output as tf.SymbolicTensor });
   const run = (x: tf.Tensor4D): tf.Tensor4D =>
     tf.tidy(() => {
@@ -86,6 +91,11 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
         trainable = tf.model({ inputs: input, outputs: out, name: `${parts.id}_features` });
       }
       return trainable;
+    },
+    sync() {
+      if (!fused) return;
+      fused.dispose();
+      fused = compileFused(model, featureLayer);
     },
     dispose() {
       fused?.dispose();

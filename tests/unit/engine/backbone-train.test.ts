@@ -14,6 +14,10 @@ import {
 } from '../../../src-main/engine/backbone';
 
 const spec = defaultBackboneSpec(224, 'conv_pw_13_relu');
+
+function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+}
 const haveWeights = existsSync(path.join(spec.modelDir, 'model.json'));
 
 // Full-mode fine-tuning needs the conv filter gradients, which only the cpu (and native)
@@ -41,9 +45,18 @@ describe.skipIf(!haveWeights)('trainable backbone model (cpu backend)', () => {
     const { grads } = tf.variableGrads(loss, vars);
     const conv1 = Object.keys(grads).find((k) => k.startsWith('conv1/kernel'))!;
     expect(tf.norm(grads[conv1]!).dataSync()[0]).toBeGreaterThan(0);
+    const stale = bb.features(x);
     tf.train.sgd(0.05).applyGradients(grads);
     expect(loss().dataSync()[0]).toBeLessThan(before);
-    tf.dispose([x, ...Object.values(grads)]);
+
+    // The fused inference path folded the old weights until sync().
+    const trained = model.predict(x) as tf.Tensor;
+    expect(maxAbsDiff(bb.features(x), stale)).toBe(0);
+    bb.sync();
+    const synced = bb.features(x);
+    expect(maxAbsDiff(synced, stale)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(synced, trained)).toBeLessThan(1e-4);
+    tf.dispose([x, stale, trained, synced, ...Object.values(grads)]);
   });
 
   it('saves and reloads with its normalisation layer', async () => {
