@@ -1,0 +1,162 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { aucRoc } from '../../../src-main/engine/metrics';
+import { scoreFeatures } from '../../../src-main/engine/infer';
+import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
+import { normalFeatures, withDefect, type SyntheticSpec } from '../../../src-main/engine/train/synthetic';
+import { resolveSettings } from '../../../src-main/engine/settings';
+import type { ImageFeatures, TrainProgress, TrainSettings } from '../../../src-main/engine/types';
+import { Rng } from '../../../src-main/engine/util/rng';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const spec: SyntheticSpec = { side: 6, channels: 12 };
+const SEEN = { from: 0, to: 3 };
+const PSEUDO = { from: 3, to: 6 };
+
+function makeData(seed: number, anomalies: number) {
+  const rng = new Rng(seed);
+  const normals = Array.from({ length: 24 }, () => normalFeatures(rng, spec));
+  const data: FastTrainData = {
+    normals,
+    anomalies: Array.from({ length: anomalies }, () => withDefect(rng, normalFeatures(rng, spec), SEEN)),
+    pseudo: normals.map((n) => [withDefect(rng, n, PSEUDO), withDefect(rng, n, PSEUDO)]),
+  };
+  const testNormals = Array.from({ length: 20 }, () => normalFeatures(rng, spec));
+  const testSeen = Array.from({ length: 20 }, () => withDefect(rng, normalFeatures(rng, spec), SEEN));
+  return { data, testNormals, testSeen };
+}
+
+const settings = (over: Partial<TrainSettings> = {}): TrainSettings =>
+  resolveSettings({
+    seed: 5,
+    steps: 40,
+    learningRate: 3e-3,
+    batchNormals: 16,
+    batchAnomalies: 8,
+    residualReduce: 8,
+    residualWidth: 8,
+    normalityWidth: 16,
+    knnHead: false,
+    ...over,
+  });
+
+const auc = (pos: number[], neg: number[]) =>
+  aucRoc([...pos, ...neg], [...pos.map(() => 1), ...neg.map(() => 0)]);
+
+describe('trainFast on synthetic features (bright-patch anomalies)', () => {
+  const { data, testNormals, testSeen } = makeData(1, 4);
+  let progress: TrainProgress[] = [];
+  let scoresA: number[] = [];
+
+  it('separates seen anomalies from normals, and the seen and pseudo heads respond', async () => {
+    progress = [];
+    const state = await trainFast(data, settings(), { onProgress: (p) => progress.push(p) });
+    const sn = scoreFeatures(state, testNormals);
+    const sa = scoreFeatures(state, testSeen);
+    scoresA = [...sn, ...sa].map((s) => s.total);
+    expect(auc(sa.map((s) => s.total), sn.map((s) => s.total))).toBeGreaterThan(0.9);
+    expect(auc(sa.map((s) => s.perHead.seen!), sn.map((s) => s.perHead.seen!))).toBeGreaterThan(0.9);
+    // The pseudo head was trained on another band: it must flag pseudo-like defects.
+    const rng = new Rng(77);
+    const testPseudo = testNormals.map((n) => withDefect(rng, n, PSEUDO));
+    const sp = scoreFeatures(state, testPseudo);
+    expect(auc(sp.map((s) => s.perHead.pseudo!), sn.map((s) => s.perHead.pseudo!))).toBeGreaterThan(0.9);
+    // Heatmap: the brightest cell of an anomaly's map lies inside its defect.
+    const f = testSeen[0].levels[0];
+    const hm = sa[0].heatmap;
+    expect(hm.h).toBe(6);
+    const argmax = hm.data.indexOf(Math.max(...hm.data));
+    let bright = 0;
+    for (let k = SEEN.from; k < SEEN.to; k++) bright += f.data[argmax * f.c + k];
+    expect(bright).toBeGreaterThan(6); // 3 channels x strength 3, minus noise
+    for (const s of sa) {
+      const ph = s.perHead;
+      expect(s.total).toBeCloseTo(ph.seen! + ph.pseudo! + ph.residual! - ph.normality!, 4);
+    }
+  });
+
+  it('reports progress every step with per-head losses and an ETA, then the reference and calibration stages', () => {
+    const train = progress.filter((p) => p.stage === 'train');
+    expect(train).toHaveLength(40);
+    expect(train.map((p) => p.step)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(Object.keys(train[0].losses!).sort()).toEqual(['normality', 'pseudo', 'residual', 'seen']);
+    expect(train.every((p) => typeof p.etaSeconds === 'number' && p.etaSeconds >= 0)).toBe(true);
+    expect(train[39].etaSeconds).toBe(0);
+    const total = (p: TrainProgress) => Object.values(p.losses!).reduce((a, b) => a + b, 0);
+    const first = train.slice(0, 5).reduce((a, p) => a + total(p), 0);
+    const last = train.slice(-5).reduce((a, p) => a + total(p), 0);
+    expect(last).toBeLessThan(first);
+    expect(progress.some((p) => p.stage === 'reference')).toBe(true);
+    expect(progress.some((p) => p.stage === 'calibrate')).toBe(true);
+  });
+
+  it('same seed and data give bit-identical scores; another seed gives other scores', async () => {
+    const again = await trainFast(data, settings());
+    const s = scoreFeatures(again, [...testNormals, ...testSeen]).map((x) => x.total);
+    expect(s).toEqual(scoresA);
+    const other = await trainFast(data, settings({ seed: 6 }));
+    expect(scoreFeatures(other, testNormals).map((x) => x.total)).not.toEqual(scoresA.slice(0, 20));
+  });
+
+  it('stops with an AbortError when its signal fires', async () => {
+    const ctl = new AbortController();
+    let steps = 0;
+    const run = trainFast(data, settings({ steps: 10_000 }), {
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.stage === 'train') steps = p.step;
+      },
+    });
+    setTimeout(() => ctl.abort(), 200);
+    const t0 = Date.now();
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(steps).toBeGreaterThan(0);
+    expect(steps).toBeLessThan(10_000);
+  });
+
+  it('an already-aborted signal trains nothing', async () => {
+    const ctl = new AbortController();
+    ctl.abort();
+    let calls = 0;
+    await expect(trainFast(data, settings(), { signal: ctl.signal, onProgress: () => calls++ })).rejects.toMatchObject({
+      name: 'AbortError',
+    });
+    expect(calls).toBe(0);
+  });
+});
+
+describe('trainFast without labelled anomalies (unsupervised)', () => {
+  it('skips the seen head and still ranks defects above normals with the kNN head', async () => {
+    const { data, testNormals } = makeData(2, 0);
+    const rng = new Rng(9);
+    const unseen = testNormals.map((n) => withDefect(rng, n, { from: 6, to: 9 }, 4));
+    const progress: TrainProgress[] = [];
+    const state = await trainFast(data, settings({ knnHead: true, steps: 20 }), { onProgress: (p) => progress.push(p) });
+    expect(state.hasSeen).toBe(false);
+    const train = progress.filter((p) => p.stage === 'train');
+    expect(train[0].losses!.seen).toBeUndefined();
+    const sn = scoreFeatures(state, testNormals);
+    const su = scoreFeatures(state, unseen);
+    expect(sn[0].perHead.seen).toBeUndefined();
+    expect(sn[0].perHead.knn).toBeDefined();
+    expect(auc(su.map((s) => s.perHead.knn!), sn.map((s) => s.perHead.knn!))).toBeGreaterThan(0.8);
+  });
+});
+
+describe('bad input', () => {
+  it('refuses mismatched feature shapes and empty data with an EngineError', async () => {
+    const { data } = makeData(3, 1);
+    const odd: ImageFeatures = normalFeatures(new Rng(1), { side: 5, channels: 12 });
+    await expect(trainFast({ ...data, anomalies: [odd] }, settings())).rejects.toMatchObject({
+      name: 'EngineError',
+      message: expect.stringMatching(/shape mismatch at pyramid level 0/),
+    });
+    await expect(trainFast({ normals: [], anomalies: [], pseudo: [] }, settings())).rejects.toMatchObject({
+      name: 'EngineError',
+    });
+  });
+});
