@@ -363,8 +363,19 @@ export const operations = {
 
   // Threshold
   'threshold.get': { input: empty, output: z.object({ threshold: z.number().nullable() }) },
+  /**
+   * Sets the threshold: a value, or a false-alarm target (e.g. 0.02: at most 2 % of the
+   * scored good-labelled images above it), from which the value is computed.
+   */
   'threshold.set': {
-    input: z.strictObject({ threshold: z.number().refine(Number.isFinite, 'threshold must be a finite number') }),
+    input: z
+      .strictObject({
+        threshold: z.number().refine(Number.isFinite, 'threshold must be a finite number').optional(),
+        falseAlarmRate: z.number().min(0, 'falseAlarmRate must be between 0 and 0.5').max(0.5, 'falseAlarmRate must be between 0 and 0.5').optional(),
+      })
+      .refine((v) => (v.threshold === undefined) !== (v.falseAlarmRate === undefined), {
+        message: 'give either threshold or falseAlarmRate',
+      }),
     output: z.object({ threshold: z.number(), flagged: z.number().int() }),
   },
   'threshold.histogram': {

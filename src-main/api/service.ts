@@ -146,7 +146,13 @@ export class ApiService {
   }
 
   private emit<E extends EventName>(event: E, payload: EventPayload<E>): void {
-    const checked = events[event].parse(payload) as EventPayload<E>;
+    const parsed = events[event].safeParse(payload);
+    if (!parsed.success) {
+      // An engine newer than the contract (a new stage name...) must not break the job.
+      console.warn(`swan: dropped malformed ${event} event: ${parsed.error.message}`);
+      return;
+    }
+    const checked = parsed.data as EventPayload<E>;
     for (const l of this.listeners) {
       try {
         l({ event, payload: checked } as AnyEvent);
@@ -351,10 +357,20 @@ export class ApiService {
 
     // Threshold ----------------------------------------------------------------------
     'threshold.get': () => ({ threshold: this.requireStore().getThreshold() }),
-    'threshold.set': ({ threshold }) => {
-      const flagged = this.requireStore().setThreshold(threshold);
+    'threshold.set': ({ threshold, falseAlarmRate }) => {
+      const store = this.requireStore();
+      const model = store.activeModel();
+      if (!model) throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
+      let value = threshold;
+      if (value === undefined) {
+        if (store.goodScoredCount(model.id) === 0) {
+          throw new AppError('invalid_input', 'no scored image is labelled good yet: label good images and score them to set a false-alarm target');
+        }
+        value = store.suggestThreshold(model.id, falseAlarmRate)!;
+      }
+      const flagged = store.setThreshold(value, model.id);
       this.emit('project.changed', { what: 'threshold' });
-      return { threshold, flagged };
+      return { threshold: value, flagged };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
   };

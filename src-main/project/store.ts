@@ -733,15 +733,25 @@ export class ProjectStore {
    * good-labelled images exceed (the false-alarm target of product.md); without good
    * labels, the 90th percentile of all scores.
    */
-  suggestThreshold(modelId: number): number | null {
+  suggestThreshold(modelId: number, falseAlarmRate = 0.02): number | null {
     const rows = this.db
       .prepare('SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? ORDER BY s.total')
       .all(modelId) as { total: number; label: string | null }[];
     const good = rows.filter((r) => r.label === 'good').map((r) => r.total);
     const pool = good.length > 0 ? good : rows.map((r) => r.total);
     if (pool.length === 0) return null;
-    const q = good.length > 0 ? 0.98 : 0.9;
-    return pool[Math.min(pool.length - 1, Math.ceil(q * pool.length) - 1)];
+    const q = good.length > 0 ? 1 - falseAlarmRate : 0.9;
+    // The smallest score with at most floor(rate * n) good images strictly above it.
+    const k = Math.max(0, Math.min(pool.length - 1, Math.ceil(q * pool.length) - 1));
+    return pool[k];
+  }
+
+  goodScoredCount(modelId: number): number {
+    return (
+      this.db
+        .prepare("SELECT COUNT(*) AS n FROM scores s JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? AND l.label = 'good'")
+        .get(modelId) as { n: number }
+    ).n;
   }
 
   flaggedCount(): number {

@@ -40,6 +40,8 @@ describe('API contract and validation', () => {
       ['training.start', { settings: { steps: -1 } }, /training\.start: settings\.steps:/],
       ['training.start', { settings: { inputSize: 300 } }, /training\.start: settings\.inputSize:/],
       ['threshold.set', { threshold: 'high' }, /threshold\.set: threshold:/],
+      ['threshold.set', {}, /threshold\.set: payload: give either threshold or falseAlarmRate/],
+      ['threshold.set', { falseAlarmRate: 2 }, /falseAlarmRate must be between 0 and 0\.5/],
     ];
     for (const [op, payload, msg] of cases) {
       const r = await api.call(op, payload);

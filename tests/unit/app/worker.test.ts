@@ -90,6 +90,12 @@ describe('engine worker through the API', () => {
     // The threshold moves what is flagged.
     const set = await api.invoke('threshold.set', { threshold: 0 });
     expect(set.flagged).toBe(8);
+    // A false-alarm target: at most 25 % of the 4 good images above the threshold.
+    const target = await api.invoke('threshold.set', { falseAlarmRate: 0.25 });
+    expect(target.flagged).toBe(3);
+    expect((await api.invoke('images.ids', { filter: { aboveThreshold: true, label: 'good' } })).ids).toEqual([ids[5]]);
+    expect((await api.invoke('threshold.set', { falseAlarmRate: 0 })).flagged).toBe(2);
+    await api.invoke('threshold.set', { threshold: 0 });
     const hist = await api.invoke('threshold.histogram', { bins: 5 });
     expect(hist.bins.reduce((a, b) => a + b.count, 0)).toBe(8);
     expect(hist.threshold).toBe(0);
