@@ -37,7 +37,7 @@ export interface SamplerConfig {
 }
 
 /** k indices of [0, n): distinct while n allows, otherwise every index then random repeats. */
-function drawIndices(rng: Rng, n: number, k: number): number[] {
+export function drawIndices(rng: Rng, n: number, k: number): number[] {
   if (n === 0) return [];
   const all = Array.from({ length: n }, (_, i) => i);
   if (k <= n) return rng.sample(all, k);

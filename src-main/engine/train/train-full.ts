@@ -1,0 +1,227 @@
+/**
+ * Full mode: dra.md's recipe with the backbone fine-tuned. Images go through the backbone
+ * and the heads on every step and the gradient flows through both, so it needs a native
+ * TF.js backend (the wasm backend has no conv2d filter gradient; the pure-JS 'cpu' backend
+ * would take hours): it refuses to run elsewhere unless told otherwise (tests).
+ *
+ * Per step: batchNormals normals (each a fresh cut-paste pseudo anomaly with probability
+ * 0.5) and batchAnomalies seen anomalies, a fresh reference set of N_r normals (pseudo with
+ * probability 0.5) whose mean feature map is M_r, a random 90-degree rotation/flip of every
+ * image (dra.md's rotation up to 180 degrees, on a square input), both pyramid levels.
+ * The backbone's own BatchNorm layers run in inference mode: batch statistics of 48 images
+ * of one product would drift from ImageNet's.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { RgbImage } from '../../data/types';
+import type { ImageFeatures, TrainSettings } from '../types';
+import { EngineError } from '../types';
+import { Rng } from '../util/rng';
+import { activeHeads, ALL_DRA_HEADS } from '../heads/active';
+import { disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
+import type { LevelOutput } from '../heads/forward';
+import { imageScores } from '../heads/image-scores';
+import { initWeights } from '../heads/init';
+import { headOptions } from '../heads/options';
+import type { DraState } from '../heads/state';
+import { finishState } from '../infer/calibrate';
+import { throwIfAborted, yieldToEventLoop } from './abort';
+import { ClippedAdam, stepDecayLr } from './adam';
+import { draLoss, type DraHead, type SampleLabel } from './losses';
+import { cutPaste } from './pseudo-anomaly';
+import { drawIndices } from './sampler';
+import type { TrainOptions } from './train-fast';
+import { updateRunningBn } from './train-fast';
+import type { HeadName } from '../types';
+
+export interface FullTrainData {
+  normals: RgbImage[];
+  anomalies: RgbImage[];
+}
+
+export interface FullBackbone {
+  /** NHWC float 0..255 in, feature map out. */
+  model: tf.LayersModel;
+  inputSize: number;
+}
+
+export interface FullTrainOptions extends TrainOptions {
+  /** Run on a non-native backend anyway (tests with tiny models). */
+  allowSlowBackend?: boolean;
+}
+
+/** Side of pyramid level l for a square input. */
+export function levelSize(inputSize: number, level: number): number {
+  return Math.max(1, Math.round(inputSize / 2 ** level));
+}
+
+/** [1, size, size, 3] float 0..255, optionally rotated by quarter turns and flipped. */
+function imageTensor(img: RgbImage, size: number, transform = 0): tf.Tensor4D {
+  return tf.tidy(() => {
+    let t: tf.Tensor4D = tf.image.resizeBilinear(
+      tf.tensor4d(Float32Array.from(img.data), [1, img.height, img.width, 3]),
+      [size, size],
+    );
+    for (let q = 0; q < transform % 4; q++) t = tf.reverse(tf.transpose(t, [0, 2, 1, 3]), 2); // clockwise quarter turn
+    if (transform >= 4) t = tf.reverse(t, 2);
+    return t;
+  });
+}
+
+function batchTensor(imgs: readonly RgbImage[], size: number, transforms?: readonly number[]): tf.Tensor4D {
+  return tf.tidy(() => tf.concat(imgs.map((im, i) => imageTensor(im, size, transforms?.[i] ?? 0)), 0) as tf.Tensor4D);
+}
+
+/** Feature maps of images through a backbone, per pyramid level, as plain data. */
+export function extractFeatures(backbone: FullBackbone, imgs: readonly RgbImage[], levels: number, batchSize = 8): ImageFeatures[] {
+  const out: ImageFeatures[] = imgs.map(() => ({ levels: [] }));
+  for (let l = 0; l < levels; l++) {
+    const size = levelSize(backbone.inputSize, l);
+    for (let s = 0; s < imgs.length; s += batchSize) {
+      const part = imgs.slice(s, s + batchSize);
+      const [b, h, w, c, data] = tf.tidy(() => {
+        const f = backbone.model.predict(batchTensor(part, size)) as tf.Tensor4D;
+        return [...f.shape, f.dataSync() as Float32Array] as const;
+      });
+      const size1 = h * w * c;
+      for (let i = 0; i < b; i++) out[s + i].levels.push({ h, w, c, data: data.slice(i * size1, (i + 1) * size1) });
+    }
+  }
+  return out;
+}
+
+/** Puts a full-mode state's fine-tuned weights into a backbone model of the same architecture. */
+export function applyBackboneWeights(model: tf.LayersModel, state: DraState): void {
+  if (!state.backbone) return;
+  const current = model.getWeights();
+  if (current.length !== state.backbone.length) {
+    throw new EngineError(`The model holds ${state.backbone.length} backbone weights, the backbone has ${current.length}.`);
+  }
+  model.setWeights(state.backbone.map((w) => tf.tensor(w.data, w.shape)));
+}
+
+export async function trainFull(
+  data: FullTrainData,
+  backbone: FullBackbone,
+  settings: TrainSettings,
+  opts: FullTrainOptions = {},
+): Promise<DraState> {
+  const backend = tf.getBackend();
+  if (backend !== 'tensorflow' && !opts.allowSlowBackend) {
+    throw new EngineError(
+      `Full mode fine-tunes the backbone and needs the native TensorFlow backend (@tensorflow/tfjs-node or tfjs-node-gpu); ` +
+        `the current backend is '${backend}'. Use fast mode, which trains the heads on cached features.`,
+    );
+  }
+  if (data.normals.length === 0) throw new EngineError('Training needs at least one normal image.');
+  const nLevels = Math.max(1, settings.pyramidLevels);
+  const ho = headOptions(settings);
+  const steps = Math.max(1, Math.floor(settings.steps));
+  const hasSeen = data.anomalies.length > 0;
+  const active = activeHeads(settings, hasSeen);
+  const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
+
+  const root = new Rng(settings.seed);
+  const initRng = root.fork();
+  const sampleRng = root.fork();
+  const lossRng = root.fork();
+  const pseudoRng = root.fork();
+
+  const outShape = backbone.model.outputs[0].shape;
+  const channels = outShape[outShape.length - 1];
+  if (typeof channels !== 'number') throw new EngineError('The backbone output has no fixed channel count.');
+  const base = initWeights({ channels, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden }, initRng);
+  const vars = headTensors(base, true);
+  const backboneVars = backbone.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const params = [...trainableList(vars), ...backboneVars];
+  const adam = new ClippedAdam(params);
+
+  const drawNormal = (i: number): { img: RgbImage; label: SampleLabel } =>
+    sampleRng.next() < 0.5 ? { img: cutPaste(data.normals[i], pseudoRng).image, label: 2 } : { img: data.normals[i], label: 0 };
+
+  const started = Date.now();
+  try {
+    for (let step = 0; step < steps; step++) {
+      throwIfAborted(opts.signal);
+      const items: { img: RgbImage; label: SampleLabel }[] = [];
+      for (const i of drawIndices(sampleRng, data.normals.length, settings.batchNormals)) items.push(drawNormal(i));
+      if (hasSeen) {
+        for (let j = 0; j < settings.batchAnomalies; j++) items.push({ img: data.anomalies[sampleRng.int(data.anomalies.length)], label: 1 });
+      }
+      const refs = drawIndices(sampleRng, data.normals.length, Math.max(1, settings.referenceCount)).map((i) => drawNormal(i).img);
+      const transforms = items.map(() => (ho.augment ? sampleRng.int(8) : 0));
+      const refTransforms = refs.map(() => (ho.augment ? sampleRng.int(8) : 0));
+      const labels = items.map((s) => s.label);
+      const lr = stepDecayLr(settings.learningRate, step, steps);
+
+      const losses: Partial<Record<HeadName, number>> = {};
+      tf.tidy(() => {
+        const inputs = Array.from({ length: nLevels }, (_, l) => {
+          const size = levelSize(backbone.inputSize, l);
+          return {
+            x: batchTensor(items.map((s) => s.img), size, transforms),
+            r: batchTensor(refs, size, refTransforms),
+          };
+        });
+        const bnStats: NonNullable<LevelOutput['bn']>[] = [];
+        let perHead: Partial<Record<HeadName, tf.Scalar>> = {};
+        const { grads } = tf.variableGrads(() => {
+          const outs = inputs.map(({ x, r }) => {
+            const fx = backbone.model.apply(x, { training: false }) as tf.Tensor4D;
+            const fr = tf.mean(backbone.model.apply(r, { training: false }) as tf.Tensor4D, 0) as tf.Tensor3D;
+            const out = forwardLevel(vars, fx, fr, { training: true }, false);
+            bnStats.push({ mean: tf.keep(out.bn!.mean), variance: tf.keep(out.bn!.variance), count: out.bn!.count });
+            return out;
+          });
+          const loss = draLoss(settings.loss, imageScores(outs, settings.topKRatio), labels, lossRng, skip);
+          perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
+          return loss.total;
+        }, params);
+        adam.step(params.map((p) => grads[p.name]), lr, settings.weightDecay, settings.gradClip);
+        for (const s of bnStats) {
+          updateRunningBn(base, s.mean.dataSync() as Float32Array, s.variance.dataSync() as Float32Array, s.count);
+          s.mean.dispose();
+          s.variance.dispose();
+        }
+        for (const [h, t] of Object.entries(perHead)) {
+          losses[h as HeadName] = t.dataSync()[0];
+          t.dispose();
+        }
+      });
+      const elapsed = (Date.now() - started) / 1000;
+      opts.onProgress?.({ stage: 'train', step: step + 1, total: steps, losses, etaSeconds: (elapsed / (step + 1)) * (steps - step - 1) });
+      await yieldToEventLoop();
+    }
+    throwIfAborted(opts.signal);
+
+    opts.onProgress?.({ stage: 'reference', step: 0, total: 1 });
+    const normalFeats = extractFeatures(backbone, data.normals, nLevels);
+    const shapes = normalFeats[0].levels.map(({ h, w, c }) => ({ h, w, c }));
+    const reference = shapes.map((s, l) => {
+      const d = new Float32Array(s.h * s.w * s.c);
+      for (const f of normalFeats) {
+        const src = f.levels[l].data;
+        for (let j = 0; j < d.length; j++) d[j] += src[j];
+      }
+      for (let j = 0; j < d.length; j++) d[j] /= normalFeats.length;
+      return { ...s, data: d };
+    });
+    const state: DraState = {
+      formatVersion: 1,
+      settings: { ...settings, mode: 'full' },
+      levels: shapes,
+      weights: readWeights(vars, base),
+      reference,
+      hasSeen,
+      calibration: {},
+      backbone: backbone.model.weights.map((w) => {
+        const v = w.read();
+        return { name: w.name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+      }),
+    };
+    opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
+    return finishState(state, normalFeats);
+  } finally {
+    adam.dispose();
+    disposeHeadTensors(vars);
+  }
+}
