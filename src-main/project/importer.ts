@@ -143,47 +143,52 @@ export async function importCandidates(
     labelled++;
   };
 
-  // The same file listed twice in one import counts once.
+  // Files are checked two at a time but recorded in listing order, chunk by chunk, so
+  // image ids follow the order of the folder (and an interrupted import keeps whole chunks).
   const seen = new Set<string>();
-  await mapLimit(candidates, 2, async (cand) => {
-    const path = resolve(cand.path);
-    try {
-      if (seen.has(path)) {
-        duplicates++;
-        return;
-      }
-      seen.add(path);
-      const existing = store.imageIdByPath(path);
-      if (existing !== null) {
-        duplicates++;
-        applyLabel(existing, cand);
-        return;
-      }
-      let checked: Checked;
+  const CHUNK = 8;
+  for (let start = 0; start < candidates.length; start += CHUNK) {
+    const chunk = candidates.slice(start, start + CHUNK);
+    const checked = await mapLimit(chunk, 2, async (cand): Promise<Checked | null> => {
+      const path = resolve(cand.path);
       try {
+        if (seen.has(path) || store.imageIdByPath(path) !== null) return null;
+        seen.add(path);
         // decodeImage refuses oversized images from the header, before decoding any pixel.
         const img = await decodeImage(path);
         const sha256 = await fileContentHash(path);
         await writeThumb(img, join(store.thumbsDir, `${sha256}.jpg`));
-        checked = { cand, sha256, width: img.width, height: img.height };
+        return { cand: { ...cand, path }, sha256, width: img.width, height: img.height };
       } catch (err) {
         if (err instanceof ImageError) {
           skipped.push(skip(path, err.reason));
-          return;
+          return null;
         }
         throw err;
+      } finally {
+        done++;
+        opts.onProgress?.(done, total, basename(path));
       }
-      const id = store.db.transaction(() => {
-        const newId = store.insertImage({ path, sha256: checked.sha256, width: checked.width, height: checked.height, batch: opts.batch });
-        applyLabel(newId, cand);
-        return newId;
-      })();
-      importedIds.push(id);
-    } finally {
-      done++;
-      opts.onProgress?.(done, total, basename(path));
-    }
-  });
+    });
+    store.db.transaction(() => {
+      chunk.forEach((cand, k) => {
+        const c = checked[k];
+        if (c) {
+          const id = store.insertImage({ path: c.cand.path, sha256: c.sha256, width: c.width, height: c.height, batch: opts.batch });
+          applyLabel(id, c.cand);
+          importedIds.push(id);
+          return;
+        }
+        const path = resolve(cand.path);
+        const existing = store.imageIdByPath(path);
+        // Already in the project (before this import, or listed twice): labels still apply.
+        if (existing !== null && !importedIds.includes(existing)) {
+          duplicates++;
+          applyLabel(existing, cand);
+        } else if (existing !== null) duplicates++;
+      });
+    })();
+  }
 
   importedIds.sort((a, b) => a - b);
   return { batch: opts.batch, imported: importedIds.length, duplicates, skipped, importedIds, labelled };

@@ -46,6 +46,14 @@ describe('project store', () => {
     expect(() => ProjectStore.open(join(tmp.dir, 'nope'))).toThrow(/not a Swan Inspector project/);
   });
 
+  it('a project open in one store is refused to a second one with a clear message', () => {
+    const dir = join(tmp.dir, 'p');
+    const first = ProjectStore.create(dir, 'P');
+    expect(() => ProjectStore.open(dir)).toThrow(/open in another Swan Inspector/);
+    first.close();
+    ProjectStore.open(dir).close();
+  });
+
   it('refuses a database written by a newer schema, without touching it', () => {
     const dir = join(tmp.dir, 'p');
     ProjectStore.create(dir, 'P').close();
