@@ -152,6 +152,31 @@ describe('project store', () => {
     store.close();
   });
 
+  it('the ranked queue of a 10,000-image project pages quickly', () => {
+    const store = ProjectStore.create(join(tmp.dir, 'big'), 'Big');
+    const n = 10_000;
+    store.db.transaction(() => {
+      for (let i = 0; i < n; i++) store.insertImage({ path: join(tmp.dir, `img${i}.png`), sha256: 'a'.repeat(64), width: 8, height: 8, batch: 'b' });
+    })();
+    const m = store.addModel({ dir: 'm', settings: {}, labelGood: 0, labelDefect: 0, labelIds: [], metrics: null, warnings: [], runId: null });
+    store.saveScores(
+      m.id,
+      Array.from({ length: n }, (_, i) => ({ imageId: i + 1, total: Math.sin(i), perHead: { seen: 1 }, heatmap: { h: 7, w: 7, data: new Float32Array(49) } })),
+    );
+    store.setThreshold(0.5);
+    const t0 = performance.now();
+    const page = store.listImages({ offset: 5000, limit: 100, sort: 'score_desc', filter: { aboveThreshold: false } });
+    const ids = store.imageIds({ aboveThreshold: true }, 'score_desc');
+    const hist = store.histogram(30);
+    const ms = performance.now() - t0;
+    expect(page.items).toHaveLength(100);
+    expect(page.items[0].score!).toBeGreaterThanOrEqual(page.items[99].score!);
+    expect(ids.length).toBe(store.flaggedCount());
+    expect(hist.bins.reduce((a, b) => a + b.count, 0)).toBe(n);
+    expect(ms).toBeLessThan(1000);
+    store.close();
+  });
+
   it('labels for unknown images or classes are refused and nothing is half-applied', async () => {
     const { store, ids } = await projectWithImages(2);
     expect(() => store.setLabels([ids[0], 9999], 'good', null)).toThrow(AppError);
