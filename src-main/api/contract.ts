@@ -332,7 +332,10 @@ export const operations = {
     input: z.strictObject({ settings: TrainSettingsInput.optional() }),
     output: z.object({ runId: RunId }),
   },
-  'training.cancel': { input: z.strictObject({ runId: RunId.optional() }), output: z.object({ cancelled: z.boolean() }) },
+  'training.cancel': {
+    input: z.strictObject({ runId: RunId.optional() }),
+    output: z.object({ cancelled: z.boolean() }),
+  },
   'training.status': {
     input: empty,
     output: z.object({ run: TrainingRun.nullable(), progress: TrainProgressEvent.nullable() }),
@@ -371,7 +374,11 @@ export const operations = {
     input: z
       .strictObject({
         threshold: z.number().refine(Number.isFinite, 'threshold must be a finite number').optional(),
-        falseAlarmRate: z.number().min(0, 'falseAlarmRate must be between 0 and 0.5').max(0.5, 'falseAlarmRate must be between 0 and 0.5').optional(),
+        falseAlarmRate: z
+          .number()
+          .min(0, 'falseAlarmRate must be between 0 and 0.5')
+          .max(0.5, 'falseAlarmRate must be between 0 and 0.5')
+          .optional(),
       })
       .refine((v) => (v.threshold === undefined) !== (v.falseAlarmRate === undefined), {
         message: 'give either threshold or falseAlarmRate',
@@ -408,7 +415,11 @@ export function isOpName(name: string): name is OpName {
 // ---------------------------------------------------------------------------------------
 
 export const events = {
-  'import.progress': z.object({ done: z.number().int(), total: z.number().int(), current: z.string().optional() }),
+  'import.progress': z.object({
+    done: z.number().int(),
+    total: z.number().int(),
+    current: z.string().optional(),
+  }),
   'training.progress': TrainProgressEvent,
   'training.finished': z.object({
     runId: RunId,
@@ -429,7 +440,9 @@ export const events = {
   /** The engine worker died; it is restarted for the next job. */
   'worker.crashed': z.object({ message: z.string(), restarted: z.boolean() }),
   /** Images, labels or scores changed: views should refetch. */
-  'project.changed': z.object({ what: z.enum(['images', 'labels', 'classes', 'scores', 'models', 'threshold', 'project']) }),
+  'project.changed': z.object({
+    what: z.enum(['images', 'labels', 'classes', 'scores', 'models', 'threshold', 'project']),
+  }),
 } as const;
 
 export type Events = typeof events;
@@ -459,7 +472,8 @@ export type ErrorCode = z.infer<typeof ErrorCode>;
 export const ApiErrorShape = z.object({ code: ErrorCode, message: z.string() });
 export type ApiErrorShape = z.infer<typeof ApiErrorShape>;
 
-export type ApiResult<K extends OpName> = { ok: true; data: OpOutput<K> } | { ok: false; error: ApiErrorShape };
+export type ApiResult<K extends OpName> =
+  { ok: true; data: OpOutput<K> } | { ok: false; error: ApiErrorShape };
 
 /**
  * File kinds served by front doors: browser mode at `/files/<kind>/<imageId>`, Electron

@@ -91,7 +91,10 @@ function folderWritable(dir: string): boolean {
 }
 
 function safeFolderName(name: string): string {
-  const s = name.replace(/[^\p{L}\p{N}._ -]+/gu, '_').replace(/^\.+/, '_').trim();
+  const s = name
+    .replace(/[^\p{L}\p{N}._ -]+/gu, '_')
+    .replace(/^\.+/, '_')
+    .trim();
   return s || 'project';
 }
 
@@ -117,14 +120,18 @@ export class ApiService {
 
   /** Validates and runs one operation. Never throws. */
   async call(op: string, payload: unknown): Promise<ApiResult<OpName>> {
-    if (!isOpName(op)) return { ok: false, error: { code: 'unknown_operation', message: `unknown operation "${op}"` } };
+    if (!isOpName(op))
+      return { ok: false, error: { code: 'unknown_operation', message: `unknown operation "${op}"` } };
     try {
       const input = validate(op, payload);
       const out = await (this.handlers[op] as (i: unknown) => unknown)(input);
       // The output is checked too: a contract violation is our bug and must not reach the UI silently.
       const checked = operations[op].output.safeParse(out);
       if (!checked.success) {
-        return { ok: false, error: { code: 'internal', message: describeIssues(`${op} (output)`, checked.error.issues) } };
+        return {
+          ok: false,
+          error: { code: 'internal', message: describeIssues(`${op} (output)`, checked.error.issues) },
+        };
       }
       return { ok: true, data: checked.data as OpOutput<OpName> };
     } catch (err) {
@@ -209,7 +216,12 @@ export class ApiService {
     const detailImg = store.getImage(id);
     const long = 512;
     const k = long / Math.max(detailImg.width, detailImg.height, 1);
-    const body = await heatmapPng(detail.heatmap, this.heatmapScale(store, model.id), Math.round(detailImg.width * k), Math.round(detailImg.height * k));
+    const body = await heatmapPng(
+      detail.heatmap,
+      this.heatmapScale(store, model.id),
+      Math.round(detailImg.width * k),
+      Math.round(detailImg.height * k),
+    );
     return { contentType: 'image/png', body };
   }
 
@@ -290,7 +302,8 @@ export class ApiService {
     },
 
     // Images -------------------------------------------------------------------------
-    'images.list': ({ offset, limit, filter, sort }) => this.requireStore().listImages({ offset, limit, filter, sort }),
+    'images.list': ({ offset, limit, filter, sort }) =>
+      this.requireStore().listImages({ offset, limit, filter, sort }),
     'images.ids': ({ filter, sort }) => ({ ids: this.requireStore().imageIds(filter, sort) }),
     'images.get': ({ id }) => this.requireStore().getImage(id),
     'images.remove': ({ ids }) => {
@@ -307,7 +320,12 @@ export class ApiService {
     // Labels -------------------------------------------------------------------------
     'labels.set': ({ ids, label, classId, className }) => {
       const store = this.requireStore();
-      const cls = label === 'defect' ? (className !== undefined ? store.ensureClass(className).id : (classId ?? null)) : null;
+      const cls =
+        label === 'defect'
+          ? className !== undefined
+            ? store.ensureClass(className).id
+            : (classId ?? null)
+          : null;
       const updated = store.setLabels(ids, label, cls);
       this.emit('project.changed', { what: 'labels' });
       return { updated };
@@ -322,7 +340,8 @@ export class ApiService {
     // Training -----------------------------------------------------------------------
     'training.start': ({ settings }) => this.startTraining(settings ?? {}),
     'training.cancel': ({ runId }) => {
-      if (!this.training || (runId !== undefined && runId !== this.training.runId)) return { cancelled: false };
+      if (!this.training || (runId !== undefined && runId !== this.training.runId))
+        return { cancelled: false };
       return { cancelled: this.host.cancel() };
     },
     'training.status': () => {
@@ -336,7 +355,8 @@ export class ApiService {
     'models.list': () => ({ models: this.requireStore().listModels() }),
     'models.active': () => ({ model: this.requireStore().activeModel() }),
     'models.activate': ({ id }) => {
-      if (this.scoring) throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
+      if (this.scoring)
+        throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
       const m = this.requireStore().activateModel(id);
       this.emit('project.changed', { what: 'models' });
       return m;
@@ -360,11 +380,15 @@ export class ApiService {
     'threshold.set': ({ threshold, falseAlarmRate }) => {
       const store = this.requireStore();
       const model = store.activeModel();
-      if (!model) throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
+      if (!model)
+        throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
       let value = threshold;
       if (value === undefined) {
         if (store.goodScoredCount(model.id) === 0) {
-          throw new AppError('invalid_input', 'no scored image is labelled good yet: label good images and score them to set a false-alarm target');
+          throw new AppError(
+            'invalid_input',
+            'no scored image is labelled good yet: label good images and score them to set a false-alarm target',
+          );
         }
         value = store.suggestThreshold(model.id, falseAlarmRate)!;
       }
@@ -408,7 +432,8 @@ export class ApiService {
   // -------------------------------------------------------------------------------------
 
   private assertIdle(): void {
-    if (this.training) throw new AppError('busy', `training run ${this.training.runId} is running: wait for it or cancel it`);
+    if (this.training)
+      throw new AppError('busy', `training run ${this.training.runId} is running: wait for it or cancel it`);
     if (this.scoring) throw new AppError('busy', 'scoring is running: wait for it or cancel it');
   }
 
@@ -417,14 +442,27 @@ export class ApiService {
     this.assertIdle();
     const set = store.trainingSet();
     if (set.normals.length < 2) {
-      throw new AppError('invalid_input', `training needs at least 2 images labelled good (the project has ${set.normals.length})`);
+      throw new AppError(
+        'invalid_input',
+        `training needs at least 2 images labelled good (the project has ${set.normals.length})`,
+      );
     }
     const { inputSize, ...engineSettings } = settings;
     const runId = store.startRun(settings);
     const outDir = store.runDir(runId);
-    const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = { runId, progress: null, done: Promise.resolve() };
+    const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = {
+      runId,
+      progress: null,
+      done: Promise.resolve(),
+    };
     this.training = state;
-    const finish = (status: 'done' | 'failed' | 'cancelled', modelId: number | null, version: number | null, error: string | null, warnings: string[]) => {
+    const finish = (
+      status: 'done' | 'failed' | 'cancelled',
+      modelId: number | null,
+      version: number | null,
+      error: string | null,
+      warnings: string[],
+    ) => {
       this.training = null;
       this.emit('training.finished', { runId, status, modelId, version, error, warnings });
     };
@@ -462,13 +500,23 @@ export class ApiService {
             try {
               this.startScoring('all');
             } catch (err) {
-              this.emit('scoring.finished', { jobId: 0, status: 'failed', scored: 0, failed: [], error: this.errorShape(err).message });
+              this.emit('scoring.finished', {
+                jobId: 0,
+                status: 'failed',
+                scored: 0,
+                failed: [],
+                error: this.errorShape(err).message,
+              });
             }
           }
         },
         (err: unknown) => {
           const cancelled = err instanceof JobCancelled;
-          const message = cancelled ? null : err instanceof WorkerCrashed ? err.message : this.errorShape(err).message;
+          const message = cancelled
+            ? null
+            : err instanceof WorkerCrashed
+              ? err.message
+              : this.errorShape(err).message;
           try {
             store.finishRun(runId, cancelled ? 'cancelled' : 'failed', message);
             rmSync(outDir, { recursive: true, force: true });
@@ -494,7 +542,8 @@ export class ApiService {
     const store = this.requireStore();
     this.assertIdle();
     const model = store.activeModel();
-    if (!model) throw new AppError('not_found', 'there is no model yet: label some images and train one first');
+    if (!model)
+      throw new AppError('not_found', 'there is no model yet: label some images and train one first');
     const items = store.imagesToScore(model.id, scope);
     const job: ScoringJob = { jobId: this.nextScoringJob++, modelId: model.id, total: items.length };
     const state = { job, done: 0, done$: Promise.resolve() };
@@ -520,7 +569,9 @@ export class ApiService {
     const onChunk = (chunk: ScoredItem[], done: number, total: number): void => {
       if (writeError) return;
       try {
-        const ok = chunk.flatMap((c) => (c.ok ? [{ imageId: c.id, total: c.total, perHead: c.perHead, heatmap: c.heatmap }] : []));
+        const ok = chunk.flatMap((c) =>
+          c.ok ? [{ imageId: c.id, total: c.total, perHead: c.perHead, heatmap: c.heatmap }] : [],
+        );
         store.saveScores(model.id, ok);
         for (const c of chunk) if (!c.ok) failed.push({ id: c.id, error: c.error });
         scored += ok.length;
@@ -532,7 +583,10 @@ export class ApiService {
         this.host.cancel();
       }
     };
-    const run = items.length === 0 ? Promise.resolve() : this.host.score({ modelDir, cacheDir: store.cacheDir, items }, onChunk);
+    const run =
+      items.length === 0
+        ? Promise.resolve()
+        : this.host.score({ modelDir, cacheDir: store.cacheDir, items }, onChunk);
     state.done$ = run.then(
       () => (writeError ? finish('failed', this.errorShape(writeError).message) : finish('done', null)),
       (err: unknown) => {

@@ -53,13 +53,19 @@ async function walk(dir: string, out: Candidate[], skipped: SkippedFile[]): Prom
 
 function fromDataset(ds: Dataset): { candidates: Candidate[]; skipped: SkippedFile[] } {
   return {
-    candidates: ds.items.map((i) => (i.label === 0 ? { path: i.path, label: 'good' as const } : { path: i.path, label: 'defect' as const, cls: i.cls })),
+    candidates: ds.items.map((i) =>
+      i.label === 0
+        ? { path: i.path, label: 'good' as const }
+        : { path: i.path, label: 'defect' as const, cls: i.cls },
+    ),
     skipped: ds.warnings.map(warningToSkip),
   };
 }
 
 /** Turns an import source into the files to check, and those already known to be unusable. */
-export async function expandSource(source: ImportSource): Promise<{ candidates: Candidate[]; skipped: SkippedFile[] }> {
+export async function expandSource(
+  source: ImportSource,
+): Promise<{ candidates: Candidate[]; skipped: SkippedFile[] }> {
   switch (source.kind) {
     case 'paths': {
       const candidates: Candidate[] = [];
@@ -85,7 +91,9 @@ export async function expandSource(source: ImportSource): Promise<{ candidates: 
     case 'folders': {
       const { loadFolders } = await import('../data/adapters/folders');
       const root = resolve(source.root);
-      const subs = existsSync(root) ? (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name) : [];
+      const subs = existsSync(root)
+        ? (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name)
+        : [];
       const normal = subs.find((s) => NORMAL_FOLDER_NAMES.includes(s.toLowerCase()));
       if (!normal) {
         throw new AppError(
@@ -110,7 +118,11 @@ interface Checked {
 }
 
 /** Runs `fn` over items with at most `limit` in flight, keeping result order. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+async function mapLimit<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
@@ -174,7 +186,13 @@ export async function importCandidates(
       chunk.forEach((cand, k) => {
         const c = checked[k];
         if (c) {
-          const id = store.insertImage({ path: c.cand.path, sha256: c.sha256, width: c.width, height: c.height, batch: opts.batch });
+          const id = store.insertImage({
+            path: c.cand.path,
+            sha256: c.sha256,
+            width: c.width,
+            height: c.height,
+            batch: opts.batch,
+          });
           applyLabel(id, c.cand);
           importedIds.push(id);
           return;

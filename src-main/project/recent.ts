@@ -15,7 +15,11 @@ export class RecentList {
       if (!Array.isArray(parsed)) return [];
       return parsed.filter(
         (p): p is Omit<RecentProject, 'exists'> =>
-          typeof p === 'object' && p !== null && typeof p.path === 'string' && typeof p.name === 'string' && typeof p.openedAt === 'string',
+          typeof p === 'object' &&
+          p !== null &&
+          typeof p.path === 'string' &&
+          typeof p.name === 'string' &&
+          typeof p.openedAt === 'string',
       );
     } catch {
       // A missing or damaged list is not worth failing over: start a new one.

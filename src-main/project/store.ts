@@ -152,19 +152,27 @@ export class ProjectStore {
     const dir = resolve(dirIn);
     if (existsSync(dir)) {
       if (!statSync(dir).isDirectory()) throw new AppError('conflict', `${dir} exists and is not a folder`);
-      if (existsSync(join(dir, DB_FILE))) throw new AppError('conflict', `${dir} already holds a project; open it instead`);
+      if (existsSync(join(dir, DB_FILE)))
+        throw new AppError('conflict', `${dir} already holds a project; open it instead`);
       const entries = readdirSync(dir).filter((e) => !e.startsWith('.'));
-      if (entries.length > 0) throw new AppError('conflict', `${dir} is not empty; choose an empty or new folder for the project`);
+      if (entries.length > 0)
+        throw new AppError('conflict', `${dir} is not empty; choose an empty or new folder for the project`);
     }
     try {
       mkdirSync(dir, { recursive: true });
     } catch (err) {
-      if (isWriteDenied(err)) throw new AppError('read_only', `Cannot create the project folder ${dir}: the parent folder is read-only`);
+      if (isWriteDenied(err))
+        throw new AppError(
+          'read_only',
+          `Cannot create the project folder ${dir}: the parent folder is read-only`,
+        );
       throw err;
     }
     probeWritable(dir);
     const store = ProjectStore.openAt(dir);
-    store.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?)').run('name', name, 'created_at', now());
+    store.db
+      .prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?)')
+      .run('name', name, 'created_at', now());
     return store;
   }
 
@@ -192,7 +200,10 @@ export class ProjectStore {
     } catch (err) {
       db?.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new AppError('conflict', `The project ${dir} is open in another Swan Inspector window or process; close it there first.`);
+        throw new AppError(
+          'conflict',
+          `The project ${dir} is open in another Swan Inspector window or process; close it there first.`,
+        );
       }
       throw err;
     }
@@ -204,12 +215,14 @@ export class ProjectStore {
   }
 
   get name(): string {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'name'").get() as { value: string } | undefined;
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'name'").get() as
+      { value: string } | undefined;
     return row?.value ?? basename(this.dir);
   }
 
   info(): ProjectInfo {
-    const created = this.db.prepare("SELECT value FROM meta WHERE key = 'created_at'").get() as { value: string } | undefined;
+    const created = this.db.prepare("SELECT value FROM meta WHERE key = 'created_at'").get() as
+      { value: string } | undefined;
     const c = this.db
       .prepare(
         `SELECT COUNT(*) AS total,
@@ -239,7 +252,8 @@ export class ProjectStore {
   // -------------------------------------------------------------------------------------
 
   imageIdByPath(path: string): number | null {
-    const row = this.db.prepare('SELECT id FROM images WHERE path = ?').get(path) as { id: number } | undefined;
+    const row = this.db.prepare('SELECT id FROM images WHERE path = ?').get(path) as
+      { id: number } | undefined;
     return row?.id ?? null;
   }
 
@@ -254,16 +268,23 @@ export class ProjectStore {
   }
 
   imagePath(id: number): { path: string; status: ImageStatus } | null {
-    return (this.db.prepare('SELECT path, status FROM images WHERE id = ?').get(id) as { path: string; status: ImageStatus } | undefined) ?? null;
+    return (
+      (this.db.prepare('SELECT path, status FROM images WHERE id = ?').get(id) as
+        { path: string; status: ImageStatus } | undefined) ?? null
+    );
   }
 
   /** Thumbnails are named by content hash: the same picture imported twice shares one. */
   thumbPath(id: number): string | null {
-    const r = this.db.prepare('SELECT sha256 FROM images WHERE id = ?').get(id) as { sha256: string } | undefined;
+    const r = this.db.prepare('SELECT sha256 FROM images WHERE id = ?').get(id) as
+      { sha256: string } | undefined;
     return r ? join(this.thumbsDir, `${r.sha256}.jpg`) : null;
   }
 
-  private filterSql(filter: ImageFilter | undefined, modelId: number | null): { where: string; params: Record<string, unknown> } {
+  private filterSql(
+    filter: ImageFilter | undefined,
+    modelId: number | null,
+  ): { where: string; params: Record<string, unknown> } {
     const clauses: string[] = [];
     const params: Record<string, unknown> = { model: modelId ?? -1 };
     if (filter?.label === 'unlabelled') clauses.push('l.label IS NULL');
@@ -340,17 +361,26 @@ export class ProjectStore {
     };
   }
 
-  listImages(opts: { offset: number; limit: number; filter?: ImageFilter; sort: ImageSort }): { total: number; items: ImageSummary[] } {
+  listImages(opts: { offset: number; limit: number; filter?: ImageFilter; sort: ImageSort }): {
+    total: number;
+    items: ImageSummary[];
+  } {
     const modelId = this.activeModelRow()?.id ?? null;
     const { where, params } = this.filterSql(opts.filter, modelId);
-    const total = (this.db.prepare(`SELECT COUNT(*) AS n ${ProjectStore.FROM} ${where}`).get(params) as { n: number }).n;
+    const total = (
+      this.db.prepare(`SELECT COUNT(*) AS n ${ProjectStore.FROM} ${where}`).get(params) as { n: number }
+    ).n;
     let rows = this.db
-      .prepare(`SELECT ${ProjectStore.COLUMNS} ${ProjectStore.FROM} ${where} ${ProjectStore.orderSql(opts.sort)} LIMIT @limit OFFSET @offset`)
+      .prepare(
+        `SELECT ${ProjectStore.COLUMNS} ${ProjectStore.FROM} ${where} ${ProjectStore.orderSql(opts.sort)} LIMIT @limit OFFSET @offset`,
+      )
       .all({ ...params, limit: opts.limit, offset: opts.offset }) as ImageRow[];
     // A file moved or deleted since the last check shows as missing on the page that lists it.
     if (this.refreshStatus(rows.map((r) => r.id)).changed > 0) {
       const fresh = new Map(rows.map((r) => [r.id, r]));
-      for (const r of this.db.prepare(`SELECT id, status FROM images WHERE id IN (${rows.map((x) => x.id).join(',')})`).all() as { id: number; status: ImageStatus }[]) {
+      for (const r of this.db
+        .prepare(`SELECT id, status FROM images WHERE id IN (${rows.map((x) => x.id).join(',')})`)
+        .all() as { id: number; status: ImageStatus }[]) {
         const row = fresh.get(r.id);
         if (row) row.status = r.status;
       }
@@ -362,13 +392,19 @@ export class ProjectStore {
 
   imageIds(filter: ImageFilter | undefined, sort: ImageSort): number[] {
     const { where, params } = this.filterSql(filter, this.activeModelRow()?.id ?? null);
-    return (this.db.prepare(`SELECT i.id ${ProjectStore.FROM} ${where} ${ProjectStore.orderSql(sort)}`).all(params) as { id: number }[]).map((r) => r.id);
+    return (
+      this.db
+        .prepare(`SELECT i.id ${ProjectStore.FROM} ${where} ${ProjectStore.orderSql(sort)}`)
+        .all(params) as { id: number }[]
+    ).map((r) => r.id);
   }
 
   getImage(id: number): ImageDetail {
     this.refreshStatus([id]);
     const active = this.activeModelRow();
-    const row = this.db.prepare(`SELECT ${ProjectStore.COLUMNS} ${ProjectStore.FROM} WHERE i.id = @id`).get({ id, model: active?.id ?? -1 }) as ImageRow | undefined;
+    const row = this.db
+      .prepare(`SELECT ${ProjectStore.COLUMNS} ${ProjectStore.FROM} WHERE i.id = @id`)
+      .get({ id, model: active?.id ?? -1 }) as ImageRow | undefined;
     if (!row) throw new AppError('not_found', `image ${id} is not in this project`);
     return {
       ...this.toSummary(row, this.getThreshold()),
@@ -398,7 +434,9 @@ export class ProjectStore {
       ids
         ? ids.length === 0
           ? []
-          : this.db.prepare(`SELECT id, path, status FROM images WHERE id IN (${ids.map(Number).join(',')})`).all()
+          : this.db
+              .prepare(`SELECT id, path, status FROM images WHERE id IN (${ids.map(Number).join(',')})`)
+              .all()
         : this.db.prepare('SELECT id, path, status FROM images').all()
     ) as { id: number; path: string; status: ImageStatus }[];
     const update = this.db.prepare('UPDATE images SET status = ? WHERE id = ?');
@@ -468,7 +506,10 @@ export class ProjectStore {
   }
 
   /** Labelled, present images: what a training run learns from. */
-  trainingSet(): { normals: { id: number; path: string }[]; anomalies: { id: number; path: string; cls: string }[] } {
+  trainingSet(): {
+    normals: { id: number; path: string }[];
+    anomalies: { id: number; path: string; cls: string }[];
+  } {
     const rows = this.db
       .prepare(
         `SELECT i.id, i.path, l.label, c.name AS cls FROM images i
@@ -478,7 +519,9 @@ export class ProjectStore {
       .all() as { id: number; path: string; label: 'good' | 'defect'; cls: string | null }[];
     return {
       normals: rows.filter((r) => r.label === 'good').map(({ id, path }) => ({ id, path })),
-      anomalies: rows.filter((r) => r.label === 'defect').map(({ id, path, cls }) => ({ id, path, cls: cls ?? 'defect' })),
+      anomalies: rows
+        .filter((r) => r.label === 'defect')
+        .map(({ id, path, cls }) => ({ id, path, cls: cls ?? 'defect' })),
     };
   }
 
@@ -493,15 +536,24 @@ export class ProjectStore {
     return Number(r.lastInsertRowid);
   }
 
-  finishRun(id: number, status: Exclude<RunStatus, 'running'>, error: string | null, modelId: number | null = null): void {
+  finishRun(
+    id: number,
+    status: Exclude<RunStatus, 'running'>,
+    error: string | null,
+    modelId: number | null = null,
+  ): void {
     this.db
-      .prepare("UPDATE training_runs SET status = ?, finished_at = ?, error = ?, model_id = ? WHERE id = ? AND status = 'running'")
+      .prepare(
+        "UPDATE training_runs SET status = ?, finished_at = ?, error = ?, model_id = ? WHERE id = ? AND status = 'running'",
+      )
       .run(status, now(), error, modelId, id);
   }
 
   /** A run left 'running' by a killed app will never finish: say so, and drop its half-written model folder. */
   failInterruptedRuns(): number {
-    const stale = this.db.prepare("SELECT id FROM training_runs WHERE status = 'running'").all() as { id: number }[];
+    const stale = this.db.prepare("SELECT id FROM training_runs WHERE status = 'running'").all() as {
+      id: number;
+    }[];
     for (const { id } of stale) {
       this.finishRun(id, 'failed', 'interrupted: the app stopped while this run was training');
       rmSync(this.runDir(id), { recursive: true, force: true });
@@ -529,7 +581,9 @@ export class ProjectStore {
   }
 
   listRuns(): TrainingRun[] {
-    return (this.db.prepare('SELECT * FROM training_runs ORDER BY id DESC').all() as RunRow[]).map((r) => this.toRun(r));
+    return (this.db.prepare('SELECT * FROM training_runs ORDER BY id DESC').all() as RunRow[]).map((r) =>
+      this.toRun(r),
+    );
   }
 
   getRun(id: number): TrainingRun | null {
@@ -565,7 +619,8 @@ export class ProjectStore {
    */
   addModel(m: NewModel, activate = true): ModelInfo {
     const id = this.db.transaction(() => {
-      const next = ((this.db.prepare('SELECT MAX(version) AS v FROM models').get() as { v: number | null }).v ?? 0) + 1;
+      const next =
+        ((this.db.prepare('SELECT MAX(version) AS v FROM models').get() as { v: number | null }).v ?? 0) + 1;
       if (activate) this.db.prepare('UPDATE models SET active = 0 WHERE active = 1').run();
       const r = this.db
         .prepare(
@@ -606,7 +661,9 @@ export class ProjectStore {
   }
 
   listModels(): ModelInfo[] {
-    return (this.db.prepare('SELECT * FROM models ORDER BY version DESC').all() as ModelRow[]).map((r) => this.toModel(r));
+    return (this.db.prepare('SELECT * FROM models ORDER BY version DESC').all() as ModelRow[]).map((r) =>
+      this.toModel(r),
+    );
   }
 
   activeModel(): ModelInfo | null {
@@ -642,7 +699,16 @@ export class ProjectStore {
         if (!exists.get(r.imageId)) continue;
         const hm = r.heatmap;
         const blob = hm ? Buffer.from(hm.data.buffer, hm.data.byteOffset, hm.data.byteLength) : null;
-        put.run(r.imageId, modelId, r.total, JSON.stringify(r.perHead), blob, hm?.h ?? null, hm?.w ?? null, at);
+        put.run(
+          r.imageId,
+          modelId,
+          r.total,
+          JSON.stringify(r.perHead),
+          blob,
+          hm?.h ?? null,
+          hm?.w ?? null,
+          at,
+        );
       }
     })();
   }
@@ -653,7 +719,15 @@ export class ProjectStore {
         `SELECT s.*, m.version FROM scores s JOIN models m ON m.id = s.model_id WHERE s.image_id = ? AND s.model_id = ?`,
       )
       .get(imageId, modelId) as
-      | { total: number; per_head: string; heatmap: Buffer | null; heatmap_h: number | null; heatmap_w: number | null; scored_at: string; version: number }
+      | {
+          total: number;
+          per_head: string;
+          heatmap: Buffer | null;
+          heatmap_h: number | null;
+          heatmap_w: number | null;
+          scored_at: string;
+          version: number;
+        }
       | undefined;
     if (!r) return null;
     let heatmap: ImageScoreDetail['heatmap'] = null;
@@ -678,7 +752,9 @@ export class ProjectStore {
    */
   heatmapReference(modelId: number): number {
     const maxima: number[] = [];
-    for (const r of this.db.prepare('SELECT heatmap FROM scores WHERE model_id = ? AND heatmap IS NOT NULL').iterate(modelId) as Iterable<{ heatmap: Buffer }>) {
+    for (const r of this.db
+      .prepare('SELECT heatmap FROM scores WHERE model_id = ? AND heatmap IS NOT NULL')
+      .iterate(modelId) as Iterable<{ heatmap: Buffer }>) {
       const f = new Float32Array(new Uint8Array(r.heatmap).buffer);
       let m = -Infinity;
       for (const v of f) if (v > m) m = v;
@@ -696,7 +772,10 @@ export class ProjectStore {
         ? "SELECT id, path FROM images WHERE status = 'ok' ORDER BY id"
         : `SELECT i.id, i.path FROM images i LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = ?
            WHERE i.status = 'ok' AND s.total IS NULL ORDER BY i.id`;
-    return (scope === 'all' ? this.db.prepare(sql).all() : this.db.prepare(sql).all(modelId)) as { id: number; path: string }[];
+    return (scope === 'all' ? this.db.prepare(sql).all() : this.db.prepare(sql).all(modelId)) as {
+      id: number;
+      path: string;
+    }[];
   }
 
   unscoredCount(): number {
@@ -704,7 +783,9 @@ export class ProjectStore {
     if (!m) return (this.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
     return (
       this.db
-        .prepare('SELECT COUNT(*) AS n FROM images i LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = ? WHERE s.total IS NULL')
+        .prepare(
+          'SELECT COUNT(*) AS n FROM images i LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = ? WHERE s.total IS NULL',
+        )
         .get(m.id) as { n: number }
     ).n;
   }
@@ -716,14 +797,18 @@ export class ProjectStore {
   /** Thresholds belong to a model: scores of two models are not on the same scale. */
   getThreshold(modelId: number | null = this.activeModelRow()?.id ?? null): number | null {
     if (modelId === null) return null;
-    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(`threshold:${modelId}`) as { value: string } | undefined;
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(`threshold:${modelId}`) as
+      { value: string } | undefined;
     return r ? Number(r.value) : null;
   }
 
   setThreshold(t: number, modelId: number | null = this.activeModelRow()?.id ?? null): number {
-    if (modelId === null) throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
+    if (modelId === null)
+      throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
     this.db
-      .prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
       .run(`threshold:${modelId}`, String(t));
     return this.flaggedCount();
   }
@@ -735,7 +820,9 @@ export class ProjectStore {
    */
   suggestThreshold(modelId: number, falseAlarmRate = 0.02): number | null {
     const rows = this.db
-      .prepare('SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? ORDER BY s.total')
+      .prepare(
+        'SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? ORDER BY s.total',
+      )
       .all(modelId) as { total: number; label: string | null }[];
     const good = rows.filter((r) => r.label === 'good').map((r) => r.total);
     const pool = good.length > 0 ? good : rows.map((r) => r.total);
@@ -749,7 +836,9 @@ export class ProjectStore {
   goodScoredCount(modelId: number): number {
     return (
       this.db
-        .prepare("SELECT COUNT(*) AS n FROM scores s JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? AND l.label = 'good'")
+        .prepare(
+          "SELECT COUNT(*) AS n FROM scores s JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? AND l.label = 'good'",
+        )
         .get(modelId) as { n: number }
     ).n;
   }
@@ -758,7 +847,11 @@ export class ProjectStore {
     const m = this.activeModelRow();
     const t = this.getThreshold();
     if (!m || t === null) return 0;
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM scores WHERE model_id = ? AND total > ?').get(m.id, t) as { n: number }).n;
+    return (
+      this.db.prepare('SELECT COUNT(*) AS n FROM scores WHERE model_id = ? AND total > ?').get(m.id, t) as {
+        n: number;
+      }
+    ).n;
   }
 
   /** Scores of the active model, with labels, for histograms and threshold suggestions. */
@@ -766,11 +859,18 @@ export class ProjectStore {
     const m = this.activeModelRow();
     if (!m) return [];
     return this.db
-      .prepare('SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ?')
+      .prepare(
+        'SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ?',
+      )
       .all(m.id) as { total: number; label: 'good' | 'defect' | null }[];
   }
 
-  histogram(binCount: number): { min: number | null; max: number | null; threshold: number | null; bins: HistogramBin[] } {
+  histogram(binCount: number): {
+    min: number | null;
+    max: number | null;
+    threshold: number | null;
+    bins: HistogramBin[];
+  } {
     const scores = this.activeScores();
     const threshold = this.getThreshold();
     if (scores.length === 0) return { min: null, max: null, threshold, bins: [] };

@@ -16,14 +16,26 @@ const program = new Command()
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port: "${v}" is not a port number`);
     return n;
   })
-  .option('--projects-root <dir>', 'folder for new projects', process.env.SWAN_PROJECTS_ROOT ?? join(homedir(), 'SwanInspector'))
-  .option('--static-dir <dir>', 'built renderer', fileURLToPath(new URL('../../out/renderer', import.meta.url)))
+  .option(
+    '--projects-root <dir>',
+    'folder for new projects',
+    process.env.SWAN_PROJECTS_ROOT ?? join(homedir(), 'SwanInspector'),
+  )
+  .option(
+    '--static-dir <dir>',
+    'built renderer',
+    fileURLToPath(new URL('../../out/renderer', import.meta.url)),
+  )
   .option('--open <project>', 'open this project folder at start');
 
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<{ port?: number; projectsRoot: string; staticDir: string; open?: string }>();
-  const server = await startServer({ port: o.port, staticDir: resolve(o.staticDir), projectsRoot: resolve(o.projectsRoot) });
+  const server = await startServer({
+    port: o.port,
+    staticDir: resolve(o.staticDir),
+    projectsRoot: resolve(o.projectsRoot),
+  });
   if (o.open) {
     const r = await server.service.call('project.open', { path: resolve(o.open) });
     if (!r.ok) console.error(`Could not open ${o.open}: ${r.error.message}`);

@@ -119,7 +119,12 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function sendFile(res: ServerResponse, file: string, contentType: string, cache: string): Promise<void> {
+async function sendFile(
+  res: ServerResponse,
+  file: string,
+  contentType: string,
+  cache: string,
+): Promise<void> {
   const st = await stat(file);
   res.writeHead(200, { 'content-type': contentType, 'content-length': st.size, 'cache-control': cache });
   await new Promise<void>((ok, fail) => {
@@ -138,7 +143,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const ownService = !opts.service;
   const service =
     opts.service ??
-    new ApiService({ projectsRoot: resolve(opts.projectsRoot ?? join(process.cwd(), 'projects')), stateDir: opts.stateDir, worker: opts.worker });
+    new ApiService({
+      projectsRoot: resolve(opts.projectsRoot ?? join(process.cwd(), 'projects')),
+      stateDir: opts.stateDir,
+      worker: opts.worker,
+    });
 
   let port = 0;
   /** Refuses requests whose Host is not this server (DNS rebinding). */
@@ -175,7 +184,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return;
     }
     const isHtml = file.endsWith('.html');
-    await sendFile(res, file, MIME[extname(file).toLowerCase()] ?? 'application/octet-stream', isHtml ? 'no-store' : 'max-age=3600');
+    await sendFile(
+      res,
+      file,
+      MIME[extname(file).toLowerCase()] ?? 'application/octet-stream',
+      isHtml ? 'no-store' : 'max-age=3600',
+    );
   }
 
   const server = createServer((req, res) => {
@@ -184,22 +198,34 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (!hostAllowed(req)) return sendError(res, 'unauthorized', 'unexpected Host header');
       const { token: given, fromQuery } = requestToken(req, url);
       if (!sameToken(given, token)) {
-        return sendError(res, 'unauthorized', 'missing or wrong token: open the URL printed when the server started');
+        return sendError(
+          res,
+          'unauthorized',
+          'missing or wrong token: open the URL printed when the server started',
+        );
       }
       if (fromQuery) {
         // Later requests from the page (scripts, images) carry the cookie instead of the query.
-        res.setHeader('set-cookie', `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`);
+        res.setHeader(
+          'set-cookie',
+          `${TOKEN_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+        );
       }
 
       if (url.pathname.startsWith('/api/')) {
-        if (req.method !== 'POST') return sendError(res, 'invalid_input', 'API calls are POST requests with a JSON body');
+        if (req.method !== 'POST')
+          return sendError(res, 'invalid_input', 'API calls are POST requests with a JSON body');
         const op = url.pathname.slice('/api/'.length);
         let payload: unknown;
         try {
           const text = await readBody(req);
           payload = text.trim() === '' ? {} : JSON.parse(text);
         } catch (err) {
-          return sendError(res, 'invalid_input', `${op}: the body is not valid JSON (${(err as Error).message})`);
+          return sendError(
+            res,
+            'invalid_input',
+            `${op}: the body is not valid JSON (${(err as Error).message})`,
+          );
         }
         const result = await service.call(op, payload);
         return sendJson(res, result.ok ? 200 : (STATUS[result.error.code] ?? 500), result);
@@ -207,14 +233,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
       const m = /^\/files\/([a-z]+)\/(\d{1,15})$/.exec(url.pathname);
       if (url.pathname.startsWith('/files/')) {
-        if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 'invalid_input', 'files are GET requests');
+        if (req.method !== 'GET' && req.method !== 'HEAD')
+          return sendError(res, 'invalid_input', 'files are GET requests');
         if (!m || !(fileKinds as readonly string[]).includes(m[1])) {
-          return sendError(res, 'not_found', 'files are served by image id only: /files/<thumb|image|heatmap>/<id>');
+          return sendError(
+            res,
+            'not_found',
+            'files are served by image id only: /files/<thumb|image|heatmap>/<id>',
+          );
         }
         const served = await service.resolveFile(m[1] as FileKind, Number(m[2]));
         if (!served) return sendError(res, 'not_found', `no ${m[1]} for image ${m[2]} in the open project`);
         if (served.body) {
-          res.writeHead(200, { 'content-type': served.contentType, 'content-length': served.body.length, 'cache-control': 'no-store' });
+          res.writeHead(200, {
+            'content-type': served.contentType,
+            'content-length': served.body.length,
+            'cache-control': 'no-store',
+          });
           return void res.end(served.body);
         }
         return sendFile(res, served.file!, served.contentType, 'no-cache');

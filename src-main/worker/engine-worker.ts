@@ -15,7 +15,9 @@ const init = (workerData ?? {}) as WorkerInit;
 let enginePromise: Promise<EngineApi> | null = null;
 function engine(): Promise<EngineApi> {
   // The static import path lets a bundler include the engine in the worker bundle.
-  enginePromise ??= (init.engineModule ? import(init.engineModule) : import('../engine/index')) as Promise<EngineApi>;
+  enginePromise ??= (
+    init.engineModule ? import(init.engineModule) : import('../engine/index')
+  ) as Promise<EngineApi>;
   return enginePromise;
 }
 
@@ -38,7 +40,15 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
     onProgress: (progress) => post({ type: 'progress', jobId, progress }),
   });
   if (signal.aborted) throw new Cancelled();
-  post({ type: 'trained', jobId, result: { modelDir: result.modelDir, metrics: manifestMetrics(result.manifest), warnings: result.warnings } });
+  post({
+    type: 'trained',
+    jobId,
+    result: {
+      modelDir: result.modelDir,
+      metrics: manifestMetrics(result.manifest),
+      warnings: result.warnings,
+    },
+  });
 }
 
 async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise<void> {
@@ -52,7 +62,13 @@ async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise
       const results = await scorer.score(chunk.map((c) => c.path));
       const items: ScoredItem[] = results.map((r, i) =>
         r.ok
-          ? { id: chunk[i].id, ok: true, total: r.score.total, perHead: { ...r.score.perHead } as Record<string, number>, heatmap: r.score.heatmap }
+          ? {
+              id: chunk[i].id,
+              ok: true,
+              total: r.score.total,
+              perHead: { ...r.score.perHead } as Record<string, number>,
+              heatmap: r.score.heatmap,
+            }
           : { id: chunk[i].id, ok: false, error: r.error },
       );
       done += chunk.length;
@@ -70,9 +86,14 @@ port.on('message', (msg: ToWorker) => {
   }
   const ctl = new AbortController();
   aborts.set(msg.jobId, ctl);
-  const run = msg.type === 'train' ? train(msg.jobId, msg.job, ctl.signal) : score(msg.jobId, msg.job, ctl.signal);
+  const run =
+    msg.type === 'train' ? train(msg.jobId, msg.job, ctl.signal) : score(msg.jobId, msg.job, ctl.signal);
   run
-    .then(() => post(ctl.signal.aborted ? { type: 'cancelled', jobId: msg.jobId } : { type: 'finished', jobId: msg.jobId }))
+    .then(() =>
+      post(
+        ctl.signal.aborted ? { type: 'cancelled', jobId: msg.jobId } : { type: 'finished', jobId: msg.jobId },
+      ),
+    )
     .catch((err: unknown) => {
       if (ctl.signal.aborted || err instanceof Cancelled) post({ type: 'cancelled', jobId: msg.jobId });
       else {

@@ -8,7 +8,15 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TrainProgress } from '../engine/types';
-import type { FromWorker, ScoredItem, ScoreJob, ToWorker, TrainedModel, TrainJob, WorkerInit } from './protocol';
+import type {
+  FromWorker,
+  ScoredItem,
+  ScoreJob,
+  ToWorker,
+  TrainedModel,
+  TrainJob,
+  WorkerInit,
+} from './protocol';
 
 export interface WorkerEntry {
   /** The script the Worker runs. */
@@ -28,7 +36,12 @@ export function defaultWorkerEntry(): WorkerEntry {
   if (here.endsWith('.ts')) {
     return { file: new URL('./tsx-bootstrap.mjs', here), tsEntry: new URL('./engine-worker.ts', here).href };
   }
-  for (const rel of ['./engine-worker.js', '../engine-worker.js', './engine-worker.mjs', '../engine-worker.mjs']) {
+  for (const rel of [
+    './engine-worker.js',
+    '../engine-worker.js',
+    './engine-worker.mjs',
+    '../engine-worker.mjs',
+  ]) {
     const u = new URL(rel, here);
     if (existsSync(fileURLToPath(u))) return { file: u };
   }
@@ -103,7 +116,9 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
       if (this.worker === w && this.job && 'jobId' in m && m.jobId === this.job.id) this.job.onMessage(m);
     });
     w.on('error', (err) => this.onWorkerGone(w, `the engine worker crashed: ${err.message}`));
-    w.on('exit', (code) => this.onWorkerGone(w, `the engine worker stopped unexpectedly (exit code ${code})`));
+    w.on('exit', (code) =>
+      this.onWorkerGone(w, `the engine worker stopped unexpectedly (exit code ${code})`),
+    );
     // A worker with no job must not keep the process alive.
     w.unref();
     return w;

@@ -24,7 +24,9 @@ export interface EngineApi {
     score(
       paths: string[],
       onProgress?: (done: number, total: number) => void,
-    ): Promise<Array<{ path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string }>>;
+    ): Promise<
+      Array<{ path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string }>
+    >;
     close(): Promise<void>;
   }>;
 }
@@ -45,7 +47,13 @@ export interface ScoreJob {
 }
 
 export type ScoredItem =
-  | { id: number; ok: true; total: number; perHead: Record<string, number>; heatmap: ImageScore['heatmap'] | null }
+  | {
+      id: number;
+      ok: true;
+      total: number;
+      perHead: Record<string, number>;
+      heatmap: ImageScore['heatmap'] | null;
+    }
   | { id: number; ok: false; error: string };
 
 export interface TrainedModel {

@@ -34,7 +34,11 @@ describe('API contract and validation', () => {
       ['images.get', { id: -3 }, /images\.get: id:/],
       ['images.get', { id: '7' }, /images\.get: id:/],
       ['labels.set', { ids: [], label: 'good' }, /labels\.set: ids: select at least one image/],
-      ['labels.set', { ids: [1], label: 'good', classId: 2 }, /a defect class can only be given with label "defect"/],
+      [
+        'labels.set',
+        { ids: [1], label: 'good', classId: 2 },
+        /a defect class can only be given with label "defect"/,
+      ],
       ['import.run', { source: { kind: 'zip', root: '/x' } }, /import\.run: source\.kind:/],
       ['import.run', { source: { kind: 'paths', paths: [] } }, /give at least one path/],
       ['training.start', { settings: { steps: -1 } }, /training\.start: settings\.steps:/],
@@ -57,7 +61,10 @@ describe('API contract and validation', () => {
   });
 
   it('unknown operations and operations without a project get typed errors', async () => {
-    expect(await api.call('project.delete', {})).toEqual({ ok: false, error: { code: 'unknown_operation', message: 'unknown operation "project.delete"' } });
+    expect(await api.call('project.delete', {})).toEqual({
+      ok: false,
+      error: { code: 'unknown_operation', message: 'unknown operation "project.delete"' },
+    });
     const r = await api.call('images.list', {});
     expect(r).toMatchObject({ ok: false, error: { code: 'no_project' } });
     expect(await api.call('project.current', {})).toEqual({ ok: true, data: null });
@@ -90,7 +97,9 @@ describe('API contract and validation', () => {
     const { importedIds: ids } = await api.invoke('import.run', { source: { kind: 'paths', paths: files } });
     const events: string[] = [];
     api.on((e) => events.push(e.event));
-    expect(await api.invoke('labels.set', { ids, label: 'defect', className: 'Dent' })).toEqual({ updated: 3 });
+    expect(await api.invoke('labels.set', { ids, label: 'defect', className: 'Dent' })).toEqual({
+      updated: 3,
+    });
     expect(events).toContain('project.changed');
     await api.invoke('labels.set', { ids: [ids[0]], label: 'unlabelled' });
     await api.invoke('labels.set', { ids: [ids[1]], label: 'good' });
@@ -98,24 +107,41 @@ describe('API contract and validation', () => {
     expect(classes.classes).toEqual([{ id: expect.any(Number), name: 'Dent', count: 1 }]);
     // Same class, other case: no duplicate class.
     expect((await api.invoke('classes.create', { name: 'dent' })).id).toBe(classes.classes[0].id);
-    const labels = (await api.invoke('images.list', { sort: 'imported' })).items.map((i) => [i.label, i.className]);
+    const labels = (await api.invoke('images.list', { sort: 'imported' })).items.map((i) => [
+      i.label,
+      i.className,
+    ]);
     expect(labels).toEqual([
       ['unlabelled', null],
       ['good', null],
       ['defect', 'Dent'],
     ]);
     const bad = await api.call('labels.set', { ids: [ids[0], 4242], label: 'good' });
-    expect(bad).toMatchObject({ ok: false, error: { code: 'not_found', message: expect.stringMatching(/4242/) } });
+    expect(bad).toMatchObject({
+      ok: false,
+      error: { code: 'not_found', message: expect.stringMatching(/4242/) },
+    });
     expect((await api.invoke('images.get', { id: ids[0] })).label).toBe('unlabelled');
   });
 
   it('training without enough good labels is refused with a clear message; threshold needs a model', async () => {
     await api.invoke('project.create', { name: 'T' });
     const r = await api.call('training.start', {});
-    expect(r).toMatchObject({ ok: false, error: { code: 'invalid_input', message: expect.stringMatching(/at least 2 images labelled good/) } });
+    expect(r).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input', message: expect.stringMatching(/at least 2 images labelled good/) },
+    });
     const t = await api.call('threshold.set', { threshold: 1 });
-    expect(t).toMatchObject({ ok: false, error: { code: 'not_found', message: expect.stringMatching(/no active model/) } });
-    expect(await api.invoke('threshold.histogram', {})).toEqual({ min: null, max: null, threshold: null, bins: [] });
+    expect(t).toMatchObject({
+      ok: false,
+      error: { code: 'not_found', message: expect.stringMatching(/no active model/) },
+    });
+    expect(await api.invoke('threshold.histogram', {})).toEqual({
+      min: null,
+      max: null,
+      threshold: null,
+      bins: [],
+    });
     expect(await api.call('scoring.start', {})).toMatchObject({ ok: false, error: { code: 'not_found' } });
   });
 });

@@ -39,9 +39,14 @@ describe('app with the real engine', () => {
   it('trains in the worker, saves and activates the model, scores every image with per-head scores and heatmaps', async () => {
     const { runId } = await api.invoke('training.start', { settings: { steps: 10 } });
     await waitFor(() => events.some((e) => e.event === 'scoring.finished'), 'training and scoring', 240_000);
-    const fin = events.find((e) => e.event === 'training.finished')?.payload as EventPayload<'training.finished'>;
+    const fin = events.find((e) => e.event === 'training.finished')
+      ?.payload as EventPayload<'training.finished'>;
     expect(fin).toMatchObject({ runId, status: 'done', version: 1 });
-    const stages = new Set(events.filter((e) => e.event === 'training.progress').map((e) => (e.payload as EventPayload<'training.progress'>).stage));
+    const stages = new Set(
+      events
+        .filter((e) => e.event === 'training.progress')
+        .map((e) => (e.payload as EventPayload<'training.progress'>).stage),
+    );
     expect(stages.has('train')).toBe(true);
     const project = (await api.invoke('project.current', {}))!;
     expect(existsSync(join(project.path, 'models', `run-${runId}`, 'manifest.json'))).toBe(true);
@@ -49,19 +54,34 @@ describe('app with the real engine', () => {
     const ranked = await api.invoke('images.list', { sort: 'score_desc' });
     expect(ranked.items.every((i) => typeof i.score === 'number')).toBe(true);
     // The two bright images (the labelled defect and its unlabelled twin) rank first.
-    expect(ranked.items.slice(0, 2).map((i) => i.id).sort()).toEqual([ids[10], ids[11]]);
+    expect(
+      ranked.items
+        .slice(0, 2)
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([ids[10], ids[11]]);
     const d = await api.invoke('images.get', { id: ids[11] });
-    expect(Object.keys(d.scoreDetail!.perHead)).toEqual(expect.arrayContaining(['seen', 'pseudo', 'residual', 'normality']));
+    expect(Object.keys(d.scoreDetail!.perHead)).toEqual(
+      expect.arrayContaining(['seen', 'pseudo', 'residual', 'normality']),
+    );
     expect(d.scoreDetail!.heatmap!.data.length).toBe(d.scoreDetail!.heatmap!.h * d.scoreDetail!.heatmap!.w);
   });
 
   it('cancel during real training stops within a second and keeps the model', async () => {
     const before = (await api.invoke('models.active', {})).model!;
     const { runId } = await api.invoke('training.start', { settings: { steps: 5000, seed: 1 } });
-    await waitFor(() => events.some((e) => e.event === 'training.progress' && e.payload.runId === runId), 'progress', 120_000);
+    await waitFor(
+      () => events.some((e) => e.event === 'training.progress' && e.payload.runId === runId),
+      'progress',
+      120_000,
+    );
     const t0 = Date.now();
     await api.invoke('training.cancel', {});
-    await waitFor(() => events.some((e) => e.event === 'training.finished' && e.payload.runId === runId), 'cancel', 5000);
+    await waitFor(
+      () => events.some((e) => e.event === 'training.finished' && e.payload.runId === runId),
+      'cancel',
+      5000,
+    );
     const ms = Date.now() - t0;
     console.info(`real-engine cancel took ${ms} ms`);
     expect(ms).toBeLessThan(1000);

@@ -11,7 +11,10 @@ export function tempDir(prefix = 'swan-app-'): { dir: string; cleanup(): void } 
 }
 
 /** A small textured PNG; `brightness` shifts the mean so tests can predict the fake engine's ranking. */
-export async function makePng(path: string, opts: { size?: number; brightness?: number; seed?: number } = {}): Promise<void> {
+export async function makePng(
+  path: string,
+  opts: { size?: number; brightness?: number; seed?: number } = {},
+): Promise<void> {
   const size = opts.size ?? 32;
   const base = opts.brightness ?? 100;
   let s = opts.seed ?? 1;
@@ -21,11 +24,15 @@ export async function makePng(path: string, opts: { size?: number; brightness?: 
     s = (s * 1103515245 + 12345) & 0x7fffffff;
     px[i] = Math.max(0, Math.min(255, base + ((s >> 16) % 40) - 20));
   }
-  await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toFile(path);
+  await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 export async function makeJpeg(path: string, size = 32): Promise<void> {
-  await sharp({ create: { width: size, height: size, channels: 3, background: { r: 90, g: 120, b: 30 } } }).jpeg().toFile(path);
+  await sharp({ create: { width: size, height: size, channels: 3, background: { r: 90, g: 120, b: 30 } } })
+    .jpeg()
+    .toFile(path);
 }
 
 function crc32(buf: Buffer): number {
@@ -70,7 +77,11 @@ export function writeHugePngHeader(path: string, width = 30000, height = 30000):
 export const FAKE_ENGINE = new URL('./fixtures/fake-engine.ts', import.meta.url).href;
 
 /** Waits until `pred` holds, polling; fails with `what` after `ms`. */
-export async function waitFor(pred: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+export async function waitFor(
+  pred: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 20_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await pred()) return;

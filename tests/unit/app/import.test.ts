@@ -41,7 +41,14 @@ describe('import through the API', () => {
 
     expect(s.imported).toBe(4); // a.png, b.jpg, whole.png, whole.jpg
     const reasons = Object.fromEntries(s.skipped.map((k) => [k.name, k.reason]));
-    expect(Object.keys(reasons).sort()).toEqual(['empty.png', 'fake.png', 'huge.png', 'notes.txt', 'truncated.jpg', 'truncated.png']);
+    expect(Object.keys(reasons).sort()).toEqual([
+      'empty.png',
+      'fake.png',
+      'huge.png',
+      'notes.txt',
+      'truncated.jpg',
+      'truncated.png',
+    ]);
     expect(reasons['notes.txt']).toMatch(/not an image/);
     expect(reasons['fake.png']).toMatch(/not an image/);
     expect(reasons['empty.png']).toMatch(/empty/);
@@ -70,7 +77,8 @@ describe('import through the API', () => {
 
   it('imports an MVTec layout with its labels and classes', async () => {
     const root = join(tmp.dir, 'mvtec');
-    for (const d of ['train/good', 'test/good', 'test/crack', 'test/scratch', 'ground_truth/crack']) mkdirSync(join(root, d), { recursive: true });
+    for (const d of ['train/good', 'test/good', 'test/crack', 'test/scratch', 'ground_truth/crack'])
+      mkdirSync(join(root, d), { recursive: true });
     await makePng(join(root, 'train/good/000.png'), { seed: 1 });
     await makePng(join(root, 'train/good/001.png'), { seed: 2 });
     await makePng(join(root, 'test/good/000.png'), { seed: 3 });
@@ -102,7 +110,10 @@ describe('import through the API', () => {
     mkdirSync(csvDir);
     await makePng(join(csvDir, 'x.png'), { seed: 7 });
     await makePng(join(csvDir, 'y.png'), { seed: 8 });
-    writeFileSync(join(csvDir, 'labels.csv'), 'path,label,class\nx.png,good,\ny.png,defect,stain\nz.png,defect,stain\n');
+    writeFileSync(
+      join(csvDir, 'labels.csv'),
+      'path,label,class\nx.png,good,\ny.png,defect,stain\nz.png,defect,stain\n',
+    );
     const s2 = await api.invoke('import.run', { source: { kind: 'csv', file: join(csvDir, 'labels.csv') } });
     expect(s2.imported).toBe(2);
     expect(s2.skipped).toHaveLength(1);
@@ -122,7 +133,11 @@ describe('import through the API', () => {
     mkdirSync(join(root, 'dent'), { recursive: true });
     const r2 = await api.call('import.run', { source: { kind: 'folders', root } });
     expect(r2.ok).toBe(false);
-    if (!r2.ok) expect(r2.error).toMatchObject({ code: 'invalid_input', message: expect.stringMatching(/no folder of good images/) });
+    if (!r2.ok)
+      expect(r2.error).toMatchObject({
+        code: 'invalid_input',
+        message: expect.stringMatching(/no folder of good images/),
+      });
   });
 
   it('uploads dropped files (browser mode) into the project and checks them the same way', async () => {

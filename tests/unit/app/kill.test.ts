@@ -18,7 +18,9 @@ interface Server {
 }
 
 function startChild(projectsRoot: string, staticDir: string): Promise<Server> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, projectsRoot, staticDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, projectsRoot, staticDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((ok, fail) => {
     let out = '';
     let err = '';
@@ -37,6 +39,7 @@ function startChild(projectsRoot: string, staticDir: string): Promise<Server> {
   });
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- replies are loose JSON; each test checks the fields it reads
 async function call(s: Server, op: string, payload: unknown = {}): Promise<any> {
   const r = await fetch(`${s.base}/api/${op}`, {
     method: 'POST',
@@ -80,13 +83,22 @@ describe('server killed mid-training', () => {
     await call(s1, 'labels.set', { ids: [ids[4]], label: 'defect', className: 'spot' });
     await call(s1, 'training.start', { settings: { steps: 2 } });
     await waitFor(async () => (await call(s1, 'models.active')).model !== null, 'first model');
-    await waitFor(async () => (await call(s1, 'scoring.status')).unscored === 0 && (await call(s1, 'scoring.status')).job === null, 'scoring');
+    await waitFor(
+      async () =>
+        (await call(s1, 'scoring.status')).unscored === 0 && (await call(s1, 'scoring.status')).job === null,
+      'scoring',
+    );
     const first = (await call(s1, 'models.active')).model;
-    const scoresBefore = (await call(s1, 'images.list', { sort: 'imported' })).items.map((i: { score: number }) => i.score);
+    const scoresBefore = (await call(s1, 'images.list', { sort: 'imported' })).items.map(
+      (i: { score: number }) => i.score,
+    );
     expect(scoresBefore.every((s: number | null) => typeof s === 'number')).toBe(true);
 
     const { runId } = await call(s1, 'training.start', { settings: { steps: 1000 } });
-    await waitFor(async () => ((await call(s1, 'training.status')).progress?.step ?? 0) >= 2, 'second run to be training');
+    await waitFor(
+      async () => ((await call(s1, 'training.status')).progress?.step ?? 0) >= 2,
+      'second run to be training',
+    );
     expect(existsSync(join(project.path, 'models', `run-${runId}`))).toBe(false);
     s1.proc.kill('SIGKILL');
     await new Promise((r) => s1.proc.once('exit', r));
@@ -94,18 +106,33 @@ describe('server killed mid-training', () => {
     const s2 = await startChild(root, web);
     children.push(s2.proc);
     const reopened = await call(s2, 'project.open', { path: project.path });
-    expect(reopened).toMatchObject({ imageCount: 5, counts: { good: 3, defect: 1, unlabelled: 1 }, activeModelId: first.id });
+    expect(reopened).toMatchObject({
+      imageCount: 5,
+      counts: { good: 3, defect: 1, unlabelled: 1 },
+      activeModelId: first.id,
+    });
     expect((await call(s2, 'models.active')).model).toMatchObject({ id: first.id, version: 1 });
     expect((await call(s2, 'models.list')).models).toHaveLength(1);
     const runs = (await call(s2, 'training.runs')).runs;
-    expect(runs[0]).toMatchObject({ id: runId, status: 'failed', error: expect.stringMatching(/interrupted/) });
+    expect(runs[0]).toMatchObject({
+      id: runId,
+      status: 'failed',
+      error: expect.stringMatching(/interrupted/),
+    });
     expect(runs[1]).toMatchObject({ status: 'done', modelId: first.id });
-    const scoresAfter = (await call(s2, 'images.list', { sort: 'imported' })).items.map((i: { score: number }) => i.score);
+    const scoresAfter = (await call(s2, 'images.list', { sort: 'imported' })).items.map(
+      (i: { score: number }) => i.score,
+    );
     expect(scoresAfter).toEqual(scoresBefore);
-    expect(readdirSync(join(project.path, 'models')).filter((d) => d.startsWith('run-'))).toEqual([`run-${first.runId}`]);
+    expect(readdirSync(join(project.path, 'models')).filter((d) => d.startsWith('run-'))).toEqual([
+      `run-${first.runId}`,
+    ]);
     // And it trains again.
     await call(s2, 'training.start', { settings: { steps: 1 } });
-    await waitFor(async () => (await call(s2, 'models.active')).model?.version === 2, 'a new model after restart');
+    await waitFor(
+      async () => (await call(s2, 'models.active')).model?.version === 2,
+      'a new model after restart',
+    );
     s2.proc.kill('SIGTERM');
   });
 });

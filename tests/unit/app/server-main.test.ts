@@ -19,9 +19,13 @@ describe('server entry (src-main/server/main.ts)', () => {
     const web = join(tmp.dir, 'web');
     mkdirSync(web);
     writeFileSync(join(web, 'index.html'), '<!doctype html><title>Swan main</title>');
-    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--static-dir', web, '--projects-root', join(tmp.dir, 'p')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, '--static-dir', web, '--projects-root', join(tmp.dir, 'p')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const url = await new Promise<string>((ok, fail) => {
       let out = '';
       const timer = setTimeout(() => fail(new Error('no URL printed')), 30_000);
@@ -46,7 +50,9 @@ describe('server entry (src-main/server/main.ts)', () => {
   });
 
   it('refuses a bad port with a clear message', async () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--port', 'abc'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, '--port', 'abc'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((ok) => proc.on('exit', ok));

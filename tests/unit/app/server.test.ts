@@ -14,11 +14,16 @@ function raw(
   opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((ok, fail) => {
-    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          ok({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+      },
+    );
     req.on('error', fail);
     req.end(opts.body);
   });
@@ -31,8 +36,19 @@ describe('browser-mode server', () => {
   let auth: Record<string, string>;
 
   const api = async (op: string, payload: unknown, headers = auth) => {
-    const r = await raw(port, `/api/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(payload) });
-    return { status: r.status, json: JSON.parse(r.body.toString()) as { ok: boolean; data?: any; error?: { code: string; message: string } } };
+    const r = await raw(port, `/api/${op}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(payload),
+    });
+    return {
+      status: r.status,
+      json: JSON.parse(r.body.toString()) as {
+        ok: boolean;
+        data?: { importedIds: number[] };
+        error?: { code: string; message: string };
+      },
+    };
   };
 
   beforeEach(async () => {
@@ -55,7 +71,9 @@ describe('browser-mode server', () => {
     expect(url.hostname).toBe('127.0.0.1');
     expect(url.searchParams.get('token')).toBe(srv.token);
     expect(srv.token.length).toBeGreaterThanOrEqual(40);
-    await expect(startServer({ staticDir: tmp.dir, host: '0.0.0.0' as '127.0.0.1' })).rejects.toThrow(/127\.0\.0\.1 only/);
+    await expect(startServer({ staticDir: tmp.dir, host: '0.0.0.0' as '127.0.0.1' })).rejects.toThrow(
+      /127\.0\.0\.1 only/,
+    );
     // Not reachable on any other interface address of this machine.
     const others = Object.values(networkInterfaces())
       .flat()
@@ -82,7 +100,9 @@ describe('browser-mode server', () => {
     expect(wrong.json.error?.code).toBe('unauthorized');
     expect((await raw(port, `/?token=${srv.token.slice(0, -1)}x`)).status).toBe(401);
     // A page from another origin pointing a DNS name at 127.0.0.1 carries another Host.
-    expect((await raw(port, `/?token=${srv.token}`, { headers: { host: 'evil.example:80' } })).status).toBe(401);
+    expect((await raw(port, `/?token=${srv.token}`, { headers: { host: 'evil.example:80' } })).status).toBe(
+      401,
+    );
   });
 
   it('accepts the token as a header, in the query (setting a cookie), or as that cookie', async () => {
@@ -102,7 +122,10 @@ describe('browser-mode server', () => {
   it('maps API errors to HTTP statuses with the typed error body', async () => {
     const bad = await api('images.get', { id: 'x' });
     expect(bad.status).toBe(400);
-    expect(bad.json.error).toMatchObject({ code: 'invalid_input', message: expect.stringMatching(/images\.get: id/) });
+    expect(bad.json.error).toMatchObject({
+      code: 'invalid_input',
+      message: expect.stringMatching(/images\.get: id/),
+    });
     expect((await api('nope.op', {})).status).toBe(404);
     expect((await api('images.list', {})).status).toBe(409);
     const notJson = await raw(port, '/api/project.current', { method: 'POST', headers: auth, body: '{oops' });
@@ -137,7 +160,7 @@ describe('browser-mode server', () => {
     const img = join(tmp.dir, 'pic.png');
     await makePng(img, { seed: 3 });
     const imp = await api('import.run', { source: { kind: 'paths', paths: [img] } });
-    const id = imp.json.data.importedIds[0] as number;
+    const id = imp.json.data!.importedIds[0];
 
     const image = await raw(port, `/files/image/${id}`, { headers: auth });
     expect(image.status).toBe(200);

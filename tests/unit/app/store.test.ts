@@ -15,7 +15,9 @@ describe('project store', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  async function projectWithImages(n: number): Promise<{ store: ProjectStore; dir: string; ids: number[]; files: string[] }> {
+  async function projectWithImages(
+    n: number,
+  ): Promise<{ store: ProjectStore; dir: string; ids: number[]; files: string[] }> {
     const dir = join(tmp.dir, 'proj');
     const store = ProjectStore.create(dir, 'Widgets');
     const files: string[] = [];
@@ -24,7 +26,12 @@ describe('project store', () => {
       await makePng(f, { seed: k + 1, brightness: 40 + k * 20 });
       files.push(f);
     }
-    const summary = await importCandidates(store, files.map((path) => ({ path })), [], { batch: 'b1', applyLabels: false });
+    const summary = await importCandidates(
+      store,
+      files.map((path) => ({ path })),
+      [],
+      { batch: 'b1', applyLabels: false },
+    );
     return { store, dir, ids: summary.importedIds, files };
   }
 
@@ -83,7 +90,12 @@ describe('project store', () => {
       runId,
     });
     store.saveScores(model.id, [
-      { imageId: ids[0], total: 0.1, perHead: { seen: 0.1 }, heatmap: { h: 2, w: 2, data: new Float32Array([0, 1, 2, 3]) } },
+      {
+        imageId: ids[0],
+        total: 0.1,
+        perHead: { seen: 0.1 },
+        heatmap: { h: 2, w: 2, data: new Float32Array([0, 1, 2, 3]) },
+      },
       { imageId: ids[2], total: 0.9, perHead: { seen: 0.7, pseudo: 0.2 }, heatmap: null },
     ]);
     store.setThreshold(0.5);
@@ -91,13 +103,34 @@ describe('project store', () => {
 
     const again = ProjectStore.open(dir);
     const info = again.info();
-    expect(info).toMatchObject({ name: 'Widgets', imageCount: 4, counts: { good: 2, defect: 1, unlabelled: 1 }, activeModelId: model.id, threshold: 0.5 });
+    expect(info).toMatchObject({
+      name: 'Widgets',
+      imageCount: 4,
+      counts: { good: 2, defect: 1, unlabelled: 1 },
+      activeModelId: model.id,
+      threshold: 0.5,
+    });
     expect(again.listClasses()).toEqual([{ id: scratch.id, name: 'scratch', count: 1 }]);
-    expect(again.listRuns()[0]).toMatchObject({ id: runId, status: 'done', modelId: model.id, settings: { steps: 10, seed: 3 } });
-    expect(again.activeModel()).toMatchObject({ id: model.id, version: 1, active: true, labelCounts: { good: 2, defect: 1 }, metrics: { aucRoc: 0.9 } });
+    expect(again.listRuns()[0]).toMatchObject({
+      id: runId,
+      status: 'done',
+      modelId: model.id,
+      settings: { steps: 10, seed: 3 },
+    });
+    expect(again.activeModel()).toMatchObject({
+      id: model.id,
+      version: 1,
+      active: true,
+      labelCounts: { good: 2, defect: 1 },
+      metrics: { aucRoc: 0.9 },
+    });
     const d0 = again.getImage(ids[0]);
     expect(d0.label).toBe('good');
-    expect(d0.scoreDetail).toMatchObject({ total: 0.1, perHead: { seen: 0.1 }, heatmap: { h: 2, w: 2, data: [0, 1, 2, 3] } });
+    expect(d0.scoreDetail).toMatchObject({
+      total: 0.1,
+      perHead: { seen: 0.1 },
+      heatmap: { h: 2, w: 2, data: [0, 1, 2, 3] },
+    });
     const d2 = again.getImage(ids[2]);
     expect(d2).toMatchObject({ label: 'defect', className: 'scratch', score: 0.9, flagged: true });
     const ranked = again.listImages({ offset: 0, limit: 10, sort: 'score_desc' }).items.map((i) => i.id);
@@ -118,7 +151,11 @@ describe('project store', () => {
     renameSync(`${files[1]}.moved`, files[1]);
     const again = ProjectStore.open(dir);
     expect(again.info().missingCount).toBe(1);
-    expect(again.listImages({ offset: 0, limit: 10, sort: 'imported', filter: { status: 'missing' } }).items.map((i) => i.id)).toEqual([ids[2]]);
+    expect(
+      again
+        .listImages({ offset: 0, limit: 10, sort: 'imported', filter: { status: 'missing' } })
+        .items.map((i) => i.id),
+    ).toEqual([ids[2]]);
     // Missing images are not given to training.
     again.setLabels(ids, 'good', null);
     expect(again.trainingSet().normals.map((n) => n.id)).toEqual([ids[0], ids[1]]);
@@ -130,14 +167,26 @@ describe('project store', () => {
     const crack = store.ensureClass('crack');
     store.setLabels([ids[0]], 'good', null);
     store.setLabels([ids[1], ids[2]], 'defect', crack.id);
-    const m = store.addModel({ dir: 'models/x', settings: {}, labelGood: 1, labelDefect: 2, labelIds: [], metrics: null, warnings: [], runId: null });
+    const m = store.addModel({
+      dir: 'models/x',
+      settings: {},
+      labelGood: 1,
+      labelDefect: 2,
+      labelIds: [],
+      metrics: null,
+      warnings: [],
+      runId: null,
+    });
     store.saveScores(m.id, [
       { imageId: ids[0], total: 0.2, perHead: {}, heatmap: null },
       { imageId: ids[1], total: 0.8, perHead: {}, heatmap: null },
       { imageId: ids[3], total: 0.5, perHead: {}, heatmap: null },
     ]);
     store.setThreshold(0.4);
-    const q = (filter: Parameters<ProjectStore['imageIds']>[0], sort: 'score_desc' | 'imported' = 'imported') => store.imageIds(filter, sort);
+    const q = (
+      filter: Parameters<ProjectStore['imageIds']>[0],
+      sort: 'score_desc' | 'imported' = 'imported',
+    ) => store.imageIds(filter, sort);
     expect(q({ label: 'unlabelled' })).toEqual([ids[3], ids[4]]);
     expect(q({ label: 'defect', classId: crack.id })).toEqual([ids[1], ids[2]]);
     expect(q({ scored: false })).toEqual([ids[2], ids[4]]);
@@ -156,16 +205,42 @@ describe('project store', () => {
     const store = ProjectStore.create(join(tmp.dir, 'big'), 'Big');
     const n = 10_000;
     store.db.transaction(() => {
-      for (let i = 0; i < n; i++) store.insertImage({ path: join(tmp.dir, `img${i}.png`), sha256: 'a'.repeat(64), width: 8, height: 8, batch: 'b' });
+      for (let i = 0; i < n; i++)
+        store.insertImage({
+          path: join(tmp.dir, `img${i}.png`),
+          sha256: 'a'.repeat(64),
+          width: 8,
+          height: 8,
+          batch: 'b',
+        });
     })();
-    const m = store.addModel({ dir: 'm', settings: {}, labelGood: 0, labelDefect: 0, labelIds: [], metrics: null, warnings: [], runId: null });
+    const m = store.addModel({
+      dir: 'm',
+      settings: {},
+      labelGood: 0,
+      labelDefect: 0,
+      labelIds: [],
+      metrics: null,
+      warnings: [],
+      runId: null,
+    });
     store.saveScores(
       m.id,
-      Array.from({ length: n }, (_, i) => ({ imageId: i + 1, total: Math.sin(i), perHead: { seen: 1 }, heatmap: { h: 7, w: 7, data: new Float32Array(49) } })),
+      Array.from({ length: n }, (_, i) => ({
+        imageId: i + 1,
+        total: Math.sin(i),
+        perHead: { seen: 1 },
+        heatmap: { h: 7, w: 7, data: new Float32Array(49) },
+      })),
     );
     store.setThreshold(0.5);
     const t0 = performance.now();
-    const page = store.listImages({ offset: 5000, limit: 100, sort: 'score_desc', filter: { aboveThreshold: false } });
+    const page = store.listImages({
+      offset: 5000,
+      limit: 100,
+      sort: 'score_desc',
+      filter: { aboveThreshold: false },
+    });
     const ids = store.imageIds({ aboveThreshold: true }, 'score_desc');
     const hist = store.histogram(30);
     const ms = performance.now() - t0;
@@ -187,13 +262,25 @@ describe('project store', () => {
 
   it('a run left running by a killed app is marked failed on open and its folder removed', async () => {
     const { store, dir } = await projectWithImages(2);
-    const previous = store.addModel({ dir: 'models/run-0', settings: {}, labelGood: 2, labelDefect: 0, labelIds: [], metrics: null, warnings: [], runId: null });
+    const previous = store.addModel({
+      dir: 'models/run-0',
+      settings: {},
+      labelGood: 2,
+      labelDefect: 0,
+      labelIds: [],
+      metrics: null,
+      warnings: [],
+      runId: null,
+    });
     const runId = store.startRun({});
     const half = store.runDir(runId);
     await import('node:fs/promises').then((fs) => fs.mkdir(half, { recursive: true }));
     store.close();
     const again = ProjectStore.open(dir);
-    expect(again.getRun(runId)).toMatchObject({ status: 'failed', error: expect.stringMatching(/interrupted/) });
+    expect(again.getRun(runId)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/interrupted/),
+    });
     expect(existsSync(half)).toBe(false);
     expect(again.activeModel()?.id).toBe(previous.id);
     again.close();

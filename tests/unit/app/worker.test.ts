@@ -17,7 +17,8 @@ describe('engine worker through the API', () => {
   let ids: number[];
 
   const finished = (runId: number) =>
-    events.find((e) => e.event === 'training.finished' && e.payload.runId === runId)?.payload as EventPayload<'training.finished'> | undefined;
+    events.find((e) => e.event === 'training.finished' && e.payload.runId === runId)?.payload as
+      EventPayload<'training.finished'> | undefined;
   const scoringDone = (n: number) => events.filter((e) => e.event === 'scoring.finished').length >= n;
 
   beforeEach(async () => {
@@ -42,7 +43,9 @@ describe('engine worker through the API', () => {
     tmp.cleanup();
   });
 
-  async function trainToEnd(settings: Record<string, unknown> = {}): Promise<EventPayload<'training.finished'>> {
+  async function trainToEnd(
+    settings: Record<string, unknown> = {},
+  ): Promise<EventPayload<'training.finished'>> {
     const before = events.filter((e) => e.event === 'scoring.finished').length;
     const { runId } = await api.invoke('training.start', { settings });
     await waitFor(() => finished(runId) !== undefined, 'training to finish');
@@ -59,14 +62,22 @@ describe('engine worker through the API', () => {
     // The main thread kept running timers while the job ran.
     expect(ticks).toBeGreaterThan(5);
     expect(f).toMatchObject({ status: 'done', version: 1, error: null });
-    const progress = events.filter((e) => e.event === 'training.progress').map((e) => e.payload as EventPayload<'training.progress'>);
+    const progress = events
+      .filter((e) => e.event === 'training.progress')
+      .map((e) => e.payload as EventPayload<'training.progress'>);
     expect(progress.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(progress[0]).toMatchObject({ stage: 'train', total: 6, losses: { seen: 1, pseudo: 2 } });
     expect(progress[5].etaSeconds).toBe(0);
 
     const models = await api.invoke('models.list', {});
     expect(models.models).toHaveLength(1);
-    expect(models.models[0]).toMatchObject({ version: 1, active: true, labelCounts: { good: 4, defect: 1 }, metrics: { aucRoc: 0.5 }, settings: { steps: 6 } });
+    expect(models.models[0]).toMatchObject({
+      version: 1,
+      active: true,
+      labelCounts: { good: 4, defect: 1 },
+      metrics: { aucRoc: 0.5 },
+      settings: { steps: 6 },
+    });
     const runs = await api.invoke('training.runs', {});
     expect(runs.runs[0]).toMatchObject({ status: 'done', modelId: models.models[0].id });
 
@@ -74,9 +85,18 @@ describe('engine worker through the API', () => {
     const status = await api.invoke('scoring.status', {});
     expect(status.unscored).toBe(0);
     const ranked = await api.invoke('images.list', { sort: 'score_desc' });
-    expect(ranked.items.slice(0, 2).map((i) => i.id).sort()).toEqual([ids[6], ids[7]]);
+    expect(
+      ranked.items
+        .slice(0, 2)
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([ids[6], ids[7]]);
     const detail = await api.invoke('images.get', { id: ids[7] });
-    expect(detail.scoreDetail).toMatchObject({ modelVersion: 1, perHead: { seen: expect.any(Number) }, heatmap: { h: 4, w: 4 } });
+    expect(detail.scoreDetail).toMatchObject({
+      modelVersion: 1,
+      perHead: { seen: expect.any(Number) },
+      heatmap: { h: 4, w: 4 },
+    });
     expect(detail.scoreDetail!.heatmap!.data).toHaveLength(16);
     // A first threshold was set from the good images, and flags the bright defects.
     const t = await api.invoke('threshold.get', {});
@@ -93,7 +113,9 @@ describe('engine worker through the API', () => {
     // A false-alarm target: at most 25 % of the 4 good images above the threshold.
     const target = await api.invoke('threshold.set', { falseAlarmRate: 0.25 });
     expect(target.flagged).toBe(3);
-    expect((await api.invoke('images.ids', { filter: { aboveThreshold: true, label: 'good' } })).ids).toEqual([ids[5]]);
+    expect((await api.invoke('images.ids', { filter: { aboveThreshold: true, label: 'good' } })).ids).toEqual(
+      [ids[5]],
+    );
     expect((await api.invoke('threshold.set', { falseAlarmRate: 0 })).flagged).toBe(2);
     await api.invoke('threshold.set', { threshold: 0 });
     const hist = await api.invoke('threshold.histogram', { bins: 5 });
@@ -104,7 +126,10 @@ describe('engine worker through the API', () => {
   it('cancel stops within a second and leaves the previous model active', async () => {
     const first = await trainToEnd({ steps: 2 });
     const { runId } = await api.invoke('training.start', { settings: { steps: 200 } });
-    await waitFor(() => events.some((e) => e.event === 'training.progress' && e.payload.runId === runId), 'first progress');
+    await waitFor(
+      () => events.some((e) => e.event === 'training.progress' && e.payload.runId === runId),
+      'first progress',
+    );
     expect((await api.invoke('training.status', {})).run).toMatchObject({ id: runId, status: 'running' });
     const t0 = Date.now();
     expect(await api.invoke('training.cancel', {})).toEqual({ cancelled: true });
@@ -117,7 +142,9 @@ describe('engine worker through the API', () => {
     expect((await api.invoke('training.runs', {})).runs[0]).toMatchObject({ id: runId, status: 'cancelled' });
     // The cancelled run left no model folder behind.
     const project = (await api.invoke('project.current', {}))!;
-    expect(readdirSync(join(project.path, 'models')).filter((d) => d.startsWith('run-'))).toEqual([`run-${first.runId}`]);
+    expect(readdirSync(join(project.path, 'models')).filter((d) => d.startsWith('run-'))).toEqual([
+      `run-${first.runId}`,
+    ]);
   });
 
   it('cancel stops within a second even when the engine never looks at the signal', async () => {
@@ -140,7 +167,10 @@ describe('engine worker through the API', () => {
     await waitFor(() => finished(runId) !== undefined, 'crash to be reported');
     expect(finished(runId)).toMatchObject({ status: 'failed', error: expect.stringMatching(/crash/) });
     const crash = events.find((e) => e.event === 'worker.crashed');
-    expect(crash?.payload).toMatchObject({ restarted: true, message: expect.stringMatching(/simulated engine crash/) });
+    expect(crash?.payload).toMatchObject({
+      restarted: true,
+      message: expect.stringMatching(/simulated engine crash/),
+    });
     expect((await api.invoke('training.runs', {})).runs[0]).toMatchObject({ status: 'failed' });
     const next = await trainToEnd({ steps: 2 });
     expect(next.status).toBe('done');
