@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiService } from '../../../src-main/api/service';
 import { makeJpeg, makePng, tempDir, writeHugePngHeader } from './helpers';
@@ -138,6 +139,20 @@ describe('import through the API', () => {
         code: 'invalid_input',
         message: expect.stringMatching(/no folder of good images/),
       });
+  });
+
+  it('serves a TIFF as PNG (browsers cannot show TIFF) and a missing file as nothing', async () => {
+    const tif = join(tmp.dir, 'scan.tif');
+    await sharp({ create: { width: 20, height: 10, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+      .tiff()
+      .toFile(tif);
+    const s = await api.invoke('import.run', { source: { kind: 'paths', paths: [tif] } });
+    const served = await api.resolveFile('image', s.importedIds[0]);
+    expect(served?.contentType).toBe('image/png');
+    expect((await sharp(served!.body!).metadata()).width).toBe(20);
+    rmSync(tif);
+    expect(await api.resolveFile('image', s.importedIds[0])).toBeNull();
+    expect((await api.invoke('images.get', { id: s.importedIds[0] })).status).toBe('missing');
   });
 
   it('uploads dropped files (browser mode) into the project and checks them the same way', async () => {
