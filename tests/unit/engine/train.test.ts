@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { aucRoc } from '../../../src-main/engine/metrics';
-import { scoreFeatures } from '../../../src-main/engine/infer';
+import { releaseScoringTensors, scoreFeatures } from '../../../src-main/engine/infer';
 import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect, type SyntheticSpec } from '../../../src-main/engine/train/synthetic';
 import { resolveSettings } from '../../../src-main/engine/settings';
@@ -144,6 +144,21 @@ describe('trainFast without labelled anomalies (unsupervised)', () => {
     expect(sn[0].perHead.seen).toBeUndefined();
     expect(sn[0].perHead.knn).toBeDefined();
     expect(auc(su.map((s) => s.perHead.knn!), sn.map((s) => s.perHead.knn!))).toBeGreaterThan(0.8);
+  });
+});
+
+describe('resources', () => {
+  it('training and scoring leave no tensors behind', async () => {
+    const { data, testNormals } = makeData(4, 2);
+    const s = settings({ steps: 3 });
+    // The first run creates the small constant matrices that are kept for the process.
+    await trainFast(data, s);
+    releaseScoringTensors();
+    const before = tf.memory().numTensors;
+    const state = await trainFast(data, s);
+    scoreFeatures(state, testNormals);
+    releaseScoringTensors();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
