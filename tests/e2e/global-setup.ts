@@ -1,9 +1,10 @@
 /** Builds the renderer the server will serve, unless the build is already newer than the sources. */
+import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-const root = resolve(__dirname, '..', '..');
+const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 function newest(path: string): number {
   const st = statSync(path);

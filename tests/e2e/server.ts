@@ -2,10 +2,11 @@
  * Starts the browser-mode server as a child process, exactly as `npm start` would, and
  * keeps its output for the test report.
  */
+import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
-const root = resolve(__dirname, '..', '..');
+const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export interface RunningServer {
   url: string;
