@@ -778,13 +778,16 @@ export class ProjectStore {
     }[];
   }
 
+  /** Present images the active model has not scored (missing files cannot be scored). */
   unscoredCount(): number {
     const m = this.activeModelRow();
-    if (!m) return (this.db.prepare('SELECT COUNT(*) AS n FROM images').get() as { n: number }).n;
+    if (!m)
+      return (this.db.prepare("SELECT COUNT(*) AS n FROM images WHERE status = 'ok'").get() as { n: number })
+        .n;
     return (
       this.db
         .prepare(
-          'SELECT COUNT(*) AS n FROM images i LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = ? WHERE s.total IS NULL',
+          "SELECT COUNT(*) AS n FROM images i LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = ? WHERE i.status = 'ok' AND s.total IS NULL",
         )
         .get(m.id) as { n: number }
     ).n;
