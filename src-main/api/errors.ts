@@ -39,9 +39,10 @@ export function toErrorShape(err: unknown, projectDir?: string): ApiErrorShape {
     };
   }
   const name = (err as Error | null)?.name;
-  if (name === 'EngineError' || name === 'DataError' || name === 'ImageError') {
-    return { code: name === 'EngineError' ? 'engine' : 'invalid_input', message: (err as Error).message };
-  }
+  if (name === 'EngineError' || name === 'ModelFileError')
+    return { code: 'engine', message: (err as Error).message };
+  if (name === 'DataError' || name === 'ImageError')
+    return { code: 'invalid_input', message: (err as Error).message };
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^(ENOENT|ENOTDIR|EISDIR|ENOSPC|EIO|SQLITE_)/.test(code)) {
     return { code: 'io', message: (err as Error).message };

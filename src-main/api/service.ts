@@ -486,7 +486,8 @@ export class ApiService {
           // The model is completely saved: only now does it become a version, and active.
           const model = store.addModel({
             dir: relative(store.dir, resolve(result.modelDir)),
-            settings,
+            // What the engine really used (defaults filled in), else what was asked for.
+            settings: result.settings ?? settings,
             labelGood: set.normals.length,
             labelDefect: set.anomalies.length,
             labelIds: [...set.normals, ...set.anomalies].map((x) => x.id),

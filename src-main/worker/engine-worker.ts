@@ -26,10 +26,21 @@ const aborts = new Map<number, AbortController>();
 
 class Cancelled extends Error {}
 
+/** Round-trips through JSON: the database stores JSON, and typed arrays would not survive. */
+function plain(v: unknown): Record<string, unknown> | null {
+  return v && typeof v === 'object' ? (JSON.parse(JSON.stringify(v)) as Record<string, unknown>) : null;
+}
+
 function manifestMetrics(manifest: unknown): Record<string, unknown> | null {
-  const m = (manifest as { metrics?: unknown } | null)?.metrics;
-  // Round-trip through JSON: the database stores it as JSON and typed arrays would not survive.
-  return m && typeof m === 'object' ? (JSON.parse(JSON.stringify(m)) as Record<string, unknown>) : null;
+  return plain((manifest as { metrics?: unknown } | null)?.metrics);
+}
+
+function manifestSettings(manifest: unknown): Record<string, unknown> | null {
+  const m = manifest as { settings?: unknown; backbone?: { id?: unknown; inputSize?: unknown } } | null;
+  const settings = plain(m?.settings);
+  if (!settings) return null;
+  if (m?.backbone) Object.assign(settings, { backbone: m.backbone.id, inputSize: m.backbone.inputSize });
+  return settings;
 }
 
 async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise<void> {
@@ -46,6 +57,7 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
     result: {
       modelDir: result.modelDir,
       metrics: manifestMetrics(result.manifest),
+      settings: manifestSettings(result.manifest),
       warnings: result.warnings,
     },
   });

@@ -60,6 +60,8 @@ export interface TrainedModel {
   modelDir: string;
   /** The manifest's metrics, if it has any, as plain JSON. */
   metrics: Record<string, unknown> | null;
+  /** The settings the engine actually used (defaults filled in) and its backbone, from the manifest. */
+  settings: Record<string, unknown> | null;
   warnings: string[];
 }
 

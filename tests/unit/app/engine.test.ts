@@ -48,6 +48,14 @@ describe('app with the real engine', () => {
         .map((e) => (e.payload as EventPayload<'training.progress'>).stage),
     );
     expect(stages.has('train')).toBe(true);
+    // The model records the settings the engine really used, defaults included.
+    const model = (await api.invoke('models.active', {})).model!;
+    expect(model.settings).toMatchObject({
+      steps: 10,
+      seed: expect.any(Number),
+      backbone: expect.any(String),
+      inputSize: 224,
+    });
     const project = (await api.invoke('project.current', {}))!;
     expect(existsSync(join(project.path, 'models', `run-${runId}`, 'manifest.json'))).toBe(true);
 
