@@ -158,6 +158,7 @@ export async function importCandidates(
   // Files are checked two at a time but recorded in listing order, chunk by chunk, so
   // image ids follow the order of the folder (and an interrupted import keeps whole chunks).
   const seen = new Set<string>();
+  const importedSet = new Set<number>();
   const CHUNK = 8;
   for (let start = 0; start < candidates.length; start += CHUNK) {
     const chunk = candidates.slice(start, start + CHUNK);
@@ -185,7 +186,8 @@ export async function importCandidates(
     store.db.transaction(() => {
       chunk.forEach((cand, k) => {
         const c = checked[k];
-        if (c) {
+        // Re-checked inside the transaction: another import may have recorded the file meanwhile.
+        if (c && store.imageIdByPath(c.cand.path) === null) {
           const id = store.insertImage({
             path: c.cand.path,
             sha256: c.sha256,
@@ -195,12 +197,13 @@ export async function importCandidates(
           });
           applyLabel(id, c.cand);
           importedIds.push(id);
+          importedSet.add(id);
           return;
         }
         const path = resolve(cand.path);
         const existing = store.imageIdByPath(path);
         // Already in the project (before this import, or listed twice): labels still apply.
-        if (existing !== null && !importedIds.includes(existing)) {
+        if (existing !== null && !importedSet.has(existing)) {
           duplicates++;
           applyLabel(existing, cand);
         } else if (existing !== null) duplicates++;

@@ -76,6 +76,21 @@ describe('import through the API', () => {
     expect(again.duplicates).toBe(4);
   });
 
+  it('two imports of the same files at once record each file once', async () => {
+    const files: string[] = [];
+    for (let k = 0; k < 10; k++) {
+      files.push(join(tmp.dir, `c${k}.png`));
+      await makePng(files[k], { seed: k + 1 });
+    }
+    const [a, b] = await Promise.all([
+      api.invoke('import.run', { source: { kind: 'paths', paths: files } }),
+      api.invoke('import.run', { source: { kind: 'paths', paths: [...files].reverse() } }),
+    ]);
+    expect(a.imported + b.imported).toBe(10);
+    expect(a.duplicates + b.duplicates).toBe(10);
+    expect((await api.invoke('images.list', {})).total).toBe(10);
+  });
+
   it('imports an MVTec layout with its labels and classes', async () => {
     const root = join(tmp.dir, 'mvtec');
     for (const d of ['train/good', 'test/good', 'test/crack', 'test/scratch', 'ground_truth/crack'])
