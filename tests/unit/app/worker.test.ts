@@ -176,6 +176,33 @@ describe('engine worker through the API', () => {
     expect(next.status).toBe('done');
   });
 
+  it('a worker that dies while scoring is reported; scores saved so far stay; scoring works again', async () => {
+    await trainToEnd({ steps: 1 });
+    const bad = join(tmp.dir, 'crash-me.png');
+    await makePng(bad, { seed: 50 });
+    const { importedIds } = await api.invoke('import.run', { source: { kind: 'paths', paths: [bad] } });
+    const job = await api.invoke('scoring.start', { scope: 'unscored' });
+    await waitFor(
+      () => events.some((e) => e.event === 'scoring.finished' && e.payload.jobId === job.jobId),
+      'scoring to fail',
+    );
+    const fin = events.find((e) => e.event === 'scoring.finished' && e.payload.jobId === job.jobId)!
+      .payload as EventPayload<'scoring.finished'>;
+    expect(fin).toMatchObject({ status: 'failed', error: expect.stringMatching(/exit code 5/) });
+    expect(events.some((e) => e.event === 'worker.crashed')).toBe(true);
+    // Earlier scores are intact; the bad image is simply unscored.
+    expect((await api.invoke('scoring.status', {})).unscored).toBe(1);
+    await api.invoke('images.remove', { ids: importedIds });
+    const again = await api.invoke('scoring.start', { scope: 'all' });
+    await waitFor(
+      () => events.some((e) => e.event === 'scoring.finished' && e.payload.jobId === again.jobId),
+      'scoring again',
+    );
+    expect(
+      events.find((e) => e.event === 'scoring.finished' && e.payload.jobId === again.jobId)!.payload,
+    ).toMatchObject({ status: 'done', scored: 8 });
+  });
+
   it('refuses a second job while one runs (busy), and closing the project cancels it', async () => {
     const { runId } = await api.invoke('training.start', { settings: { steps: 200 } });
     expect(await api.call('training.start', {})).toMatchObject({ ok: false, error: { code: 'busy' } });
