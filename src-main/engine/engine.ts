@@ -8,7 +8,7 @@ import { resolveSettings } from './settings';
 import { trainFast } from './train';
 import { scoreFeatures } from './infer';
 import { saveModel, loadModel, type ModelManifest } from './model-file';
-import { EngineError, type ImageFeatures, type ImageScore, type ProgressFn, type TrainSettings } from './types';
+import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
   normals: { id: string; path: string }[];
@@ -129,11 +129,13 @@ export async function openScorer(
     backend: session.backend.description,
     async score(paths, onProgress) {
       const feats = await session.ofPaths(paths, onProgress);
-      const ok = feats.filter((f): f is typeof f & { features: ImageFeatures } => f.features !== null);
-      const scores = scoreFeatures(model.state, ok.map((f) => f.features));
-      const byPath = new Map(ok.map((f, i) => [f, scores[i]]));
-      return feats.map((f) =>
-        f.features ? { path: f.path, ok: true as const, score: byPath.get(f)! } : { path: f.path, ok: false as const, error: f.error ?? 'unreadable' },
+      const readable = feats.flatMap((f) => (f.features ? [f.features] : []));
+      const scores = scoreFeatures(model.state, readable);
+      let k = 0;
+      return feats.map((f): ScoreResult =>
+        f.features
+          ? { path: f.path, ok: true, score: scores[k++] }
+          : { path: f.path, ok: false, error: f.error ?? `${f.path}: unreadable` },
       );
     },
     close: () => session.close(),

@@ -4,6 +4,7 @@
  * variants of the training normals, all through the on-disk feature cache.
  */
 import { createFeatureExtractor, type FeatureExtractor } from './features';
+import { initBackend } from './backend';
 import { defaultBackboneSpec } from './backbone';
 import { loadImageResized } from '../data/decode';
 import { cutPaste } from './train/pseudo-anomaly';
@@ -40,6 +41,9 @@ export class FeatureSession {
   static async open(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
     const spec = opts.spec ?? defaultBackboneSpec(opts.inputSize ?? 224, opts.featureLayer);
     const levels = opts.levels ?? 2;
+    // Training and scoring of the heads run in this thread, feature extraction in workers:
+    // both need the fast backend.
+    await initBackend({ prefer: opts.backend });
     const extractor = await createFeatureExtractor({
       spec,
       levels,
