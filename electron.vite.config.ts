@@ -18,6 +18,8 @@ export default defineConfig({
           index: resolve(__dirname, 'src-main/index.ts'),
           // The engine runs in a worker thread; its bundle sits beside index.js.
           'engine-worker': resolve(__dirname, 'src-main/worker/engine-worker.ts'),
+          // Feature extraction fans out to its own worker threads (engine/features/pool.ts).
+          'feature-worker': resolve(__dirname, 'src-main/engine/features/worker.ts'),
         },
         external: ['electron'],
       },

@@ -33,3 +33,16 @@ export function formatEta(seconds: number | undefined): string {
   const m = Math.floor(s / 60);
   return `${m}m ${String(s % 60).padStart(2, '0')}s left`;
 }
+
+const NAMES: Record<string, string> = {
+  seen: 'Seen',
+  pseudo: 'Pseudo',
+  residual: 'Residual',
+  normality: '− Normality',
+  knn: 'kNN',
+};
+
+/** How a head is named on screen (normality shows its minus sign: it lowers the score). */
+export function headLabel(head: string): string {
+  return NAMES[head] ?? head;
+}

@@ -202,6 +202,8 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   const after = (await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })).items;
   expect(after.map((i) => [i.name, i.label, i.className, i.score])).toEqual(before.map((i) => [i.name, i.label, i.className, i.score]));
   expect((await apiCall<{ threshold: number | null }>(server, 'threshold.get')).threshold).toBe(threshold);
+  await page.getByTestId('filter-defect').click();
+  await expect(page.getByTestId('gallery-total')).toHaveText('3 images');
   await expect(page.locator('[data-testid="image-cell"][data-label="defect"]')).toHaveCount(3);
   await goView(page, 'review');
   expect((await queueNames(page, 6)).every((n) => n.startsWith('part_'))).toBe(true);
