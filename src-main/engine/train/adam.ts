@@ -22,16 +22,23 @@ export class ClippedAdam {
     this.v = tf.tidy(() => params.map((p) => tf.variable(tf.zerosLike(p), false)));
   }
 
-  /** One update; returns the gradient norm before clipping. grads[i] belongs to params[i]. */
-  step(grads: tf.Tensor[], lr: number, weightDecay: number, clipNorm: number): number {
+  /**
+   * One update; returns the gradient norm before clipping. grads[i] belongs to params[i]; a
+   * missing gradient (a head switched off) leaves its parameter untouched, as PyTorch does.
+   */
+  step(grads: (tf.Tensor | null | undefined)[], lr: number, weightDecay: number, clipNorm: number): number {
     this.t++;
-    const norm = tf.tidy(() => Math.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+    const present = grads.filter((g): g is tf.Tensor => !!g);
+    if (present.length === 0) return 0;
+    const norm = tf.tidy(() => Math.sqrt(tf.addN(present.map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
     const scale = clipNorm > 0 ? Math.min(1, clipNorm / (norm + 1e-6)) : 1;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = 1 - this.beta2 ** this.t;
     tf.tidy(() => {
       this.params.forEach((p, i) => {
-        let g = scale === 1 ? grads[i] : tf.mul(grads[i], scale);
+        const raw = grads[i];
+        if (!raw) return;
+        let g = scale === 1 ? raw : tf.mul(raw, scale);
         if (weightDecay > 0) g = tf.add(g, tf.mul(p, weightDecay));
         const m = tf.add(tf.mul(this.m[i], this.beta1), tf.mul(g, 1 - this.beta1));
         const v = tf.add(tf.mul(this.v[i], this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
