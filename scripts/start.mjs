@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 /**
  * `npm start`: builds the app when the sources are newer than the build, then opens the
  * Electron window where the Electron binary is installed, or else starts browser mode

@@ -12,6 +12,7 @@ test.beforeEach(async () => {
   server = await startServer({ projectsRoot: join(dir, 'projects') });
 });
 
+// eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
   await server.stop();
   if (info.status !== info.expectedStatus) await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });

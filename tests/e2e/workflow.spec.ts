@@ -22,6 +22,7 @@ test.beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'swan-e2e-'));
 });
 
+// eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
   if (server) {
     await server.stop();
