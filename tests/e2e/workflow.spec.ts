@@ -210,4 +210,14 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   expect((await queueNames(page, 6)).every((n) => n.startsWith('part_'))).toBe(true);
   await expect(page.getByTestId('flagged-count')).toHaveText('10 flagged');
   await shot(page, '08-review-after-restart', info);
+
+  // Cancel a retrain: the run stops and model v1 stays active.
+  await goView(page, 'train');
+  await page.getByTestId('setting-steps').fill('5000');
+  await page.getByTestId('retrain').click();
+  await expect(page.getByTestId('train-progress')).toBeVisible();
+  await page.getByTestId('cancel-training').click();
+  await expect(page.getByTestId('train-finished')).toContainText('cancelled', { timeout: 60_000 });
+  await expect(page.getByTestId('active-model')).toHaveText('model v1');
+  expect((await apiCall<{ model: { version: number } | null }>(server, 'models.active')).model?.version).toBe(1);
 });
