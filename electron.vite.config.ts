@@ -43,6 +43,8 @@ export default defineConfig({
     base: './',
     build: {
       outDir: resolve(__dirname, 'out/renderer'),
+      // The browser-mode server sends this bundle over HTTP too: keep it small.
+      minify: 'esbuild',
       rollupOptions: { input: { index: resolve(__dirname, 'src-renderer/index.html') } },
     },
     plugins: [vue()],

@@ -55,18 +55,20 @@ test('the gallery stays virtual and smooth at 10,000 images', async ({ page }, i
   expect(rendered).toBeLessThan(200);
 
   // Scroll through the list for a second and a half, one step per frame, timing frames.
-  const frames = await page.getByTestId('virtual-grid').evaluate(
+  const { frames, maxCells } = await page.getByTestId('virtual-grid').evaluate(
     (el) =>
-      new Promise<number[]>((done) => {
+      new Promise<{ frames: number[]; maxCells: number }>((done) => {
         const times: number[] = [];
+        let maxCells = 0;
         let last = performance.now();
         const start = last;
         const step = (now: number): void => {
           times.push(now - last);
           last = now;
+          maxCells = Math.max(maxCells, el.querySelectorAll('[data-testid="image-cell"]').length);
           el.scrollTop += 900;
           if (now - start < 1500) requestAnimationFrame(step);
-          else done(times.slice(1));
+          else done({ frames: times.slice(1), maxCells });
         };
         requestAnimationFrame(step);
       }),
@@ -74,10 +76,14 @@ test('the gallery stays virtual and smooth at 10,000 images', async ({ page }, i
   const sorted = [...frames].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)] ?? Infinity;
   const p95 = sorted[Math.floor(sorted.length * 0.95)] ?? Infinity;
-  const frameNote = `${frames.length} frames while scrolling 900 px per frame: median ${median.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms; ${rendered} cells in the DOM`;
+  const frameNote = `${frames.length} frames while scrolling 900 px per frame: median ${median.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms; at most ${maxCells} cells in the DOM`;
   info.annotations.push({ type: 'frames', description: frameNote });
   console.log(frameNote);
-  expect(median).toBeLessThan(100);
+  // The bound that matters is structural: the DOM never holds more than a few screens.
+  // Frame times depend on how busy the machine is; the limit only catches a pathological
+  // gallery (a full 10,000-cell render takes seconds).
+  expect(maxCells).toBeLessThan(200);
+  expect(median).toBeLessThan(250);
   expect(await cells.count()).toBeLessThan(200);
 
   // The very end is reachable and labelling works there.
@@ -87,5 +93,5 @@ test('the gallery stays virtual and smooth at 10,000 images', async ({ page }, i
   await last.click();
   await page.keyboard.press('g');
   await expect(last).toHaveAttribute('data-label', 'good');
-  await shot(page, '09-label-10000', info);
+  await shot(page, '10-label-10000', info);
 });

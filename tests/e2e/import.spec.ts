@@ -48,7 +48,7 @@ test('an MVTec layout imports with its labels and classes', async ({ page }, inf
   await expect(page.getByTestId('import-imported')).toHaveText('8');
   await expect(page.getByTestId('import-skipped-count')).toHaveText('1');
   await expect(page.getByTestId('skipped-row')).toContainText('cut.png');
-  await shot(page, '10-import-mvtec', info);
+  await shot(page, '11-import-mvtec', info);
 
   await goView(page, 'label');
   await page.getByTestId('filter-defect').click();

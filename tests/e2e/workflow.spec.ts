@@ -197,6 +197,7 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await expect(page.getByTestId('view-projects')).toBeVisible();
   const recent = page.getByTestId('recent-item').filter({ hasText: projectPath });
   await expect(recent).toHaveCount(1);
+  await shot(page, '08-projects-recent', info);
   await recent.getByRole('button', { name: 'Open' }).click();
   await expect(page.getByTestId('view-label')).toBeVisible();
   await expect(page.getByTestId('active-model')).toHaveText('model v1');
@@ -209,7 +210,7 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await goView(page, 'review');
   expect((await queueNames(page, 6)).every((n) => n.startsWith('part_'))).toBe(true);
   await expect(page.getByTestId('flagged-count')).toHaveText('10 flagged');
-  await shot(page, '08-review-after-restart', info);
+  await shot(page, '09-review-after-restart', info);
 
   // Cancel a retrain: the run stops and model v1 stays active.
   await goView(page, 'train');
