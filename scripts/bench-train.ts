@@ -4,6 +4,8 @@
  * pseudo pool of 4 variants per normal. Then times scoring of the same maps.
  *
  *   npx tsx scripts/bench-train.ts [--steps N] [--backend wasm|cpu] [--reduce R] [--width W]
+ *
+ * Steps and learning rate default to FAST_MODE_RECOMMENDED (heads/options.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -12,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { trainFast } from '../src-main/engine/train';
 import { scoreFeatures } from '../src-main/engine/infer';
 import { resolveSettings } from '../src-main/engine/settings';
+import { FAST_MODE_RECOMMENDED } from '../src-main/engine/heads/options';
 import type { FeatureMap, ImageFeatures } from '../src-main/engine/types';
 import { Rng } from '../src-main/engine/util/rng';
 
@@ -51,6 +54,7 @@ async function main(): Promise<void> {
   const pseudo = normals.map(() => Array.from({ length: 4 }, () => randomFeatures(rng, s0)));
   const settings = resolveSettings({
     mode: 'fast',
+    ...FAST_MODE_RECOMMENDED,
     ...(values.steps ? { steps: Number(values.steps) } : {}),
     ...(values.reduce ? { residualReduce: Number(values.reduce) } : {}),
     ...(values.width ? { residualWidth: Number(values.width) } : {}),

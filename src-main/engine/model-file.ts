@@ -83,7 +83,8 @@ function splitState(state: DraState): { skeleton: unknown; bins: Map<string, Flo
       sizes.set(file, offset + v.length);
       return { $f32: { file, offset, length: v.length } } satisfies ArrayRef;
     }
-    if (ArrayBuffer.isView(v)) throw new EngineError('Model state holds a typed array other than Float32Array.');
+    if (ArrayBuffer.isView(v))
+      throw new EngineError('Model state holds a typed array other than Float32Array.');
     if (Array.isArray(v)) return v.map((x) => walk(x, topKey));
     if (v && typeof v === 'object') {
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, topKey)]));
@@ -211,7 +212,10 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
   try {
     for (const [name, data] of payload) await writeFileSynced(path.join(tmp, name), data);
     // The manifest goes last: a folder with a manifest has all its files.
-    await writeFileSynced(path.join(tmp, MANIFEST), new TextEncoder().encode(JSON.stringify(manifest, null, 2)));
+    await writeFileSynced(
+      path.join(tmp, MANIFEST),
+      new TextEncoder().encode(JSON.stringify(manifest, null, 2)),
+    );
     await syncDir(tmp);
     const hadOld = await exists(target);
     if (hadOld) await fs.rename(target, old);
@@ -242,7 +246,10 @@ async function readRequired(dir: string, name: string): Promise<Buffer> {
 }
 
 /** Loads and verifies a model folder. `expect` names the backbone the caller will feed it. */
-export async function loadModel(dir: string, expect: { backboneId?: string; inputSize?: number } = {}): Promise<SavedModel> {
+export async function loadModel(
+  dir: string,
+  expect: { backboneId?: string; inputSize?: number } = {},
+): Promise<SavedModel> {
   const manifestBuf = await readRequired(dir, MANIFEST);
   let manifest: ModelManifest;
   try {
@@ -260,7 +267,10 @@ export async function loadModel(dir: string, expect: { backboneId?: string; inpu
     );
   }
   if (!manifest.backbone || !manifest.files || typeof manifest.files !== 'object') {
-    throw new ModelFileError(`Model file is corrupt: ${MANIFEST} lacks its backbone or file list.`, 'corrupt');
+    throw new ModelFileError(
+      `Model file is corrupt: ${MANIFEST} lacks its backbone or file list.`,
+      'corrupt',
+    );
   }
   if (expect.backboneId !== undefined && manifest.backbone.id !== expect.backboneId) {
     throw new ModelFileError(
@@ -274,7 +284,8 @@ export async function loadModel(dir: string, expect: { backboneId?: string; inpu
       'inputSize',
     );
   }
-  if (!manifest.files[STATE]) throw new ModelFileError(`Model file is corrupt: ${MANIFEST} does not list ${STATE}.`, 'corrupt');
+  if (!manifest.files[STATE])
+    throw new ModelFileError(`Model file is corrupt: ${MANIFEST} does not list ${STATE}.`, 'corrupt');
 
   const contents = new Map<string, Buffer>();
   for (const [name, info] of Object.entries(manifest.files)) {
@@ -293,7 +304,8 @@ export async function loadModel(dir: string, expect: { backboneId?: string; inpu
   const bins = new Map<string, Float32Array>();
   for (const [name, buf] of contents) {
     if (!name.endsWith('.bin')) continue;
-    if (buf.byteLength % 4 !== 0) throw new ModelFileError(`Model file is corrupt: ${name} is not float32 data.`, 'corrupt');
+    if (buf.byteLength % 4 !== 0)
+      throw new ModelFileError(`Model file is corrupt: ${name} is not float32 data.`, 'corrupt');
     // Copy: a Buffer may share a pool and be unaligned for a Float32Array view.
     const copy = new Uint8Array(buf.byteLength);
     copy.set(buf);

@@ -8,8 +8,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-
-
 /** a @ b, differentiable in both. */
 export const matMul = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
   save([a, b]);
@@ -32,7 +30,9 @@ export function matMulConstInput(a: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
     save([a]);
     return {
       value: tf.matMul(a, wIn),
-      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => [tf.matMul(tf.transpose(saved[0] as tf.Tensor2D), dy)],
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => [
+        tf.matMul(tf.transpose(saved[0] as tf.Tensor2D), dy),
+      ],
     };
   }) as never);
   return f(w) as tf.Tensor2D;
@@ -45,7 +45,12 @@ interface ConstPair {
 }
 const constants = new Map<string, ConstPair>();
 
-function constPair(key: string, rows: number, cols: number, fill: (set: (r: number, c: number) => void) => void): ConstPair {
+function constPair(
+  key: string,
+  rows: number,
+  cols: number,
+  fill: (set: (r: number, c: number) => void) => void,
+): ConstPair {
   let pair = constants.get(key);
   if (!pair || pair.m.isDisposed) {
     const data = new Float32Array(rows * cols);

@@ -23,8 +23,11 @@ export function topKMask(values: Float32Array, rows: number, cols: number, k: nu
     for (let s = 0; s < k; s++) {
       let best = s;
       for (let j = s + 1; j < cols; j++) {
-        if (values[base + idx[j]] > values[base + idx[best]] ||
-            (values[base + idx[j]] === values[base + idx[best]] && idx[j] < idx[best])) best = j;
+        if (
+          values[base + idx[j]] > values[base + idx[best]] ||
+          (values[base + idx[j]] === values[base + idx[best]] && idx[j] < idx[best])
+        )
+          best = j;
       }
       const t = idx[s];
       idx[s] = idx[best];

@@ -1,3 +1,11 @@
 export { scoreFeatures, scoreRaw, releaseScoringTensors, type ScoreOptions, type RawScores } from './score';
-export { buildKnn, knnScores, knnLeaveOneOut, knnBaselineScores, pooledVector, stats, type KnnScores } from './knn';
+export {
+  buildKnn,
+  knnScores,
+  knnLeaveOneOut,
+  knnBaselineScores,
+  pooledVector,
+  stats,
+  type KnnScores,
+} from './knn';
 export { finishState } from './calibrate';

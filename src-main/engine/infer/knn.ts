@@ -105,9 +105,12 @@ function patchDistances(
       const part = queries.slice(s, s + chunk);
       const q = new Float32Array(part.length * ppi * dim);
       part.forEach((m, i) => {
-        for (let p = 0; p < ppi; p++) q.set(l2normalise(m.data.slice(p * dim, (p + 1) * dim)), (i * ppi + p) * dim);
+        for (let p = 0; p < ppi; p++)
+          q.set(l2normalise(m.data.slice(p * dim, (p + 1) * dim)), (i * ppi + p) * dim);
       });
-      const sims = tf.tidy(() => tf.matMul(tf.tensor2d(q, [part.length * ppi, dim]), bankT).dataSync() as Float32Array);
+      const sims = tf.tidy(
+        () => tf.matMul(tf.tensor2d(q, [part.length * ppi, dim]), bankT).dataSync() as Float32Array,
+      );
       part.forEach((_, i) => {
         const ex = exclude[s + i];
         for (let p = 0; p < ppi; p++) {
@@ -139,19 +142,34 @@ export function knnScores(knn: KnnState, feats: readonly ImageFeatures[], topKRa
     image[i] = nearestExcluding(knn, q, self);
   });
   const out: KnnScores = { image };
-  if (knn.patch) out.patch = patchDistances(knn, feats.map((f) => f.levels[0]), exclude, topKRatio);
+  if (knn.patch)
+    out.patch = patchDistances(
+      knn,
+      feats.map((f) => f.levels[0]),
+      exclude,
+      topKRatio,
+    );
   return out;
 }
 
 /** Leave-one-out distances of the training normals themselves (bank entry i against the others). */
-export function knnLeaveOneOut(knn: KnnState, normals: readonly ImageFeatures[], topKRatio: number): KnnScores {
+export function knnLeaveOneOut(
+  knn: KnnState,
+  normals: readonly ImageFeatures[],
+  topKRatio: number,
+): KnnScores {
   const image = new Float32Array(knn.count);
   for (let i = 0; i < knn.count; i++) {
     image[i] = nearestExcluding(knn, knn.bank.subarray(i * knn.dim, (i + 1) * knn.dim), i);
   }
   const out: KnnScores = { image };
   if (knn.patch) {
-    out.patch = patchDistances(knn, normals.map((f) => f.levels[0]), normals.map((_, i) => i), topKRatio);
+    out.patch = patchDistances(
+      knn,
+      normals.map((f) => f.levels[0]),
+      normals.map((_, i) => i),
+      topKRatio,
+    );
   }
   return out;
 }
@@ -170,7 +188,10 @@ export function stats(values: ArrayLike<number>): HeadStats {
 }
 
 /** Unsupervised baseline: image-level kNN distance of each query to the given normals (no training). */
-export function knnBaselineScores(normals: readonly ImageFeatures[], queries: readonly ImageFeatures[]): number[] {
+export function knnBaselineScores(
+  normals: readonly ImageFeatures[],
+  queries: readonly ImageFeatures[],
+): number[] {
   if (normals.length === 0) return queries.map(() => 0);
   return Array.from(knnScores(buildKnn(normals, false), queries, 0.1).image);
 }

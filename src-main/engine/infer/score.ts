@@ -40,7 +40,13 @@ export interface ScoreOptions {
 }
 
 /** One live copy of the weights, for the most recently used state (scoring calls come in runs). */
-let cached: { state: DraState; t: HeadTensors; refs: tf.Tensor3D[]; bnMean: tf.Tensor1D; bnVar: tf.Tensor1D } | null = null;
+let cached: {
+  state: DraState;
+  t: HeadTensors;
+  refs: tf.Tensor3D[];
+  bnMean: tf.Tensor1D;
+  bnVar: tf.Tensor1D;
+} | null = null;
 
 function tensorsFor(state: DraState) {
   if (cached?.state === state) return cached;
@@ -90,7 +96,13 @@ export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batch
     pseudo: new Float32Array(n),
     residual: new Float32Array(n),
     normality: new Float32Array(n),
-    maps: { h: h0, w: w0, seen: new Float32Array(n * p0), pseudo: new Float32Array(n * p0), residual: new Float32Array(n * p0) },
+    maps: {
+      h: h0,
+      w: w0,
+      seen: new Float32Array(n * p0),
+      pseudo: new Float32Array(n * p0),
+      residual: new Float32Array(n * p0),
+    },
   };
   if (n === 0) return out;
   const live = tensorsFor(state);
@@ -130,7 +142,11 @@ export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batch
 
 const z = (v: number, st: HeadStats | undefined): number => (st ? (v - st.mean) / st.std : v);
 
-export function scoreFeatures(state: DraState, feats: readonly ImageFeatures[], opts: ScoreOptions = {}): ImageScore[] {
+export function scoreFeatures(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  opts: ScoreOptions = {},
+): ImageScore[] {
   const combine = opts.combine ?? state.settings.combine ?? 'sum';
   const raw = scoreRaw(state, feats, opts.batchSize);
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
@@ -169,7 +185,11 @@ export function scoreFeatures(state: DraState, feats: readonly ImageFeatures[], 
       }
     }
     const total =
-      (perHead.seen ?? 0) + (perHead.pseudo ?? 0) + (perHead.residual ?? 0) - (perHead.normality ?? 0) + (perHead.knn ?? 0);
+      (perHead.seen ?? 0) +
+      (perHead.pseudo ?? 0) +
+      (perHead.residual ?? 0) -
+      (perHead.normality ?? 0) +
+      (perHead.knn ?? 0);
     return { total, perHead, raw: rawHeads, heatmap: { h, w, data: heat } };
   });
 }

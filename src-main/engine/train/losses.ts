@@ -34,10 +34,22 @@ export function routeLabels(labels: readonly SampleLabel[]): Record<DraHead, Rou
     return { mask, target };
   };
   return {
-    normality: make(() => true, (l) => l === 0),
-    seen: make((l) => l !== 2, (l) => l === 1),
-    pseudo: make((l) => l !== 1, (l) => l === 2),
-    residual: make(() => true, (l) => l !== 0),
+    normality: make(
+      () => true,
+      (l) => l === 0,
+    ),
+    seen: make(
+      (l) => l !== 2,
+      (l) => l === 1,
+    ),
+    pseudo: make(
+      (l) => l !== 1,
+      (l) => l === 2,
+    ),
+    residual: make(
+      () => true,
+      (l) => l !== 0,
+    ),
   };
 }
 
@@ -70,7 +82,10 @@ export function deviationPerSample(
 /** Binary cross-entropy with the score as the logit (as BCEWithLogitsLoss), numerically stable. */
 export function bcePerSample(scores: tf.Tensor1D, target: tf.Tensor1D): tf.Tensor1D {
   // max(s,0) - s*y + log(1 + exp(-|s|))
-  return tf.add(tf.sub(tf.relu(scores), tf.mul(scores, target)), tf.log1p(tf.exp(tf.neg(tf.abs(scores))))) as tf.Tensor1D;
+  return tf.add(
+    tf.sub(tf.relu(scores), tf.mul(scores, target)),
+    tf.log1p(tf.exp(tf.neg(tf.abs(scores)))),
+  ) as tf.Tensor1D;
 }
 
 /** Focal loss on the score as a logit: alpha (1 - p_t)^gamma BCE, alpha 1, gamma 2. */

@@ -62,9 +62,16 @@ export function planBatch(rng: Rng, cfg: SamplerConfig): BatchPlan {
     // With repetition: a 1-shot run sees its single anomaly batchAnomalies times per step.
     for (let j = 0; j < cfg.batchAnomalies; j++) {
       const index = rng.int(cfg.anomalies);
-      items.push({ index, label: 1, variant: -1, transform: cfg.transforms > 1 ? rng.int(cfg.transforms) : 0 });
+      items.push({
+        index,
+        label: 1,
+        variant: -1,
+        transform: cfg.transforms > 1 ? rng.int(cfg.transforms) : 0,
+      });
     }
   }
-  const references = drawIndices(rng, cfg.normals, cfg.referenceCount).map((i) => normalOrPseudo(rng, cfg, i));
+  const references = drawIndices(rng, cfg.normals, cfg.referenceCount).map((i) =>
+    normalOrPseudo(rng, cfg, i),
+  );
   return { items, references };
 }

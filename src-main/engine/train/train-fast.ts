@@ -7,7 +7,14 @@ import * as tf from '@tensorflow/tfjs';
 import type { HeadName, ProgressFn, TrainSettings } from '../types';
 import { EngineError } from '../types';
 import { Rng } from '../util/rng';
-import { BN_MOMENTUM, disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
+import {
+  BN_MOMENTUM,
+  disposeHeadTensors,
+  forwardLevel,
+  headTensors,
+  readWeights,
+  trainableList,
+} from '../heads/forward';
 import type { LevelOutput } from '../heads/forward';
 import { imageScores } from '../heads/image-scores';
 import { initWeights } from '../heads/init';
@@ -36,11 +43,15 @@ export interface TrainOptions {
 export function checkFastData(data: FastTrainData, levels: number): { h: number; w: number; c: number }[] {
   if (data.normals.length === 0) throw new EngineError('Training needs at least one normal image.');
   if (data.pseudo.length !== data.normals.length) {
-    throw new EngineError(`Pseudo-anomaly pool has ${data.pseudo.length} entries for ${data.normals.length} normal images.`);
+    throw new EngineError(
+      `Pseudo-anomaly pool has ${data.pseudo.length} entries for ${data.normals.length} normal images.`,
+    );
   }
   const first = data.normals[0];
   if (first.levels.length < levels) {
-    throw new EngineError(`Features have ${first.levels.length} pyramid level(s), the settings ask for ${levels}.`);
+    throw new EngineError(
+      `Features have ${first.levels.length} pyramid level(s), the settings ask for ${levels}.`,
+    );
   }
   const shapes = first.levels.slice(0, levels).map(({ h, w, c }) => ({ h, w, c }));
   const all = [...data.normals, ...data.anomalies, ...data.pseudo.flat()];
@@ -56,12 +67,18 @@ export function checkFastData(data: FastTrainData, levels: number): { h: number;
       }
     }
   }
-  if (shapes.some((s) => s.c !== shapes[0].c)) throw new EngineError('Pyramid levels differ in channel count.');
+  if (shapes.some((s) => s.c !== shapes[0].c))
+    throw new EngineError('Pyramid levels differ in channel count.');
   return shapes;
 }
 
 /** Running BatchNorm statistics, as PyTorch keeps them (unbiased variance, momentum 0.1). */
-export function updateRunningBn(w: DraWeights, mean: Float32Array, variance: Float32Array, count: number): void {
+export function updateRunningBn(
+  w: DraWeights,
+  mean: Float32Array,
+  variance: Float32Array,
+  count: number,
+): void {
   const r = w.residual;
   const unbias = count > 1 ? count / (count - 1) : 1;
   for (let i = 0; i < r.width; i++) {
@@ -86,7 +103,10 @@ export async function trainFast(
   const sampleRng = root.fork();
   const lossRng = root.fork();
 
-  const base = initWeights({ channels: shapes[0].c, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden }, initRng);
+  const base = initWeights(
+    { channels: shapes[0].c, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden },
+    initRng,
+  );
   const vars = headTensors(base, true);
   const params = trainableList(vars);
   const adam = new ClippedAdam(params);
@@ -102,7 +122,10 @@ export async function trainFast(
     transforms: ho.augment ? Math.min(...shapes.map((s) => transformCount(s.h, s.w))) : 1,
   };
   const active = activeHeads(settings, hasSeen);
-  if (active.length === 0) throw new EngineError('No head left to train: settings.heads names only the seen head and no anomaly is labelled.');
+  if (active.length === 0)
+    throw new EngineError(
+      'No head left to train: settings.heads names only the seen head and no anomaly is labelled.',
+    );
   const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
 
   const started = Date.now();
@@ -125,7 +148,11 @@ export async function trainFast(
             const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
             const out = forwardLevel(vars, x, ref, { training: true }, true, pooled);
             // variableGrads frees what f creates; these are read after the update.
-            bnStats.push({ mean: tf.keep(out.bn!.mean), variance: tf.keep(out.bn!.variance), count: out.bn!.count });
+            bnStats.push({
+              mean: tf.keep(out.bn!.mean),
+              variance: tf.keep(out.bn!.variance),
+              count: out.bn!.count,
+            });
             return out;
           });
           const scores = imageScores(outs, settings.topKRatio);
@@ -133,9 +160,19 @@ export async function trainFast(
           perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
           return loss.total;
         }, params);
-        adam.step(params.map((p) => grads[p.name]), lr, settings.weightDecay, settings.gradClip);
+        adam.step(
+          params.map((p) => grads[p.name]),
+          lr,
+          settings.weightDecay,
+          settings.gradClip,
+        );
         for (const s of bnStats) {
-          updateRunningBn(base, s.mean.dataSync() as Float32Array, s.variance.dataSync() as Float32Array, s.count);
+          updateRunningBn(
+            base,
+            s.mean.dataSync() as Float32Array,
+            s.variance.dataSync() as Float32Array,
+            s.count,
+          );
           s.mean.dispose();
           s.variance.dispose();
         }

@@ -68,11 +68,22 @@ function imageTensor(img: RgbImage, size: number, transform = 0): tf.Tensor4D {
 }
 
 function batchTensor(imgs: readonly RgbImage[], size: number, transforms?: readonly number[]): tf.Tensor4D {
-  return tf.tidy(() => tf.concat(imgs.map((im, i) => imageTensor(im, size, transforms?.[i] ?? 0)), 0) as tf.Tensor4D);
+  return tf.tidy(
+    () =>
+      tf.concat(
+        imgs.map((im, i) => imageTensor(im, size, transforms?.[i] ?? 0)),
+        0,
+      ) as tf.Tensor4D,
+  );
 }
 
 /** Feature maps of images through a backbone, per pyramid level, as plain data. */
-export function extractFeatures(backbone: FullBackbone, imgs: readonly RgbImage[], levels: number, batchSize = 8): ImageFeatures[] {
+export function extractFeatures(
+  backbone: FullBackbone,
+  imgs: readonly RgbImage[],
+  levels: number,
+  batchSize = 8,
+): ImageFeatures[] {
   const out: ImageFeatures[] = imgs.map(() => ({ levels: [] }));
   for (let l = 0; l < levels; l++) {
     const size = levelSize(backbone.inputSize, l);
@@ -83,7 +94,8 @@ export function extractFeatures(backbone: FullBackbone, imgs: readonly RgbImage[
         return [...f.shape, f.dataSync() as Float32Array] as const;
       });
       const size1 = h * w * c;
-      for (let i = 0; i < b; i++) out[s + i].levels.push({ h, w, c, data: data.slice(i * size1, (i + 1) * size1) });
+      for (let i = 0; i < b; i++)
+        out[s + i].levels.push({ h, w, c, data: data.slice(i * size1, (i + 1) * size1) });
     }
   }
   return out;
@@ -94,7 +106,9 @@ export function applyBackboneWeights(model: tf.LayersModel, state: DraState): vo
   if (!state.backbone) return;
   const current = model.getWeights();
   if (current.length !== state.backbone.length) {
-    throw new EngineError(`The model holds ${state.backbone.length} backbone weights, the backbone has ${current.length}.`);
+    throw new EngineError(
+      `The model holds ${state.backbone.length} backbone weights, the backbone has ${current.length}.`,
+    );
   }
   model.setWeights(state.backbone.map((w) => tf.tensor(w.data, w.shape)));
 }
@@ -136,18 +150,24 @@ export async function trainFull(
   const adam = new ClippedAdam(params);
 
   const drawNormal = (i: number): { img: RgbImage; label: SampleLabel } =>
-    sampleRng.next() < 0.5 ? { img: cutPaste(data.normals[i], pseudoRng).image, label: 2 } : { img: data.normals[i], label: 0 };
+    sampleRng.next() < 0.5
+      ? { img: cutPaste(data.normals[i], pseudoRng).image, label: 2 }
+      : { img: data.normals[i], label: 0 };
 
   const started = Date.now();
   try {
     for (let step = 0; step < steps; step++) {
       throwIfAborted(opts.signal);
       const items: { img: RgbImage; label: SampleLabel }[] = [];
-      for (const i of drawIndices(sampleRng, data.normals.length, settings.batchNormals)) items.push(drawNormal(i));
+      for (const i of drawIndices(sampleRng, data.normals.length, settings.batchNormals))
+        items.push(drawNormal(i));
       if (hasSeen) {
-        for (let j = 0; j < settings.batchAnomalies; j++) items.push({ img: data.anomalies[sampleRng.int(data.anomalies.length)], label: 1 });
+        for (let j = 0; j < settings.batchAnomalies; j++)
+          items.push({ img: data.anomalies[sampleRng.int(data.anomalies.length)], label: 1 });
       }
-      const refs = drawIndices(sampleRng, data.normals.length, Math.max(1, settings.referenceCount)).map((i) => drawNormal(i).img);
+      const refs = drawIndices(sampleRng, data.normals.length, Math.max(1, settings.referenceCount)).map(
+        (i) => drawNormal(i).img,
+      );
       const transforms = items.map(() => (ho.augment ? sampleRng.int(8) : 0));
       const refTransforms = refs.map(() => (ho.augment ? sampleRng.int(8) : 0));
       const labels = items.map((s) => s.label);
@@ -158,7 +178,11 @@ export async function trainFull(
         const inputs = Array.from({ length: nLevels }, (_, l) => {
           const size = levelSize(backbone.inputSize, l);
           return {
-            x: batchTensor(items.map((s) => s.img), size, transforms),
+            x: batchTensor(
+              items.map((s) => s.img),
+              size,
+              transforms,
+            ),
             r: batchTensor(refs, size, refTransforms),
           };
         });
@@ -169,16 +193,30 @@ export async function trainFull(
             const fx = backbone.model.apply(x, { training: false }) as tf.Tensor4D;
             const fr = tf.mean(backbone.model.apply(r, { training: false }) as tf.Tensor4D, 0) as tf.Tensor3D;
             const out = forwardLevel(vars, fx, fr, { training: true }, false);
-            bnStats.push({ mean: tf.keep(out.bn!.mean), variance: tf.keep(out.bn!.variance), count: out.bn!.count });
+            bnStats.push({
+              mean: tf.keep(out.bn!.mean),
+              variance: tf.keep(out.bn!.variance),
+              count: out.bn!.count,
+            });
             return out;
           });
           const loss = draLoss(settings.loss, imageScores(outs, settings.topKRatio), labels, lossRng, skip);
           perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
           return loss.total;
         }, params);
-        adam.step(params.map((p) => grads[p.name]), lr, settings.weightDecay, settings.gradClip);
+        adam.step(
+          params.map((p) => grads[p.name]),
+          lr,
+          settings.weightDecay,
+          settings.gradClip,
+        );
         for (const s of bnStats) {
-          updateRunningBn(base, s.mean.dataSync() as Float32Array, s.variance.dataSync() as Float32Array, s.count);
+          updateRunningBn(
+            base,
+            s.mean.dataSync() as Float32Array,
+            s.variance.dataSync() as Float32Array,
+            s.count,
+          );
           s.mean.dispose();
           s.variance.dispose();
         }
@@ -188,7 +226,13 @@ export async function trainFull(
         }
       });
       const elapsed = (Date.now() - started) / 1000;
-      opts.onProgress?.({ stage: 'train', step: step + 1, total: steps, losses, etaSeconds: (elapsed / (step + 1)) * (steps - step - 1) });
+      opts.onProgress?.({
+        stage: 'train',
+        step: step + 1,
+        total: steps,
+        losses,
+        etaSeconds: (elapsed / (step + 1)) * (steps - step - 1),
+      });
       await yieldToEventLoop();
     }
     throwIfAborted(opts.signal);

@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { forwardLevel, headTensors, disposeHeadTensors, readWeights } from '../../../src-main/engine/heads/forward';
+import {
+  forwardLevel,
+  headTensors,
+  disposeHeadTensors,
+  readWeights,
+} from '../../../src-main/engine/heads/forward';
 import { initWeights } from '../../../src-main/engine/heads/init';
 import { im2col3x3, matMul, matMulConstInput, sliceColumns } from '../../../src-main/engine/heads/matmul';
 import { Rng } from '../../../src-main/engine/util/rng';
@@ -73,7 +78,10 @@ describe('forwardLevel', () => {
     // Residual head against tf.conv2d on the reduced residual (running BN mean 0, var 1).
     const r = weights.residual;
     const red = tf.matMul(tf.reshape(tf.sub(ref, x), [48, c]), tf.tensor2d(r.reduce, [c, 4]));
-    const conv = tf.add(tf.conv2d(tf.reshape(red, [3, 4, 4, 4]) as tf.Tensor4D, tf.tensor4d(r.conv, [3, 3, 4, 5]), 1, 'same'), r.convB);
+    const conv = tf.add(
+      tf.conv2d(tf.reshape(red, [3, 4, 4, 4]) as tf.Tensor4D, tf.tensor4d(r.conv, [3, 3, 4, 5]), 1, 'same'),
+      r.convB,
+    );
     const bn = tf.relu(tf.add(tf.mul(tf.div(conv, Math.sqrt(1 + 1e-5)), r.gamma), r.beta));
     const res = tf.abs(tf.add(tf.matMul(tf.reshape(bn, [48, 5]), tf.tensor2d(r.out, [5, 1])), r.outB));
     close(out.residual.dataSync(), res.dataSync());
@@ -93,7 +101,11 @@ describe('forwardLevel', () => {
   it('the residual head reads M_r - M_x: an image equal to the reference gives the same map as any other such image', () => {
     const t = headTensors(weights, false);
     const ref = tf.randomUniform([4, 4, c], 0, 1, 'float32', 8) as tf.Tensor3D;
-    const bn = { training: false as const, mean: tf.tensor1d(weights.residual.runMean), variance: tf.tensor1d(weights.residual.runVar) };
+    const bn = {
+      training: false as const,
+      mean: tf.tensor1d(weights.residual.runMean),
+      variance: tf.tensor1d(weights.residual.runVar),
+    };
     const a = forwardLevel(t, tf.expandDims(ref, 0) as tf.Tensor4D, ref, bn).residual.dataSync();
     const shifted = tf.add(ref, 1) as tf.Tensor3D;
     const b = forwardLevel(t, tf.expandDims(shifted, 0) as tf.Tensor4D, shifted, bn).residual.dataSync();

@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildKnn, knnBaselineScores, knnLeaveOneOut, knnScores, pooledVector, stats } from '../../../src-main/engine/infer/knn';
+import {
+  buildKnn,
+  knnBaselineScores,
+  knnLeaveOneOut,
+  knnScores,
+  pooledVector,
+  stats,
+} from '../../../src-main/engine/infer/knn';
 import type { FeatureMap, ImageFeatures } from '../../../src-main/engine/types';
 
 beforeAll(async () => {

@@ -24,7 +24,10 @@ describe('deviation loss', () => {
     // normal s=-0.3  -> dev -0.2  -> |dev| = 0.2
     // anomaly s=3    -> dev 1.45  -> max(0, 5 - 1.45) = 3.55
     // anomaly s=12.1 -> dev 6     -> max(0, 5 - 6) = 0
-    const l = deviationPerSample(tf.tensor1d([0.5, -0.3, 3, 12.1]), tf.tensor1d([0, 0, 1, 1]), { mean: 0.1, std: 2 });
+    const l = deviationPerSample(tf.tensor1d([0.5, -0.3, 3, 12.1]), tf.tensor1d([0, 0, 1, 1]), {
+      mean: 0.1,
+      std: 2,
+    });
     const v = vals(l);
     expect(v[0]).toBeCloseTo(0.2, 5);
     expect(v[1]).toBeCloseTo(0.2, 5);
@@ -77,7 +80,12 @@ describe('routing of labels to heads', () => {
     // BCE keeps the arithmetic free of the random prior. Labels: normal, seen, pseudo, normal.
     const labels: SampleLabel[] = [0, 1, 2, 0];
     const s = tf.tensor1d([0, 1, 2, 3]);
-    const { total, perHead } = draLoss('bce', { seen: s, pseudo: s, residual: s, normality: s }, labels, new Rng(1));
+    const { total, perHead } = draLoss(
+      'bce',
+      { seen: s, pseudo: s, residual: s, normality: s },
+      labels,
+      new Rng(1),
+    );
     const b = (x: number, y: number) => Math.max(x, 0) - x * y + Math.log1p(Math.exp(-Math.abs(x)));
     const seen = (b(0, 0) + b(1, 1) + b(3, 0)) / 3;
     const pseudo = (b(0, 0) + b(2, 1) + b(3, 0)) / 3;
@@ -93,7 +101,13 @@ describe('routing of labels to heads', () => {
   it('skips a head with no inputs or on request (unsupervised: no seen head)', () => {
     const s = tf.tensor1d([1, 2]);
     const labels: SampleLabel[] = [0, 2];
-    const { perHead } = draLoss('bce', { seen: s, pseudo: s, residual: s, normality: s }, labels, new Rng(1), ['seen']);
+    const { perHead } = draLoss(
+      'bce',
+      { seen: s, pseudo: s, residual: s, normality: s },
+      labels,
+      new Rng(1),
+      ['seen'],
+    );
     expect(perHead.seen).toBeUndefined();
     expect(Object.keys(perHead).sort()).toEqual(['normality', 'pseudo', 'residual']);
   });

@@ -24,7 +24,16 @@ beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'swan-model-'));
   state = await trainFast(
     { normals, anomalies: [test[0]], pseudo: normals.map((n) => [withDefect(rng, n, { from: 2, to: 4 })]) },
-    resolveSettings({ seed: 3, steps: 4, batchNormals: 4, batchAnomalies: 2, residualReduce: 3, residualWidth: 3, normalityWidth: 4, knnHead: true }),
+    resolveSettings({
+      seed: 3,
+      steps: 4,
+      batchNormals: 4,
+      batchAnomalies: 2,
+      residualReduce: 3,
+      residualWidth: 3,
+      normalityWidth: 4,
+      knnHead: true,
+    }),
   );
 });
 
@@ -32,7 +41,8 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-const save = (dir: string) => saveModel(dir, { state, backbone, trainingImageIds: ['a', 'b'], metrics: { auc: 0.9 } });
+const save = (dir: string) =>
+  saveModel(dir, { state, backbone, trainingImageIds: ['a', 'b'], metrics: { auc: 0.9 } });
 
 async function expectProblem(p: Promise<unknown>, problem: string, message: RegExp) {
   const err = await p.then(
@@ -49,10 +59,18 @@ describe('model file', () => {
     const dir = path.join(tmp, 'm1');
     const manifest = await save(dir);
     expect(manifest.formatVersion).toBe(1);
-    expect(Object.keys(manifest.files).sort()).toEqual(['knn.bin', 'reference.bin', 'state.json', 'weights.bin']);
+    expect(Object.keys(manifest.files).sort()).toEqual([
+      'knn.bin',
+      'reference.bin',
+      'state.json',
+      'weights.bin',
+    ]);
     const loaded = await loadModel(dir, { backboneId: backbone.id, inputSize: 224 });
     expect(loaded.manifest.trainingImageIds).toEqual(['a', 'b']);
-    expect(loaded.manifest.reference.shapes).toEqual([{ h: 4, w: 4, c: 6 }, { h: 2, w: 2, c: 6 }]);
+    expect(loaded.manifest.reference.shapes).toEqual([
+      { h: 4, w: 4, c: 6 },
+      { h: 2, w: 2, c: 6 },
+    ]);
     expect(loaded.manifest.seed).toBe(3);
     expect(loaded.manifest.metrics).toEqual({ auc: 0.9 });
     const a = scoreFeatures(state, test);
@@ -83,7 +101,11 @@ describe('model file', () => {
   it('refuses another backbone or input size', async () => {
     const dir = path.join(tmp, 'm4');
     await save(dir);
-    await expectProblem(loadModel(dir, { backboneId: 'resnet18' }), 'backbone', /backbone 'mobilenet_v1_0.75', not 'resnet18'/);
+    await expectProblem(
+      loadModel(dir, { backboneId: 'resnet18' }),
+      'backbone',
+      /backbone 'mobilenet_v1_0.75', not 'resnet18'/,
+    );
     await expectProblem(loadModel(dir, { inputSize: 448 }), 'inputSize', /input size 224, not 448/);
   });
 

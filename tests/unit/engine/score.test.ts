@@ -21,13 +21,26 @@ describe('scoreFeatures', () => {
     anomalies: [withDefect(rng, normalFeatures(rng, spec), { from: 0, to: 2 })],
     pseudo: normals.map((n) => [withDefect(rng, n, { from: 2, to: 4 })]),
   };
-  const test = [...Array.from({ length: 6 }, () => normalFeatures(rng, spec)), withDefect(rng, normalFeatures(rng, spec), { from: 0, to: 2 })];
+  const test = [
+    ...Array.from({ length: 6 }, () => normalFeatures(rng, spec)),
+    withDefect(rng, normalFeatures(rng, spec), { from: 0, to: 2 }),
+  ];
   let state: DraState;
 
   beforeAll(async () => {
     state = await trainFast(
       data,
-      resolveSettings({ seed: 1, steps: 8, batchNormals: 8, batchAnomalies: 4, residualReduce: 4, residualWidth: 4, normalityWidth: 8, knnHead: true, knnPatch: true }),
+      resolveSettings({
+        seed: 1,
+        steps: 8,
+        batchNormals: 8,
+        batchAnomalies: 4,
+        residualReduce: 4,
+        residualWidth: 4,
+        normalityWidth: 8,
+        knnHead: true,
+        knnPatch: true,
+      }),
     );
   });
 

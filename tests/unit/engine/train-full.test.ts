@@ -18,7 +18,8 @@ function image(rng: Rng, defect: boolean): RgbImage {
   if (defect) {
     const y0 = rng.int(12);
     const x0 = rng.int(12);
-    for (let y = y0; y < y0 + 4; y++) for (let x = x0; x < x0 + 4; x++) data.set([250, 20, 20], (y * size + x) * 3);
+    for (let y = y0; y < y0 + 4; y++)
+      for (let x = x0; x < x0 + 4; x++) data.set([250, 20, 20], (y * size + x) * 3);
   }
   return { width: size, height: size, data };
 }
@@ -27,8 +28,27 @@ function image(rng: Rng, defect: boolean): RgbImage {
 function tinyBackbone(): tf.LayersModel {
   const init = (seed: number) => tf.initializers.glorotUniform({ seed });
   const model = tf.sequential();
-  model.add(tf.layers.conv2d({ inputShape: [null, null, 3], filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(1) }));
-  model.add(tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(2) }));
+  model.add(
+    tf.layers.conv2d({
+      inputShape: [null, null, 3],
+      filters: 6,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: init(1),
+    }),
+  );
+  model.add(
+    tf.layers.conv2d({
+      filters: 6,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: init(2),
+    }),
+  );
   // Inputs are 0..255: scale the first layer's weights down so activations stay moderate.
   const [k, b] = model.layers[0].getWeights();
   model.layers[0].setWeights([tf.div(k, 128), b]);
@@ -54,7 +74,11 @@ describe('trainFull (backbone fine-tuned)', () => {
   it('refuses a non-native backend unless allowed', async () => {
     const rng = new Rng(1);
     await expect(
-      trainFull({ normals: [image(rng, false)], anomalies: [] }, { model: tinyBackbone(), inputSize: 16 }, settings),
+      trainFull(
+        { normals: [image(rng, false)], anomalies: [] },
+        { model: tinyBackbone(), inputSize: 16 },
+        settings,
+      ),
     ).rejects.toThrow(/needs the native TensorFlow backend.*current backend is 'cpu'/);
   });
 
@@ -72,19 +96,25 @@ describe('trainFull (backbone fine-tuned)', () => {
     const train = progress.filter((p) => p.stage === 'train');
     expect(train).toHaveLength(30);
     // Per-step losses are noisy (random batches, fresh prior draws): compare the ends on average.
-    const sum = (ps: TrainProgress[]) => ps.reduce((t, p) => t + Object.values(p.losses!).reduce((a, b) => a + b, 0), 0);
+    const sum = (ps: TrainProgress[]) =>
+      ps.reduce((t, p) => t + Object.values(p.losses!).reduce((a, b) => a + b, 0), 0);
     expect(sum(train.slice(-5))).toBeLessThan(0.8 * sum(train.slice(0, 5)));
     const after = model.getWeights().map((w) => Array.from(w.dataSync()));
     expect(after[0]).not.toEqual(before[0]);
     expect(state.backbone).toHaveLength(4);
-    expect(state.levels).toEqual([{ h: 4, w: 4, c: 6 }, { h: 2, w: 2, c: 6 }]);
+    expect(state.levels).toEqual([
+      { h: 4, w: 4, c: 6 },
+      { h: 2, w: 2, c: 6 },
+    ]);
 
     // A fresh backbone with the stored weights reproduces the features, hence the scores.
     const fresh = tinyBackbone();
     applyBackboneWeights(fresh, state);
     const test = [image(rng, false), image(rng, true)];
     const a = scoreFeatures(state, extractFeatures({ model, inputSize: 16 }, test, 2)).map((s) => s.total);
-    const b = scoreFeatures(state, extractFeatures({ model: fresh, inputSize: 16 }, test, 2)).map((s) => s.total);
+    const b = scoreFeatures(state, extractFeatures({ model: fresh, inputSize: 16 }, test, 2)).map(
+      (s) => s.total,
+    );
     expect(b).toEqual(a);
     expect(a.every(Number.isFinite)).toBe(true);
   });

@@ -57,13 +57,28 @@ describe('trainFast on synthetic features (bright-patch anomalies)', () => {
     const sn = scoreFeatures(state, testNormals);
     const sa = scoreFeatures(state, testSeen);
     scoresA = [...sn, ...sa].map((s) => s.total);
-    expect(auc(sa.map((s) => s.total), sn.map((s) => s.total))).toBeGreaterThan(0.9);
-    expect(auc(sa.map((s) => s.perHead.seen!), sn.map((s) => s.perHead.seen!))).toBeGreaterThan(0.9);
+    expect(
+      auc(
+        sa.map((s) => s.total),
+        sn.map((s) => s.total),
+      ),
+    ).toBeGreaterThan(0.9);
+    expect(
+      auc(
+        sa.map((s) => s.perHead.seen!),
+        sn.map((s) => s.perHead.seen!),
+      ),
+    ).toBeGreaterThan(0.9);
     // The pseudo head was trained on another band: it must flag pseudo-like defects.
     const rng = new Rng(77);
     const testPseudo = testNormals.map((n) => withDefect(rng, n, PSEUDO));
     const sp = scoreFeatures(state, testPseudo);
-    expect(auc(sp.map((s) => s.perHead.pseudo!), sn.map((s) => s.perHead.pseudo!))).toBeGreaterThan(0.9);
+    expect(
+      auc(
+        sp.map((s) => s.perHead.pseudo!),
+        sn.map((s) => s.perHead.pseudo!),
+      ),
+    ).toBeGreaterThan(0.9);
     // Heatmap: the brightest cell of an anomaly's map lies inside its defect.
     const f = testSeen[0].levels[0];
     const hm = sa[0].heatmap;
@@ -122,7 +137,9 @@ describe('trainFast on synthetic features (bright-patch anomalies)', () => {
     const ctl = new AbortController();
     ctl.abort();
     let calls = 0;
-    await expect(trainFast(data, settings(), { signal: ctl.signal, onProgress: () => calls++ })).rejects.toMatchObject({
+    await expect(
+      trainFast(data, settings(), { signal: ctl.signal, onProgress: () => calls++ }),
+    ).rejects.toMatchObject({
       name: 'AbortError',
     });
     expect(calls).toBe(0);
@@ -135,7 +152,9 @@ describe('trainFast without labelled anomalies (unsupervised)', () => {
     const rng = new Rng(9);
     const unseen = testNormals.map((n) => withDefect(rng, n, { from: 6, to: 9 }, 4));
     const progress: TrainProgress[] = [];
-    const state = await trainFast(data, settings({ knnHead: true, steps: 20 }), { onProgress: (p) => progress.push(p) });
+    const state = await trainFast(data, settings({ knnHead: true, steps: 20 }), {
+      onProgress: (p) => progress.push(p),
+    });
     expect(state.hasSeen).toBe(false);
     const train = progress.filter((p) => p.stage === 'train');
     expect(train[0].losses!.seen).toBeUndefined();
@@ -143,7 +162,12 @@ describe('trainFast without labelled anomalies (unsupervised)', () => {
     const su = scoreFeatures(state, unseen);
     expect(sn[0].perHead.seen).toBeUndefined();
     expect(sn[0].perHead.knn).toBeDefined();
-    expect(auc(su.map((s) => s.perHead.knn!), sn.map((s) => s.perHead.knn!))).toBeGreaterThan(0.8);
+    expect(
+      auc(
+        su.map((s) => s.perHead.knn!),
+        sn.map((s) => s.perHead.knn!),
+      ),
+    ).toBeGreaterThan(0.8);
   });
 });
 
