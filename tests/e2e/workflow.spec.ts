@@ -212,6 +212,18 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await expect(page.getByTestId('flagged-count')).toHaveText('10 flagged');
   await shot(page, '09-review-after-restart', info);
 
+  // Threshold by target: no more than 0 % of the good images may be flagged.
+  await page.getByTestId('target-rate').fill('0');
+  await page.getByTestId('target-apply').click();
+  await page.getByTestId('filter-flagged').check();
+  await expect(page.getByTestId('flagged-count')).not.toHaveText('10 flagged');
+  const flaggedNow = (
+    await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, filter: { aboveThreshold: true } })
+  ).items;
+  expect(flaggedNow.length).toBeGreaterThanOrEqual(6);
+  expect(flaggedNow.filter((i) => i.label === 'good')).toEqual([]);
+  await expect(page.getByTestId('flagged-count')).toHaveText(`${flaggedNow.length} flagged`);
+
   // Cancel a retrain: the run stops and model v1 stays active.
   await goView(page, 'train');
   await page.getByTestId('setting-steps').fill('5000');
