@@ -77,6 +77,8 @@ export interface TrainSettings {
   augment?: boolean;
   /** kNN head also scores patches (nearest normal patch) and adds its map to the heatmap. */
   knnPatch?: boolean;
+  /** Weight of the kNN head's z-score in the total (default 1). */
+  knnWeight?: number;
 }
 
 export type CombineRule = 'sum' | 'calibrated';

@@ -116,9 +116,11 @@ function patchDistances(
         for (let p = 0; p < ppi; p++) {
           const row = (i * ppi + p) * nBank;
           let best = -Infinity;
-          for (let j = 0; j < nBank; j++) {
-            if (ex >= 0 && Math.floor(j / ppi) === ex) continue;
-            if (sims[row + j] > best) best = sims[row + j];
+          // Whole bank images at a time, skipping the excluded one without a per-entry test.
+          for (let img = 0; img < knn.count; img++) {
+            if (img === ex) continue;
+            const end = row + (img + 1) * ppi;
+            for (let j = row + img * ppi; j < end; j++) if (sims[j] > best) best = sims[j];
           }
           maps[(s + i) * ppi + p] = Number.isFinite(best) ? Math.sqrt(Math.max(0, 2 - 2 * best)) : 0;
         }

@@ -3,10 +3,11 @@
  *
  * Combination rule (settings.combine, overridable per call for ablations):
  *  - 'sum' (the paper): total = seen + pseudo + residual - normality on raw head scores;
- *    the kNN head, when on, adds its z-score (distance standardised on training normals).
+ *    the kNN head, when on, adds its z-score (distance standardised on training normals)
+ *    times settings.knnWeight (default 1).
  *  - 'calibrated': every head is first standardised by its mean/std on training normals
  *    (z = (s - mean) / std), then total = z_seen + z_pseudo + z_residual - z_normality (+ z_knn),
- *    so heads of very different raw scales weigh alike.
+ *    so heads of very different raw scales weigh alike (kNN again times knnWeight).
  * perHead holds the values that add up to total (normality with a plus sign: it is
  * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
  * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
@@ -35,6 +36,8 @@ export interface ScoreOptions {
   combine?: CombineRule;
   /** Turn the kNN head off (or on, if the state has one) for this call. */
   knn?: boolean;
+  /** Weight of the kNN z-score in the total (default settings.knnWeight, else 1). */
+  knnWeight?: number;
   /** Images per forward pass. */
   batchSize?: number;
 }
@@ -152,6 +155,7 @@ export function scoreFeatures(
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
   const knn = useKnn ? knnScores(state.knn!, feats, state.settings.topKRatio) : undefined;
   const cal = state.calibration;
+  const knnWeight = opts.knnWeight ?? state.settings.knnWeight ?? 1;
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;
@@ -175,13 +179,13 @@ export function scoreFeatures(
       const zi = z(knn.image[i], cal.knn);
       if (knn.patch) {
         const zp = z(knn.patch.score[i], cal.knnPatch);
-        perHead.knn = (zi + zp) / 2;
+        perHead.knn = (knnWeight * (zi + zp)) / 2;
         const st = cal.knnPatch;
         if (knn.patch.h === h && knn.patch.w === w) {
-          for (let j = 0; j < p; j++) heat[j] += z(knn.patch.maps[i * p + j], st) / 2;
+          for (let j = 0; j < p; j++) heat[j] += (knnWeight * z(knn.patch.maps[i * p + j], st)) / 2;
         }
       } else {
-        perHead.knn = zi;
+        perHead.knn = knnWeight * zi;
       }
     }
     const total =

@@ -70,6 +70,15 @@ describe('scoreFeatures', () => {
     expect(Math.abs(meanZ)).toBeLessThan(1e-4);
   });
 
+  it('knnWeight scales the kNN z-score in the total', () => {
+    const one = scoreFeatures(state, test, { knnWeight: 1 });
+    const three = scoreFeatures(state, test, { knnWeight: 3 });
+    for (let i = 0; i < test.length; i++) {
+      expect(three[i].perHead.knn).toBeCloseTo(3 * one[i].perHead.knn!, 5);
+      expect(three[i].total - one[i].total).toBeCloseTo(2 * one[i].perHead.knn!, 4);
+    }
+  });
+
   it('the kNN head can be turned off per call; batching does not change scores', () => {
     const s = scoreFeatures(state, test, { knn: false });
     expect(s[0].perHead.knn).toBeUndefined();
