@@ -69,6 +69,17 @@ export function checkFastData(data: FastTrainData, levels: number): { h: number;
   }
   if (shapes.some((s) => s.c !== shapes[0].c))
     throw new EngineError('Pyramid levels differ in channel count.');
+  // One NaN would silently turn every weight into NaN.
+  for (const im of all) {
+    for (let l = 0; l < levels; l++) {
+      const d = im.levels[l].data;
+      for (let j = 0; j < d.length; j++) {
+        if (!Number.isFinite(d[j])) {
+          throw new EngineError(`Feature map holds a non-finite value (${d[j]}) at pyramid level ${l}.`);
+        }
+      }
+    }
+  }
   return shapes;
 }
 

@@ -194,6 +194,11 @@ describe('bad input', () => {
       name: 'EngineError',
       message: expect.stringMatching(/shape mismatch at pyramid level 0/),
     });
+    const nan = normalFeatures(new Rng(2), spec);
+    nan.levels[1].data[5] = Number.NaN;
+    await expect(trainFast({ ...data, anomalies: [nan] }, settings())).rejects.toThrow(
+      /non-finite value \(NaN\) at pyramid level 1/,
+    );
     await expect(trainFast({ normals: [], anomalies: [], pseudo: [] }, settings())).rejects.toMatchObject({
       name: 'EngineError',
     });
