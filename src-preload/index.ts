@@ -38,6 +38,7 @@ const operations = {
     get: (input) => send('images.get', input),
     remove: (input) => send('images.remove', input),
     refresh: (input) => send('images.refresh', input),
+    batches: (input) => send('images.batches', input),
   },
   labels: {
     set: (input) => send('labels.set', input),
@@ -56,6 +57,9 @@ const operations = {
     list: (input) => send('models.list', input),
     active: (input) => send('models.active', input),
     activate: (input) => send('models.activate', input),
+    delete: (input) => send('models.delete', input),
+    export: (input) => send('models.export', input),
+    import: (input) => send('models.import', input),
   },
   scoring: {
     start: (input) => send('scoring.start', input),
@@ -67,6 +71,12 @@ const operations = {
     set: (input) => send('threshold.set', input),
     histogram: (input) => send('threshold.histogram', input),
   },
+  evaluate: {
+    run: (input) => send('evaluate.run', input),
+  },
+  report: {
+    export: (input) => send('report.export', input),
+  },
 } satisfies OperationBridge;
 
 const KNOWN_EVENTS = [
@@ -77,6 +87,7 @@ const KNOWN_EVENTS = [
   'scoring.finished',
   'worker.crashed',
   'project.changed',
+  'report.progress',
 ] as const satisfies readonly EventName[];
 
 type Listener = (payload: unknown) => void;

@@ -240,6 +240,102 @@ export const HistogramBin = z.object({
 });
 export type HistogramBin = z.infer<typeof HistogramBin>;
 
+/** How the threshold was chosen; reports print it. 'auto' is the first one set after scoring. */
+export const ThresholdSource = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('value') }),
+  z.object({ kind: z.literal('auto') }),
+  z.object({ kind: z.literal('falseAlarmRate'), target: z.number() }),
+  z.object({ kind: z.literal('catchRate'), target: z.number() }),
+]);
+export type ThresholdSource = z.infer<typeof ThresholdSource>;
+
+/**
+ * What a threshold does on the labelled, scored images: false alarms among good-labelled
+ * images (held-out ones, i.e. not trained on, when there are any) and caught defects.
+ * A rate is null when there is no image to measure it on.
+ */
+export const ThresholdRates = z.object({
+  falseAlarmRate: z.number().nullable(),
+  catchRate: z.number().nullable(),
+  goodCount: z.number().int(),
+  defectCount: z.number().int(),
+  falseAlarms: z.number().int(),
+  caught: z.number().int(),
+  /** 'held-out': good images the model was not trained on; 'all': every good-labelled image. */
+  goodBasis: z.enum(['held-out', 'all']),
+});
+export type ThresholdRates = z.infer<typeof ThresholdRates>;
+
+/** A batch (the images of one import) by name; absent or null: every image of the project. */
+const BatchRef = z.string().trim().min(1, 'batch name must not be empty').max(200).nullable().optional();
+
+export const BatchInfo = z.object({
+  name: z.string(),
+  count: z.number().int(),
+  firstImportedAt: z.string(),
+});
+export type BatchInfo = z.infer<typeof BatchInfo>;
+
+export const ReportFormat = z.enum(['pdf', 'csv', 'both']);
+export type ReportFormat = z.infer<typeof ReportFormat>;
+
+export const ReportCounts = z.object({
+  /** Images in the batch. */
+  inspected: z.number().int(),
+  /** Images scored by the report's model. */
+  scored: z.number().int(),
+  /** Scored above the threshold. */
+  flagged: z.number().int(),
+  labelled: z.number().int(),
+  good: z.number().int(),
+  defect: z.number().int(),
+  missing: z.number().int(),
+});
+export type ReportCounts = z.infer<typeof ReportCounts>;
+
+export const CurvePoint = z.object({ x: z.number(), y: z.number(), threshold: z.number() });
+export type CurvePoint = z.infer<typeof CurvePoint>;
+
+/** One scorer's curves and areas: the model's total score, or one head alone. */
+export const CurveSet = z.object({
+  aucRoc: z.number(),
+  averagePrecision: z.number(),
+  /** x = false-positive rate, y = true-positive rate; finite thresholds only. */
+  roc: z.array(CurvePoint),
+  /** x = recall, y = precision; finite thresholds only. */
+  pr: z.array(CurvePoint),
+});
+export type CurveSet = z.infer<typeof CurveSet>;
+
+export const Confusion = z.object({
+  threshold: z.number().nullable(),
+  /** Defect-labelled and flagged. */
+  tp: z.number().int(),
+  /** Good-labelled and flagged. */
+  fp: z.number().int(),
+  tn: z.number().int(),
+  fn: z.number().int(),
+});
+export type Confusion = z.infer<typeof Confusion>;
+
+export const ModelEvaluation = z.object({
+  modelId: ModelId,
+  version: z.number().int(),
+  /** Labelled images the model scored (images it has not scored are left out). */
+  good: z.number().int(),
+  defect: z.number().int(),
+  /** Labelled images of the batch without a score from this model. */
+  unscored: z.number().int(),
+  /** Null when the labelled images are not of both kinds. */
+  total: CurveSet.nullable(),
+  /** Each head alone (the normality head's anomaly score is its negation). */
+  heads: z.record(z.string(), CurveSet),
+  confusion: Confusion,
+  /** Why curves are missing, for people. */
+  note: z.string().nullable(),
+});
+export type ModelEvaluation = z.infer<typeof ModelEvaluation>;
+
 // ---------------------------------------------------------------------------------------
 // Operations: name -> { input, output }
 // ---------------------------------------------------------------------------------------
@@ -365,10 +461,19 @@ export const operations = {
   },
 
   // Threshold
-  'threshold.get': { input: empty, output: z.object({ threshold: z.number().nullable() }) },
+  'threshold.get': {
+    input: empty,
+    output: z.object({
+      threshold: z.number().nullable(),
+      source: ThresholdSource.nullable(),
+      rates: ThresholdRates.nullable(),
+    }),
+  },
   /**
-   * Sets the threshold: a value, or a false-alarm target (e.g. 0.02: at most 2 % of the
-   * scored good-labelled images above it), from which the value is computed.
+   * Sets the threshold: a value, a false-alarm target (e.g. 0.02: at most 2 % of the
+   * scored good-labelled images above it, held-out ones when there are any), or a catch
+   * target (e.g. 0.9: at least 90 % of the scored defect-labelled images above it), from
+   * which the value is computed. Exactly one of the three.
    */
   'threshold.set': {
     input: z
@@ -379,11 +484,22 @@ export const operations = {
           .min(0, 'falseAlarmRate must be between 0 and 0.5')
           .max(0.5, 'falseAlarmRate must be between 0 and 0.5')
           .optional(),
+        catchRate: z
+          .number()
+          .min(0.01, 'catchRate must be between 0.01 and 1')
+          .max(1, 'catchRate must be between 0.01 and 1')
+          .optional(),
       })
-      .refine((v) => (v.threshold === undefined) !== (v.falseAlarmRate === undefined), {
-        message: 'give either threshold or falseAlarmRate',
-      }),
-    output: z.object({ threshold: z.number(), flagged: z.number().int() }),
+      .refine(
+        (v) => [v.threshold, v.falseAlarmRate, v.catchRate].filter((x) => x !== undefined).length === 1,
+        { message: 'give either threshold or falseAlarmRate or catchRate (exactly one)' },
+      ),
+    output: z.object({
+      threshold: z.number(),
+      flagged: z.number().int(),
+      source: ThresholdSource,
+      rates: ThresholdRates,
+    }),
   },
   'threshold.histogram': {
     input: z.strictObject({ bins: z.number().int().min(2).max(200).default(30) }),
@@ -392,6 +508,71 @@ export const operations = {
       max: z.number().nullable(),
       threshold: z.number().nullable(),
       bins: z.array(HistogramBin),
+    }),
+  },
+
+  /** The batches (imports) of the project, for report and evaluation pickers. */
+  'images.batches': { input: empty, output: z.object({ batches: z.array(BatchInfo) }) },
+
+  // Model versions (beyond list/active/activate) -------------------------------------
+  /** Deletes a model version and its scores; the active model cannot be deleted. */
+  'models.delete': { input: z.strictObject({ id: ModelId }), output: z.object({ deleted: z.boolean() }) },
+  /** Writes one model version as a single `.swanmodel` file (a zip of the model folder). */
+  'models.export': {
+    input: z.strictObject({
+      id: ModelId,
+      /** The file to write (".swanmodel" is added when missing)... */
+      file: nonEmptyPath.optional(),
+      /** ...or a folder to write <project>-v<version>.swanmodel into. */
+      outDir: nonEmptyPath.optional(),
+    }).refine((v) => (v.file === undefined) !== (v.outDir === undefined), {
+      message: 'give either file or outDir',
+    }),
+    output: z.object({ file: z.string(), bytes: z.number().int() }),
+  },
+  /**
+   * Imports a `.swanmodel` as the next version (not active unless asked). Files of another
+   * format version or backbone, damaged or truncated files, and zips whose entries would
+   * land outside the model folder are refused; nothing is written for them.
+   */
+  'models.import': {
+    input: z.strictObject({ file: nonEmptyPath, activate: z.boolean().default(false) }),
+    output: ModelInfo,
+  },
+
+  // Evaluation ---------------------------------------------------------------------------
+  /** ROC/PR curves, AUC-ROC and AP (model and each head) and confusion counts, on ground-truth labels. */
+  'evaluate.run': {
+    input: z.strictObject({
+      /** One model, or two for a side-by-side comparison; default: the active model. */
+      modelIds: z.array(ModelId).min(1).max(2).optional(),
+      batch: BatchRef,
+    }),
+    output: z.object({ batch: z.string().nullable(), models: z.array(ModelEvaluation) }),
+  },
+
+  // Reports ------------------------------------------------------------------------------
+  /**
+   * An inspection report for a batch (or every image): a PDF (summary, histogram with the
+   * threshold, every flagged image with thumbnail, heatmap and per-head scores) and/or a
+   * CSV of every image. Progress arrives as `report.progress` events.
+   */
+  'report.export': {
+    input: z.strictObject({
+      batch: BatchRef,
+      format: ReportFormat.default('both'),
+      outDir: nonEmptyPath,
+      /** Default: the active model. */
+      modelId: ModelId.optional(),
+    }),
+    output: z.object({
+      pdf: z.string().nullable(),
+      csv: z.string().nullable(),
+      batch: z.string().nullable(),
+      modelId: ModelId.nullable(),
+      modelVersion: z.number().int().nullable(),
+      threshold: z.number().nullable(),
+      counts: ReportCounts,
     }),
   },
 } as const;
@@ -439,6 +620,11 @@ export const events = {
   }),
   /** The engine worker died; it is restarted for the next job. */
   'worker.crashed': z.object({ message: z.string(), restarted: z.boolean() }),
+  'report.progress': z.object({
+    format: z.enum(['pdf', 'csv']),
+    done: z.number().int(),
+    total: z.number().int(),
+  }),
   /** Images, labels or scores changed: views should refetch. */
   'project.changed': z.object({
     what: z.enum(['images', 'labels', 'classes', 'scores', 'models', 'threshold', 'project']),

@@ -24,14 +24,26 @@ import {
   type OpParsedInput,
   type ProjectInfo,
   type ScoringJob,
+  type ThresholdSource,
   type TrainProgressEvent,
 } from './contract';
 import { AppError, toErrorShape } from './errors';
+import {
+  labelledScores,
+  ratesAt,
+  saveThresholdSource,
+  thresholdForTarget,
+  thresholdSource,
+  trainedIds,
+} from './threshold';
 import { MAX_IMAGE_PIXELS } from '../data/decode';
 import { heatmapPng } from '../project/heatmap-image';
 import { expandSource, importCandidates } from '../project/importer';
 import { RecentList } from '../project/recent';
 import { ProjectStore } from '../project/store';
+import { deleteModel, exportModel, importModel } from '../models/versions';
+import { evaluateModel } from '../report/evaluate';
+import { exportReport } from '../report/export';
 import { EngineHost, JobCancelled, WorkerCrashed, type EngineHostOptions } from '../worker/host';
 import type { ScoredItem } from '../worker/protocol';
 
@@ -376,27 +388,98 @@ export class ApiService {
     },
 
     // Threshold ----------------------------------------------------------------------
-    'threshold.get': () => ({ threshold: this.requireStore().getThreshold() }),
-    'threshold.set': ({ threshold, falseAlarmRate }) => {
+    'threshold.get': () => {
+      const store = this.requireStore();
+      const model = store.activeModel();
+      const threshold = store.getThreshold();
+      if (!model) return { threshold, source: null, rates: null };
+      return {
+        threshold,
+        source: thresholdSource(store.db, model.id, threshold !== null),
+        rates:
+          threshold === null
+            ? null
+            : ratesAt(threshold, labelledScores(store.db, model.id), trainedIds(store.db, model.id)),
+      };
+    },
+    'threshold.set': ({ threshold, falseAlarmRate, catchRate }) => {
       const store = this.requireStore();
       const model = store.activeModel();
       if (!model)
         throw new AppError('not_found', 'there is no active model yet: train one before setting a threshold');
       let value = threshold;
-      if (value === undefined) {
-        if (store.goodScoredCount(model.id) === 0) {
-          throw new AppError(
-            'invalid_input',
-            'no scored image is labelled good yet: label good images and score them to set a false-alarm target',
-          );
-        }
-        value = store.suggestThreshold(model.id, falseAlarmRate)!;
+      let source: ThresholdSource = { kind: 'value' };
+      if (falseAlarmRate !== undefined) {
+        value = thresholdForTarget(store.db, model.id, { falseAlarmRate });
+        source = { kind: 'falseAlarmRate', target: falseAlarmRate };
+      } else if (catchRate !== undefined) {
+        value = thresholdForTarget(store.db, model.id, { catchRate });
+        source = { kind: 'catchRate', target: catchRate };
       }
-      const flagged = store.setThreshold(value, model.id);
+      const t = value as number;
+      const flagged = store.db.transaction(() => {
+        saveThresholdSource(store.db, model.id, source);
+        return store.setThreshold(t, model.id);
+      })();
       this.emit('project.changed', { what: 'threshold' });
-      return { threshold: value, flagged };
+      const rates = ratesAt(t, labelledScores(store.db, model.id), trainedIds(store.db, model.id));
+      return { threshold: t, flagged, source, rates };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
+
+    'images.batches': () => ({
+      batches: this.requireStore()
+        .db.prepare(
+          'SELECT batch AS name, COUNT(*) AS count, MIN(imported_at) AS firstImportedAt FROM images GROUP BY batch ORDER BY MIN(id)',
+        )
+        .all() as { name: string; count: number; firstImportedAt: string }[],
+    }),
+
+    // Model versions -------------------------------------------------------------------
+    'models.delete': async ({ id }) => {
+      const store = this.requireStore();
+      if (this.scoring?.job.modelId === id)
+        throw new AppError('busy', 'this model is scoring images: wait for it or cancel it before deleting it');
+      await deleteModel(store, id);
+      this.heatmapScales.delete(id);
+      this.emit('project.changed', { what: 'models' });
+      return { deleted: true };
+    },
+    'models.export': ({ id, file, outDir }) => exportModel(this.requireStore(), id, { file, outDir }),
+    'models.import': async ({ file, activate }) => {
+      const store = this.requireStore();
+      if (activate && this.scoring)
+        throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
+      const m = await importModel(store, file, activate);
+      this.emit('project.changed', { what: 'models' });
+      return m;
+    },
+
+    // Evaluation -----------------------------------------------------------------------
+    'evaluate.run': ({ modelIds, batch }) => {
+      const store = this.requireStore();
+      const ids = modelIds ?? (store.activeModel() ? [store.activeModel()!.id] : []);
+      if (ids.length === 0)
+        throw new AppError('not_found', 'there is no model yet: train one before evaluating');
+      return {
+        batch: batch ?? null,
+        models: ids.map((id) => evaluateModel(store.db, id, batch ?? null, store.getThreshold(id))),
+      };
+    },
+
+    // Reports --------------------------------------------------------------------------
+    'report.export': async ({ batch, format, outDir, modelId }) => {
+      const store = this.requireStore();
+      let last = 0;
+      return exportReport(store, { batch: batch ?? null, format, outDir, modelId }, (p) => {
+        // Throttled like import progress: a 5,000-image report must not flood the socket.
+        const t = Date.now();
+        if (p.done === p.total || p.done === 0 || t - last > 100) {
+          last = t;
+          this.emit('report.progress', p);
+        }
+      });
+    },
   };
 
   private defaultBatch(): string {

@@ -7,6 +7,7 @@ import { CliError } from './cli-error';
 import { runTrain } from './commands/train';
 import { runScore } from './commands/score';
 import { runBench } from './commands/bench';
+import { runReport } from './commands/report';
 import { DataError } from '../data/data-error';
 import { EngineError } from '../engine/types';
 
@@ -41,6 +42,8 @@ export function buildProgram(): Command {
     .addOption(inputOption())
     .addOption(new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)').choices(['fast', 'full']).default('fast'))
     .option('--no-knn', 'switch off the nearest-normal head')
+    .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
+    .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
     .requiredOption('--out <dir>', 'model folder to write')
     .action(runTrain);
 
@@ -64,8 +67,19 @@ export function buildProgram(): Command {
     .addOption(inputOption())
     .addOption(new Option('--baseline <name>', 'run a baseline instead of DRA').choices(['devnet', 'knn']))
     .option('--no-knn', 'switch off the nearest-normal head')
+    .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
+    .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
     .option('--json <file>', 'write the results as JSON')
     .action(runBench);
+
+  program
+    .command('report')
+    .description('export the inspection report (PDF and CSV) of a project batch')
+    .requiredOption('--project <dir>', 'project folder')
+    .option('--batch <name>', 'batch (import) name; default: every image')
+    .requiredOption('--out <dir>', 'folder to write the report into')
+    .addOption(new Option('--format <format>', 'what to write').choices(['pdf', 'csv', 'both']).default('both'))
+    .action(runReport);
 
   return program;
 }

@@ -1,0 +1,94 @@
+/**
+ * Evaluation on ground-truth labels: the engine's metrics (scikit-learn definitions) for
+ * the model's total score and for each head alone, and the confusion counts at the
+ * model's threshold. Curves keep finite thresholds only: JSON has no Infinity.
+ */
+import type Database from 'better-sqlite3';
+import type { CurveSet, ModelEvaluation } from '../api/contract';
+import { AppError } from '../api/errors';
+import { labelledScores } from '../api/threshold';
+import { aucRoc, averagePrecision, prCurve, rocCurve } from '../engine/metrics';
+
+/** The normality head scores how normal an image is: its anomaly score is the negation. */
+export function headAnomalyScore(head: string, value: number): number {
+  return head === 'normality' ? -value : value;
+}
+
+export function curveSet(scores: number[], labels: number[]): CurveSet {
+  return {
+    aucRoc: aucRoc(scores, labels),
+    averagePrecision: averagePrecision(scores, labels),
+    roc: rocCurve(scores, labels)
+      .filter((p) => Number.isFinite(p.threshold))
+      .map((p) => ({ x: p.fpr, y: p.tpr, threshold: p.threshold })),
+    pr: prCurve(scores, labels)
+      .filter((p) => Number.isFinite(p.threshold))
+      .map((p) => ({ x: p.recall, y: p.precision, threshold: p.threshold })),
+  };
+}
+
+export function evaluateModel(
+  db: Database.Database,
+  modelId: number,
+  batch: string | null,
+  threshold: number | null,
+): ModelEvaluation {
+  const model = db.prepare('SELECT version FROM models WHERE id = ?').get(modelId) as { version: number } | undefined;
+  if (!model) throw new AppError('not_found', `model ${modelId} does not exist in this project`);
+  const rows = labelledScores(db, modelId, batch);
+  const labelledInBatch = (
+    db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM images i JOIN labels l ON l.image_id = i.id ${batch ? 'WHERE i.batch = ?' : ''}`,
+      )
+      .get(...(batch ? [batch] : [])) as { n: number }
+  ).n;
+  const labels = rows.map((r) => (r.label === 'defect' ? 1 : 0));
+  const defect = labels.reduce<number>((a, b) => a + b, 0);
+  const good = rows.length - defect;
+
+  const confusion = { threshold, tp: 0, fp: 0, tn: 0, fn: 0 };
+  if (threshold !== null) {
+    for (const r of rows) {
+      const flagged = r.total > threshold;
+      if (r.label === 'defect') flagged ? confusion.tp++ : confusion.fn++;
+      else flagged ? confusion.fp++ : confusion.tn++;
+    }
+  }
+
+  let note: string | null = null;
+  let total: CurveSet | null = null;
+  const heads: Record<string, CurveSet> = {};
+  if (good === 0 || defect === 0) {
+    note =
+      rows.length === 0
+        ? 'no labelled image has a score from this model: label images good or defect and score them'
+        : `curves need both kinds of labels among the scored images (good: ${good}, defect: ${defect})`;
+  } else {
+    total = curveSet(
+      rows.map((r) => r.total),
+      labels,
+    );
+    const perHead = rows.map((r) => JSON.parse(r.perHead) as Record<string, number>);
+    const names = [...new Set(perHead.flatMap((p) => Object.keys(p)))];
+    for (const h of names) {
+      // A head missing for some image (switched off in a later version) cannot be compared fairly.
+      if (!perHead.every((p) => Number.isFinite(p[h]))) continue;
+      heads[h] = curveSet(
+        perHead.map((p) => headAnomalyScore(h, p[h])),
+        labels,
+      );
+    }
+  }
+  return {
+    modelId,
+    version: model.version,
+    good,
+    defect,
+    unscored: labelledInBatch - rows.length,
+    total,
+    heads,
+    confusion,
+    note,
+  };
+}
