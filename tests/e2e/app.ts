@@ -13,7 +13,10 @@ export async function shot(page: Page, name: string, info?: TestInfo): Promise<s
   return path;
 }
 
-export async function goView(page: Page, view: 'projects' | 'import' | 'label' | 'train' | 'review'): Promise<void> {
+export async function goView(
+  page: Page,
+  view: 'projects' | 'import' | 'label' | 'train' | 'review' | 'evaluate' | 'report',
+): Promise<void> {
   await page.getByTestId(`nav-${view}`).click();
   await expect(page.getByTestId(`view-${view}`)).toBeVisible();
 }

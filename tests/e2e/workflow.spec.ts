@@ -3,7 +3,7 @@
  * import a generated set, label two defects and the known-good parts, retrain, review
  * the ranked queue, move the threshold, then restart the server and find everything kept.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
@@ -186,6 +186,23 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
     .poll(async () => (await apiCall<{ counts: { defect: number } }>(server!, 'project.current')).counts.defect)
     .toBe(3);
 
+  // Evaluate on the labels, then export the inspection report.
+  await goView(page, 'evaluate');
+  await expect(page.getByTestId('eval-model-1')).toBeVisible();
+  await expect(page.getByTestId('eval-auc')).toHaveText(/^[01]\.\d{3}$/);
+  await expect(page.getByTestId('roc-chart')).toBeVisible();
+  await shot(page, '12-evaluate', info);
+  await goView(page, 'report');
+  const reports = join(dir, 'reports');
+  await page.getByTestId('report-dir').fill(reports);
+  await page.getByTestId('report-export').click();
+  await expect(page.getByTestId('report-result')).toBeVisible({ timeout: 120_000 });
+  const pdf = (await page.getByTestId('report-pdf').textContent())!.trim();
+  const csv = (await page.getByTestId('report-csv').textContent())!.trim();
+  expect(statSync(pdf).size).toBeGreaterThan(1000);
+  expect(readFileSync(csv, 'utf8').trim().split('\n').length).toBe(47);
+  await shot(page, '13-report', info);
+
   // Restart the server: labels, scores, model and threshold are all still there
   const before = (await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })).items;
   const threshold = (await apiCall<{ threshold: number | null }>(server, 'threshold.get')).threshold;
@@ -233,4 +250,18 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await expect(page.getByTestId('train-finished')).toContainText('cancelled', { timeout: 60_000 });
   await expect(page.getByTestId('active-model')).toHaveText('model v1');
   expect((await apiCall<{ model: { version: number } | null }>(server, 'models.active')).model?.version).toBe(1);
+
+  // Model files: export v1, import it back as v2 (inactive), delete v2.
+  await page.getByTestId('model-path').fill(join(dir, 'models'));
+  await page.getByTestId('model-row-1').getByRole('button', { name: 'Export' }).click();
+  await expect(page.getByTestId('model-message')).toContainText('.swanmodel');
+  const file = /Exported to (\S+\.swanmodel)/.exec((await page.getByTestId('model-message').textContent()) ?? '')![1]!;
+  await page.getByTestId('model-path').fill(file);
+  await page.getByTestId('model-import').click();
+  await expect(page.getByTestId('model-row-2')).toBeVisible();
+  await expect(page.getByTestId('active-model')).toHaveText('model v1');
+  page.once('dialog', (d) => void d.accept());
+  await page.getByTestId('model-row-2').getByRole('button', { name: 'Delete' }).click();
+  await expect(page.getByTestId('model-row-2')).toHaveCount(0);
+  await shot(page, '14-models', info);
 });

@@ -7,7 +7,7 @@ type ProjectInfo = NonNullable<OpOutput<'project.current'>>;
 type RecentProject = OpOutput<'project.listRecent'>['projects'][number];
 type DefectClass = OpOutput<'classes.list'>['classes'][number];
 
-export type ViewName = 'projects' | 'import' | 'label' | 'train' | 'review';
+export type ViewName = 'projects' | 'import' | 'label' | 'train' | 'review' | 'evaluate' | 'report';
 
 /** The open project, its defect classes, and which view is showing. */
 export const useProjectStore = defineStore('project', () => {
