@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { startServer } from './server';
+import { useBackbone } from '../app-paths';
 
 const program = new Command()
   .name('swan-server')
@@ -31,6 +32,9 @@ const program = new Command()
 async function main(): Promise<void> {
   program.parse();
   const o = program.opts<{ port?: number; projectsRoot: string; staticDir: string; open?: string }>();
+  // Before the engine worker starts: it inherits SWAN_BACKBONE_DIR.
+  const backbone = useBackbone();
+  if (!backbone.ok) console.error(`warning: ${backbone.message}`);
   const server = await startServer({
     port: o.port,
     staticDir: resolve(o.staticDir),

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/**
+ * Copies the pretrained backbone into resources/models/ before packaging, where
+ * electron-builder's extraResources picks it up (the app finds it at
+ * <resources>/models/<name> when installed). The weights are never committed:
+ * resources/models/ is ignored by git.
+ *   node scripts/copy-backbone.mjs            from ../shared/models/mobilenet_v1_0.75_224
+ *   SWAN_BACKBONE_SRC=DIR node scripts/...    from DIR
+ *   SWAN_BACKBONE_DEST=DIR                    to DIR instead of resources/models/<name> (tests)
+ */
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const NAME = 'mobilenet_v1_0.75_224';
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const src = resolve(process.env.SWAN_BACKBONE_SRC ?? join(root, '..', 'shared', 'models', NAME));
+const dest = resolve(process.env.SWAN_BACKBONE_DEST ?? join(root, 'resources', 'models', NAME));
+
+function fail(message) {
+  process.stderr.write(`copy-backbone: ${message}\n`);
+  process.exit(1);
+}
+
+if (!existsSync(src) || !statSync(src).isDirectory()) {
+  fail(`backbone folder not found: ${src}\nPut ${NAME} in ../shared/models or set SWAN_BACKBONE_SRC to its folder.`);
+}
+const manifestFile = join(src, 'model.json');
+if (!existsSync(manifestFile)) fail(`${src} holds no model.json: not a TF.js model folder.`);
+// Every weight file the topology names must be there, or the packaged app would fail at first use.
+let model;
+try {
+  model = JSON.parse(readFileSync(manifestFile, 'utf8'));
+} catch (err) {
+  fail(`${manifestFile} is not valid JSON (${err.message}).`);
+}
+const paths = (model.weightsManifest ?? []).flatMap((g) => g.paths ?? []);
+const absent = paths.filter((p) => !existsSync(join(src, p)));
+if (paths.length === 0 || absent.length > 0) {
+  fail(`${src} is incomplete: ${paths.length === 0 ? 'model.json lists no weight files' : `missing ${absent.slice(0, 5).join(', ')}`}.`);
+}
+rmSync(dest, { recursive: true, force: true });
+cpSync(src, dest, { recursive: true });
+const bytes = readdirSync(dest).reduce((n, f) => n + statSync(join(dest, f)).size, 0);
+process.stdout.write(`copy-backbone: ${src} -> ${dest} (${paths.length} weight files, ${(bytes / 2 ** 20).toFixed(1)} MB)\n`);
