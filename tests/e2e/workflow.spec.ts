@@ -240,6 +240,7 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   expect(flaggedNow.length).toBeGreaterThanOrEqual(6);
   expect(flaggedNow.filter((i) => i.label === 'good')).toEqual([]);
   await expect(page.getByTestId('flagged-count')).toHaveText(`${flaggedNow.length} flagged`);
+  await expect(page.getByTestId('threshold-rates')).toContainText('false alarms 0.0 %');
 
   // Cancel a retrain: the run stops and model v1 stays active.
   await goView(page, 'train');
