@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process */
 /**
  * Copies the pretrained backbone into resources/models/ before packaging, where
  * electron-builder's extraResources picks it up (the app finds it at
@@ -23,7 +24,9 @@ function fail(message) {
 }
 
 if (!existsSync(src) || !statSync(src).isDirectory()) {
-  fail(`backbone folder not found: ${src}\nPut ${NAME} in ../shared/models or set SWAN_BACKBONE_SRC to its folder.`);
+  fail(
+    `backbone folder not found: ${src}\nPut ${NAME} in ../shared/models or set SWAN_BACKBONE_SRC to its folder.`,
+  );
 }
 const manifestFile = join(src, 'model.json');
 if (!existsSync(manifestFile)) fail(`${src} holds no model.json: not a TF.js model folder.`);
@@ -37,9 +40,13 @@ try {
 const paths = (model.weightsManifest ?? []).flatMap((g) => g.paths ?? []);
 const absent = paths.filter((p) => !existsSync(join(src, p)));
 if (paths.length === 0 || absent.length > 0) {
-  fail(`${src} is incomplete: ${paths.length === 0 ? 'model.json lists no weight files' : `missing ${absent.slice(0, 5).join(', ')}`}.`);
+  fail(
+    `${src} is incomplete: ${paths.length === 0 ? 'model.json lists no weight files' : `missing ${absent.slice(0, 5).join(', ')}`}.`,
+  );
 }
 rmSync(dest, { recursive: true, force: true });
 cpSync(src, dest, { recursive: true });
 const bytes = readdirSync(dest).reduce((n, f) => n + statSync(join(dest, f)).size, 0);
-process.stdout.write(`copy-backbone: ${src} -> ${dest} (${paths.length} weight files, ${(bytes / 2 ** 20).toFixed(1)} MB)\n`);
+process.stdout.write(
+  `copy-backbone: ${src} -> ${dest} (${paths.length} weight files, ${(bytes / 2 ** 20).toFixed(1)} MB)\n`,
+);

@@ -48,8 +48,14 @@ export function backboneCandidates(opts: BackboneLookup = {}): { dir: string; fr
   const root = opts.appRoot ?? findAppRoot();
   if (root) {
     // Development: copied by scripts/copy-backbone.mjs, or the shared folder beside the repository.
-    out.push({ dir: join(root, 'resources', RESOURCES_MODELS, BACKBONE_DIR_NAME), from: 'resources/ (development)' });
-    out.push({ dir: resolve(root, '..', 'shared', 'models', BACKBONE_DIR_NAME), from: '../shared/models (development)' });
+    out.push({
+      dir: join(root, 'resources', RESOURCES_MODELS, BACKBONE_DIR_NAME),
+      from: 'resources/ (development)',
+    });
+    out.push({
+      dir: resolve(root, '..', 'shared', 'models', BACKBONE_DIR_NAME),
+      from: '../shared/models (development)',
+    });
   }
   return out;
 }

@@ -519,15 +519,17 @@ export const operations = {
   'models.delete': { input: z.strictObject({ id: ModelId }), output: z.object({ deleted: z.boolean() }) },
   /** Writes one model version as a single `.swanmodel` file (a zip of the model folder). */
   'models.export': {
-    input: z.strictObject({
-      id: ModelId,
-      /** The file to write (".swanmodel" is added when missing)... */
-      file: nonEmptyPath.optional(),
-      /** ...or a folder to write <project>-v<version>.swanmodel into. */
-      outDir: nonEmptyPath.optional(),
-    }).refine((v) => (v.file === undefined) !== (v.outDir === undefined), {
-      message: 'give either file or outDir',
-    }),
+    input: z
+      .strictObject({
+        id: ModelId,
+        /** The file to write (".swanmodel" is added when missing)... */
+        file: nonEmptyPath.optional(),
+        /** ...or a folder to write <project>-v<version>.swanmodel into. */
+        outDir: nonEmptyPath.optional(),
+      })
+      .refine((v) => (v.file === undefined) !== (v.outDir === undefined), {
+        message: 'give either file or outDir',
+      }),
     output: z.object({ file: z.string(), bytes: z.number().int() }),
   },
   /**

@@ -439,7 +439,10 @@ export class ApiService {
     'models.delete': async ({ id }) => {
       const store = this.requireStore();
       if (this.scoring?.job.modelId === id)
-        throw new AppError('busy', 'this model is scoring images: wait for it or cancel it before deleting it');
+        throw new AppError(
+          'busy',
+          'this model is scoring images: wait for it or cancel it before deleting it',
+        );
       await deleteModel(store, id);
       this.heatmapScales.delete(id);
       this.emit('project.changed', { what: 'models' });

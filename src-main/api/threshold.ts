@@ -15,7 +15,11 @@ export interface LabelledScore {
 }
 
 /** Scored, labelled images of one model (one batch, or all). */
-export function labelledScores(db: Database.Database, modelId: number, batch?: string | null): LabelledScore[] {
+export function labelledScores(
+  db: Database.Database,
+  modelId: number,
+  batch?: string | null,
+): LabelledScore[] {
   const where = batch ? 'AND i.batch = @batch' : '';
   return db
     .prepare(
@@ -29,7 +33,8 @@ export function labelledScores(db: Database.Database, modelId: number, batch?: s
 
 /** Image ids a model was trained on: they are not held out. */
 export function trainedIds(db: Database.Database, modelId: number): Set<number> {
-  const r = db.prepare('SELECT label_ids FROM models WHERE id = ?').get(modelId) as { label_ids: string } | undefined;
+  const r = db.prepare('SELECT label_ids FROM models WHERE id = ?').get(modelId) as
+    { label_ids: string } | undefined;
   if (!r) return new Set();
   try {
     const ids = JSON.parse(r.label_ids) as unknown;
@@ -40,7 +45,10 @@ export function trainedIds(db: Database.Database, modelId: number): Set<number> 
 }
 
 /** Good images to measure false alarms on: held-out ones when any exist, else every good one. */
-function goodPool(rows: LabelledScore[], trained: Set<number>): { scores: number[]; basis: 'held-out' | 'all' } {
+function goodPool(
+  rows: LabelledScore[],
+  trained: Set<number>,
+): { scores: number[]; basis: 'held-out' | 'all' } {
   const good = rows.filter((r) => r.label === 'good');
   const held = good.filter((r) => !trained.has(r.imageId));
   const pick = held.length > 0 ? held : good;
@@ -110,7 +118,8 @@ export function thresholdForTarget(
     return t;
   }
   const defects = rows.filter((r) => r.label === 'defect').map((r) => r.total);
-  const all = (db.prepare('SELECT total FROM scores WHERE model_id = ?').pluck().all(modelId) as number[]) ?? [];
+  const all =
+    (db.prepare('SELECT total FROM scores WHERE model_id = ?').pluck().all(modelId) as number[]) ?? [];
   const t = thresholdForCatch(defects, target.catchRate, all);
   if (t === null) {
     throw new AppError(
@@ -130,8 +139,13 @@ export function saveThresholdSource(db: Database.Database, modelId: number, sour
 }
 
 /** How the model's threshold was chosen; a threshold with no record was the automatic first one. */
-export function thresholdSource(db: Database.Database, modelId: number, hasThreshold: boolean): ThresholdSource | null {
-  const r = db.prepare('SELECT value FROM settings WHERE key = ?').get(sourceKey(modelId)) as { value: string } | undefined;
+export function thresholdSource(
+  db: Database.Database,
+  modelId: number,
+  hasThreshold: boolean,
+): ThresholdSource | null {
+  const r = db.prepare('SELECT value FROM settings WHERE key = ?').get(sourceKey(modelId)) as
+    { value: string } | undefined;
   if (!r) return hasThreshold ? { kind: 'auto' } : null;
   try {
     return JSON.parse(r.value) as ThresholdSource;

@@ -24,7 +24,15 @@ export const MAX_TOTAL_BYTES = 2 * 1024 ** 3;
 export class ModelArchiveError extends Error {
   constructor(
     message: string,
-    readonly problem: 'not-zip' | 'truncated' | 'unsafe-path' | 'too-large' | 'not-model' | 'version' | 'backbone' | 'damaged',
+    readonly problem:
+      | 'not-zip'
+      | 'truncated'
+      | 'unsafe-path'
+      | 'too-large'
+      | 'not-model'
+      | 'version'
+      | 'backbone'
+      | 'damaged',
   ) {
     super(message);
     this.name = 'ModelArchiveError';
@@ -46,7 +54,11 @@ export const ModelInfoFile = z.object({
 export type ModelInfoFile = z.infer<typeof ModelInfoFile>;
 
 /** Writes `modelDir` as a zip at `file`, atomically (temp file + rename). */
-export async function exportModelArchive(modelDir: string, file: string, info: ModelInfoFile): Promise<number> {
+export async function exportModelArchive(
+  modelDir: string,
+  file: string,
+  info: ModelInfoFile,
+): Promise<number> {
   const entries = await readdir(modelDir, { withFileTypes: true });
   if (!entries.some((e) => e.isFile() && e.name === 'manifest.json')) {
     throw new ModelArchiveError(`${modelDir} is not a model folder (no manifest.json in it)`, 'not-model');
@@ -57,7 +69,8 @@ export async function exportModelArchive(modelDir: string, file: string, info: M
   // Fixed dates: exporting the same model twice gives the same bytes.
   const mtime = new Date(Date.UTC(2020, 0, 1));
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    if (e.isFile() && e.name !== INFO_FILE) zip.addFile(join(modelDir, e.name), e.name, { mtime, mode: 0o644 });
+    if (e.isFile() && e.name !== INFO_FILE)
+      zip.addFile(join(modelDir, e.name), e.name, { mtime, mode: 0o644 });
   }
   zip.addBuffer(Buffer.from(JSON.stringify(info, null, 2)), INFO_FILE, { mtime, mode: 0o644 });
   zip.end();
@@ -73,14 +86,18 @@ export async function exportModelArchive(modelDir: string, file: string, info: M
 
 function openZip(file: string): Promise<yauzl.ZipFile> {
   return new Promise((res, rej) =>
-    yauzl.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: false }, (err, zf) =>
-      err || !zf ? rej(err ?? new Error('cannot open')) : res(zf),
+    yauzl.open(
+      file,
+      { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: false },
+      (err, zf) => (err || !zf ? rej(err ?? new Error('cannot open')) : res(zf)),
     ),
   );
 }
 
 function openEntry(zf: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.ReadableStream> {
-  return new Promise((res, rej) => zf.openReadStream(entry, (err, s) => (err || !s ? rej(err ?? new Error('no stream')) : res(s))));
+  return new Promise((res, rej) =>
+    zf.openReadStream(entry, (err, s) => (err || !s ? rej(err ?? new Error('no stream')) : res(s))),
+  );
 }
 
 /** Rejects names that are absolute or climb out of the folder, before anything is written. */
@@ -112,7 +129,11 @@ function describeZipError(file: string, err: unknown): ModelArchiveError {
       'unsafe-path',
     );
   }
-  if (/end of central directory|central directory|unexpected EOF|truncated|invalid (local|central)|too many|expected|signature/i.test(msg)) {
+  if (
+    /end of central directory|central directory|unexpected EOF|truncated|invalid (local|central)|too many|expected|signature/i.test(
+      msg,
+    )
+  ) {
     return new ModelArchiveError(
       `${file} is damaged or truncated: it is not a complete .swanmodel (zip) file (${msg}); nothing was imported`,
       'truncated',
@@ -165,7 +186,10 @@ async function modelRoot(dir: string): Promise<string> {
   if (entries.some((e) => e.isFile() && e.name === 'manifest.json')) return dir;
   const dirs = entries.filter((e) => e.isDirectory());
   if (dirs.length === 1 && entries.length === 1) return modelRoot(join(dir, dirs[0].name));
-  throw new ModelArchiveError('the file holds no manifest.json: it is not a Swan Inspector model', 'not-model');
+  throw new ModelArchiveError(
+    'the file holds no manifest.json: it is not a Swan Inspector model',
+    'not-model',
+  );
 }
 
 export interface ImportedArchive {
@@ -180,7 +204,11 @@ export interface ImportedArchive {
  * engine's loader (format version, `expectBackboneId`, checksums) and renames it into
  * place. On any failure the temporary folder is removed: nothing stays behind.
  */
-export async function importModelArchive(file: string, modelsDir: string, expectBackboneId: string): Promise<ImportedArchive> {
+export async function importModelArchive(
+  file: string,
+  modelsDir: string,
+  expectBackboneId: string,
+): Promise<ImportedArchive> {
   const st = await stat(file).catch(() => null);
   if (!st?.isFile()) throw new ModelArchiveError(`${file} does not exist or is not a file`, 'not-zip');
   await mkdir(modelsDir, { recursive: true });
@@ -198,14 +226,18 @@ export async function importModelArchive(file: string, modelsDir: string, expect
       manifest = (await loadModel(root, { backboneId: expectBackboneId })).manifest;
     } catch (err) {
       if (err instanceof ModelFileError) {
-        const problem = err.problem === 'version' ? 'version' : err.problem === 'backbone' ? 'backbone' : 'damaged';
+        const problem =
+          err.problem === 'version' ? 'version' : err.problem === 'backbone' ? 'backbone' : 'damaged';
         const hint =
           problem === 'version'
             ? ' It was exported by a different version of Swan Inspector.'
             : problem === 'backbone'
               ? ' This app scores with a different pretrained network, so the model cannot be used here.'
               : '';
-        throw new ModelArchiveError(`${file} was refused: ${err.message}${hint} Nothing was imported.`, problem);
+        throw new ModelArchiveError(
+          `${file} was refused: ${err.message}${hint} Nothing was imported.`,
+          problem,
+        );
       }
       throw err;
     }

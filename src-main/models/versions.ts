@@ -7,7 +7,13 @@ import { basename, extname, join, resolve } from 'node:path';
 import type { ModelInfo } from '../api/contract';
 import { AppError } from '../api/errors';
 import type { ProjectStore } from '../project/store';
-import { exportModelArchive, importModelArchive, isInside, ModelArchiveError, SWANMODEL_EXT } from './archive';
+import {
+  exportModelArchive,
+  importModelArchive,
+  isInside,
+  ModelArchiveError,
+  SWANMODEL_EXT,
+} from './archive';
 
 /**
  * The backbone the app ships (the engine's MOBILENET_ID). Not imported from the engine:
@@ -37,7 +43,9 @@ export async function deleteModel(store: ProjectStore, id: number): Promise<void
   const dir = store.modelDir(id);
   store.db.transaction(() => {
     store.db.prepare('DELETE FROM scores WHERE model_id = ?').run(id);
-    store.db.prepare('DELETE FROM settings WHERE key IN (?, ?)').run(`threshold:${id}`, `threshold-source:${id}`);
+    store.db
+      .prepare('DELETE FROM settings WHERE key IN (?, ?)')
+      .run(`threshold:${id}`, `threshold-source:${id}`);
     store.db.prepare('UPDATE training_runs SET model_id = NULL WHERE model_id = ?').run(id);
     store.db.prepare('DELETE FROM models WHERE id = ?').run(id);
   })();
@@ -84,7 +92,10 @@ export async function importModel(store: ProjectStore, file: string, activate: b
     imported = await importModelArchive(path, store.modelsDir, projectBackboneId(store));
   } catch (err) {
     if (err instanceof ModelArchiveError) {
-      throw new AppError(err.problem === 'not-zip' && /does not exist/.test(err.message) ? 'not_found' : 'invalid_input', err.message);
+      throw new AppError(
+        err.problem === 'not-zip' && /does not exist/.test(err.message) ? 'not_found' : 'invalid_input',
+        err.message,
+      );
     }
     throw err;
   }

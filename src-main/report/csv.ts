@@ -7,7 +7,10 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
 import { headNames, imagePages, type BatchQuery, type ReportRow } from './data';
 
-export function decision(row: Pick<ReportRow, 'total'>, threshold: number | null): 'flagged' | 'pass' | 'unscored' {
+export function decision(
+  row: Pick<ReportRow, 'total'>,
+  threshold: number | null,
+): 'flagged' | 'pass' | 'unscored' {
   if (row.total === null) return 'unscored';
   if (threshold === null) return 'pass';
   return row.total > threshold ? 'flagged' : 'pass';
@@ -24,7 +27,19 @@ export async function writeReportCsv(
   const out = createWriteStream(file);
   const csv = stringify({
     header: true,
-    columns: ['id', 'path', 'name', 'batch', 'status', 'score', ...heads.map((h) => `head_${h}`), 'decision', 'threshold', 'label', 'class'],
+    columns: [
+      'id',
+      'path',
+      'name',
+      'batch',
+      'status',
+      'score',
+      ...heads.map((h) => `head_${h}`),
+      'decision',
+      'threshold',
+      'label',
+      'class',
+    ],
   });
   csv.pipe(out);
   const failed = new Promise<never>((_, rej) => {

@@ -102,7 +102,10 @@ export function batchCounts(q: BatchQuery): ReportCounts {
        LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = @model
        WHERE 1 ${batchClause(q)}`,
     )
-    .get(params(q, { threshold: q.threshold ?? Number.MAX_VALUE })) as Record<keyof ReportCounts, number | null>;
+    .get(params(q, { threshold: q.threshold ?? Number.MAX_VALUE })) as Record<
+    keyof ReportCounts,
+    number | null
+  >;
   return {
     inspected: c.inspected ?? 0,
     scored: c.scored ?? 0,
@@ -143,7 +146,10 @@ export interface Histogram {
   bins: { from: number; to: number; good: number; defect: number; unlabelled: number }[];
 }
 
-export function histogram(scores: { total: number; label: 'good' | 'defect' | null }[], binCount = 30): Histogram | null {
+export function histogram(
+  scores: { total: number; label: 'good' | 'defect' | null }[],
+  binCount = 30,
+): Histogram | null {
   if (scores.length === 0) return null;
   let min = Infinity;
   let max = -Infinity;

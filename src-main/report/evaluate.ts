@@ -33,7 +33,8 @@ export function evaluateModel(
   batch: string | null,
   threshold: number | null,
 ): ModelEvaluation {
-  const model = db.prepare('SELECT version FROM models WHERE id = ?').get(modelId) as { version: number } | undefined;
+  const model = db.prepare('SELECT version FROM models WHERE id = ?').get(modelId) as
+    { version: number } | undefined;
   if (!model) throw new AppError('not_found', `model ${modelId} does not exist in this project`);
   const rows = labelledScores(db, modelId, batch);
   const labelledInBatch = (
@@ -51,8 +52,11 @@ export function evaluateModel(
   if (threshold !== null) {
     for (const r of rows) {
       const flagged = r.total > threshold;
-      if (r.label === 'defect') flagged ? confusion.tp++ : confusion.fn++;
-      else flagged ? confusion.fp++ : confusion.tn++;
+      if (r.label === 'defect') {
+        if (flagged) confusion.tp++;
+        else confusion.fn++;
+      } else if (flagged) confusion.fp++;
+      else confusion.tn++;
     }
   }
 

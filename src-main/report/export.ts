@@ -42,9 +42,10 @@ async function mkdirs(dir: string): Promise<void> {
     if (up === d) break;
     d = up;
   }
-  for (const m of missing) await mkdir(m).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
+  for (const m of missing)
+    await mkdir(m).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
 }
 
 /** Makes sure `dir` exists and accepts files; says clearly why not otherwise. */
@@ -78,13 +79,20 @@ export async function ensureWritableFolder(dirIn: string): Promise<string> {
 }
 
 function safeName(s: string): string {
-  return s.replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+/, '').slice(0, 80) || 'report';
+  return (
+    s
+      .replace(/[^\p{L}\p{N}._-]+/gu, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 80) || 'report'
+  );
 }
 
 /** Thumbnails and heatmap overlays of flagged images, made one image at a time. */
 export function storeImages(store: ProjectStore, modelId: number | null): ReportImages {
   let scale: number | null = null;
-  const heatmapOf = store.db.prepare('SELECT heatmap, heatmap_h AS h, heatmap_w AS w FROM scores WHERE image_id = ? AND model_id = ?');
+  const heatmapOf = store.db.prepare(
+    'SELECT heatmap, heatmap_h AS h, heatmap_w AS w FROM scores WHERE image_id = ? AND model_id = ?',
+  );
   return {
     async thumbnail(row: ReportRow) {
       const thumb = join(store.thumbsDir, `${row.sha256}.jpg`);
@@ -99,13 +107,17 @@ export function storeImages(store: ProjectStore, modelId: number | null): Report
     },
     async overlay(row: ReportRow, thumb: Buffer | null) {
       if (!thumb || modelId === null) return null;
-      const r = heatmapOf.get(row.id, modelId) as { heatmap: Buffer | null; h: number | null; w: number | null } | undefined;
+      const r = heatmapOf.get(row.id, modelId) as
+        { heatmap: Buffer | null; h: number | null; w: number | null } | undefined;
       if (!r?.heatmap || !r.h || !r.w) return null;
       scale ??= store.heatmapReference(modelId);
       const data = new Float32Array(new Uint8Array(r.heatmap).buffer);
       const meta = await sharp(thumb).metadata();
       const png = await heatmapPng({ h: r.h, w: r.w, data }, scale, meta.width ?? 256, meta.height ?? 256);
-      return sharp(thumb).composite([{ input: png, blend: 'over' }]).jpeg({ quality: 80 }).toBuffer();
+      return sharp(thumb)
+        .composite([{ input: png, blend: 'over' }])
+        .jpeg({ quality: 80 })
+        .toBuffer();
     },
   };
 }
@@ -148,12 +160,19 @@ export async function exportReport(
         date,
         model,
         threshold,
-        thresholdHow: model ? describeSource(thresholdSource(store.db, model.id, threshold !== null)) : 'no model',
+        thresholdHow: model
+          ? describeSource(thresholdSource(store.db, model.id, threshold !== null))
+          : 'no model',
         rates: model && threshold !== null ? ratesAt(threshold, rows, trainedIds(store.db, model.id)) : null,
         counts,
         histogram: histogram(batchScores(q)),
         batchMetrics: ev?.total
-          ? { aucRoc: ev.total.aucRoc, averagePrecision: ev.total.averagePrecision, good: ev.good, defect: ev.defect }
+          ? {
+              aucRoc: ev.total.aucRoc,
+              averagePrecision: ev.total.averagePrecision,
+              good: ev.good,
+              defect: ev.defect,
+            }
           : null,
       };
       const file = join(dir, `${base}.pdf`);

@@ -40,7 +40,14 @@ const IMG = 120;
 /** Flagged images prepared at once: enough to overlap image work, few enough to bound memory. */
 export const FLAGGED_CHUNK = 8;
 
-const COLORS = { good: '#3a9d5d', defect: '#d64545', unlabelled: '#9aa3ad', threshold: '#c0392b', text: '#222222', muted: '#666666' };
+const COLORS = {
+  good: '#3a9d5d',
+  defect: '#d64545',
+  unlabelled: '#9aa3ad',
+  threshold: '#c0392b',
+  text: '#222222',
+  muted: '#666666',
+};
 
 /** The standard PDF fonts speak Latin-1 only: other characters print as '?' (the CSV keeps them). */
 export function pdfText(s: string): string {
@@ -48,14 +55,19 @@ export function pdfText(s: string): string {
 }
 
 const fmt = (x: number | null | undefined, d = 4): string =>
-  x === null || x === undefined || !Number.isFinite(x) ? '-' : Math.abs(x) >= 1000 ? x.toFixed(0) : x.toPrecision(d);
+  x === null || x === undefined || !Number.isFinite(x)
+    ? '-'
+    : Math.abs(x) >= 1000
+      ? x.toFixed(0)
+      : x.toPrecision(d);
 
 function flatMetrics(m: Record<string, unknown> | null): [string, string][] {
   if (!m) return [];
   const out: [string, string][] = [];
   const walk = (prefix: string, v: unknown) => {
     if (typeof v === 'number') out.push([prefix, fmt(v)]);
-    else if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
+    else if (v && typeof v === 'object' && !Array.isArray(v))
+      for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
   };
   walk('', m);
   return out.slice(0, 24);
@@ -66,7 +78,15 @@ export function contributions(perHead: Record<string, number>): [string, number]
   return Object.entries(perHead).map(([h, v]) => (h === 'normality' ? ['minus normality', -v] : [h, v]));
 }
 
-function drawHistogram(doc: PDFKit.PDFDocument, hist: Histogram, threshold: number | null, x: number, y: number, w: number, h: number): void {
+function drawHistogram(
+  doc: PDFKit.PDFDocument,
+  hist: Histogram,
+  threshold: number | null,
+  x: number,
+  y: number,
+  w: number,
+  h: number,
+): void {
   const maxCount = Math.max(1, ...hist.bins.map((b) => b.good + b.defect + b.unlabelled));
   const bw = w / hist.bins.length;
   doc.save();
@@ -84,8 +104,17 @@ function drawHistogram(doc: PDFKit.PDFDocument, hist: Histogram, threshold: numb
   if (threshold !== null) {
     const t = Math.max(hist.min, Math.min(hist.max, threshold));
     const tx = x + ((t - hist.min) / (hist.max - hist.min)) * w;
-    doc.lineWidth(1.5).dash(4, { space: 3 }).moveTo(tx, y - 4).lineTo(tx, y + h).stroke(COLORS.threshold).undash();
-    doc.fillColor(COLORS.threshold).fontSize(8).text(`threshold ${fmt(threshold)}`, Math.min(tx + 3, x + w - 80), y - 2, { lineBreak: false });
+    doc
+      .lineWidth(1.5)
+      .dash(4, { space: 3 })
+      .moveTo(tx, y - 4)
+      .lineTo(tx, y + h)
+      .stroke(COLORS.threshold)
+      .undash();
+    doc
+      .fillColor(COLORS.threshold)
+      .fontSize(8)
+      .text(`threshold ${fmt(threshold)}`, Math.min(tx + 3, x + w - 80), y - 2, { lineBreak: false });
   }
   doc.fillColor(COLORS.muted).fontSize(8);
   doc.text(fmt(hist.min), x, y + h + 3, { lineBreak: false });
@@ -95,15 +124,28 @@ function drawHistogram(doc: PDFKit.PDFDocument, hist: Histogram, threshold: numb
   let lx = x;
   for (const kind of ['good', 'defect', 'unlabelled'] as const) {
     doc.rect(lx, y + h + 16, 8, 8).fill(COLORS[kind]);
-    doc.fillColor(COLORS.text).fontSize(8).text(kind, lx + 11, y + h + 16, { lineBreak: false });
+    doc
+      .fillColor(COLORS.text)
+      .fontSize(8)
+      .text(kind, lx + 11, y + h + 16, { lineBreak: false });
     lx += 70;
   }
   doc.restore();
 }
 
-function keyValues(doc: PDFKit.PDFDocument, rows: [string, string][], x: number, y: number, keyW = 130): number {
+function keyValues(
+  doc: PDFKit.PDFDocument,
+  rows: [string, string][],
+  x: number,
+  y: number,
+  keyW = 130,
+): number {
   for (const [k, v] of rows) {
-    doc.font('Helvetica-Bold').fontSize(10).fillColor(COLORS.text).text(pdfText(k), x, y, { width: keyW, lineBreak: false });
+    doc
+      .font('Helvetica-Bold')
+      .fontSize(10)
+      .fillColor(COLORS.text)
+      .text(pdfText(k), x, y, { width: keyW, lineBreak: false });
     doc.font('Helvetica').text(pdfText(v), x + keyW, y, { width: CONTENT_W - keyW });
     y = doc.y + 3;
   }
@@ -113,7 +155,11 @@ function keyValues(doc: PDFKit.PDFDocument, rows: [string, string][], x: number,
 function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
   const x = PAGE.margin;
   doc.font('Helvetica-Bold').fontSize(20).fillColor(COLORS.text).text('Inspection report', x, PAGE.margin);
-  doc.font('Helvetica').fontSize(10).fillColor(COLORS.muted).text('Swan Inspector', x, doc.y + 2);
+  doc
+    .font('Helvetica')
+    .fontSize(10)
+    .fillColor(COLORS.muted)
+    .text('Swan Inspector', x, doc.y + 2);
   let y = doc.y + 12;
   const model = m.model;
   const rows: [string, string][] = [
@@ -128,7 +174,10 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
     ],
   ];
   const metrics = flatMetrics(model?.metrics ?? null);
-  rows.push(['Model metrics', metrics.length ? metrics.map(([k, v]) => `${k} ${v}`).join(', ') : 'none recorded at training']);
+  rows.push([
+    'Model metrics',
+    metrics.length ? metrics.map(([k, v]) => `${k} ${v}`).join(', ') : 'none recorded at training',
+  ]);
   if (m.batchMetrics) {
     rows.push([
       'On this batch',
@@ -141,12 +190,20 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
   doc.font('Helvetica-Bold').fontSize(13).fillColor(COLORS.text).text('Counts', x, y);
   y = doc.y + 4;
   const c = m.counts;
-  y = keyValues(doc, [
-    ['Inspected', `${c.inspected} images${c.missing ? ` (${c.missing} file${c.missing === 1 ? '' : 's'} missing)` : ''}`],
-    ['Scored', `${c.scored}`],
-    ['Flagged', `${c.flagged}`],
-    ['Labelled', `${c.labelled} (good ${c.good}, defect ${c.defect})`],
-  ], x, y);
+  y = keyValues(
+    doc,
+    [
+      [
+        'Inspected',
+        `${c.inspected} images${c.missing ? ` (${c.missing} file${c.missing === 1 ? '' : 's'} missing)` : ''}`,
+      ],
+      ['Scored', `${c.scored}`],
+      ['Flagged', `${c.flagged}`],
+      ['Labelled', `${c.labelled} (good ${c.good}, defect ${c.defect})`],
+    ],
+    x,
+    y,
+  );
 
   y += 8;
   doc.font('Helvetica-Bold').fontSize(13).fillColor(COLORS.text).text('Threshold', x, y);
@@ -165,7 +222,9 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
     ]);
     rateRows.push([
       'Defects caught',
-      r.catchRate === null ? 'no defect-labelled image to measure it on' : `${pct(r.catchRate)} (${r.caught} of ${r.defectCount} defect images above it)`,
+      r.catchRate === null
+        ? 'no defect-labelled image to measure it on'
+        : `${pct(r.catchRate)} (${r.caught} of ${r.defectCount} defect images above it)`,
     ]);
   }
   y = keyValues(doc, rateRows, x, y);
@@ -174,33 +233,59 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
   doc.font('Helvetica-Bold').fontSize(13).fillColor(COLORS.text).text('Score histogram', x, y);
   y = doc.y + 10;
   if (c.inspected === 0) {
-    doc.font('Helvetica-Bold').fontSize(14).fillColor(COLORS.defect).text('This batch has no images: nothing was inspected.', x, y + 10);
+    doc
+      .font('Helvetica-Bold')
+      .fontSize(14)
+      .fillColor(COLORS.defect)
+      .text('This batch has no images: nothing was inspected.', x, y + 10);
   } else if (!m.histogram) {
-    doc.font('Helvetica').fontSize(11).fillColor(COLORS.muted).text('No image of this batch has a score yet: score the batch to see the histogram.', x, y);
+    doc
+      .font('Helvetica')
+      .fontSize(11)
+      .fillColor(COLORS.muted)
+      .text('No image of this batch has a score yet: score the batch to see the histogram.', x, y);
   } else {
     drawHistogram(doc, m.histogram, m.threshold, x, y, CONTENT_W, 150);
   }
 }
 
 function pageHeader(doc: PDFKit.PDFDocument, m: ReportMeta, title: string): number {
-  doc.font('Helvetica').fontSize(8).fillColor(COLORS.muted).text(
-    pdfText(`${m.projectName} - ${m.batch ?? 'all images'} - ${m.date.toISOString().slice(0, 10)}`),
-    PAGE.margin,
-    PAGE.margin - 18,
-    { width: CONTENT_W, lineBreak: false },
-  );
+  doc
+    .font('Helvetica')
+    .fontSize(8)
+    .fillColor(COLORS.muted)
+    .text(
+      pdfText(`${m.projectName} - ${m.batch ?? 'all images'} - ${m.date.toISOString().slice(0, 10)}`),
+      PAGE.margin,
+      PAGE.margin - 18,
+      { width: CONTENT_W, lineBreak: false },
+    );
   doc.font('Helvetica-Bold').fontSize(13).fillColor(COLORS.text).text(title, PAGE.margin, PAGE.margin);
   return doc.y + 8;
 }
 
-function drawPicture(doc: PDFKit.PDFDocument, jpeg: Buffer | null, x: number, y: number, caption: string, missing: string): void {
+function drawPicture(
+  doc: PDFKit.PDFDocument,
+  jpeg: Buffer | null,
+  x: number,
+  y: number,
+  caption: string,
+  missing: string,
+): void {
   if (jpeg) {
     doc.image(jpeg, x, y, { fit: [IMG, IMG], align: 'center', valign: 'center' });
   } else {
     doc.rect(x, y, IMG, IMG).fill('#eeeeee');
-    doc.fillColor(COLORS.muted).fontSize(8).text(missing, x + 6, y + IMG / 2 - 6, { width: IMG - 12, align: 'center' });
+    doc
+      .fillColor(COLORS.muted)
+      .fontSize(8)
+      .text(missing, x + 6, y + IMG / 2 - 6, { width: IMG - 12, align: 'center' });
   }
-  doc.font('Helvetica').fillColor(COLORS.muted).fontSize(7).text(caption, x, y + IMG + 2, { width: IMG, align: 'center', lineBreak: false });
+  doc
+    .font('Helvetica')
+    .fillColor(COLORS.muted)
+    .fontSize(7)
+    .text(caption, x, y + IMG + 2, { width: IMG, align: 'center', lineBreak: false });
 }
 
 function drawFlaggedRow(
@@ -215,12 +300,27 @@ function drawFlaggedRow(
   drawPicture(doc, pics.overlay, x + IMG + 10, y, 'heatmap overlay', 'no heatmap');
   const tx = x + 2 * IMG + 24;
   const tw = PAGE.w - PAGE.margin - tx;
-  doc.font('Helvetica-Bold').fontSize(10).fillColor(COLORS.text).text(pdfText(`${rank}. ${row.name}`), tx, y, { width: tw, lineBreak: false, ellipsis: true });
-  doc.font('Helvetica').fontSize(7).fillColor(COLORS.muted).text(pdfText(row.path), tx, y + 13, { width: tw, height: 18, ellipsis: true });
+  doc
+    .font('Helvetica-Bold')
+    .fontSize(10)
+    .fillColor(COLORS.text)
+    .text(pdfText(`${rank}. ${row.name}`), tx, y, { width: tw, lineBreak: false, ellipsis: true });
+  doc
+    .font('Helvetica')
+    .fontSize(7)
+    .fillColor(COLORS.muted)
+    .text(pdfText(row.path), tx, y + 13, { width: tw, height: 18, ellipsis: true });
   doc.font('Helvetica').fontSize(10).fillColor(COLORS.text);
   doc.text(`score ${fmt(row.total, 5)}`, tx, y + 34, { lineBreak: false });
-  const label = row.label === null ? 'unlabelled' : row.label === 'defect' ? `defect${row.className ? ` (${row.className})` : ''}` : 'good';
-  doc.fillColor(row.label === 'defect' ? COLORS.defect : row.label === 'good' ? COLORS.good : COLORS.muted).text(pdfText(`label: ${label}`), tx + 110, y + 34, { lineBreak: false });
+  const label =
+    row.label === null
+      ? 'unlabelled'
+      : row.label === 'defect'
+        ? `defect${row.className ? ` (${row.className})` : ''}`
+        : 'good';
+  doc
+    .fillColor(row.label === 'defect' ? COLORS.defect : row.label === 'good' ? COLORS.good : COLORS.muted)
+    .text(pdfText(`label: ${label}`), tx + 110, y + 34, { lineBreak: false });
 
   const contrib = contributions(row.perHead ?? {});
   const scale = Math.max(1e-9, ...contrib.map(([, v]) => Math.abs(v)));
@@ -231,14 +331,27 @@ function drawFlaggedRow(
   for (const [name, v] of contrib) {
     doc.fillColor(COLORS.text).fontSize(8).text(name, tx, by, { width: labelW, lineBreak: false });
     const len = (Math.abs(v) / scale) * (barW / 2);
-    doc.rect(v >= 0 ? zero : zero - len, by + 1, Math.max(0.5, len), 7).fill(v >= 0 ? COLORS.defect : COLORS.good);
-    doc.fillColor(COLORS.muted).fontSize(7).text(fmt(v), tx + labelW + barW + 4, by + 1, { width: 44, lineBreak: false });
+    doc
+      .rect(v >= 0 ? zero : zero - len, by + 1, Math.max(0.5, len), 7)
+      .fill(v >= 0 ? COLORS.defect : COLORS.good);
+    doc
+      .fillColor(COLORS.muted)
+      .fontSize(7)
+      .text(fmt(v), tx + labelW + barW + 4, by + 1, { width: 44, lineBreak: false });
     by += 12;
   }
   if (contrib.length) {
-    doc.lineWidth(0.5).moveTo(zero, y + 50).lineTo(zero, by).stroke('#999999');
+    doc
+      .lineWidth(0.5)
+      .moveTo(zero, y + 50)
+      .lineTo(zero, by)
+      .stroke('#999999');
   }
-  doc.lineWidth(0.5).moveTo(PAGE.margin, y + ROW_H - 6).lineTo(PAGE.w - PAGE.margin, y + ROW_H - 6).stroke('#dddddd');
+  doc
+    .lineWidth(0.5)
+    .moveTo(PAGE.margin, y + ROW_H - 6)
+    .lineTo(PAGE.w - PAGE.margin, y + ROW_H - 6)
+    .stroke('#dddddd');
 }
 
 /**
@@ -279,15 +392,19 @@ export async function writeReportPdf(
   pages++;
   let y = pageHeader(doc, meta, `Flagged images (${ids.length})`);
   if (ids.length === 0) {
-    doc.font('Helvetica').fontSize(11).fillColor(COLORS.muted).text(
-      meta.threshold === null
-        ? 'No threshold is set, so no image is flagged.'
-        : meta.counts.inspected === 0
-          ? 'This batch has no images: nothing was inspected, nothing is flagged.'
-          : 'No image of this batch scored above the threshold.',
-      PAGE.margin,
-      y,
-    );
+    doc
+      .font('Helvetica')
+      .fontSize(11)
+      .fillColor(COLORS.muted)
+      .text(
+        meta.threshold === null
+          ? 'No threshold is set, so no image is flagged.'
+          : meta.counts.inspected === 0
+            ? 'This batch has no images: nothing was inspected, nothing is flagged.'
+            : 'No image of this batch scored above the threshold.',
+        PAGE.margin,
+        y,
+      );
   }
   for (let start = 0; start < ids.length; start += FLAGGED_CHUNK) {
     const rows = rowsById(q, ids.slice(start, start + FLAGGED_CHUNK));

@@ -63,7 +63,11 @@ describe('finding the bundled backbone', () => {
     const repo = join(tmp.dir, 'repo');
     backboneAt(join(repo, 'resources', 'models', BACKBONE_DIR_NAME));
     const mine = backboneAt(join(tmp.dir, 'mine'));
-    expect(locateBackbone({ appRoot: repo, env: { SWAN_BACKBONE_DIR: mine } })).toMatchObject({ ok: true, dir: mine, from: 'SWAN_BACKBONE_DIR' });
+    expect(locateBackbone({ appRoot: repo, env: { SWAN_BACKBONE_DIR: mine } })).toMatchObject({
+      ok: true,
+      dir: mine,
+      from: 'SWAN_BACKBONE_DIR',
+    });
     const wrong = locateBackbone({ appRoot: repo, env: { SWAN_BACKBONE_DIR: join(tmp.dir, 'typo') } });
     expect(wrong).toMatchObject({ ok: false, lookedIn: [join(tmp.dir, 'typo')] });
     if (!wrong.ok) expect(wrong.message).toMatch(/SWAN_BACKBONE_DIR is set but does not hold the backbone/);

@@ -43,23 +43,38 @@ describe('electron-builder configuration', () => {
     expect(c.nsis).toMatchObject({ oneClick: false });
     expect(c.directories).toEqual({ output: 'dist', buildResources: 'build' });
     // The built bundles are what ships (package.json "main" points into out/).
-    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { main: string; scripts: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      main: string;
+      scripts: Record<string, string>;
+    };
     expect(pkg.main.startsWith('./out/')).toBe(true);
     expect(c.files[0].filter).toContain('out/**/*');
     // The backbone goes to <resources>/models, where app-paths.ts looks when packaged.
     expect(c.extraResources).toEqual([{ from: 'resources/models', to: 'models', filter: ['**/*'] }]);
     // Native modules are unpacked from the asar and rebuilt for Electron.
     expect(c.asar).toBe(true);
-    expect(c.asarUnpack).toEqual(expect.arrayContaining(['**/*.node', '**/node_modules/sharp/**/*', '**/node_modules/@img/**/*', '**/node_modules/better-sqlite3/**/*']));
+    expect(c.asarUnpack).toEqual(
+      expect.arrayContaining([
+        '**/*.node',
+        '**/node_modules/sharp/**/*',
+        '**/node_modules/@img/**/*',
+        '**/node_modules/better-sqlite3/**/*',
+      ]),
+    );
     expect(c.npmRebuild).toBe(true);
-    expect(pkg.scripts.dist).toBe('electron-vite build && node scripts/copy-backbone.mjs && electron-builder --config build/electron-builder.yml');
+    expect(pkg.scripts.dist).toBe(
+      'electron-vite build && node scripts/copy-backbone.mjs && electron-builder --config build/electron-builder.yml',
+    );
   });
 
   it('a configuration with an unknown option is refused by the same check', async () => {
     const tmp = tempDir('swan-builder-');
     try {
       const bad = join(tmp.dir, 'bad.yml');
-      writeFileSync(bad, `${readFileSync(join(root, 'build/electron-builder.yml'), 'utf8')}\nnotAnOption: true\n`);
+      writeFileSync(
+        bad,
+        `${readFileSync(join(root, 'build/electron-builder.yml'), 'utf8')}\nnotAnOption: true\n`,
+      );
       await expect(loadConfig(bad)).rejects.toThrow(/unknown property 'notAnOption'/);
     } finally {
       tmp.cleanup();
@@ -67,7 +82,10 @@ describe('electron-builder configuration', () => {
   });
 
   it('git ignores the copied weights', () => {
-    const out = execFileSync('git', ['check-ignore', 'resources/models/mobilenet_v1_0.75_224/model.json'], { cwd: root, encoding: 'utf8' });
+    const out = execFileSync('git', ['check-ignore', 'resources/models/mobilenet_v1_0.75_224/model.json'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(out.trim()).toBe('resources/models/mobilenet_v1_0.75_224/model.json');
   });
 });
@@ -80,11 +98,17 @@ describe('scripts/copy-backbone.mjs', () => {
   afterEach(() => tmp.cleanup());
 
   const run = (env: Record<string, string>) =>
-    spawnSync(process.execPath, [join(root, 'scripts/copy-backbone.mjs')], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    spawnSync(process.execPath, [join(root, 'scripts/copy-backbone.mjs')], {
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
 
   function fakeBackbone(dir: string, withAllShards = true): void {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'model.json'), JSON.stringify({ weightsManifest: [{ paths: ['group1-shard1of1', 'group2-shard1of1'] }] }));
+    writeFileSync(
+      join(dir, 'model.json'),
+      JSON.stringify({ weightsManifest: [{ paths: ['group1-shard1of1', 'group2-shard1of1'] }] }),
+    );
     writeFileSync(join(dir, 'group1-shard1of1'), Buffer.alloc(64));
     if (withAllShards) writeFileSync(join(dir, 'group2-shard1of1'), Buffer.alloc(64));
   }

@@ -26,8 +26,21 @@ beforeAll(async () => {
   const spec = { side: 4, channels: 6 };
   const normals = Array.from({ length: 6 }, () => normalFeatures(rng, spec));
   state = await trainFast(
-    { normals, anomalies: [withDefect(rng, normals[0], { from: 0, to: 2 })], pseudo: normals.map((n) => [withDefect(rng, n, { from: 2, to: 4 })]) },
-    resolveSettings({ seed: 1, steps: 2, batchNormals: 4, batchAnomalies: 1, residualReduce: 3, residualWidth: 3, normalityWidth: 4, knnHead: false }),
+    {
+      normals,
+      anomalies: [withDefect(rng, normals[0], { from: 0, to: 2 })],
+      pseudo: normals.map((n) => [withDefect(rng, n, { from: 2, to: 4 })]),
+    },
+    resolveSettings({
+      seed: 1,
+      steps: 2,
+      batchNormals: 4,
+      batchAnomalies: 1,
+      residualReduce: 3,
+      residualWidth: 3,
+      normalityWidth: 4,
+      knnHead: false,
+    }),
   );
 });
 
@@ -44,7 +57,10 @@ function zipEntries(file: string): Promise<string[]> {
 }
 
 /** A zip whose entry names are rewritten after writing (yazl itself refuses unsafe names). */
-async function craftZip(file: string, entries: { name: string; data: Buffer; rename?: string }[]): Promise<void> {
+async function craftZip(
+  file: string,
+  entries: { name: string; data: Buffer; rename?: string }[],
+): Promise<void> {
   const zip = new yazl.ZipFile();
   for (const e of entries) zip.addBuffer(e.data, e.name);
   zip.end();
@@ -77,7 +93,12 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     const a = ProjectStore.create(projectA, 'Line A');
     const img = a.insertImage({ path: join(tmp.dir, 'x.png'), sha256: 's', width: 8, height: 8, batch: 'b' });
     for (const run of [1, 2]) {
-      await saveModel(join(a.modelsDir, `run-${run}`), { state, backbone, trainingImageIds: ['1', '2'], metrics: { aucRoc: run === 1 ? 0.81 : 0.82 } });
+      await saveModel(join(a.modelsDir, `run-${run}`), {
+        state,
+        backbone,
+        trainingImageIds: ['1', '2'],
+        metrics: { aucRoc: run === 1 ? 0.81 : 0.82 },
+      });
       const m = a.addModel({
         dir: `models/run-${run}`,
         settings: { seed: 1, backbone: MOBILENET_ID, inputSize: 224 },
@@ -113,14 +134,23 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     expect(models[0].createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
     const [v2, v1] = models;
     const del = await api.call('models.delete', { id: v2.id });
-    expect(del).toMatchObject({ ok: false, error: { code: 'conflict', message: expect.stringMatching(/version 2 is the active model/) } });
+    expect(del).toMatchObject({
+      ok: false,
+      error: { code: 'conflict', message: expect.stringMatching(/version 2 is the active model/) },
+    });
     expect((await api.invoke('models.activate', { id: v1.id })).active).toBe(true);
-    expect(await api.call('models.activate', { id: 42 })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(await api.call('models.activate', { id: 42 })).toMatchObject({
+      ok: false,
+      error: { code: 'not_found' },
+    });
     expect(await api.invoke('models.delete', { id: v2.id })).toEqual({ deleted: true });
     expect((await api.invoke('models.list', {})).models.map((m) => m.version)).toEqual([1]);
     expect(existsSync(join(projectA, 'models', 'run-2'))).toBe(false);
     expect(existsSync(join(projectA, 'models', 'run-1', 'manifest.json'))).toBe(true);
-    expect(await api.call('models.delete', { id: v2.id })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(await api.call('models.delete', { id: v2.id })).toMatchObject({
+      ok: false,
+      error: { code: 'not_found' },
+    });
   });
 
   it('exports one .swanmodel and imports it into another project', async () => {
@@ -129,14 +159,27 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     const out = await api.invoke('models.export', { id: v1.id, outDir: join(tmp.dir, 'exports') });
     expect(out.file).toBe(join(tmp.dir, 'exports', 'Line_A-v1.swanmodel'));
     expect(out.bytes).toBeGreaterThan(1000);
-    expect(await zipEntries(out.file)).toEqual(['manifest.json', 'reference.bin', 'state.json', 'swanmodel.json', 'weights.bin']);
+    expect(await zipEntries(out.file)).toEqual([
+      'manifest.json',
+      'reference.bin',
+      'state.json',
+      'swanmodel.json',
+      'weights.bin',
+    ]);
     const named = await api.invoke('models.export', { id: v1.id, file: join(tmp.dir, 'exports', 'mine') });
     expect(named.file).toBe(join(tmp.dir, 'exports', 'mine.swanmodel'));
 
     await api.invoke('project.open', { path: projectB });
     const imported = await api.invoke('models.import', { file: out.file });
-    expect(imported).toMatchObject({ version: 1, active: false, labelCounts: { good: 6, defect: 1 }, metrics: { aucRoc: 0.81 } });
-    expect(imported.warnings.at(-1)).toMatch(/imported from Line_A-v1\.swanmodel \(version 1 of project "Line A"\)/);
+    expect(imported).toMatchObject({
+      version: 1,
+      active: false,
+      labelCounts: { good: 6, defect: 1 },
+      metrics: { aucRoc: 0.81 },
+    });
+    expect(imported.warnings.at(-1)).toMatch(
+      /imported from Line_A-v1\.swanmodel \(version 1 of project "Line A"\)/,
+    );
     const dirs = listModelsDir(projectB);
     expect(dirs).toHaveLength(1);
     expect(dirs[0]).toMatch(/^imported-/);
@@ -152,8 +195,15 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     const v1 = (await api.invoke('models.list', {})).models.find((m) => m.version === 1)!;
     const good = (await api.invoke('models.export', { id: v1.id, outDir: join(tmp.dir, 'x') })).file;
     const info: ModelInfoFile = {
-      app: 'swan-inspector', version: 1, createdAt: '', exportedAt: '', project: 'p',
-      labelCounts: { good: 1, defect: 1 }, settings: {}, metrics: null, warnings: [],
+      app: 'swan-inspector',
+      version: 1,
+      createdAt: '',
+      exportedAt: '',
+      project: 'p',
+      labelCounts: { good: 1, defect: 1 },
+      settings: {},
+      metrics: null,
+      warnings: [],
     };
     // Another format version and another backbone: the manifest edited, then zipped as the app does.
     const variant = async (name: string, edit: (m: Record<string, unknown>) => void) => {
@@ -207,6 +257,9 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     expect(existsSync(join(tmp.dir, 'evil-slip.txt'))).toBe(false);
     expect(existsSync(join(projectB, 'evil-slip.txt'))).toBe(false);
     expect(existsSync(absName)).toBe(false);
-    expect(await api.call('models.import', { file: join(tmp.dir, 'absent.swanmodel') })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(await api.call('models.import', { file: join(tmp.dir, 'absent.swanmodel') })).toMatchObject({
+      ok: false,
+      error: { code: 'not_found' },
+    });
   });
 });

@@ -4,7 +4,12 @@ import { ApiService } from '../../../src-main/api/service';
 import { tempDir } from '../app/helpers';
 import { buildProject, type SyntheticImage } from './helpers';
 
-const h = (total: number, normality: number) => ({ seen: total, pseudo: total / 2, residual: 1 - total, normality });
+const h = (total: number, normality: number) => ({
+  seen: total,
+  pseudo: total / 2,
+  residual: 1 - total,
+  normality,
+});
 
 // Defects 0.9 and 0.6, goods 0.8, 0.3, 0.2: by hand, AUC-ROC = 5/6 (the 0.6 defect loses to
 // the 0.8 good only) and AP = 0.5 * 1 + 0.5 * 2/3 = 5/6.
@@ -35,7 +40,16 @@ describe('evaluate.run', () => {
     const { store, ids, modelId } = await buildProject(tmp.dir, images, { threshold: 0.5 });
     // A second version that ranks perfectly on the test batch, with no threshold yet.
     const v2 = store.addModel(
-      { dir: 'models/run-1', settings: {}, labelGood: 3, labelDefect: 2, labelIds: [], metrics: null, warnings: [], runId: null },
+      {
+        dir: 'models/run-1',
+        settings: {},
+        labelGood: 3,
+        labelDefect: 2,
+        labelIds: [],
+        metrics: null,
+        warnings: [],
+        runId: null,
+      },
       false,
     );
     const perfect = [1, 0.4, 0.9, 0.3, 0.2];
@@ -92,14 +106,24 @@ describe('evaluate.run', () => {
   });
 
   it('says why there are no curves when one kind of label is missing; refuses unknown models', async () => {
-    const { store } = await buildProject(tmp.dir, images.filter((i) => i.label !== 'defect'), { threshold: 0.5 });
+    const { store } = await buildProject(
+      tmp.dir,
+      images.filter((i) => i.label !== 'defect'),
+      { threshold: 0.5 },
+    );
     store.close();
     await api.invoke('project.open', { path: join(tmp.dir, 'project') });
     const r = await api.invoke('evaluate.run', {});
     expect(r.models[0].total).toBeNull();
     expect(r.models[0].note).toMatch(/both kinds of labels .*good: 3, defect: 0/);
     expect(r.models[0].confusion).toMatchObject({ fp: 1, tn: 2 });
-    expect(await api.call('evaluate.run', { modelIds: [99] })).toMatchObject({ ok: false, error: { code: 'not_found' } });
-    expect(await api.call('evaluate.run', { modelIds: [1, 2, 3] })).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
+    expect(await api.call('evaluate.run', { modelIds: [99] })).toMatchObject({
+      ok: false,
+      error: { code: 'not_found' },
+    });
+    expect(await api.call('evaluate.run', { modelIds: [1, 2, 3] })).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input' },
+    });
   });
 });

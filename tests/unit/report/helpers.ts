@@ -30,7 +30,9 @@ export async function tinyJpeg(shade = 120, size = 48): Promise<Buffer> {
       px[i + 1] = v;
       px[i + 2] = Math.max(0, v - 30);
     }
-  return sharp(px, { raw: { width: size, height: size, channels: 3 } }).jpeg().toBuffer();
+  return sharp(px, { raw: { width: size, height: size, channels: 3 } })
+    .jpeg()
+    .toBuffer();
 }
 
 /** A 4x4 heatmap bright in the top-left corner, scaled by `peak`. */
@@ -43,7 +45,13 @@ export function heatmap(peak: number): ScoreRow['heatmap'] {
 export async function buildProject(
   dir: string,
   images: SyntheticImage[],
-  opts: { name?: string; threshold?: number | null; model?: boolean; filesDir?: string; sharedThumb?: Buffer } = {},
+  opts: {
+    name?: string;
+    threshold?: number | null;
+    model?: boolean;
+    filesDir?: string;
+    sharedThumb?: Buffer;
+  } = {},
 ): Promise<{ store: ProjectStore; ids: number[]; modelId: number | null }> {
   const store = ProjectStore.create(join(dir, 'project'), opts.name ?? 'Bracket line 3');
   const filesDir = opts.filesDir ?? join(dir, 'images');
@@ -94,7 +102,12 @@ export async function buildProject(
       rows.push({
         imageId: ids[k],
         total: img.total,
-        perHead: img.perHead ?? { seen: img.total * 0.5, pseudo: img.total * 0.3, residual: img.total * 0.4, normality: img.total * 0.2 },
+        perHead: img.perHead ?? {
+          seen: img.total * 0.5,
+          pseudo: img.total * 0.3,
+          residual: img.total * 0.4,
+          normality: img.total * 0.2,
+        },
         heatmap: heatmap(Math.max(0.05, img.total)),
       });
     });

@@ -29,7 +29,8 @@ describe('a 5,000-image batch', () => {
     // Thumbnails for the flagged images only (256 px, as the app makes them).
     const thumb = await tinyJpeg(140, 256);
     images.forEach((img, k) => {
-      if ((img.total as number) > THRESHOLD) writeFileSync(join(built.store.thumbsDir, `sha-${k}.jpg`), thumb);
+      if ((img.total as number) > THRESHOLD)
+        writeFileSync(join(built.store.thumbsDir, `sha-${k}.jpg`), thumb);
     });
     built.store.close();
     project = join(tmp.dir, 'project');
@@ -49,12 +50,16 @@ describe('a 5,000-image batch', () => {
       peakRss = Math.max(peakRss, m.rss);
     }, 5);
     const t0 = performance.now();
-    const r = await exportReport(store, { batch: 'night shift', format: 'both', outDir: join(tmp.dir, 'out') }, (p) => {
-      progress.push(p);
-      const m = process.memoryUsage();
-      peakHeap = Math.max(peakHeap, m.heapUsed);
-      peakRss = Math.max(peakRss, m.rss);
-    });
+    const r = await exportReport(
+      store,
+      { batch: 'night shift', format: 'both', outDir: join(tmp.dir, 'out') },
+      (p) => {
+        progress.push(p);
+        const m = process.memoryUsage();
+        peakHeap = Math.max(peakHeap, m.heapUsed);
+        peakRss = Math.max(peakRss, m.rss);
+      },
+    );
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
     store.close();
@@ -74,7 +79,8 @@ describe('a 5,000-image batch', () => {
     expect(csv.at(-1)).toMatchObject({ done: N });
     expect(pdf.length).toBeGreaterThan(flaggedExpected / 8);
     expect(pdf.at(-1)).toEqual({ format: 'pdf', done: flaggedExpected, total: flaggedExpected });
-    for (const list of [csv, pdf]) for (let i = 1; i < list.length; i++) expect(list[i].done).toBeGreaterThanOrEqual(list[i - 1].done);
+    for (const list of [csv, pdf])
+      for (let i = 1; i < list.length; i++) expect(list[i].done).toBeGreaterThanOrEqual(list[i - 1].done);
     // Memory: the report is never held whole. The bound is loose for GC timing; holding every
     // flagged picture and the PDF would not fit it more than once.
     expect(heapGrowthMb).toBeLessThan(150);
@@ -85,7 +91,9 @@ describe('a 5,000-image batch', () => {
     const pages = Number(/Pages:\s+(\d+)/.exec(info)![1]);
     // Five flagged images per page after the summary page.
     expect(pages).toBe(1 + Math.ceil(flaggedExpected / 5));
-    const last = execFileSync('pdftotext', ['-f', String(pages), '-l', String(pages), r.pdf!, '-'], { encoding: 'utf8' });
+    const last = execFileSync('pdftotext', ['-f', String(pages), '-l', String(pages), r.pdf!, '-'], {
+      encoding: 'utf8',
+    });
     expect(last).toContain(`${flaggedExpected}. part-`);
   });
 
@@ -94,7 +102,17 @@ describe('a 5,000-image batch', () => {
     let code: number;
     let printed = '';
     try {
-      code = await main(['report', '--project', project, '--batch', 'night shift', '--out', join(tmp.dir, 'cli'), '--format', 'csv']);
+      code = await main([
+        'report',
+        '--project',
+        project,
+        '--batch',
+        'night shift',
+        '--out',
+        join(tmp.dir, 'cli'),
+        '--format',
+        'csv',
+      ]);
       printed = out.mock.calls.map((c) => String(c[0])).join('');
     } finally {
       out.mockRestore();
@@ -107,7 +125,9 @@ describe('a 5,000-image batch', () => {
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       expect(await main(['report', '--project', join(tmp.dir, 'nope'), '--out', tmp.dir])).toBe(2);
-      expect(err.mock.calls.map((c) => String(c[0])).join('')).toMatch(/swan: .*is not a Swan Inspector project/);
+      expect(err.mock.calls.map((c) => String(c[0])).join('')).toMatch(
+        /swan: .*is not a Swan Inspector project/,
+      );
     } finally {
       err.mockRestore();
     }

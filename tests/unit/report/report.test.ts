@@ -15,7 +15,18 @@ function pdfText(file: string): string {
 
 function renderPage(file: string, page: number, outBase: string): string {
   mkdirSync(ARTIFACTS, { recursive: true });
-  execFileSync('pdftoppm', ['-png', '-r', '80', '-f', String(page), '-l', String(page), '-singlefile', file, join(ARTIFACTS, outBase)]);
+  execFileSync('pdftoppm', [
+    '-png',
+    '-r',
+    '80',
+    '-f',
+    String(page),
+    '-l',
+    String(page),
+    '-singlefile',
+    file,
+    join(ARTIFACTS, outBase),
+  ]);
   return join(ARTIFACTS, `${outBase}.png`);
 }
 
@@ -26,10 +37,36 @@ function pageCount(file: string): number {
 
 const lot: SyntheticImage[] = [
   // Flagged (threshold 0.5): two known defects, one unlabelled, one good false alarm.
-  { name: 'bracket-017.jpg', batch: 'lot 7', label: 'defect', cls: 'scratch', total: 0.93, file: true, thumb: true, shade: 200 },
+  {
+    name: 'bracket-017.jpg',
+    batch: 'lot 7',
+    label: 'defect',
+    cls: 'scratch',
+    total: 0.93,
+    file: true,
+    thumb: true,
+    shade: 200,
+  },
   { name: 'bracket-004.jpg', batch: 'lot 7', total: 0.81, file: true, shade: 180 },
-  { name: 'bracket-022.jpg', batch: 'lot 7', label: 'defect', cls: 'crack', total: 0.66, file: true, thumb: true, shade: 170 },
-  { name: 'bracket-009.jpg', batch: 'lot 7', label: 'good', total: 0.55, file: true, thumb: true, shade: 150 },
+  {
+    name: 'bracket-022.jpg',
+    batch: 'lot 7',
+    label: 'defect',
+    cls: 'crack',
+    total: 0.66,
+    file: true,
+    thumb: true,
+    shade: 170,
+  },
+  {
+    name: 'bracket-009.jpg',
+    batch: 'lot 7',
+    label: 'good',
+    total: 0.55,
+    file: true,
+    thumb: true,
+    shade: 150,
+  },
   // Passing.
   { name: 'bracket-001.jpg', batch: 'lot 7', label: 'good', total: 0.2, file: true },
   { name: 'bracket-002.jpg', batch: 'lot 7', label: 'good', total: 0.31, file: true },
@@ -73,7 +110,15 @@ describe('inspection report', () => {
     });
     const out = join(tmp.dir, 'reports', 'new-folder');
     const r = await api.invoke('report.export', { batch: 'lot 7', format: 'both', outDir: out });
-    expect(r.counts).toEqual({ inspected: 10, scored: 9, flagged: 3, labelled: 6, good: 3, defect: 3, missing: 1 });
+    expect(r.counts).toEqual({
+      inspected: 10,
+      scored: 9,
+      flagged: 3,
+      labelled: 6,
+      good: 3,
+      defect: 3,
+      missing: 1,
+    });
     expect(r.modelVersion).toBe(1);
     expect(r.threshold).toBe(0.55);
     expect(readdirSync(out).sort()).toEqual([r.csv!.split('/').pop(), r.pdf!.split('/').pop()].sort());
@@ -117,17 +162,38 @@ describe('inspection report', () => {
     const rows = parse(readFileSync(r.csv!), { columns: true }) as Record<string, string>[];
     expect(rows).toHaveLength(10);
     expect(Object.keys(rows[0])).toEqual([
-      'id', 'path', 'name', 'batch', 'status', 'score',
-      'head_seen', 'head_pseudo', 'head_residual', 'head_normality',
-      'decision', 'threshold', 'label', 'class',
+      'id',
+      'path',
+      'name',
+      'batch',
+      'status',
+      'score',
+      'head_seen',
+      'head_pseudo',
+      'head_residual',
+      'head_normality',
+      'decision',
+      'threshold',
+      'label',
+      'class',
     ]);
     const byName = new Map(rows.map((row) => [row.name, row]));
     expect(byName.get('bracket-017.jpg')).toMatchObject({
-      id: String(ids[0]), score: '0.93', decision: 'flagged', label: 'defect', class: 'scratch', head_seen: '0.465', threshold: '0.55',
+      id: String(ids[0]),
+      score: '0.93',
+      decision: 'flagged',
+      label: 'defect',
+      class: 'scratch',
+      head_seen: '0.465',
+      threshold: '0.55',
     });
     expect(byName.get('bracket-009.jpg')).toMatchObject({ decision: 'pass', label: 'good' });
     expect(byName.get('bracket-006.jpg')).toMatchObject({ decision: 'unscored', score: '', head_seen: '' });
-    expect(byName.get('gone-007.jpg')).toMatchObject({ status: 'missing', decision: 'pass', label: 'unlabelled' });
+    expect(byName.get('gone-007.jpg')).toMatchObject({
+      status: 'missing',
+      decision: 'pass',
+      label: 'unlabelled',
+    });
     expect(rows.filter((row) => row.decision === 'flagged')).toHaveLength(3);
   });
 
@@ -142,7 +208,11 @@ describe('inspection report', () => {
     renderPage(r.pdf!, 1, 'report-empty-page1');
     expect(readFileSync(r.csv!, 'utf8').trim().split('\n')).toHaveLength(1);
     // A batch whose images were all removed is empty too.
-    const gone = await api.invoke('report.export', { batch: 'lot 99', format: 'pdf', outDir: join(tmp.dir, 'out') });
+    const gone = await api.invoke('report.export', {
+      batch: 'lot 99',
+      format: 'pdf',
+      outDir: join(tmp.dir, 'out'),
+    });
     expect(pdfText(gone.pdf!)).toContain('This batch has no images');
   });
 
@@ -185,6 +255,9 @@ describe('inspection report', () => {
     const r = await api.call('report.export', { format: 'docx', outDir: tmp.dir });
     expect(r).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
     const r2 = await api.call('report.export', { format: 'pdf' });
-    expect(r2).toMatchObject({ ok: false, error: { code: 'invalid_input', message: expect.stringMatching(/outDir/) } });
+    expect(r2).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input', message: expect.stringMatching(/outDir/) },
+    });
   });
 });

@@ -73,7 +73,11 @@ describe('threshold.set / threshold.get with targets', () => {
       caught: 2,
       goodBasis: 'held-out',
     });
-    expect(await api.invoke('threshold.get', {})).toEqual({ threshold: 0.5, source: r.source, rates: r.rates });
+    expect(await api.invoke('threshold.get', {})).toEqual({
+      threshold: 0.5,
+      source: r.source,
+      rates: r.rates,
+    });
   });
 
   it('a catch target sets the highest threshold that catches enough known defects', async () => {
@@ -99,16 +103,28 @@ describe('threshold.set / threshold.get with targets', () => {
     expect(r.rates).toMatchObject({ goodCount: 2, falseAlarms: 1, falseAlarmRate: 0.5 });
     await api.invoke('labels.set', { ids: [3], label: 'unlabelled' });
     const c = await api.call('threshold.set', { catchRate: 0.9 });
-    expect(c).toMatchObject({ ok: false, error: { code: 'invalid_input', message: expect.stringMatching(/no scored image is labelled defect/) } });
+    expect(c).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_input', message: expect.stringMatching(/no scored image is labelled defect/) },
+    });
   });
 
   it('validates: exactly one of value, false-alarm target, catch target', async () => {
     await open(images);
     for (const payload of [{}, { threshold: 1, catchRate: 0.5 }, { falseAlarmRate: 0.1, catchRate: 0.5 }]) {
       const r = await api.call('threshold.set', payload);
-      expect(r).toMatchObject({ ok: false, error: { code: 'invalid_input', message: expect.stringMatching(/give either threshold or falseAlarmRate or catchRate/) } });
+      expect(r).toMatchObject({
+        ok: false,
+        error: {
+          code: 'invalid_input',
+          message: expect.stringMatching(/give either threshold or falseAlarmRate or catchRate/),
+        },
+      });
     }
-    expect(await api.call('threshold.set', { catchRate: 0 })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/catchRate must be between 0.01 and 1/) } });
+    expect(await api.call('threshold.set', { catchRate: 0 })).toMatchObject({
+      ok: false,
+      error: { message: expect.stringMatching(/catchRate must be between 0.01 and 1/) },
+    });
     // Before any threshold: no source, no rates.
     expect(await api.invoke('threshold.get', {})).toEqual({ threshold: null, source: null, rates: null });
   });
