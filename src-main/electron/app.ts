@@ -28,12 +28,21 @@ function serviceDispatch(service: ApiService): Dispatch {
   };
 }
 
+/**
+ * The protocol's view of the open project. The folder is looked up once per opened
+ * project (a gallery asks for hundreds of thumbnails) and forgotten when another opens.
+ * After a close it may linger, harmlessly: with no project, resolveFile finds nothing.
+ */
 export function projectFiles(service: ApiService): ProjectFiles {
+  let dir: Promise<string | null> | null = null;
+  service.on((e) => {
+    if (e.event === 'project.changed' && e.payload.what === 'project') dir = null;
+  });
   return {
-    dir: async () => {
-      const r = await service.call('project.current', {});
-      return r.ok && r.data && typeof r.data === 'object' && 'path' in r.data ? r.data.path : null;
-    },
+    dir: () =>
+      (dir ??= service.call('project.current', {}).then((r) =>
+        r.ok && r.data && typeof r.data === 'object' && 'path' in r.data ? r.data.path : null,
+      )),
     lookup: (req) => service.resolveFile(req.kind, req.id),
   };
 }

@@ -135,4 +135,16 @@ describe('Electron shell wiring', () => {
     expect((await handle({ url: 'swan-image://thumb/1' })).status).toBe(403);
     expect(h.fetched).toHaveLength(1);
   });
+
+  it('asks for the project folder once per opened project, not per image', async () => {
+    const handle = h.protocolHandlers.get(IMAGE_SCHEME)!;
+    const currentCalls = (): number => h.serviceCalls.filter(([op]) => op === 'project.current').length;
+    const before = currentCalls();
+    await handle({ url: 'swan-image://image/1' });
+    await handle({ url: 'swan-image://image/1' });
+    expect(currentCalls()).toBe(before);
+    h.listeners.forEach((l) => l({ event: 'project.changed', payload: { what: 'project' } }));
+    await handle({ url: 'swan-image://image/1' });
+    expect(currentCalls()).toBe(before + 1);
+  });
 });
