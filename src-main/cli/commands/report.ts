@@ -2,8 +2,9 @@
  * `swan report --project DIR [--batch NAME] --out DIR [--format pdf|csv|both]`: the
  * inspection report of the app, through the same API operation (`report.export`).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AppError } from '../../api/errors';
 import { ApiService } from '../../api/service';
 import { CliError } from '../cli-error';
@@ -17,8 +18,9 @@ export interface ReportOptions {
 }
 
 export async function runReport(opts: ReportOptions): Promise<void> {
-  // The CLI never creates projects: the root is only where the recent list would go.
-  const api = new ApiService({ projectsRoot: tmpdir(), stateDir: tmpdir() });
+  // The CLI never creates projects, and must not touch the app's recent list: a scratch folder.
+  const scratch = mkdtempSync(join(tmpdir(), 'swan-cli-'));
+  const api = new ApiService({ projectsRoot: scratch, stateDir: scratch });
   const bars = { csv: progressBar('report csv'), pdf: progressBar('report pdf') };
   const off = api.on((e) => {
     if (e.event === 'report.progress') bars[e.payload.format].update(e.payload.done, e.payload.total);
@@ -45,5 +47,6 @@ export async function runReport(opts: ReportOptions): Promise<void> {
   } finally {
     off();
     await api.close();
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
