@@ -12,7 +12,7 @@ import { resolveSettings } from '../../../src-main/engine/settings';
 import { trainFast } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
 import { Rng } from '../../../src-main/engine/util/rng';
-import { exportModelArchive, type ModelInfoFile } from '../../../src-main/models/archive';
+import { exportModelArchive, safeEntryPath, type ModelInfoFile } from '../../../src-main/models/archive';
 import { APP_BACKBONE_ID } from '../../../src-main/models/versions';
 import { ProjectStore } from '../../../src-main/project/store';
 import { tempDir } from '../app/helpers';
@@ -118,6 +118,25 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
   afterEach(async () => {
     await api.close();
     tmp.cleanup();
+  });
+
+  it('entry names that climb out or are absolute are refused before anything is written', () => {
+    const root = join(tmp.dir, 'dest');
+    expect(safeEntryPath(root, 'manifest.json')).toBe(join(root, 'manifest.json'));
+    expect(safeEntryPath(root, 'sub/weights.bin')).toBe(join(root, 'sub', 'weights.bin'));
+    for (const bad of [
+      '../x',
+      'a/../../x',
+      '/etc/passwd',
+      'C:\\Windows\\x',
+      'C:x',
+      '..\\x',
+      '\\\\server\\share',
+      'a\0b',
+      '',
+    ]) {
+      expect(() => safeEntryPath(root, bad), bad).toThrow(/outside the model folder/);
+    }
   });
 
   it('the app backbone id is the engine one', () => {
