@@ -16,6 +16,8 @@ export interface TrainRequest {
   /** Model folder to write; replaced atomically once the new model is complete. */
   outDir: string;
   inputSize?: 224 | 448;
+  /** Backbone layer feeding the heads (default: the backbone's default). */
+  featureLayer?: string;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
   workers?: number;
@@ -43,7 +45,12 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
-  const session = req.session ?? (await FeatureSession.open({ inputSize: req.inputSize, cacheDir: req.cacheDir, workers: req.workers }));
+  const session = req.session ?? (await FeatureSession.open({
+      inputSize: req.inputSize,
+      featureLayer: req.featureLayer,
+      cacheDir: req.cacheDir,
+      workers: req.workers,
+    }));
   try {
     const warnings: string[] = [];
     const report = (stage: 'features' | 'pseudo') => (done: number, total: number) =>

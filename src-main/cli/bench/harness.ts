@@ -22,6 +22,7 @@ export interface BenchOptions {
   shots: number;
   seeds: number;
   inputSize: number;
+  featureLayer?: string;
   baseline?: Baseline;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
@@ -63,7 +64,11 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
   const log = opts.log ?? (() => {});
   const ds = opts.dataset;
   const classes = opts.setting === 'hard' ? ds.anomalyClasses : [undefined];
-  const session = await FeatureSession.open({ inputSize: opts.inputSize, cacheDir: opts.cacheDir });
+  const session = await FeatureSession.open({
+    inputSize: opts.inputSize,
+    featureLayer: opts.featureLayer,
+    cacheDir: opts.cacheDir,
+  });
   const seconds = { features: 0, train: 0, score: 0, total: 0 };
   const runs: RunResult[] = [];
   try {

@@ -4,7 +4,7 @@ import { runBenchmark, type Baseline, type BenchResult } from '../bench/harness'
 import { publishedAuc } from '../bench/paper';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress';
-import { fmt, openDataset, type DataOptions } from './shared';
+import { fmt, openDataset, parseSettingOverrides, type DataOptions } from './shared';
 
 interface BenchCliOptions extends DataOptions {
   dataset: string;
@@ -14,6 +14,8 @@ interface BenchCliOptions extends DataOptions {
   input: string;
   baseline?: Baseline;
   knn: boolean;
+  featureLayer?: string;
+  set?: string[];
   json?: string;
 }
 
@@ -38,7 +40,8 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
     seeds: opts.seeds,
     inputSize: Number(opts.input),
     baseline: opts.baseline,
-    settings: { knnHead: opts.knn },
+    featureLayer: opts.featureLayer,
+    settings: { knnHead: opts.knn, ...parseSettingOverrides(opts.set) },
     log: (line) => process.stderr.write(`${line}\n`),
     onProgress: (l, d, n) => {
       if (l !== label) {

@@ -1,5 +1,8 @@
 import { resolveDataset, defaultDataRoot } from '../../data/datasets';
 import type { Dataset } from '../../data/types';
+import { DEFAULT_SETTINGS } from '../../engine/settings';
+import type { TrainSettings } from '../../engine/types';
+import { CliError } from '../cli-error';
 
 export interface DataOptions {
   dataRoot?: string;
@@ -14,4 +17,34 @@ export async function openDataset(spec: string, opts: DataOptions): Promise<Data
 
 export function fmt(x: number | undefined, digits = 3): string {
   return x === undefined || Number.isNaN(x) ? '-' : x.toFixed(digits);
+}
+
+const OPTIONAL_SETTING_KEYS = [
+  'heads',
+  'combine',
+  'residualReduce',
+  'residualWidth',
+  'normalityWidth',
+  'augment',
+  'knnPatch',
+  'knnWeight',
+];
+
+/** `--set key=value` pairs (values in JSON) as settings overrides, for ablations. */
+export function parseSettingOverrides(pairs: string[] | undefined): Partial<TrainSettings> {
+  const out: Record<string, unknown> = {};
+  const known = new Set([...Object.keys(DEFAULT_SETTINGS), ...OPTIONAL_SETTING_KEYS]);
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new CliError(`--set expects key=value, got "${pair}".`);
+    const key = pair.slice(0, eq);
+    if (!known.has(key)) throw new CliError(`--set: unknown setting "${key}" (known: ${[...known].join(', ')}).`);
+    const raw = pair.slice(eq + 1);
+    try {
+      out[key] = JSON.parse(raw);
+    } catch {
+      out[key] = raw;
+    }
+  }
+  return out as Partial<TrainSettings>;
 }

@@ -3,7 +3,7 @@ import type { Setting } from '../../data/types';
 import { trainModel } from '../../engine';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress';
-import { openDataset, type DataOptions } from './shared';
+import { openDataset, parseSettingOverrides, type DataOptions } from './shared';
 
 interface TrainOptions extends DataOptions {
   data: string;
@@ -14,6 +14,8 @@ interface TrainOptions extends DataOptions {
   input: string;
   mode: 'fast' | 'full';
   knn: boolean;
+  featureLayer?: string;
+  set?: string[];
   out: string;
 }
 
@@ -33,7 +35,8 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
     anomalies: split.trainAnomalies.map((it) => ({ id: it.path, path: it.path, cls: it.cls })),
     outDir: opts.out,
     inputSize: Number(opts.input) as 224 | 448,
-    settings: { seed: opts.seed, mode: opts.mode, knnHead: opts.knn },
+    featureLayer: opts.featureLayer,
+    settings: { ...parseSettingOverrides(opts.set), seed: opts.seed, mode: opts.mode, knnHead: opts.knn },
     onProgress: (p) => {
       if (p.stage !== stage) {
         bar.stop();
