@@ -21,6 +21,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   weightDecay: 1e-5,
   gradClip: 1.0,
   knnHead: true,
+  combine: 'balanced',
 };
 
 export function resolveSettings(overrides: Partial<TrainSettings> = {}): TrainSettings {

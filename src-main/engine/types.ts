@@ -81,7 +81,7 @@ export interface TrainSettings {
   knnWeight?: number;
 }
 
-export type CombineRule = 'sum' | 'calibrated';
+export type CombineRule = 'sum' | 'calibrated' | 'balanced';
 
 /** Score of one image. total = seen + pseudo + residual - normality (+ knn when on). */
 export interface ImageScore {

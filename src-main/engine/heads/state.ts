@@ -40,7 +40,8 @@ export interface HeadStats {
  * Per-head mean/std of scores on training normals, for the 'calibrated' rule and the kNN
  * z-score. 'knnPatch' is the patch-level kNN variant (it feeds the 'knn' head).
  */
-export type Calibration = Partial<Record<HeadName | 'knnPatch', HeadStats>>;
+/** Per-head stats on training normals; 'dra' is the paper's sum (seen + pseudo + residual - normality). */
+export type Calibration = Partial<Record<HeadName | 'knnPatch' | 'dra', HeadStats>>;
 
 export interface KnnState {
   /** Image-level bank: L2-normalised global-average-pooled level-0 features of the training normals, [count, dim]. */

@@ -18,6 +18,10 @@ export function finishState(state: DraState, normals: readonly ImageFeatures[]):
   const raw = scoreRaw(state, normals);
   const calibration: DraState['calibration'] = {};
   for (const h of activeHeads(state.settings, state.hasSeen)) calibration[h] = stats(raw[h]);
+  // Spread of the paper's sum on normal images: the 'balanced' rule scales the kNN z-score
+  // by it so that both parts weigh alike on normal data.
+  const draSum = raw.seen.map((_, i) => raw.seen[i] + raw.pseudo[i] + raw.residual[i] - raw.normality[i]);
+  calibration.dra = stats(draSum);
   let knn = state.knn;
   if (state.settings.knnHead) {
     knn = buildKnn(normals, state.settings.knnPatch ?? false);

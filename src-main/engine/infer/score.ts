@@ -155,7 +155,9 @@ export function scoreFeatures(
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
   const knn = useKnn ? knnScores(state.knn!, feats, state.settings.topKRatio) : undefined;
   const cal = state.calibration;
-  const knnWeight = opts.knnWeight ?? state.settings.knnWeight ?? 1;
+  const baseKnnWeight = opts.knnWeight ?? state.settings.knnWeight ?? 1;
+  // 'balanced': the kNN z-score is put on the scale of the DRA sum's spread on training normals.
+  const knnWeight = combine === 'balanced' ? baseKnnWeight * (cal.dra?.std ?? 1) : baseKnnWeight;
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { main } from '../../../src-main/cli/main';
+
+/** Runs the CLI in-process and captures what it writes. */
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const so = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    out += String(s);
+    return true;
+  });
+  const se = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+    err += String(s);
+    return true;
+  });
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
+    out += a.join(' ') + '\n';
+  });
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    so.mockRestore();
+    se.mockRestore();
+    log.mockRestore();
+  }
+}
+
+let dir: string;
+
+/** A tiny folder-per-class data set: textured good parts, defects with a bright spot. */
+async function makeFolders(root: string): Promise<void> {
+  const size = 64;
+  for (const [cls, n] of [
+    ['good', 10],
+    ['spot', 12],
+  ] as const) {
+    await mkdir(join(root, cls), { recursive: true });
+    for (let i = 0; i < n; i++) {
+      const px = Buffer.alloc(size * size * 3);
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++) {
+          const v = 100 + 40 * Math.sin((x + i) / 3) * Math.cos((y - i) / 4);
+          const spot = cls === 'spot' && (x - 12 - i * 3) ** 2 + (y - 30) ** 2 < 60;
+          px.fill(spot ? 255 : Math.round(v), (y * size + x) * 3, (y * size + x) * 3 + 3);
+        }
+      await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toFile(join(root, cls, `${cls}_${i}.png`));
+    }
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'swan-cli-'));
+  process.env.SWAN_CACHE_DIR = join(dir, 'cache');
+  await makeFolders(join(dir, 'data'));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('swan CLI: bad input is one line and exit code 2', () => {
+  it('unknown data set', async () => {
+    const r = await run(['bench', '--dataset', 'nosuchset']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/nosuchset/);
+  });
+
+  it('a missing data folder', async () => {
+    const r = await run(['bench', '--dataset', 'headct', '--data-root', join(dir, 'nowhere')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/nowhere/);
+  });
+
+  it('an invalid number', async () => {
+    const r = await run(['bench', '--dataset', 'headct', '--shots', 'ten']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--shots/);
+  });
+
+  it('more shots than anomalies', async () => {
+    const r = await run(['train', '--data', `folders:${join(dir, 'data')}`, '--normal', 'good', '--shots', '13', '--out', join(dir, 'm0')]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('an unknown setting override', async () => {
+    const r = await run(['bench', '--dataset', 'headct', '--set', 'nonsense=1']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown setting "nonsense"/);
+  });
+
+  it('an unknown command', async () => {
+    const r = await run(['frobnicate']);
+    expect(r.code).toBe(2);
+  });
+});
+
+describe('swan train and score on a folder data set (real backbone)', () => {
+  it('trains, scores with one column per head, and the same seed gives the same scores', async () => {
+    const data = `folders:${join(dir, 'data')}`;
+    const common = ['--normal', 'good', '--shots', '1', '--seed', '3', '--set', 'steps=5'];
+    const a = await run(['train', '--data', data, ...common, '--out', join(dir, 'ma')]);
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toMatch(/backend: /);
+    const b = await run(['train', '--data', data, ...common, '--out', join(dir, 'mb')]);
+    expect(b.code, b.err).toBe(0);
+
+    const images = join(dir, 'data');
+    const sa = await run(['score', '--model', join(dir, 'ma'), images, '--csv', join(dir, 'a.csv')]);
+    expect(sa.code, sa.err).toBe(0);
+    expect(sa.err).toMatch(/scored 22 images/);
+    const sb = await run(['score', '--model', join(dir, 'mb'), images, '--csv', join(dir, 'b.csv')]);
+    expect(sb.code, sb.err).toBe(0);
+
+    const csvA = await readFile(join(dir, 'a.csv'), 'utf8');
+    const csvB = await readFile(join(dir, 'b.csv'), 'utf8');
+    const header = csvA.split('\n')[0];
+    expect(header).toBe('path,score,seen,pseudo,residual,normality,knn,error');
+    expect(csvA.trim().split('\n')).toHaveLength(23);
+    expect(csvB).toBe(csvA);
+  });
+});
