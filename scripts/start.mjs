@@ -2,7 +2,7 @@
 /* global process, console */
 /**
  * `npm start`: builds the app when the sources are newer than the build, then opens the
- * Electron window where the Electron binary is installed, or else starts browser mode
+ * Electron window where the Electron binary is installed (or can be fetched), or else starts browser mode
  * (the local server) and lets it print the URL with its token.
  *
  * Flags: --browser forces browser mode; --rebuild forces a build; anything else is passed
@@ -64,7 +64,24 @@ if (needsBuild()) {
   }
 }
 
-const electron = forceBrowser ? null : electronBinary();
+/**
+ * npm does not run Electron's own download at install (package.json allowScripts: it needs
+ * the internet, which CI and the development machines lack). Fetch the binary on first
+ * start instead; where that fails, browser mode runs.
+ */
+function installElectronBinary() {
+  const script = join(root, 'node_modules', 'electron', 'install.js');
+  if (!existsSync(script) || process.env.SWAN_NO_ELECTRON_DOWNLOAD === '1') return;
+  console.log('Fetching the Electron binary (first start)…');
+  const r = spawnSync(process.execPath, [script], { cwd: dirname(script), stdio: 'inherit', timeout: 180_000 });
+  if (r.status !== 0) console.log('The Electron binary could not be fetched.');
+}
+
+let electron = forceBrowser ? null : electronBinary();
+if (!forceBrowser && !electron) {
+  installElectronBinary();
+  electron = electronBinary();
+}
 let child;
 if (electron) {
   child = spawn(electron, [root], { cwd: root, stdio: 'inherit' });

@@ -7,6 +7,7 @@ import { CliError } from './cli-error';
 import { runTrain } from './commands/train';
 import { runScore } from './commands/score';
 import { runBench } from './commands/bench';
+import { runApi } from './commands/api';
 import { runReport } from './commands/report';
 import { DataError } from '../data/data-error';
 import { EngineError } from '../engine/types';
@@ -80,6 +81,15 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'folder to write the report into')
     .addOption(new Option('--format <format>', 'what to write').choices(['pdf', 'csv', 'both']).default('both'))
     .action(runReport);
+
+  program
+    .command('api')
+    .description("call one operation of the app's typed API (the same contract as the app's front doors)")
+    .argument('<operation>', 'e.g. project.create, import.run, labels.set, training.start, images.list')
+    .argument('[json]', 'the payload, as JSON')
+    .option('--project <dir>', 'open this project first')
+    .option('--projects-root <dir>', "folder of new projects and of the recent list (default: a scratch folder)")
+    .action(runApi);
 
   return program;
 }

@@ -128,3 +128,26 @@ describe('swan train and score on a folder data set (real backbone)', () => {
     expect(csvB).toBe(csvA);
   });
 });
+
+describe('swan api: the CLI front door of the typed API', () => {
+  it('runs an operation and prints its validated reply as JSON', async () => {
+    const root = join(dir, 'projects');
+    const r = await run(['api', 'project.create', JSON.stringify({ name: 'Line 4' }), '--projects-root', root]);
+    expect(r.code, r.err).toBe(0);
+    const reply = JSON.parse(r.out) as { name: string; imageCount: number };
+    expect(reply.name).toBe('Line 4');
+    expect(reply.imageCount).toBe(0);
+  });
+
+  it('refuses an invalid payload with the validation message and exit code 2', async () => {
+    const r = await run(['api', 'labels.set', JSON.stringify({ ids: 'all', label: 'maybe' })]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/labels\.set/);
+  });
+
+  it('refuses a payload that is not JSON', async () => {
+    const r = await run(['api', 'project.create', '{name:']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/not valid JSON/);
+  });
+});
