@@ -5,8 +5,8 @@
  * tests all call it, passing `process.resourcesPath` when there is one.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { findPackageRoot } from './engine/util/package-root';
 
 /** The engine's MOBILENET_DIR_NAME (not imported: that module loads TF.js); a test checks they agree. */
 export const BACKBONE_DIR_NAME = 'mobilenet_v1_0.75_224';
@@ -26,17 +26,6 @@ export interface BackboneLookup {
 export type BackboneFound = { ok: true; dir: string; from: string; lookedIn: string[] };
 export type BackboneMissing = { ok: false; lookedIn: string[]; message: string };
 
-/** The folder holding package.json, walking up from `from`. */
-export function findAppRoot(from: string = dirname(fileURLToPath(import.meta.url))): string | null {
-  let dir = from;
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
-
 /** Every place the backbone may be, in order, with what each place is. */
 export function backboneCandidates(opts: BackboneLookup = {}): { dir: string; from: string }[] {
   const env = opts.env ?? process.env;
@@ -45,7 +34,7 @@ export function backboneCandidates(opts: BackboneLookup = {}): { dir: string; fr
   if (opts.resourcesPath) {
     out.push({ dir: join(opts.resourcesPath, RESOURCES_MODELS, BACKBONE_DIR_NAME), from: 'app resources' });
   }
-  const root = opts.appRoot ?? findAppRoot();
+  const root = opts.appRoot ?? findPackageRoot() ?? null;
   if (root) {
     // Development: copied by scripts/copy-backbone.mjs, or the shared folder beside the repository.
     out.push({

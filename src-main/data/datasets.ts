@@ -1,8 +1,7 @@
 /** Turns a data set spec ("headct", "mvtec:DIR", ...) into a loaded Dataset. */
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { loadCsv, loadElpv, loadFolders, loadHeadct, loadMvtec } from './adapters';
+import { findPackageRoot } from '../engine/util/package-root';
 import { DataError } from './data-error';
 import type { Dataset } from './types';
 
@@ -38,21 +37,10 @@ export async function resolveDataset(spec: string, opts: ResolveOptions): Promis
   throw new DataError(`unknown data set "${spec}": expected one of ${DATASET_SPEC_FORMS.join(', ')}`);
 }
 
-/** Walks up from this file to the folder with package.json (works from src and from a bundle). */
-export function findRepoRoot(start: string = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  let dir = start;
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
-
 /** SWAN_DATA_ROOT, else ../shared/datasets beside the repository. */
 export function defaultDataRoot(): string {
   const fromEnv = process.env.SWAN_DATA_ROOT;
   if (fromEnv) return resolve(fromEnv);
-  const repo = findRepoRoot() ?? process.cwd();
+  const repo = findPackageRoot() ?? process.cwd();
   return resolve(repo, '..', 'shared', 'datasets');
 }

@@ -3,12 +3,12 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { BackboneSpec } from '../types';
 import { EngineError } from '../types';
 import type { Backbone } from './backbone';
 import { loadMobilenet } from './mobilenet';
 import { loadResnet18, RESNET18_ID } from './resnet18';
+import { findPackageRoot } from '../util/package-root';
 
 export type { Backbone } from './backbone';
 export { backboneFromModel } from './backbone';
@@ -19,14 +19,11 @@ export const MOBILENET_ID = 'mobilenet_v1_0.75';
 export const MOBILENET_DIR_NAME = 'mobilenet_v1_0.75_224';
 
 /** The folder holding package.json, found by walking up from this file. */
-export function repoRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new EngineError(`No package.json above ${from}`);
-    dir = up;
-  }
+/** The repository (or installed app) root: the folder holding package.json. */
+export function repoRoot(from?: string): string {
+  const root = findPackageRoot(from);
+  if (!root) throw new EngineError(`No package.json above ${from ?? 'the engine'}`);
+  return root;
 }
 
 /**
