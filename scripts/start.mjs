@@ -73,8 +73,17 @@ function installElectronBinary() {
   const script = join(root, 'node_modules', 'electron', 'install.js');
   if (!existsSync(script) || process.env.SWAN_NO_ELECTRON_DOWNLOAD === '1') return;
   console.log('Fetching the Electron binary (first start)…');
-  const r = spawnSync(process.execPath, [script], { cwd: dirname(script), stdio: 'inherit', timeout: 180_000 });
-  if (r.status !== 0) console.log('The Electron binary could not be fetched.');
+  const r = spawnSync(process.execPath, [script], {
+    cwd: dirname(script),
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  if (r.status !== 0) {
+    // The downloader prints a whole stack trace; its first line says what went wrong.
+    const reason = (r.stderr ?? '').split('\n').find((l) => l.trim()) ?? 'no reason given';
+    console.log(`The Electron binary could not be fetched (${reason.trim()}).`);
+  }
 }
 
 let electron = forceBrowser ? null : electronBinary();
