@@ -4,28 +4,19 @@
  * recipe with the step count scaled down.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { HeadName, ProgressFn, TrainSettings } from '../types';
+import type { ProgressFn, TrainSettings } from '../types';
 import { EngineError } from '../types';
 import { Rng } from '../util/rng';
-import {
-  BN_MOMENTUM,
-  disposeHeadTensors,
-  forwardLevel,
-  headTensors,
-  readWeights,
-  trainableList,
-} from '../heads/forward';
-import type { LevelOutput } from '../heads/forward';
-import { imageScores } from '../heads/image-scores';
+import { disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
 import { initWeights } from '../heads/init';
 import { activeHeads, ALL_DRA_HEADS } from '../heads/active';
 import { headOptions } from '../heads/options';
-import type { DraState, DraWeights } from '../heads/state';
+import type { DraState } from '../heads/state';
 import { throwIfAborted, yieldToEventLoop } from './abort';
+import { optimiseStep, reportStep, type StepContext } from './step';
 import { ClippedAdam, stepDecayLr } from './adam';
 import { assembleLevel, meanMap } from './batch';
 import type { FastTrainData } from './batch';
-import { draLoss } from './losses';
 import type { DraHead } from './losses';
 import { planBatch } from './sampler';
 import type { SamplerConfig } from './sampler';
@@ -83,20 +74,7 @@ export function checkFastData(data: FastTrainData, levels: number): { h: number;
   return shapes;
 }
 
-/** Running BatchNorm statistics, as PyTorch keeps them (unbiased variance, momentum 0.1). */
-export function updateRunningBn(
-  w: DraWeights,
-  mean: Float32Array,
-  variance: Float32Array,
-  count: number,
-): void {
-  const r = w.residual;
-  const unbias = count > 1 ? count / (count - 1) : 1;
-  for (let i = 0; i < r.width; i++) {
-    r.runMean[i] = (1 - BN_MOMENTUM) * r.runMean[i] + BN_MOMENTUM * mean[i];
-    r.runVar[i] = (1 - BN_MOMENTUM) * r.runVar[i] + BN_MOMENTUM * variance[i] * unbias;
-  }
-}
+export { updateRunningBn } from './step';
 
 export async function trainFast(
   data: FastTrainData,
@@ -139,6 +117,7 @@ export async function trainFast(
     );
   const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
 
+  const stepCtx: StepContext = { params, adam, base, settings, lossRng, skip };
   const started = Date.now();
   try {
     for (let step = 0; step < steps; step++) {
@@ -148,59 +127,15 @@ export async function trainFast(
       const assembled = shapes.map((_, l) => assembleLevel(data, plan, l));
       const lr = stepDecayLr(settings.learningRate, step, steps);
 
-      const losses: Partial<Record<HeadName, number>> = {};
-      tf.tidy(() => {
-        const bnStats: NonNullable<LevelOutput['bn']>[] = [];
-        let perHead: Partial<Record<HeadName, tf.Scalar>> = {};
-        const { grads } = tf.variableGrads(() => {
-          const outs = assembled.map((a) => {
-            const x = tf.tensor4d(a.x, [labels.length, a.h, a.w, a.c]);
-            const ref = tf.tensor3d(a.ref, [a.h, a.w, a.c]);
-            const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
-            const out = forwardLevel(vars, x, ref, { training: true }, true, pooled);
-            // variableGrads frees what f creates; these are read after the update.
-            bnStats.push({
-              mean: tf.keep(out.bn!.mean),
-              variance: tf.keep(out.bn!.variance),
-              count: out.bn!.count,
-            });
-            return out;
-          });
-          const scores = imageScores(outs, settings.topKRatio);
-          const loss = draLoss(settings.loss, scores, labels, lossRng, skip);
-          perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
-          return loss.total;
-        }, params);
-        adam.step(
-          params.map((p) => grads[p.name]),
-          lr,
-          settings.weightDecay,
-          settings.gradClip,
-        );
-        for (const s of bnStats) {
-          updateRunningBn(
-            base,
-            s.mean.dataSync() as Float32Array,
-            s.variance.dataSync() as Float32Array,
-            s.count,
-          );
-          s.mean.dispose();
-          s.variance.dispose();
-        }
-        for (const [h, t] of Object.entries(perHead)) {
-          losses[h as HeadName] = t.dataSync()[0];
-          t.dispose();
-        }
-      });
-
-      const elapsed = (Date.now() - started) / 1000;
-      opts.onProgress?.({
-        stage: 'train',
-        step: step + 1,
-        total: steps,
-        losses,
-        etaSeconds: (elapsed / (step + 1)) * (steps - step - 1),
-      });
+      const losses = optimiseStep(stepCtx, labels, lr, () =>
+        assembled.map((a) => {
+          const x = tf.tensor4d(a.x, [labels.length, a.h, a.w, a.c]);
+          const ref = tf.tensor3d(a.ref, [a.h, a.w, a.c]);
+          const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
+          return forwardLevel(vars, x, ref, { training: true }, true, pooled);
+        }),
+      );
+      reportStep(opts, step, steps, started, losses);
       // Lets an abort (or a progress message) through between steps.
       await yieldToEventLoop();
     }

@@ -18,20 +18,17 @@ import { EngineError } from '../types';
 import { Rng } from '../util/rng';
 import { activeHeads, ALL_DRA_HEADS } from '../heads/active';
 import { disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
-import type { LevelOutput } from '../heads/forward';
-import { imageScores } from '../heads/image-scores';
 import { initWeights } from '../heads/init';
 import { headOptions } from '../heads/options';
 import type { DraState } from '../heads/state';
 import { finishState } from '../infer/calibrate';
 import { throwIfAborted, yieldToEventLoop } from './abort';
 import { ClippedAdam, stepDecayLr } from './adam';
-import { draLoss, type DraHead, type SampleLabel } from './losses';
+import type { DraHead, SampleLabel } from './losses';
 import { cutPaste } from './pseudo-anomaly';
 import { drawIndices } from './sampler';
 import type { TrainOptions } from './train-fast';
-import { updateRunningBn } from './train-fast';
-import type { HeadName } from '../types';
+import { optimiseStep, reportStep, type StepContext } from './step';
 
 export interface FullTrainData {
   normals: RgbImage[];
@@ -154,6 +151,7 @@ export async function trainFull(
       ? { img: cutPaste(data.normals[i], pseudoRng).image, label: 2 }
       : { img: data.normals[i], label: 0 };
 
+  const stepCtx: StepContext = { params, adam, base, settings, lossRng, skip };
   const started = Date.now();
   try {
     for (let step = 0; step < steps; step++) {
@@ -173,66 +171,21 @@ export async function trainFull(
       const labels = items.map((s) => s.label);
       const lr = stepDecayLr(settings.learningRate, step, steps);
 
-      const losses: Partial<Record<HeadName, number>> = {};
-      tf.tidy(() => {
-        const inputs = Array.from({ length: nLevels }, (_, l) => {
+      const losses = optimiseStep(stepCtx, labels, lr, () =>
+        Array.from({ length: nLevels }, (_, l) => {
           const size = levelSize(backbone.inputSize, l);
-          return {
-            x: batchTensor(
-              items.map((s) => s.img),
-              size,
-              transforms,
-            ),
-            r: batchTensor(refs, size, refTransforms),
-          };
-        });
-        const bnStats: NonNullable<LevelOutput['bn']>[] = [];
-        let perHead: Partial<Record<HeadName, tf.Scalar>> = {};
-        const { grads } = tf.variableGrads(() => {
-          const outs = inputs.map(({ x, r }) => {
-            const fx = backbone.model.apply(x, { training: false }) as tf.Tensor4D;
-            const fr = tf.mean(backbone.model.apply(r, { training: false }) as tf.Tensor4D, 0) as tf.Tensor3D;
-            const out = forwardLevel(vars, fx, fr, { training: true }, false);
-            bnStats.push({
-              mean: tf.keep(out.bn!.mean),
-              variance: tf.keep(out.bn!.variance),
-              count: out.bn!.count,
-            });
-            return out;
-          });
-          const loss = draLoss(settings.loss, imageScores(outs, settings.topKRatio), labels, lossRng, skip);
-          perHead = Object.fromEntries(Object.entries(loss.perHead).map(([h, t]) => [h, tf.keep(t)]));
-          return loss.total;
-        }, params);
-        adam.step(
-          params.map((p) => grads[p.name]),
-          lr,
-          settings.weightDecay,
-          settings.gradClip,
-        );
-        for (const s of bnStats) {
-          updateRunningBn(
-            base,
-            s.mean.dataSync() as Float32Array,
-            s.variance.dataSync() as Float32Array,
-            s.count,
+          const x = batchTensor(
+            items.map((s) => s.img),
+            size,
+            transforms,
           );
-          s.mean.dispose();
-          s.variance.dispose();
-        }
-        for (const [h, t] of Object.entries(perHead)) {
-          losses[h as HeadName] = t.dataSync()[0];
-          t.dispose();
-        }
-      });
-      const elapsed = (Date.now() - started) / 1000;
-      opts.onProgress?.({
-        stage: 'train',
-        step: step + 1,
-        total: steps,
-        losses,
-        etaSeconds: (elapsed / (step + 1)) * (steps - step - 1),
-      });
+          const r = batchTensor(refs, size, refTransforms);
+          const fx = backbone.model.apply(x, { training: false }) as tf.Tensor4D;
+          const fr = tf.mean(backbone.model.apply(r, { training: false }) as tf.Tensor4D, 0) as tf.Tensor3D;
+          return forwardLevel(vars, fx, fr, { training: true }, false);
+        }),
+      );
+      reportStep(opts, step, steps, started, losses);
       await yieldToEventLoop();
     }
     throwIfAborted(opts.signal);
