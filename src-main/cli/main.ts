@@ -41,7 +41,11 @@ export function buildProgram(): Command {
     .option('--setting <setting>', 'general or hard', 'general')
     .option('--known-class <class>', 'hard setting: the labelled anomaly class')
     .addOption(inputOption())
-    .addOption(new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)').choices(['fast', 'full']).default('fast'))
+    .addOption(
+      new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)')
+        .choices(['fast', 'full'])
+        .default('fast'),
+    )
     .option('--no-knn', 'switch off the nearest-normal head')
     .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
@@ -62,7 +66,9 @@ export function buildProgram(): Command {
     .requiredOption('--dataset <name|spec>', 'headct, elpv, mvtec:DIR, folders:DIR, csv:FILE')
     .option('--normal <class>', 'name of the normal class for folders:DIR')
     .option('--data-root <dir>', 'folder holding the named data sets')
-    .addOption(new Option('--setting <setting>', 'protocol setting').choices(['general', 'hard']).default('general'))
+    .addOption(
+      new Option('--setting <setting>', 'protocol setting').choices(['general', 'hard']).default('general'),
+    )
     .option('--shots <n>', 'labelled anomalies (10 or 1 in the paper)', intArg('--shots', 1, 1000), 10)
     .option('--seeds <n>', 'number of seeded runs', intArg('--seeds', 1, 100), 3)
     .addOption(inputOption())
@@ -79,7 +85,9 @@ export function buildProgram(): Command {
     .requiredOption('--project <dir>', 'project folder')
     .option('--batch <name>', 'batch (import) name; default: every image')
     .requiredOption('--out <dir>', 'folder to write the report into')
-    .addOption(new Option('--format <format>', 'what to write').choices(['pdf', 'csv', 'both']).default('both'))
+    .addOption(
+      new Option('--format <format>', 'what to write').choices(['pdf', 'csv', 'both']).default('both'),
+    )
     .action(runReport);
 
   program
@@ -88,7 +96,10 @@ export function buildProgram(): Command {
     .argument('<operation>', 'e.g. project.create, import.run, labels.set, training.start, images.list')
     .argument('[json]', 'the payload, as JSON')
     .option('--project <dir>', 'open this project first')
-    .option('--projects-root <dir>', "folder of new projects and of the recent list (default: a scratch folder)")
+    .option(
+      '--projects-root <dir>',
+      'folder of new projects and of the recent list (default: a scratch folder)',
+    )
     .action(runApi);
 
   return program;

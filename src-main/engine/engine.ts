@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
 import { trainFast } from './train';
+import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
 import { saveModel, loadModel, type ModelManifest } from './model-file';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
@@ -45,7 +46,9 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
-  const session = req.session ?? (await FeatureSession.open({
+  const session =
+    req.session ??
+    (await FeatureSession.open({
       inputSize: req.inputSize,
       featureLayer: req.featureLayer,
       cacheDir: req.cacheDir,
@@ -60,18 +63,19 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
       all.map((x) => x.path),
       report('features'),
     );
-    checkAborted(req.signal);
+    throwIfAborted(req.signal);
     for (const f of feats) if (f.error) warnings.push(f.error);
     const usable = (i: number) => feats[i].features !== null;
     const normalIdx = req.normals.map((_, i) => i).filter(usable);
     const anomalyIdx = req.anomalies.map((_, i) => i + req.normals.length).filter(usable);
-    if (normalIdx.length < 2) throw new EngineError('Fewer than 2 good images could be read; nothing was trained.');
+    if (normalIdx.length < 2)
+      throw new EngineError('Fewer than 2 good images could be read; nothing was trained.');
     const pseudo = await session.pseudoPool(
       normalIdx.map((i) => ({ path: feats[i].path, hash: feats[i].hash! })),
       settings.pseudoPoolPerImage,
       report('pseudo'),
     );
-    checkAborted(req.signal);
+    throwIfAborted(req.signal);
     const tFeatures = performance.now();
 
     const state = await trainFast(
@@ -110,7 +114,8 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
 }
 
-export type ScoreResult = { path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string };
+export type ScoreResult =
+  { path: string; ok: true; score: ImageScore } | { path: string; ok: false; error: string };
 
 export interface Scorer {
   manifest: ModelManifest;
@@ -147,12 +152,4 @@ export async function openScorer(
     },
     close: () => session.close(),
   };
-}
-
-function checkAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) {
-    const err = new Error('Training cancelled.');
-    err.name = 'AbortError';
-    throw err;
-  }
 }

@@ -58,7 +58,10 @@ export class FeatureSession {
     return this.extractor.backend;
   }
 
-  async ofPaths(paths: string[], onProgress?: (done: number, total: number) => void): Promise<PathFeatures[]> {
+  async ofPaths(
+    paths: string[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<PathFeatures[]> {
     const results = await this.extractor.extract(
       paths.map((path) => ({ path })),
       onProgress,

@@ -12,7 +12,7 @@ import { resolveSettings } from '../../engine/settings';
 import { trainFast } from '../../engine/train';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
 import { aucRoc, averagePrecision, meanStd } from '../../engine/metrics';
-import type { HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
+import type { HeadName, TrainSettings } from '../../engine/types';
 
 export type Baseline = 'devnet' | 'knn';
 
@@ -169,7 +169,12 @@ function describeRun(run: RunResult, split: ProtocolSplit): string {
  * Hard setting: each seed's figure is the mean over the known classes (the paper reports
  * the mean of the per-class results); mean and std are then taken over seeds.
  */
-function summarise(opts: BenchOptions, runs: RunResult[], seconds: BenchResult['seconds'], backend: string): BenchResult {
+function summarise(
+  opts: BenchOptions,
+  runs: RunResult[],
+  seconds: BenchResult['seconds'],
+  backend: string,
+): BenchResult {
   const seeds = [...new Set(runs.map((r) => r.seed))];
   const perSeed = (pick: (r: RunResult) => number | undefined) =>
     seeds
@@ -198,5 +203,3 @@ function summarise(opts: BenchOptions, runs: RunResult[], seconds: BenchResult['
     seconds,
   };
 }
-
-export type { ImageFeatures };

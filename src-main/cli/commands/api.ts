@@ -15,7 +15,11 @@ const FINISH_EVENT: Record<string, string> = {
   'scoring.start': 'scoring.finished',
 };
 
-export async function runApi(op: string, json: string | undefined, opts: { project?: string; projectsRoot?: string }): Promise<void> {
+export async function runApi(
+  op: string,
+  json: string | undefined,
+  opts: { project?: string; projectsRoot?: string },
+): Promise<void> {
   let payload: unknown = {};
   if (json !== undefined) {
     try {

@@ -25,9 +25,11 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
   if (opts.setting === 'hard') {
     for (const c of ds.anomalyClasses) {
       const n = anomalies.filter((it) => it.cls === c).length;
-      if (n < opts.shots) throw new CliError(`Class ${c} has ${n} anomalies, fewer than --shots ${opts.shots}.`);
+      if (n < opts.shots)
+        throw new CliError(`Class ${c} has ${n} anomalies, fewer than --shots ${opts.shots}.`);
     }
-    if (ds.anomalyClasses.length < 2) throw new CliError('The hard setting needs at least two anomaly classes.');
+    if (ds.anomalyClasses.length < 2)
+      throw new CliError('The hard setting needs at least two anomaly classes.');
   } else if (anomalies.length < opts.shots) {
     throw new CliError(`${ds.name} has ${anomalies.length} anomalies, fewer than --shots ${opts.shots}.`);
   }
@@ -56,8 +58,7 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
   bar.stop();
   process.stdout.write(formatTable(result));
   if (opts.json) {
-    const { runs: _runs, method: _m, backend: _b, ...json } = result;
-    await writeFile(opts.json, JSON.stringify({ ...json, method: result.method, backend: result.backend, runs: result.runs }, null, 2));
+    await writeFile(opts.json, JSON.stringify(result, null, 2));
   }
 }
 
@@ -77,7 +78,8 @@ export function formatTable(r: BenchResult): string {
   }
   if (r.per_class.length) {
     lines.push('', '  per known class:');
-    for (const c of r.per_class) lines.push(`    ${c.class.padEnd(12)} AUC-ROC ${pm(c.auc_roc)}   AP ${pm(c.ap)}`);
+    for (const c of r.per_class)
+      lines.push(`    ${c.class.padEnd(12)} AUC-ROC ${pm(c.auc_roc)}   AP ${pm(c.ap)}`);
   }
   const s = r.seconds;
   lines.push(

@@ -33,7 +33,9 @@ export async function runScore(paths: string[], opts: { model: string; csv?: str
     const results = await scorer.score(files, files.length > 20 ? (d, n) => bar.update(d, n) : undefined);
     bar.stop();
     const seconds = (performance.now() - t0) / 1000;
-    const heads = [...new Set(results.flatMap((r) => (r.ok ? Object.keys(r.score.perHead) : [])))] as HeadName[];
+    const heads = [
+      ...new Set(results.flatMap((r) => (r.ok ? Object.keys(r.score.perHead) : []))),
+    ] as HeadName[];
     const rows = results.map((r) =>
       r.ok
         ? [r.path, r.score.total.toFixed(6), ...heads.map((h) => (r.score.perHead[h] ?? 0).toFixed(6)), '']

@@ -10,7 +10,10 @@ export interface DataOptions {
 }
 
 export async function openDataset(spec: string, opts: DataOptions): Promise<Dataset> {
-  const ds = await resolveDataset(spec, { dataRoot: opts.dataRoot ?? defaultDataRoot(), normal: opts.normal });
+  const ds = await resolveDataset(spec, {
+    dataRoot: opts.dataRoot ?? defaultDataRoot(),
+    normal: opts.normal,
+  });
   for (const w of ds.warnings) process.stderr.write(`warning: ${w}\n`);
   return ds;
 }
@@ -38,7 +41,8 @@ export function parseSettingOverrides(pairs: string[] | undefined): Partial<Trai
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new CliError(`--set expects key=value, got "${pair}".`);
     const key = pair.slice(0, eq);
-    if (!known.has(key)) throw new CliError(`--set: unknown setting "${key}" (known: ${[...known].join(', ')}).`);
+    if (!known.has(key))
+      throw new CliError(`--set: unknown setting "${key}" (known: ${[...known].join(', ')}).`);
     const raw = pair.slice(eq + 1);
     try {
       out[key] = JSON.parse(raw);

@@ -21,7 +21,8 @@ interface TrainOptions extends DataOptions {
 
 /** Trains on the protocol training split of a data set (its test split stays unseen). */
 export async function runTrain(opts: TrainOptions): Promise<void> {
-  if (opts.setting !== 'general' && opts.setting !== 'hard') throw new CliError('--setting must be general or hard.');
+  if (opts.setting !== 'general' && opts.setting !== 'hard')
+    throw new CliError('--setting must be general or hard.');
   const ds = await openDataset(opts.data, opts);
   const setting = opts.setting as Setting;
   if (setting === 'hard' && !opts.knownClass) {
