@@ -8,7 +8,8 @@ import { resolveSettings } from './settings';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
-import { saveModel, loadModel, type ModelManifest } from './model-file';
+import { saveModel, loadModel, type ManifestValidation, type ModelManifest } from './model-file';
+import { crossValidate, validationMetrics, type ValidationResult } from './validate';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
@@ -26,6 +27,11 @@ export interface TrainRequest {
   signal?: AbortSignal;
   /** Reuse an open session (the benchmark trains many models on one). */
   session?: FeatureSession;
+  /**
+   * K of a K-fold cross-validation run after training, before saving: its held-out metrics
+   * go into the manifest (validate.ts). 0 or absent: off, training costs what it did.
+   */
+  validateFolds?: number;
 }
 
 export interface TrainResult {
@@ -33,7 +39,9 @@ export interface TrainResult {
   manifest: ModelManifest;
   warnings: string[];
   backend: string;
-  seconds: { features: number; train: number; save: number; total: number };
+  seconds: { features: number; train: number; validate?: number; save: number; total: number };
+  /** Present when validateFolds was asked for. */
+  validation?: ValidationResult;
 }
 
 export async function trainModel(req: TrainRequest): Promise<TrainResult> {
@@ -89,11 +97,30 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
     );
     const tTrain = performance.now();
 
+    let validation: ValidationResult | undefined;
+    if (req.validateFolds && req.validateFolds > 0) {
+      validation = await crossValidate(
+        normalIdx.map((i, j) => ({ id: all[i].id, features: feats[i].features!, pseudo: pseudo[j] })),
+        anomalyIdx.map((i) => ({
+          id: all[i].id,
+          cls: req.anomalies[i - req.normals.length].cls,
+          features: feats[i].features!,
+        })),
+        settings,
+        { folds: req.validateFolds, onProgress: req.onProgress, signal: req.signal },
+      );
+      throwIfAborted(req.signal);
+    }
+    const tValidate = performance.now();
+
     req.onProgress?.({ stage: 'save', step: 0, total: 1 });
     const manifest = await saveModel(req.outDir, {
       state,
       backbone: { ...session.spec, levels: session.levels },
       trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
+      ...(validation
+        ? { metrics: validationMetrics(validation), validation: manifestValidation(validation) }
+        : {}),
     });
     req.onProgress?.({ stage: 'save', step: 1, total: 1 });
     const tEnd = performance.now();
@@ -105,13 +132,32 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
       seconds: {
         features: (tFeatures - t0) / 1000,
         train: (tTrain - tFeatures) / 1000,
-        save: (tEnd - tTrain) / 1000,
+        ...(validation ? { validate: (tValidate - tTrain) / 1000 } : {}),
+        save: (tEnd - tValidate) / 1000,
         total: (tEnd - t0) / 1000,
       },
+      ...(validation ? { validation } : {}),
     };
   } finally {
     if (!req.session) await session.close();
   }
+}
+
+function manifestValidation(v: ValidationResult): ManifestValidation {
+  return {
+    method: v.method,
+    folds: v.folds,
+    nGood: v.nGood,
+    nDefect: v.nDefect,
+    seed: v.seed,
+    notes: v.notes,
+    outOfFold: Object.fromEntries(
+      Object.entries(v.scores).map(([id, s]) => [
+        id,
+        { label: s.label, total: s.total, perHead: s.perHead as Record<string, number> },
+      ]),
+    ),
+  };
 }
 
 export type ScoreResult =

@@ -1,5 +1,13 @@
 export { trainModel, openScorer, type TrainRequest, type TrainResult, type Scorer, type ScoreResult } from './engine';
 export { FeatureSession } from './feature-session';
 export { DEFAULT_SETTINGS, resolveSettings } from './settings';
-export type { ModelManifest } from './model-file';
+export type { ModelManifest, ManifestValidation } from './model-file';
 export * from './types';
+export {
+  crossValidate,
+  planFolds,
+  validationMetrics,
+  VALIDATION_METHOD,
+  type ValidationResult,
+  type OutOfFoldScore,
+} from './validate';

@@ -27,7 +27,24 @@ export interface ModelManifest {
   reference: { shapes: { h: number; w: number; c: number }[] };
   calibration: DraState['calibration'];
   metrics: Record<string, number>;
+  /**
+   * How `metrics` were measured, and the out-of-fold scores of the training images (held-out
+   * scores: each image scored by a fold model that did not train on it). Optional: models
+   * trained without validation, and files written before it existed, have none.
+   */
+  validation?: ManifestValidation;
   files: Record<string, { sha256: string; bytes: number }>;
+}
+
+export interface ManifestValidation {
+  method: string;
+  folds: number;
+  nGood: number;
+  nDefect: number;
+  seed: number;
+  notes: string[];
+  /** By training image id. */
+  outOfFold: Record<string, { label: 'good' | 'defect'; total: number; perHead: Record<string, number> }>;
 }
 
 export interface SavedModel {
@@ -41,6 +58,7 @@ export interface SaveModelInput {
   backbone: { id: string; inputSize: number; featureLayer: string; levels: number };
   trainingImageIds: string[];
   metrics?: Record<string, number>;
+  validation?: ManifestValidation;
   createdAt?: string;
 }
 
@@ -167,6 +185,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
         backbone: model.backbone,
         trainingImageIds: model.trainingImageIds,
         metrics: model.metrics ?? {},
+        validation: model.validation,
         createdAt: model.createdAt ?? new Date().toISOString(),
       };
   const { skeleton, bins } = splitState(state);
@@ -199,6 +218,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
     reference: { shapes: state.reference.map(({ h, w, c }) => ({ h, w, c })) },
     calibration: state.calibration,
     metrics: { ...base.metrics },
+    ...(base.validation ? { validation: base.validation } : {}),
     files,
   };
 
@@ -284,6 +304,10 @@ export async function loadModel(
       'inputSize',
     );
   }
+  // Validation is descriptive: a malformed one (hand-edited file) is dropped, not trusted.
+  const v = manifest.validation as Partial<ManifestValidation> | undefined;
+  if (v !== undefined && !(v && typeof v === 'object' && v.outOfFold && typeof v.outOfFold === 'object'))
+    delete manifest.validation;
   if (!manifest.files[STATE])
     throw new ModelFileError(`Model file is corrupt: ${MANIFEST} does not list ${STATE}.`, 'corrupt');
 

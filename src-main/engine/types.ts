@@ -94,7 +94,8 @@ export interface ImageScore {
 }
 
 export interface TrainProgress {
-  stage: 'features' | 'pseudo' | 'train' | 'reference' | 'calibrate' | 'save';
+  /** 'validate': cross-validation folds (step = fold, total = K), after training, before saving. */
+  stage: 'features' | 'pseudo' | 'train' | 'reference' | 'calibrate' | 'validate' | 'save';
   step: number;
   total: number;
   /** Loss per head at this step (training stage only). */

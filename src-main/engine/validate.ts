@@ -1,0 +1,303 @@
+/**
+ * Held-out metrics for a model version: stratified K-fold cross-validation of the whole
+ * fast-mode pipeline on the already-extracted features. Each fold trains the heads exactly
+ * as the real model does (trainFast: same settings, a seed derived from the model seed and
+ * the fold; its calibration and kNN bank come from the fold's own training normals through
+ * finishState) and scores the held-out fold with scoreFeatures, so the combine rule and the
+ * calibration are the real model's code path.
+ *
+ * No leak by construction: a fold's training data are built only from the images outside
+ * it, each normal with its own pseudo-anomaly variants; the held-out normals' variants are
+ * dropped with them, and the kNN bank (built from the training normals) never holds a
+ * held-out image.
+ *
+ * Metrics are pooled over the out-of-fold scores (scikit-learn's cross_val_predict way):
+ * with a handful of defects a per-fold AUC is mostly undefined. The fold models are
+ * trained separately, so pooling assumes their score scales agree (they share recipe,
+ * calibration and nearly all training images); the estimate is slightly pessimistic, as
+ * every fold model saw (K-1)/K of the labels.
+ *
+ * Few defects: the defects are dealt over the folds like the normals, so with fewer
+ * defects than folds some folds hold none out. A fold whose training part has no defect
+ * left (e.g. the only labelled defect is held out) trains without the seen head, as
+ * trainFast does with zero anomalies: that is what the real model would be for a defect it
+ * has never seen, and its seen-head scores are left out of the seen head's AUC (noted).
+ */
+import { performance } from 'node:perf_hooks';
+import type { DraState } from './heads/state';
+import { releaseScoringTensors, scoreFeatures } from './infer';
+import { aucRoc, averagePrecision } from './metrics';
+import { trainFast, type FastTrainData } from './train';
+import { throwIfAborted } from './train/abort';
+import type { HeadName, ImageFeatures, ProgressFn, TrainSettings } from './types';
+import { EngineError } from './types';
+import { Rng } from './util/rng';
+
+export const VALIDATION_METHOD = 'k-fold cross-validation';
+
+export interface ValidationNormal {
+  id: string;
+  features: ImageFeatures;
+  /** Its cut-paste variants (the pseudo-anomaly pool entry of this image). */
+  pseudo: ImageFeatures[];
+}
+
+export interface ValidationAnomaly {
+  id: string;
+  cls: string;
+  features: ImageFeatures;
+}
+
+export interface FoldInfo {
+  fold: number;
+  trainNormalIds: string[];
+  trainAnomalyIds: string[];
+  heldOutIds: string[];
+  /** The fold's trained state (its kNN bank holds exactly the training normals). */
+  state: DraState;
+}
+
+export interface ValidateOptions {
+  /** Requested K; fewer are used when the labels do not allow K (see planFolds). */
+  folds: number;
+  onProgress?: ProgressFn;
+  signal?: AbortSignal;
+  /** Sees every fold after it is trained (tests check the folds do not leak). */
+  onFold?: (info: FoldInfo) => void;
+}
+
+export interface OutOfFoldScore {
+  label: 'good' | 'defect';
+  fold: number;
+  total: number;
+  perHead: Partial<Record<HeadName, number>>;
+}
+
+export interface ValidationResult {
+  method: typeof VALIDATION_METHOD;
+  /** Folds actually used (0: validation could not run, see notes). */
+  folds: number;
+  requestedFolds: number;
+  nGood: number;
+  nDefect: number;
+  seed: number;
+  /** Out-of-fold score of every labelled image, by image id. */
+  scores: Record<string, OutOfFoldScore>;
+  /** Pooled over the out-of-fold scores; null when it cannot be computed (notes say why). */
+  aucRoc: number | null;
+  ap: number | null;
+  perHeadAucRoc: Partial<Record<HeadName, number>>;
+  /** Why a metric is missing, or how a fold differed (e.g. trained without labelled defects). */
+  notes: string[];
+  seconds: number;
+}
+
+/** Seed of fold f: derived from the model seed only, so the same seed gives the same folds and models. */
+export function foldSeed(seed: number, fold: number): number {
+  return (Math.imul((seed ^ 0x2545f491) >>> 0, 0x9e3779b1) ^ Math.imul(fold + 1, 0x85ebca6b)) >>> 1;
+}
+
+export interface FoldPlan {
+  folds: number;
+  /** fold index per normal / per anomaly, in input order. */
+  normalFold: number[];
+  anomalyFold: number[];
+  notes: string[];
+}
+
+/**
+ * Stratified assignment: normals and defects are shuffled (seeded) and dealt round-robin
+ * separately, defects grouped by class first so each class spreads over the folds. K is
+ * lowered until every fold's training part keeps at least 2 normals (what training needs);
+ * below 2 folds nothing is held out.
+ */
+export function planFolds(
+  nGood: number,
+  anomalyClasses: readonly string[],
+  requested: number,
+  seed: number,
+): FoldPlan {
+  const notes: string[] = [];
+  let k = Math.min(Math.floor(requested), nGood);
+  while (k >= 2 && nGood - Math.ceil(nGood / k) < 2) k--;
+  if (k < 2) {
+    notes.push(
+      `cross-validation needs at least 2 folds that each leave 2 good images to train on; ${nGood} good image(s) in at most ${Math.floor(requested)} folds do not`,
+    );
+    return { folds: 0, normalFold: [], anomalyFold: [], notes };
+  }
+  if (k < requested) notes.push(`${k} folds instead of ${requested}: only ${nGood} good images`);
+  const rng = new Rng(foldSeed(seed, -1));
+  const normalFold = new Array<number>(nGood);
+  rng.shuffle(Array.from({ length: nGood }, (_, i) => i)).forEach((i, pos) => (normalFold[i] = pos % k));
+  const order = rng
+    .shuffle(Array.from({ length: anomalyClasses.length }, (_, i) => i))
+    .sort((a, b) =>
+      anomalyClasses[a] < anomalyClasses[b] ? -1 : anomalyClasses[a] > anomalyClasses[b] ? 1 : 0,
+    );
+  // Defects start at the first fold with fewer normals, so fold sizes stay even.
+  const start = nGood % k;
+  const anomalyFold = new Array<number>(anomalyClasses.length);
+  order.forEach((i, pos) => (anomalyFold[i] = (start + pos) % k));
+  return { folds: k, normalFold, anomalyFold, notes };
+}
+
+function metricOrNote(
+  name: string,
+  scores: number[],
+  labels: number[],
+  notes: string[],
+  fn: (s: number[], l: number[]) => number,
+): number | null {
+  const pos = labels.filter((l) => l === 1).length;
+  if (pos === 0 || pos === labels.length) {
+    notes.push(
+      `${name} not computed: needs out-of-fold scores of both good and defect images (${labels.length - pos} good, ${pos} defect)`,
+    );
+    return null;
+  }
+  return fn(scores, labels);
+}
+
+export async function crossValidate(
+  normals: readonly ValidationNormal[],
+  anomalies: readonly ValidationAnomaly[],
+  settings: TrainSettings,
+  opts: ValidateOptions,
+): Promise<ValidationResult> {
+  const t0 = performance.now();
+  if (new Set([...normals, ...anomalies].map((x) => x.id)).size !== normals.length + anomalies.length)
+    throw new EngineError('Cross-validation: image ids must be unique.');
+  const plan = planFolds(
+    normals.length,
+    anomalies.map((a) => a.cls),
+    opts.folds,
+    settings.seed,
+  );
+  const notes = [...plan.notes];
+  const scores: Record<string, OutOfFoldScore> = {};
+  const k = plan.folds;
+  const foldHeads: HeadName[][] = [];
+  const started = performance.now();
+  for (let f = 0; f < k; f++) {
+    throwIfAborted(opts.signal);
+    const done = f;
+    const eta = done > 0 ? ((performance.now() - started) / 1000 / done) * (k - done) : undefined;
+    opts.onProgress?.({ stage: 'validate', step: f, total: k, etaSeconds: eta });
+    const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
+    const trainA = anomalies.filter((_, i) => plan.anomalyFold[i] !== f);
+    const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
+    const heldA = anomalies.filter((_, i) => plan.anomalyFold[i] === f);
+    const data: FastTrainData = {
+      normals: trainN.map((n) => n.features),
+      anomalies: trainA.map((a) => a.features),
+      pseudo: trainN.map((n) => n.pseudo),
+    };
+    let state: DraState;
+    try {
+      state = await trainFast(
+        data,
+        { ...settings, seed: foldSeed(settings.seed, f) },
+        { signal: opts.signal },
+      );
+    } catch (e) {
+      // e.g. settings.heads = ['seen'] with every defect held out: nothing this fold can train.
+      if (e instanceof EngineError && !opts.signal?.aborted) {
+        notes.push(`fold ${f + 1} skipped (its images have no out-of-fold score): ${e.message}`);
+        foldHeads.push([]);
+        continue;
+      }
+      throw e;
+    }
+    if (trainA.length === 0 && anomalies.length > 0) {
+      notes.push(
+        `fold ${f + 1} held out every labelled defect, so it trained on pseudo anomalies only (no seen head)`,
+      );
+    }
+    opts.onFold?.({
+      fold: f,
+      trainNormalIds: trainN.map((n) => n.id),
+      trainAnomalyIds: trainA.map((a) => a.id),
+      heldOutIds: [...heldN, ...heldA].map((x) => x.id),
+      state,
+    });
+    const held = [...heldN, ...heldA];
+    const s = scoreFeatures(
+      state,
+      held.map((x) => x.features),
+    );
+    held.forEach((x, i) => {
+      scores[x.id] = {
+        label: i < heldN.length ? 'good' : 'defect',
+        fold: f,
+        total: s[i].total,
+        perHead: { ...s[i].perHead },
+      };
+    });
+    foldHeads.push(Object.keys(s[0]?.perHead ?? {}) as HeadName[]);
+  }
+  // The last fold's weights would otherwise stay cached until the next model is scored.
+  releaseScoringTensors();
+  if (k > 0) opts.onProgress?.({ stage: 'validate', step: k, total: k });
+
+  const entries = Object.values(scores);
+  const labels = entries.map((e) => (e.label === 'defect' ? 1 : 0));
+  const aucRocValue = metricOrNote(
+    'AUC-ROC',
+    entries.map((e) => e.total),
+    labels,
+    notes,
+    aucRoc,
+  );
+  const ap =
+    aucRocValue === null
+      ? null
+      : averagePrecision(
+          entries.map((e) => e.total),
+          labels,
+        );
+  const perHeadAucRoc: Partial<Record<HeadName, number>> = {};
+  if (aucRocValue !== null) {
+    const heads = [...new Set(foldHeads.flat())];
+    for (const h of heads) {
+      const withHead = entries.filter((e) => e.perHead[h] !== undefined);
+      const missingFolds = foldHeads.flatMap((hs, f) => (hs.length && !hs.includes(h) ? [f + 1] : []));
+      // The normality head scores how normal an image is: its anomaly score is the negation.
+      const sign = h === 'normality' ? -1 : 1;
+      const v = metricOrNote(
+        `${h} head AUC-ROC`,
+        withHead.map((e) => sign * e.perHead[h]!),
+        withHead.map((e) => (e.label === 'defect' ? 1 : 0)),
+        notes,
+        aucRoc,
+      );
+      if (v === null) continue;
+      perHeadAucRoc[h] = v;
+      if (missingFolds.length)
+        notes.push(`${h} head AUC-ROC leaves out fold(s) ${missingFolds.join(', ')}, trained without it`);
+    }
+  }
+  return {
+    method: VALIDATION_METHOD,
+    folds: k,
+    requestedFolds: opts.folds,
+    nGood: normals.length,
+    nDefect: anomalies.length,
+    seed: settings.seed,
+    scores,
+    aucRoc: aucRocValue,
+    ap,
+    perHeadAucRoc,
+    notes,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** The numbers for a model manifest's metrics (flat, numbers only; method and notes go elsewhere). */
+export function validationMetrics(v: ValidationResult): Record<string, number> {
+  const out: Record<string, number> = { folds: v.folds, n_good: v.nGood, n_defect: v.nDefect };
+  if (v.aucRoc !== null) out.auc_roc = v.aucRoc;
+  if (v.ap !== null) out.ap = v.ap;
+  for (const [h, x] of Object.entries(v.perHeadAucRoc)) out[`auc_roc_${h}`] = x;
+  return out;
+}
