@@ -174,13 +174,27 @@ export const TrainSettingsInput = z.strictObject({
   pseudoPoolPerImage: z.number().int().min(0).max(64).optional(),
   knnHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
+  /**
+   * K of the cross-validation that measures the new version's held-out metrics (0: off).
+   * The app's default is DEFAULT_VALIDATE_FOLDS (service.ts); fewer when labels are few.
+   */
+  validateFolds: z.number().int().min(0).max(10).optional(),
 });
 export type TrainSettingsInput = z.infer<typeof TrainSettingsInput>;
 
 export const RunStatus = z.enum(['running', 'done', 'failed', 'cancelled']);
 export type RunStatus = z.infer<typeof RunStatus>;
 
-export const TrainStage = z.enum(['queued', 'features', 'pseudo', 'train', 'reference', 'calibrate', 'save']);
+export const TrainStage = z.enum([
+  'queued',
+  'features',
+  'pseudo',
+  'train',
+  'reference',
+  'calibrate',
+  'validate',
+  'save',
+]);
 export type TrainStage = z.infer<typeof TrainStage>;
 
 export const TrainingRun = z.object({
@@ -205,7 +219,11 @@ export const ModelInfo = z.object({
   runId: RunId.nullable(),
   settings: z.record(z.string(), z.unknown()),
   labelCounts: z.object({ good: z.number().int(), defect: z.number().int() }),
-  /** Held-out metrics as the engine reported them (auc, per head...). */
+  /**
+   * Held-out metrics as the engine measured them at training (cross-validation: auc_roc, ap,
+   * auc_roc_<head>, folds, n_good, n_defect, method, notes, out_of_fold scores by image id;
+   * see models/held-out.ts), null when none were measured.
+   */
   metrics: z.record(z.string(), z.unknown()).nullable(),
   warnings: z.array(z.string()),
 });
@@ -261,8 +279,12 @@ export const ThresholdRates = z.object({
   defectCount: z.number().int(),
   falseAlarms: z.number().int(),
   caught: z.number().int(),
-  /** 'held-out': good images the model was not trained on; 'all': every good-labelled image. */
-  goodBasis: z.enum(['held-out', 'all']),
+  /**
+   * 'held-out': good images the model was not trained on; 'out-of-fold': as 'held-out', plus
+   * the training good images by their cross-validation (out-of-fold) scores; 'all': every
+   * good-labelled image by the model's own scores, the training ones in-sample.
+   */
+  goodBasis: z.enum(['held-out', 'out-of-fold', 'all']),
 });
 export type ThresholdRates = z.infer<typeof ThresholdRates>;
 

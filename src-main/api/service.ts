@@ -35,6 +35,7 @@ import {
   thresholdForTarget,
   thresholdSource,
   trainedIds,
+  outOfFold,
 } from './threshold';
 import { MAX_IMAGE_PIXELS } from '../data/decode';
 import { heatmapPng } from '../project/heatmap-image';
@@ -81,6 +82,16 @@ export interface ServedFile {
   /** ...or bytes made on the fly. */
   body?: Buffer;
 }
+
+/**
+ * Folds of the cross-validation every retrain runs for its held-out metrics (and the
+ * out-of-fold good scores a false-alarm target is set on). A constant, not a project
+ * setting: the project has no training preferences of its own yet; a run may still ask
+ * for another K (training.start settings.validateFolds, 0 = off). 3 folds cost about
+ * three more head trainings on the cached features; the engine uses fewer when the
+ * labels do not allow 3.
+ */
+export const DEFAULT_VALIDATE_FOLDS = 3;
 
 const BROWSER_IMAGE_TYPES: Record<string, string> = {
   '.png': 'image/png',
@@ -399,7 +410,12 @@ export class ApiService {
         rates:
           threshold === null
             ? null
-            : ratesAt(threshold, labelledScores(store.db, model.id), trainedIds(store.db, model.id)),
+            : ratesAt(
+                threshold,
+                labelledScores(store.db, model.id),
+                trainedIds(store.db, model.id),
+                outOfFold(store.db, model.id),
+              ),
       };
     },
     'threshold.set': ({ threshold, falseAlarmRate, catchRate }) => {
@@ -422,7 +438,12 @@ export class ApiService {
         return store.setThreshold(t, model.id);
       })();
       this.emit('project.changed', { what: 'threshold' });
-      const rates = ratesAt(t, labelledScores(store.db, model.id), trainedIds(store.db, model.id));
+      const rates = ratesAt(
+        t,
+        labelledScores(store.db, model.id),
+        trainedIds(store.db, model.id),
+        outOfFold(store.db, model.id),
+      );
       return { threshold: t, flagged, source, rates };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
@@ -533,7 +554,7 @@ export class ApiService {
         `training needs at least 2 images labelled good (the project has ${set.normals.length})`,
       );
     }
-    const { inputSize, ...engineSettings } = settings;
+    const { inputSize, validateFolds = DEFAULT_VALIDATE_FOLDS, ...engineSettings } = settings;
     const runId = store.startRun(settings);
     const outDir = store.runDir(runId);
     const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = {
@@ -561,6 +582,7 @@ export class ApiService {
           inputSize,
           settings: engineSettings,
           cacheDir: store.cacheDir,
+          validateFolds,
         },
         (p) => {
           state.progress = { runId, ...p };

@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { ThresholdRates, ThresholdSource } from './contract';
 import { AppError } from './errors';
+import { outOfFoldScores } from '../models/held-out';
 
 export interface LabelledScore {
   imageId: number;
@@ -44,15 +45,42 @@ export function trainedIds(db: Database.Database, modelId: number): Set<number> 
   }
 }
 
-/** Good images to measure false alarms on: held-out ones when any exist, else every good one. */
+/**
+ * Out-of-fold scores of a model's training images, by image id (empty when the model was
+ * not cross-validated at training): each is the score of a fold model that did not train
+ * on the image, so it is a held-out score.
+ */
+export function outOfFold(db: Database.Database, modelId: number): Map<number, number> {
+  const r = db.prepare('SELECT metrics FROM models WHERE id = ?').get(modelId) as
+    { metrics: string | null } | undefined;
+  if (!r?.metrics) return new Map();
+  try {
+    const m = JSON.parse(r.metrics) as Record<string, unknown>;
+    return new Map([...outOfFoldScores(m)].map(([id, s]) => [id, s.total]));
+  } catch {
+    return new Map();
+  }
+}
+
+/**
+ * Good images to measure false alarms on, by held-out scores only when there are any: the
+ * good images the model did not train on (its own scores) and, when the model was
+ * cross-validated, the training good images by their out-of-fold scores. Without either,
+ * every good image by the model's own scores (the training ones in-sample: optimistic).
+ */
 function goodPool(
   rows: LabelledScore[],
   trained: Set<number>,
-): { scores: number[]; basis: 'held-out' | 'all' } {
+  oof: Map<number, number>,
+): { scores: number[]; basis: ThresholdRates['goodBasis'] } {
   const good = rows.filter((r) => r.label === 'good');
-  const held = good.filter((r) => !trained.has(r.imageId));
-  const pick = held.length > 0 ? held : good;
-  return { scores: pick.map((r) => r.total), basis: held.length > 0 ? 'held-out' : 'all' };
+  const held = good.filter((r) => !trained.has(r.imageId)).map((r) => r.total);
+  const folded = good.flatMap((r) =>
+    trained.has(r.imageId) && oof.has(r.imageId) ? [oof.get(r.imageId)!] : [],
+  );
+  if (folded.length > 0) return { scores: [...held, ...folded], basis: 'out-of-fold' };
+  if (held.length > 0) return { scores: held, basis: 'held-out' };
+  return { scores: good.map((r) => r.total), basis: 'all' };
 }
 
 /**
@@ -83,8 +111,13 @@ export function thresholdForCatch(defectScores: number[], rate: number, allScore
   return target - Math.max(1e-9, Math.abs(target) * 1e-9);
 }
 
-export function ratesAt(threshold: number, rows: LabelledScore[], trained: Set<number>): ThresholdRates {
-  const { scores: good, basis } = goodPool(rows, trained);
+export function ratesAt(
+  threshold: number,
+  rows: LabelledScore[],
+  trained: Set<number>,
+  oof: Map<number, number> = new Map(),
+): ThresholdRates {
+  const { scores: good, basis } = goodPool(rows, trained, oof);
   const defect = rows.filter((r) => r.label === 'defect').map((r) => r.total);
   const falseAlarms = good.filter((s) => s > threshold).length;
   const caught = defect.filter((s) => s > threshold).length;
@@ -107,7 +140,7 @@ export function thresholdForTarget(
 ): number {
   const rows = labelledScores(db, modelId);
   if ('falseAlarmRate' in target) {
-    const { scores } = goodPool(rows, trainedIds(db, modelId));
+    const { scores } = goodPool(rows, trainedIds(db, modelId), outOfFold(db, modelId));
     const t = thresholdForFalseAlarms(scores, target.falseAlarmRate);
     if (t === null) {
       throw new AppError(
@@ -163,7 +196,7 @@ export function describeSource(source: ThresholdSource | null): string {
     case 'auto':
       return 'suggested automatically after scoring (at most 2 % false alarms on good-labelled images, or the 90th percentile of all scores without good labels)';
     case 'falseAlarmRate':
-      return `from a target of at most ${pct(source.target)} false alarms on good-labelled images`;
+      return `from a target of at most ${pct(source.target)} false alarms on good-labelled images (held-out scores when there are any)`;
     case 'catchRate':
       return `from a target of at least ${pct(source.target)} of known defects caught`;
   }

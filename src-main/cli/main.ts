@@ -49,6 +49,12 @@ export function buildProgram(): Command {
     .option('--no-knn', 'switch off the nearest-normal head')
     .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
+    .option(
+      '--validate <k>',
+      'K-fold cross-validation after training: held-out AUC-ROC/AP into the model (0: off)',
+      intArg('--validate', 0, 10),
+      0,
+    )
     .requiredOption('--out <dir>', 'model folder to write')
     .action(runTrain);
 

@@ -14,6 +14,7 @@ import {
   ModelArchiveError,
   SWANMODEL_EXT,
 } from './archive';
+import { appMetrics, withoutImageScores } from './held-out';
 
 /**
  * The backbone the app ships (the engine's MOBILENET_ID). Not imported from the engine:
@@ -118,7 +119,8 @@ export async function importModel(store: ProjectStore, file: string, activate: b
       labelDefect: info?.labelCounts.defect ?? 0,
       // The ids name images of another project: none of this project's images was trained on.
       labelIds: [],
-      metrics: info?.metrics ?? (Object.keys(manifest.metrics ?? {}).length ? manifest.metrics : null),
+      // Held-out metrics travel; the out-of-fold scores name the other project's images, so they stay behind.
+      metrics: withoutImageScores(info?.metrics ?? appMetrics(manifest)),
       warnings,
       runId: null,
     },

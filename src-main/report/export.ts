@@ -9,7 +9,14 @@ import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import type { ModelInfo, OpOutput, ReportFormat } from '../api/contract';
 import { AppError } from '../api/errors';
-import { describeSource, labelledScores, ratesAt, thresholdSource, trainedIds } from '../api/threshold';
+import {
+  describeSource,
+  labelledScores,
+  outOfFold,
+  ratesAt,
+  thresholdSource,
+  trainedIds,
+} from '../api/threshold';
 import { MAX_IMAGE_PIXELS } from '../data/decode';
 import { heatmapPng } from '../project/heatmap-image';
 import type { ProjectStore } from '../project/store';
@@ -163,7 +170,10 @@ export async function exportReport(
         thresholdHow: model
           ? describeSource(thresholdSource(store.db, model.id, threshold !== null))
           : 'no model',
-        rates: model && threshold !== null ? ratesAt(threshold, rows, trainedIds(store.db, model.id)) : null,
+        rates:
+          model && threshold !== null
+            ? ratesAt(threshold, rows, trainedIds(store.db, model.id), outOfFold(store.db, model.id))
+            : null,
         counts,
         histogram: histogram(batchScores(q)),
         batchMetrics: ev?.total

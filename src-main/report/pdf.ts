@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import PDFDocument from 'pdfkit';
 import type { ModelInfo, ReportCounts, ThresholdRates } from '../api/contract';
 import { pct } from '../api/threshold';
+import { heldOutSummary } from '../models/held-out';
 import { flaggedIds, rowsById, type BatchQuery, type Histogram, type ReportRow } from './data';
 
 export interface ReportMeta {
@@ -61,6 +62,12 @@ const fmt = (x: number | null | undefined, d = 4): string =>
       ? x.toFixed(0)
       : x.toPrecision(d);
 
+function goodBasisWords(basis: ThresholdRates['goodBasis']): string {
+  if (basis === 'held-out') return 'held-out good images';
+  if (basis === 'out-of-fold') return 'held-out good images, training ones by their cross-validation scores,';
+  return 'good images';
+}
+
 function flatMetrics(m: Record<string, unknown> | null): [string, string][] {
   if (!m) return [];
   const out: [string, string][] = [];
@@ -71,6 +78,29 @@ function flatMetrics(m: Record<string, unknown> | null): [string, string][] {
   };
   walk('', m);
   return out.slice(0, 24);
+}
+
+/**
+ * The model's held-out metrics and how they were measured; a model without them says so,
+ * and metrics of another shape (an imported model's) are listed as they are.
+ */
+export function modelMetricRows(metrics: Record<string, unknown> | null): [string, string][] {
+  const held = heldOutSummary(metrics);
+  if (held) {
+    const rows: [string, string][] = [
+      [
+        'Held-out metrics',
+        held.headline
+          ? `${held.headline}, by ${held.how} (out-of-fold scores)`
+          : `not measured: ${held.notes.find((n) => /not computed|needs at least/.test(n)) ?? held.how}`,
+      ],
+    ];
+    if (held.perHead) rows.push(['Per-head AUC-ROC', held.perHead]);
+    return rows;
+  }
+  const flat = flatMetrics(metrics);
+  if (flat.length) return [['Model metrics', flat.map(([k, v]) => `${k} ${v}`).join(', ')]];
+  return [['Held-out metrics', 'none recorded at training (the model was trained without cross-validation)']];
 }
 
 /** What each head adds to the total: the normality head is subtracted. */
@@ -173,11 +203,7 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
         : 'none: no model has scored these images',
     ],
   ];
-  const metrics = flatMetrics(model?.metrics ?? null);
-  rows.push([
-    'Model metrics',
-    metrics.length ? metrics.map(([k, v]) => `${k} ${v}`).join(', ') : 'none recorded at training',
-  ]);
+  rows.push(...modelMetricRows(model?.metrics ?? null));
   if (m.batchMetrics) {
     rows.push([
       'On this batch',
@@ -218,7 +244,7 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
       'False alarms',
       r.falseAlarmRate === null
         ? 'no good-labelled image to measure them on'
-        : `${pct(r.falseAlarmRate)} (${r.falseAlarms} of ${r.goodCount} ${r.goodBasis === 'held-out' ? 'held-out ' : ''}good images above it)`,
+        : `${pct(r.falseAlarmRate)} (${r.falseAlarms} of ${r.goodCount} ${goodBasisWords(r.goodBasis)} above it)`,
     ]);
     rateRows.push([
       'Defects caught',

@@ -3,6 +3,7 @@
  * and streams progress back. It holds no database handle: the app records results.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { appMetrics } from '../models/held-out';
 import type { EngineApi, FromWorker, ScoredItem, ScoreJob, ToWorker, TrainJob, WorkerInit } from './protocol';
 
 /** Scoring goes in small chunks so results are saved, and cancel is seen, as it goes. */
@@ -32,7 +33,7 @@ function plain(v: unknown): Record<string, unknown> | null {
 }
 
 function manifestMetrics(manifest: unknown): Record<string, unknown> | null {
-  return plain((manifest as { metrics?: unknown } | null)?.metrics);
+  return plain(appMetrics(manifest));
 }
 
 function manifestSettings(manifest: unknown): Record<string, unknown> | null {

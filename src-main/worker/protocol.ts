@@ -13,6 +13,7 @@ export interface EngineApi {
     inputSize?: 224 | 448;
     settings?: Partial<TrainSettings>;
     cacheDir?: string;
+    validateFolds?: number;
     onProgress?: ProgressFn;
     signal?: AbortSignal;
   }): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
@@ -38,6 +39,8 @@ export interface TrainJob {
   inputSize?: 224 | 448;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
+  /** K-fold cross-validation for held-out metrics (0 or absent: off). */
+  validateFolds?: number;
 }
 
 export interface ScoreJob {
@@ -58,7 +61,7 @@ export type ScoredItem =
 
 export interface TrainedModel {
   modelDir: string;
-  /** The manifest's metrics, if it has any, as plain JSON. */
+  /** The manifest's metrics and validation as ModelInfo.metrics (models/held-out.ts), plain JSON. */
   metrics: Record<string, unknown> | null;
   /** The settings the engine actually used (defaults filled in) and its backbone, from the manifest. */
   settings: Record<string, unknown> | null;

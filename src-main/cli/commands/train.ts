@@ -16,6 +16,7 @@ interface TrainOptions extends DataOptions {
   knn: boolean;
   featureLayer?: string;
   set?: string[];
+  validate: number;
   out: string;
 }
 
@@ -38,6 +39,7 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
     inputSize: Number(opts.input) as 224 | 448,
     featureLayer: opts.featureLayer,
     settings: { ...parseSettingOverrides(opts.set), seed: opts.seed, mode: opts.mode, knnHead: opts.knn },
+    validateFolds: opts.validate,
     onProgress: (p) => {
       if (p.stage !== stage) {
         bar.stop();
@@ -52,7 +54,21 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
   console.log(
     `trained on ${split.trainNormals.length} good + ${split.trainAnomalies.length} defect images -> ${result.modelDir}`,
   );
+  const v = result.validation;
+  if (v) {
+    const how = `${v.folds}-fold cross-validation on ${v.nGood} good / ${v.nDefect} defect images`;
+    if (v.aucRoc !== null && v.ap !== null) {
+      console.log(`held-out (${how}): AUC-ROC ${v.aucRoc.toFixed(4)}, AP ${v.ap.toFixed(4)}`);
+      const heads = Object.entries(v.perHeadAucRoc).map(([h, x]) => `${h} ${x.toFixed(4)}`);
+      if (heads.length) console.log(`held-out AUC-ROC per head: ${heads.join(', ')}`);
+    } else {
+      console.log(`held-out metrics not measured (${v.folds > 0 ? how : 'no folds'})`);
+    }
+    for (const n of v.notes) console.log(`  note: ${n}`);
+  }
   console.log(
-    `seconds: features ${s.features.toFixed(2)}, train ${s.train.toFixed(2)}, save ${s.save.toFixed(2)}, total ${s.total.toFixed(2)}`,
+    `seconds: features ${s.features.toFixed(2)}, train ${s.train.toFixed(2)}` +
+      (s.validate !== undefined ? `, validate ${s.validate.toFixed(2)}` : '') +
+      `, save ${s.save.toFixed(2)}, total ${s.total.toFixed(2)}`,
   );
 }

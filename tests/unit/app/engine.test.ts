@@ -48,6 +48,8 @@ describe('app with the real engine', () => {
         .map((e) => (e.payload as EventPayload<'training.progress'>).stage),
     );
     expect(stages.has('train')).toBe(true);
+    // The app cross-validates every retrain (3 folds by default) for held-out metrics.
+    expect(stages.has('validate')).toBe(true);
     // The model records the settings the engine really used, defaults included.
     const model = (await api.invoke('models.active', {})).model!;
     expect(model.settings).toMatchObject({
@@ -56,6 +58,23 @@ describe('app with the real engine', () => {
       backbone: expect.any(String),
       inputSize: 224,
     });
+    expect(model.metrics).toMatchObject({
+      method: 'k-fold cross-validation',
+      folds: 3,
+      n_good: 8,
+      n_defect: 1,
+      auc_roc: expect.any(Number),
+      ap: expect.any(Number),
+    });
+    const oof = model.metrics!.out_of_fold as Record<string, { label: string; total: number }>;
+    expect(
+      Object.keys(oof)
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual([...ids.slice(0, 8), ids[10]]);
+    expect(oof[String(ids[10])].label).toBe('defect');
+    // Every good image was trained on: false alarms are measured on their out-of-fold scores.
+    expect((await api.invoke('threshold.get', {})).rates?.goodBasis).toBe('out-of-fold');
     const project = (await api.invoke('project.current', {}))!;
     expect(existsSync(join(project.path, 'models', `run-${runId}`, 'manifest.json'))).toBe(true);
 

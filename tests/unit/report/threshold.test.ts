@@ -80,6 +80,40 @@ describe('threshold.set / threshold.get with targets', () => {
     });
   });
 
+  it('a false-alarm target uses the out-of-fold scores of the training good images when the model has them', async () => {
+    const b = await buildProject(tmp.dir, images, { threshold: null });
+    // As a cross-validated retrain records them: each training image scored by a fold model without it.
+    const [g1, g2, d] = b.ids;
+    const metrics = {
+      auc_roc: 0.9,
+      folds: 2,
+      method: 'k-fold cross-validation',
+      out_of_fold: {
+        [g1]: { label: 'good', total: 0.2 },
+        [g2]: { label: 'good', total: 0.6 },
+        [d]: { label: 'defect', total: 0.4 },
+      },
+    };
+    b.store.db.prepare('UPDATE models SET metrics = ? WHERE id = ?').run(JSON.stringify(metrics), b.modelId);
+    b.store.close();
+    await api.invoke('project.open', { path: join(tmp.dir, 'project') });
+    // Good pool: held-out 0.3, 0.5 (model scores) and out-of-fold 0.2, 0.6 (not the in-sample 0.9, 0.8).
+    const r = await api.invoke('threshold.set', { falseAlarmRate: 0.25 });
+    expect(r.threshold).toBe(0.5);
+    expect(r.rates).toEqual({
+      falseAlarmRate: 0.25,
+      catchRate: 1,
+      goodCount: 4,
+      defectCount: 2,
+      falseAlarms: 1,
+      caught: 2,
+      goodBasis: 'out-of-fold',
+    });
+    const zero = await api.invoke('threshold.set', { falseAlarmRate: 0 });
+    expect(zero.threshold).toBe(0.6);
+    expect(zero.rates).toMatchObject({ falseAlarms: 0, goodCount: 4, goodBasis: 'out-of-fold' });
+  });
+
   it('a catch target sets the highest threshold that catches enough known defects', async () => {
     await open(images);
     const r = await api.invoke('threshold.set', { catchRate: 1 });

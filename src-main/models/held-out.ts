@@ -1,0 +1,129 @@
+/**
+ * A model version's held-out metrics as the app stores them (ModelInfo.metrics), built from
+ * the model manifest's metrics and validation (engine/validate.ts), and read back by the
+ * threshold, the PDF and the Models view. Pure data, no Node import: the renderer uses it.
+ *
+ * Layout of ModelInfo.metrics when the model was cross-validated:
+ *   auc_roc, ap, auc_roc_<head>, folds, n_good, n_defect   numbers
+ *   method: 'k-fold cross-validation', notes: string[]
+ *   out_of_fold: { "<image id>": { label: 'good' | 'defect', total } }
+ */
+
+export interface OutOfFoldEntry {
+  label: 'good' | 'defect';
+  total: number;
+}
+
+const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn'];
+
+/** ModelInfo.metrics from a manifest (null when it has no metrics). */
+export function appMetrics(manifest: unknown): Record<string, unknown> | null {
+  const m = manifest as
+    | {
+        metrics?: Record<string, unknown>;
+        validation?: {
+          method?: unknown;
+          notes?: unknown;
+          outOfFold?: Record<string, { label?: unknown; total?: unknown }>;
+        };
+      }
+    | null
+    | undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(m?.metrics ?? {}))
+    if (typeof v === 'number' && Number.isFinite(v)) out[k] = v;
+  const v = m?.validation;
+  if (v && typeof v === 'object') {
+    if (typeof v.method === 'string') out.method = v.method;
+    if (Array.isArray(v.notes) && v.notes.length) out.notes = v.notes.filter((n) => typeof n === 'string');
+    const oof: Record<string, OutOfFoldEntry> = {};
+    for (const [id, s] of Object.entries(v.outOfFold ?? {})) {
+      if (
+        (s?.label === 'good' || s?.label === 'defect') &&
+        typeof s.total === 'number' &&
+        Number.isFinite(s.total)
+      )
+        oof[id] = { label: s.label, total: s.total };
+    }
+    out.out_of_fold = oof;
+  }
+  return Object.keys(out).length ? out : null;
+}
+
+/** Out-of-fold scores by image id (empty when the model was not cross-validated). */
+export function outOfFoldScores(
+  metrics: Record<string, unknown> | null | undefined,
+): Map<number, OutOfFoldEntry> {
+  const out = new Map<number, OutOfFoldEntry>();
+  const oof = metrics?.out_of_fold;
+  if (!oof || typeof oof !== 'object') return out;
+  for (const [id, s] of Object.entries(oof as Record<string, Partial<OutOfFoldEntry>>)) {
+    const n = Number(id);
+    if (Number.isInteger(n) && (s?.label === 'good' || s?.label === 'defect') && typeof s.total === 'number')
+      out.set(n, { label: s.label, total: s.total });
+  }
+  return out;
+}
+
+/** The metrics without the per-image scores: what an exported model tells another project. */
+export function withoutImageScores(metrics: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (!metrics) return null;
+  const rest = { ...metrics };
+  delete rest.out_of_fold;
+  return rest;
+}
+
+const num = (m: Record<string, unknown>, k: string): number | null =>
+  typeof m[k] === 'number' && Number.isFinite(m[k]) ? (m[k] as number) : null;
+
+const rank = (h: string): number => (HEAD_ORDER.includes(h) ? HEAD_ORDER.indexOf(h) : HEAD_ORDER.length);
+
+const f3 = (x: number | null): string => (x === null ? '-' : x.toFixed(3));
+
+export interface HeldOutSummary {
+  /** e.g. "AUC-ROC 0.912, AP 0.850" or null when not measured. */
+  headline: string | null;
+  /** e.g. "3-fold cross-validation on 75 good / 10 defect labelled images". */
+  how: string;
+  /** e.g. "seen 0.900, pseudo 0.800, ..." (empty when none). */
+  perHead: string;
+  notes: string[];
+}
+
+/** People's words for a model's held-out metrics; null when the model has none recorded. */
+export function heldOutSummary(metrics: Record<string, unknown> | null | undefined): HeldOutSummary | null {
+  if (!metrics) return null;
+  const folds = num(metrics, 'folds');
+  const method = typeof metrics.method === 'string' ? metrics.method : null;
+  const auc = num(metrics, 'auc_roc');
+  const ap = num(metrics, 'ap');
+  if (folds === null && auc === null) return null;
+  const good = num(metrics, 'n_good');
+  const defect = num(metrics, 'n_defect');
+  const how =
+    folds && folds > 0
+      ? `${folds}-fold ${method === 'k-fold cross-validation' || !method ? 'cross-validation' : method} on ${good ?? '?'} good / ${defect ?? '?'} defect labelled images`
+      : `cross-validation could not run on ${good ?? '?'} good / ${defect ?? '?'} defect labelled images`;
+  const heads = Object.keys(metrics)
+    .filter((k) => k.startsWith('auc_roc_') && num(metrics, k) !== null)
+    .map((k) => k.slice('auc_roc_'.length))
+    .sort((a, b) => rank(a) - rank(b));
+  const notes = Array.isArray(metrics.notes)
+    ? metrics.notes.filter((n): n is string => typeof n === 'string')
+    : [];
+  return {
+    headline: auc === null ? null : `AUC-ROC ${f3(auc)}, AP ${f3(ap)}`,
+    how,
+    perHead: heads.map((h) => `${h} ${f3(num(metrics, `auc_roc_${h}`))}`).join(', '),
+    notes,
+  };
+}
+
+/** One line: "AUC-ROC 0.912, AP 0.850 (3-fold cross-validation on 75 good / 10 defect labelled images)". */
+export function heldOutLine(metrics: Record<string, unknown> | null | undefined): string | null {
+  const s = heldOutSummary(metrics);
+  if (!s) return null;
+  if (s.headline) return `${s.headline} (${s.how})`;
+  const why = s.notes.find((n) => /not computed|needs at least/.test(n));
+  return `not measured (${s.how})${why ? `: ${why}` : ''}`;
+}
