@@ -127,12 +127,53 @@ describe('swan train and score on a folder data set (real backbone)', () => {
     expect(csvA.trim().split('\n')).toHaveLength(23);
     expect(csvB).toBe(csvA);
   });
+
+  it('--validate K prints the held-out AUC-ROC/AP per head and writes them into the model', async () => {
+    const data = `folders:${join(dir, 'data')}`;
+    const args = ['--normal', 'good', '--shots', '2', '--seed', '3', '--set', 'steps=5'];
+    const r = await run(['train', '--data', data, ...args, '--validate', '2', '--out', join(dir, 'mv')]);
+    expect(r.code, r.err).toBe(0);
+    const m =
+      /held-out \(2-fold cross-validation on (\d+) good \/ 2 defect images\): AUC-ROC ([\d.]+), AP ([\d.]+)/.exec(
+        r.out,
+      );
+    expect(m, r.out).not.toBeNull();
+    expect(r.out).toMatch(
+      /held-out AUC-ROC per head: seen [\d.]+, pseudo [\d.]+, residual [\d.]+, normality [\d.]+, knn [\d.]+/,
+    );
+    expect(r.out).toMatch(/seconds: features [\d.]+, train [\d.]+, validate [\d.]+, save/);
+    const manifest = JSON.parse(await readFile(join(dir, 'mv', 'manifest.json'), 'utf8')) as {
+      metrics: Record<string, number>;
+      validation: { method: string; outOfFold: Record<string, unknown> };
+    };
+    expect(manifest.metrics).toMatchObject({ folds: 2, n_good: Number(m![1]), n_defect: 2 });
+    expect(manifest.metrics.auc_roc.toFixed(4)).toBe(m![2]);
+    expect(manifest.metrics.ap.toFixed(4)).toBe(m![3]);
+    expect(manifest.validation.method).toBe('k-fold cross-validation');
+    expect(Object.keys(manifest.validation.outOfFold)).toHaveLength(Number(m![1]) + 2);
+    // Off by default: no validation stage, no metrics.
+    const plain = JSON.parse(await readFile(join(dir, 'ma', 'manifest.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    expect(plain.metrics).toEqual({});
+    expect(plain).not.toHaveProperty('validation');
+    const bad = await run(['train', '--data', data, ...args, '--validate', '11', '--out', join(dir, 'mx')]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--validate must be an integer from 0 to 10/);
+  });
 });
 
 describe('swan api: the CLI front door of the typed API', () => {
   it('runs an operation and prints its validated reply as JSON', async () => {
     const root = join(dir, 'projects');
-    const r = await run(['api', 'project.create', JSON.stringify({ name: 'Line 4' }), '--projects-root', root]);
+    const r = await run([
+      'api',
+      'project.create',
+      JSON.stringify({ name: 'Line 4' }),
+      '--projects-root',
+      root,
+    ]);
     expect(r.code, r.err).toBe(0);
     const reply = JSON.parse(r.out) as { name: string; imageCount: number };
     expect(reply.name).toBe('Line 4');
