@@ -664,7 +664,14 @@ export class ApiService {
       this.heatmapScales.delete(model.id);
       try {
         if (status === 'done' && store.getThreshold(model.id) === null) {
-          const t = store.suggestThreshold(model.id);
+          // At most 2 % false alarms on held-out (out-of-fold) good scores when the model has
+          // them: in-sample scores of the training good images are optimistic and flag more.
+          let t: number | null;
+          try {
+            t = thresholdForTarget(store.db, model.id, { falseAlarmRate: 0.02 });
+          } catch {
+            t = store.suggestThreshold(model.id);
+          }
           if (t !== null) store.setThreshold(t, model.id);
         }
       } catch {

@@ -194,7 +194,7 @@ export function describeSource(source: ThresholdSource | null): string {
     case 'value':
       return 'set by hand';
     case 'auto':
-      return 'suggested automatically after scoring (at most 2 % false alarms on good-labelled images, or the 90th percentile of all scores without good labels)';
+      return 'suggested automatically after scoring (at most 2 % false alarms on good-labelled images, by held-out scores when there are any; the 90th percentile of all scores without good labels)';
     case 'falseAlarmRate':
       return `from a target of at most ${pct(source.target)} false alarms on good-labelled images (held-out scores when there are any)`;
     case 'catchRate':

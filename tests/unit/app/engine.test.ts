@@ -74,7 +74,16 @@ describe('app with the real engine', () => {
     ).toEqual([...ids.slice(0, 8), ids[10]]);
     expect(oof[String(ids[10])].label).toBe('defect');
     // Every good image was trained on: false alarms are measured on their out-of-fold scores.
-    expect((await api.invoke('threshold.get', {})).rates?.goodBasis).toBe('out-of-fold');
+    const th = await api.invoke('threshold.get', {});
+    expect(th.rates?.goodBasis).toBe('out-of-fold');
+    // The automatic first threshold is the 2 % false-alarm point of those out-of-fold scores
+    // (8 good images: the highest one), not of the optimistic in-sample ones.
+    const oofGood = Object.values(
+      model.metrics!.out_of_fold as Record<string, { label: string; total: number }>,
+    )
+      .filter((s) => s.label === 'good')
+      .map((s) => s.total);
+    expect(th.threshold).toBe(Math.max(...oofGood));
     const project = (await api.invoke('project.current', {}))!;
     expect(existsSync(join(project.path, 'models', `run-${runId}`, 'manifest.json'))).toBe(true);
 
