@@ -8,6 +8,11 @@ import type { TrainSettings } from './types';
  * 10-shot 0.926 / 0.929, 1-shot 0.878 / 0.885, ELPV hard 10-shot 0.814 / 0.819; a head
  * step costs ~80 ms on wasm, so 45 steps keep a warm-cache retrain of 85 images under 5 s.
  * 'balanced': see infer/score.ts.
+ * matchedNormals (train/matched.ts), measured with npm run bench, 3 seeds, AUC-ROC, off / on
+ * (pool of 5): ELPV hard 10-shot 0.814 / 0.851, hard 1-shot 0.856 / 0.885, general 1-shot
+ * 0.874 / 0.881, general 10-shot 0.885 / 0.875; HeadCT 10-shot 0.926 / 0.913, 1-shot
+ * 0.878 / 0.882. It is on because the unseen-defect rows (hard) gain most; the general
+ * 10-shot rows lose about a run-to-run standard deviation.
  */
 export const DEFAULT_SETTINGS: TrainSettings = {
   seed: 0,
@@ -26,6 +31,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   gradClip: 1.0,
   knnHead: true,
   combine: 'balanced',
+  matchedNormals: 5,
 };
 
 export function resolveSettings(overrides: Partial<TrainSettings> = {}): TrainSettings {

@@ -79,6 +79,12 @@ export interface TrainSettings {
   knnPatch?: boolean;
   /** Weight of the kNN head's z-score in the total (default 1). */
   knnWeight?: number;
+  /**
+   * Matched negatives: about this many normals, the nearest to the labelled anomalies by
+   * pooled features, fill half of every batch's normal slots (0 or absent = off). See
+   * train/matched.ts.
+   */
+  matchedNormals?: number;
 }
 
 export type CombineRule = 'sum' | 'calibrated' | 'balanced';

@@ -31,6 +31,7 @@ const OPTIONAL_SETTING_KEYS = [
   'augment',
   'knnPatch',
   'knnWeight',
+  'matchedNormals',
 ];
 
 /** `--set key=value` pairs (values in JSON) as settings overrides, for ablations. */

@@ -34,6 +34,11 @@ export interface SamplerConfig {
   pseudoProbability: number;
   /** How many dihedral transforms to draw from (1 = no augmentation, 4 or 8). */
   transforms: number;
+  /**
+   * Normals that look most like the labelled anomalies (see train/matched.ts); this many of
+   * the batch's normal slots are drawn from them, the rest from all normals.
+   */
+  matched?: { indices: readonly number[]; perBatch: number };
 }
 
 /** k indices of [0, n): distinct while n allows, otherwise every index then random repeats. */
@@ -57,7 +62,11 @@ function normalOrPseudo(rng: Rng, cfg: SamplerConfig, index: number): SampleRef 
 
 export function planBatch(rng: Rng, cfg: SamplerConfig): BatchPlan {
   const items: SampleRef[] = [];
-  for (const i of drawIndices(rng, cfg.normals, cfg.batchNormals)) items.push(normalOrPseudo(rng, cfg, i));
+  const m = cfg.matched && cfg.matched.indices.length > 0 ? cfg.matched : null;
+  const fromMatched = m ? Math.min(m.perBatch, cfg.batchNormals) : 0;
+  const normals = drawIndices(rng, cfg.normals, cfg.batchNormals - fromMatched);
+  if (m) for (const j of drawIndices(rng, m.indices.length, fromMatched)) normals.push(m.indices[j]);
+  for (const i of normals) items.push(normalOrPseudo(rng, cfg, i));
   if (cfg.anomalies > 0) {
     // With repetition: a 1-shot run sees its single anomaly batchAnomalies times per step.
     for (let j = 0; j < cfg.batchAnomalies; j++) {

@@ -22,6 +22,7 @@ import { planBatch } from './sampler';
 import type { SamplerConfig } from './sampler';
 import { transformCount } from './transforms';
 import { finishState } from '../infer/calibrate';
+import { matchedNormals } from './matched';
 
 export type { FastTrainData } from './batch';
 
@@ -110,6 +111,10 @@ export async function trainFast(
     // Every level must get the same transform, so draw from what the smallest group allows.
     transforms: ho.augment ? Math.min(...shapes.map((s) => transformCount(s.h, s.w))) : 1,
   };
+  if ((settings.matchedNormals ?? 0) > 0 && hasSeen) {
+    const indices = matchedNormals(data.normals, data.anomalies, settings.matchedNormals!);
+    samplerCfg.matched = { indices, perBatch: Math.floor(settings.batchNormals / 2) };
+  }
   const active = activeHeads(settings, hasSeen);
   if (active.length === 0)
     throw new EngineError(
