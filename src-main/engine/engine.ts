@@ -8,8 +8,8 @@ import { resolveSettings } from './settings';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
-import { saveModel, loadModel, type ManifestValidation, type ModelManifest } from './model-file';
-import { crossValidate, validationMetrics, type ValidationResult } from './validate';
+import { saveModel, loadModel, type ModelManifest } from './model-file';
+import { crossValidate, manifestValidation, validationMetrics, type ValidationResult } from './validate';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
@@ -141,23 +141,6 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   } finally {
     if (!req.session) await session.close();
   }
-}
-
-function manifestValidation(v: ValidationResult): ManifestValidation {
-  return {
-    method: v.method,
-    folds: v.folds,
-    nGood: v.nGood,
-    nDefect: v.nDefect,
-    seed: v.seed,
-    notes: v.notes,
-    outOfFold: Object.fromEntries(
-      Object.entries(v.scores).map(([id, s]) => [
-        id,
-        { label: s.label, total: s.total, perHead: s.perHead as Record<string, number> },
-      ]),
-    ),
-  };
 }
 
 export type ScoreResult =

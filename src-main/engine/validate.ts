@@ -25,6 +25,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { DraState } from './heads/state';
+import type { ManifestValidation } from './model-file';
 import { releaseScoringTensors, scoreFeatures } from './infer';
 import { aucRoc, averagePrecision } from './metrics';
 import { trainFast, type FastTrainData } from './train';
@@ -300,4 +301,22 @@ export function validationMetrics(v: ValidationResult): Record<string, number> {
   if (v.ap !== null) out.ap = v.ap;
   for (const [h, x] of Object.entries(v.perHeadAucRoc)) out[`auc_roc_${h}`] = x;
   return out;
+}
+
+/** What the model file keeps of a validation: how it was done and every out-of-fold score. */
+export function manifestValidation(v: ValidationResult): ManifestValidation {
+  return {
+    method: v.method,
+    folds: v.folds,
+    nGood: v.nGood,
+    nDefect: v.nDefect,
+    seed: v.seed,
+    notes: v.notes,
+    outOfFold: Object.fromEntries(
+      Object.entries(v.scores).map(([id, s]) => [
+        id,
+        { label: s.label, total: s.total, perHead: s.perHead as Record<string, number> },
+      ]),
+    ),
+  };
 }

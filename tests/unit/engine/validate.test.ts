@@ -12,6 +12,7 @@ import type { ImageFeatures, TrainProgress, TrainSettings } from '../../../src-m
 import { Rng } from '../../../src-main/engine/util/rng';
 import {
   crossValidate,
+  manifestValidation,
   planFolds,
   validationMetrics,
   type FoldInfo,
@@ -230,21 +231,7 @@ describe('crossValidate', () => {
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'swan-validate-'));
     try {
       const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
-      const outOfFold = Object.fromEntries(
-        Object.entries(v.scores).map(([id, x]) => [
-          id,
-          { label: x.label, total: x.total, perHead: x.perHead as Record<string, number> },
-        ]),
-      );
-      const validation = {
-        method: v.method,
-        folds: v.folds,
-        nGood: v.nGood,
-        nDefect: v.nDefect,
-        seed: v.seed,
-        notes: v.notes,
-        outOfFold,
-      };
+      const validation = manifestValidation(v);
       const dir = path.join(tmp, 'm');
       await saveModel(dir, {
         state,
