@@ -57,7 +57,11 @@ function bin(name) {
 
 if (needsBuild()) {
   console.log('Building Swan Inspector…');
-  const r = spawnSync(bin('electron-vite'), ['build'], { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' });
+  const r = spawnSync(bin('electron-vite'), ['build'], {
+    cwd: root,
+    stdio: 'inherit',
+    shell: process.platform === 'win32',
+  });
   if (r.status !== 0) {
     console.error('The build failed; see the messages above.');
     process.exit(r.status ?? 1);
@@ -98,7 +102,12 @@ if (electron) {
   if (!forceBrowser) console.log('Electron is not installed here: starting browser mode.');
   child = spawn(
     bin('tsx'),
-    [join(root, 'src-main', 'server', 'main.ts'), '--static-dir', join(root, 'out', 'renderer'), ...passThrough],
+    [
+      join(root, 'src-main', 'server', 'main.ts'),
+      '--static-dir',
+      join(root, 'out', 'renderer'),
+      ...passThrough,
+    ],
     { cwd: root, stdio: 'inherit', shell: process.platform === 'win32' },
   );
 }

@@ -40,6 +40,9 @@ export type SwanBridge = OperationBridge & { shell: ShellBridge; events: EventsB
 /** IPC channel of one operation. */
 export const opChannel = (op: OpName): string => `swan:op:${op}`;
 export const EVENT_CHANNEL = 'swan:event';
-export const SHELL_CHANNELS = { pickFolder: 'swan:shell:pickFolder', pickFile: 'swan:shell:pickFile' } as const;
+export const SHELL_CHANNELS = {
+  pickFolder: 'swan:shell:pickFolder',
+  pickFile: 'swan:shell:pickFile',
+} as const;
 /** Scheme of the image protocol: swan-image://<kind>/<imageId>. */
 export const IMAGE_SCHEME = 'swan-image';

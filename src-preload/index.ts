@@ -100,7 +100,8 @@ ipcRenderer.on(EVENT_CHANNEL, (_e: IpcRendererEvent, message: { event: EventName
 
 const events = {
   on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void {
-    if (!(KNOWN_EVENTS as readonly string[]).includes(event)) throw new Error(`unknown event: ${String(event)}`);
+    if (!(KNOWN_EVENTS as readonly string[]).includes(event))
+      throw new Error(`unknown event: ${String(event)}`);
     const set = listeners.get(event) ?? new Set<Listener>();
     listeners.set(event, set);
     const fn = listener as Listener;
@@ -112,7 +113,8 @@ const events = {
 const FILE_KINDS = ['thumb', 'image', 'heatmap'] as const satisfies readonly FileKind[];
 
 const shell = {
-  pickFolder: (title?: string) => ipcRenderer.invoke(SHELL_CHANNELS.pickFolder, title ?? null) as Promise<string | null>,
+  pickFolder: (title?: string) =>
+    ipcRenderer.invoke(SHELL_CHANNELS.pickFolder, title ?? null) as Promise<string | null>,
   pickFile: (filters?: { name: string; extensions: string[] }[]) =>
     ipcRenderer.invoke(SHELL_CHANNELS.pickFile, filters ?? null) as Promise<string | null>,
   pathForFile: (file: File) => webUtils.getPathForFile(file),

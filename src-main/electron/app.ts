@@ -40,9 +40,11 @@ export function projectFiles(service: ApiService): ProjectFiles {
   });
   return {
     dir: () =>
-      (dir ??= service.call('project.current', {}).then((r) =>
-        r.ok && r.data && typeof r.data === 'object' && 'path' in r.data ? r.data.path : null,
-      )),
+      (dir ??= service
+        .call('project.current', {})
+        .then((r) =>
+          r.ok && r.data && typeof r.data === 'object' && 'path' in r.data ? r.data.path : null,
+        )),
     lookup: (req) => service.resolveFile(req.kind, req.id),
   };
 }
@@ -53,7 +55,8 @@ export function runElectronApp(): void {
     return;
   }
   const isDev = !app.isPackaged && !!process.env['ELECTRON_RENDERER_URL'];
-  const rendererUrl = process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(__dirname, '../renderer/index.html')).href;
+  const rendererUrl =
+    process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(__dirname, '../renderer/index.html')).href;
   const preload = join(__dirname, '../preload/index.cjs');
   const service = createService({ projectsRoot: join(app.getPath('documents'), 'Swan Inspector') });
   let win: BrowserWindow | null = null;
@@ -75,7 +78,10 @@ export function runElectronApp(): void {
     protocol.handle(IMAGE_SCHEME, async (request) => {
       const r = await resolveImageRequest(request.url, files);
       if (!r.ok) return new Response(r.reason, { status: r.status });
-      if (r.served.body) return new Response(new Uint8Array(r.served.body), { headers: { 'content-type': r.served.contentType } });
+      if (r.served.body)
+        return new Response(new Uint8Array(r.served.body), {
+          headers: { 'content-type': r.served.contentType },
+        });
       return net.fetch(pathToFileURL(r.served.file as string).href);
     });
 
@@ -84,12 +90,14 @@ export function runElectronApp(): void {
         menuTemplate({
           isDev,
           openProject: () => {
-            void dialog.showOpenDialog({ title: 'Open a project folder', properties: ['openDirectory'] }).then(async (res) => {
-              const path = res.filePaths[0];
-              if (res.canceled || !path) return;
-              const r = await service.call('project.open', { path });
-              if (!r.ok) dialog.showErrorBox('Cannot open the project', r.error.message);
-            });
+            void dialog
+              .showOpenDialog({ title: 'Open a project folder', properties: ['openDirectory'] })
+              .then(async (res) => {
+                const path = res.filePaths[0];
+                if (res.canceled || !path) return;
+                const r = await service.call('project.open', { path });
+                if (!r.ok) dialog.showErrorBox('Cannot open the project', r.error.message);
+              });
           },
           closeProject: () => void service.call('project.close', {}),
         }),

@@ -32,14 +32,23 @@ export function registerDialogHandlers(
   ipc.handle(SHELL_CHANNELS.pickFolder, async (event, title: unknown) => {
     if (!isTrustedSender(event)) return null;
     const win = window();
-    const opts = { title: cleanTitle(title, 'Choose a folder'), properties: ['openDirectory', 'createDirectory'] as const };
-    const res = win ? await dialog.showOpenDialog(win, { ...opts, properties: [...opts.properties] }) : await dialog.showOpenDialog({ ...opts, properties: [...opts.properties] });
+    const opts = {
+      title: cleanTitle(title, 'Choose a folder'),
+      properties: ['openDirectory', 'createDirectory'] as const,
+    };
+    const res = win
+      ? await dialog.showOpenDialog(win, { ...opts, properties: [...opts.properties] })
+      : await dialog.showOpenDialog({ ...opts, properties: [...opts.properties] });
     return res.canceled ? null : (res.filePaths[0] ?? null);
   });
   ipc.handle(SHELL_CHANNELS.pickFile, async (event, filters: unknown) => {
     if (!isTrustedSender(event)) return null;
     const win = window();
-    const opts = { title: 'Choose a file', properties: ['openFile' as const], filters: cleanFilters(filters) };
+    const opts = {
+      title: 'Choose a file',
+      properties: ['openFile' as const],
+      filters: cleanFilters(filters),
+    };
     const res = win ? await dialog.showOpenDialog(win, opts) : await dialog.showOpenDialog(opts);
     return res.canceled ? null : (res.filePaths[0] ?? null);
   });

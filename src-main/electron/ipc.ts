@@ -34,7 +34,10 @@ export async function handleRequest<K extends OpName>(
 ): Promise<ApiResult<K>> {
   const parsed = operations[op].input.safeParse(raw ?? {});
   if (!parsed.success) {
-    return { ok: false, error: { code: 'invalid_input', message: `${op}: ${describeIssues(parsed.error.issues)}` } };
+    return {
+      ok: false,
+      error: { code: 'invalid_input', message: `${op}: ${describeIssues(parsed.error.issues)}` },
+    };
   }
   try {
     const data = await dispatch(op, parsed.data as OpParsedInput<K>);
@@ -53,7 +56,10 @@ export function registerApiHandlers(
   for (const op of opNames) {
     ipc.handle(opChannel(op), async (event, raw: unknown) => {
       if (!isTrustedSender(event)) {
-        return { ok: false, error: { code: 'unauthorized', message: 'Request from an untrusted page refused.' } };
+        return {
+          ok: false,
+          error: { code: 'unauthorized', message: 'Request from an untrusted page refused.' },
+        };
       }
       return handleRequest(op, raw, dispatch);
     });

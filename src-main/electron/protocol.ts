@@ -49,7 +49,8 @@ export interface ProjectFiles {
   lookup(req: ImageRequest): Promise<ServedFile | null> | ServedFile | null;
 }
 
-export type Resolution = { ok: true; served: ServedFile } | { ok: false; status: 400 | 403 | 404; reason: string };
+export type Resolution =
+  { ok: true; served: ServedFile } | { ok: false; status: 400 | 403 | 404; reason: string };
 
 export function isInside(dir: string, path: string): boolean {
   const rel = relative(resolve(dir), resolve(path));

@@ -1,4 +1,11 @@
-export { trainModel, openScorer, type TrainRequest, type TrainResult, type Scorer, type ScoreResult } from './engine';
+export {
+  trainModel,
+  openScorer,
+  type TrainRequest,
+  type TrainResult,
+  type Scorer,
+  type ScoreResult,
+} from './engine';
 export { FeatureSession } from './feature-session';
 export { DEFAULT_SETTINGS, resolveSettings } from './settings';
 export type { ModelManifest, ManifestValidation } from './model-file';

@@ -75,7 +75,9 @@ function addSpot(px: Uint8Array, rng: Rng): void {
 }
 
 async function writePng(path: string, px: Uint8Array): Promise<void> {
-  await sharp(Buffer.from(px), { raw: { width: SIDE, height: SIDE, channels: 3 } }).png().toFile(path);
+  await sharp(Buffer.from(px), { raw: { width: SIDE, height: SIDE, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 export async function generateFixtures(

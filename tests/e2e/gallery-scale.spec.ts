@@ -17,7 +17,8 @@ let server: RunningServer | null = null;
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
   await server?.stop();
-  if (server && info.status !== info.expectedStatus) await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
+  if (server && info.status !== info.expectedStatus)
+    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
   server = null;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -39,7 +40,9 @@ test('the gallery stays virtual and smooth at 10,000 images', async ({ page }, i
   server = await startServer({ projectsRoot: join(dir, 'projects') });
   await apiCall(server, 'project.create', { name: 'Scale' });
   const t0 = Date.now();
-  const summary = await apiCall<{ imported: number }>(server, 'import.run', { source: { kind: 'paths', paths: [images] } });
+  const summary = await apiCall<{ imported: number }>(server, 'import.run', {
+    source: { kind: 'paths', paths: [images] },
+  });
   expect(summary.imported).toBe(COUNT);
   const importNote = `${COUNT} images imported in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
   info.annotations.push({ type: 'import', description: importNote });

@@ -17,11 +17,19 @@ function newest(path: string): number {
 export default function globalSetup(): void {
   mkdirSync(join(root, 'test-results', 'screenshots'), { recursive: true });
   if (!existsSync('/usr/bin/chromium') && !process.env.SWAN_CHROMIUM) {
-    throw new Error('Chromium is missing: run `apt-get install -y chromium` (the e2e tests use Debian Chromium).');
+    throw new Error(
+      'Chromium is missing: run `apt-get install -y chromium` (the e2e tests use Debian Chromium).',
+    );
   }
   const built = join(root, 'out', 'renderer', 'index.html');
-  const sources = ['src-renderer', 'src-preload', 'src-main/api/contract.ts', 'electron.vite.config.ts'].map((p) => join(root, p));
-  if (existsSync(built) && sources.every((s) => !existsSync(s) || newest(s) <= statSync(built).mtimeMs)) return;
-  const r = spawnSync(join(root, 'node_modules', '.bin', 'electron-vite'), ['build'], { cwd: root, stdio: 'inherit' });
+  const sources = ['src-renderer', 'src-preload', 'src-main/api/contract.ts', 'electron.vite.config.ts'].map(
+    (p) => join(root, p),
+  );
+  if (existsSync(built) && sources.every((s) => !existsSync(s) || newest(s) <= statSync(built).mtimeMs))
+    return;
+  const r = spawnSync(join(root, 'node_modules', '.bin', 'electron-vite'), ['build'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
   if (r.status !== 0) throw new Error('electron-vite build failed; the e2e tests need the built renderer');
 }

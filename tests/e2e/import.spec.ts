@@ -11,7 +11,9 @@ let dir: string;
 let server: RunningServer;
 
 async function png(path: string, shade: number): Promise<void> {
-  await sharp({ create: { width: 24, height: 24, channels: 3, background: { r: shade, g: shade, b: shade } } })
+  await sharp({
+    create: { width: 24, height: 24, channels: 3, background: { r: shade, g: shade, b: shade } },
+  })
     .png()
     .toFile(path);
 }
@@ -24,13 +26,15 @@ test.beforeEach(async () => {
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
   await server.stop();
-  if (info.status !== info.expectedStatus) await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
+  if (info.status !== info.expectedStatus)
+    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
   rmSync(dir, { recursive: true, force: true });
 });
 
 test('an MVTec layout imports with its labels and classes', async ({ page }, info) => {
   const root = join(dir, 'mvtec');
-  for (const sub of ['train/good', 'test/good', 'test/crack']) mkdirSync(join(root, sub), { recursive: true });
+  for (const sub of ['train/good', 'test/good', 'test/crack'])
+    mkdirSync(join(root, sub), { recursive: true });
   for (let i = 0; i < 4; i++) await png(join(root, 'train/good', `${i}.png`), 100 + i);
   for (let i = 0; i < 2; i++) await png(join(root, 'test/good', `${i}.png`), 120 + i);
   for (let i = 0; i < 2; i++) await png(join(root, 'test/crack', `${i}.png`), 20 + i);
@@ -53,7 +57,9 @@ test('an MVTec layout imports with its labels and classes', async ({ page }, inf
   await goView(page, 'label');
   await page.getByTestId('filter-defect').click();
   await expect(page.getByTestId('gallery-total')).toHaveText('2 images');
-  await expect(page.locator('[data-testid="image-cell"][data-label="defect"]').first()).toContainText('crack');
+  await expect(page.locator('[data-testid="image-cell"][data-label="defect"]').first()).toContainText(
+    'crack',
+  );
   const info2 = await apiCall<{ counts: { good: number; defect: number } }>(server, 'project.current');
   expect(info2.counts).toMatchObject({ good: 6, defect: 2 });
 });

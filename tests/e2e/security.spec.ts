@@ -15,7 +15,8 @@ test.beforeEach(async () => {
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
   await server.stop();
-  if (info.status !== info.expectedStatus) await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
+  if (info.status !== info.expectedStatus)
+    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
   rmSync(dir, { recursive: true, force: true });
 });
 

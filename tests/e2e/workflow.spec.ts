@@ -29,7 +29,11 @@ test.afterEach(async ({}, info) => {
     logs.push(server.log());
   }
   server = null;
-  if (info.status !== info.expectedStatus) await info.attach('server.log', { body: logs.join('\n----- restart -----\n'), contentType: 'text/plain' });
+  if (info.status !== info.expectedStatus)
+    await info.attach('server.log', {
+      body: logs.join('\n----- restart -----\n'),
+      contentType: 'text/plain',
+    });
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -89,7 +93,10 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
     await expect(page.getByTestId(`label-class-${name}`)).toBeVisible();
   }
   // The gallery only renders what is on screen: find each part by name, then label by key.
-  for (const [name, key] of [['part_scratch_0.png', '1'], ['part_spot_0.png', '2']] as const) {
+  for (const [name, key] of [
+    ['part_scratch_0.png', '1'],
+    ['part_spot_0.png', '2'],
+  ] as const) {
     await page.getByTestId('filter-search').fill(name);
     await expect(page.getByTestId('gallery-total')).toHaveText('1 image');
     await (await cell(page, name)).click();
@@ -116,7 +123,10 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await page.getByTestId('label-good').click();
   await page.getByTestId('filter-search').fill('');
   await expect(page.getByTestId('gallery-total')).toHaveText('46 images');
-  const counts = await apiCall<{ counts: { good: number; defect: number; unlabelled: number } }>(server, 'project.current');
+  const counts = await apiCall<{ counts: { good: number; defect: number; unlabelled: number } }>(
+    server,
+    'project.current',
+  );
   expect(counts.counts).toEqual({ good: 35, defect: 2, unlabelled: 9 });
   await shot(page, '03-label', info);
 
@@ -138,7 +148,10 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await expect(page.getByTestId('active-model')).toHaveText('model v1');
   // Scoring follows training: wait until every image has a score.
   await expect
-    .poll(async () => (await apiCall<{ unscored: number; job: unknown }>(server!, 'scoring.status')).unscored, { timeout: 5 * 60_000 })
+    .poll(
+      async () => (await apiCall<{ unscored: number; job: unknown }>(server!, 'scoring.status')).unscored,
+      { timeout: 5 * 60_000 },
+    )
     .toBe(0);
   await shot(page, '05-train-done', info);
 
@@ -146,11 +159,15 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await goView(page, 'review');
   await expect(page.getByTestId('queue-total')).toContainText('46 in queue');
   const top = await queueNames(page, 6);
-  expect(top.every((n) => n.startsWith('part_')), `top of queue: ${top.join(', ')}`).toBe(true);
+  expect(
+    top.every((n) => n.startsWith('part_')),
+    `top of queue: ${top.join(', ')}`,
+  ).toBe(true);
   await page.getByTestId('queue-item').first().click();
   const bars = page.getByTestId('head-bars');
   await expect(bars).toBeVisible();
-  for (const head of ['seen', 'pseudo', 'residual', 'normality']) await expect(page.getByTestId(`head-bar-${head}`)).toBeVisible();
+  for (const head of ['seen', 'pseudo', 'residual', 'normality'])
+    await expect(page.getByTestId(`head-bar-${head}`)).toBeVisible();
   const heat = page.getByTestId('heatmap');
   await expect(heat).toBeVisible();
   await expect.poll(() => heat.evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
@@ -183,7 +200,9 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await page.getByTestId('queue-item').first().click();
   await page.keyboard.press(firstUnlabelled.includes('scratch') ? '1' : '2');
   await expect
-    .poll(async () => (await apiCall<{ counts: { defect: number } }>(server!, 'project.current')).counts.defect)
+    .poll(
+      async () => (await apiCall<{ counts: { defect: number } }>(server!, 'project.current')).counts.defect,
+    )
     .toBe(3);
 
   // Evaluate on the labels, then export the inspection report.
@@ -204,7 +223,9 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await shot(page, '13-report', info);
 
   // Restart the server: labels, scores, model and threshold are all still there
-  const before = (await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })).items;
+  const before = (
+    await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })
+  ).items;
   const threshold = (await apiCall<{ threshold: number | null }>(server, 'threshold.get')).threshold;
   const projectPath = (await apiCall<{ path: string }>(server, 'project.current')).path;
   await server.stop();
@@ -218,8 +239,12 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await recent.getByRole('button', { name: 'Open' }).click();
   await expect(page.getByTestId('view-label')).toBeVisible();
   await expect(page.getByTestId('active-model')).toHaveText('model v1');
-  const after = (await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })).items;
-  expect(after.map((i) => [i.name, i.label, i.className, i.score])).toEqual(before.map((i) => [i.name, i.label, i.className, i.score]));
+  const after = (
+    await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, sort: 'score_desc' })
+  ).items;
+  expect(after.map((i) => [i.name, i.label, i.className, i.score])).toEqual(
+    before.map((i) => [i.name, i.label, i.className, i.score]),
+  );
   expect((await apiCall<{ threshold: number | null }>(server, 'threshold.get')).threshold).toBe(threshold);
   await page.getByTestId('filter-defect').click();
   await expect(page.getByTestId('gallery-total')).toHaveText('3 images');
@@ -235,7 +260,11 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await page.getByTestId('filter-flagged').check();
   await expect(page.getByTestId('flagged-count')).not.toHaveText('10 flagged');
   const flaggedNow = (
-    await apiCall<{ items: Summary[] }>(server, 'images.list', { offset: 0, limit: 46, filter: { aboveThreshold: true } })
+    await apiCall<{ items: Summary[] }>(server, 'images.list', {
+      offset: 0,
+      limit: 46,
+      filter: { aboveThreshold: true },
+    })
   ).items;
   expect(flaggedNow.length).toBeGreaterThanOrEqual(6);
   expect(flaggedNow.filter((i) => i.label === 'good')).toEqual([]);
@@ -250,13 +279,17 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await page.getByTestId('cancel-training').click();
   await expect(page.getByTestId('train-finished')).toContainText('cancelled', { timeout: 60_000 });
   await expect(page.getByTestId('active-model')).toHaveText('model v1');
-  expect((await apiCall<{ model: { version: number } | null }>(server, 'models.active')).model?.version).toBe(1);
+  expect((await apiCall<{ model: { version: number } | null }>(server, 'models.active')).model?.version).toBe(
+    1,
+  );
 
   // Model files: export v1, import it back as v2 (inactive), delete v2.
   await page.getByTestId('model-path').fill(join(dir, 'models'));
   await page.getByTestId('model-row-1').getByRole('button', { name: 'Export' }).click();
   await expect(page.getByTestId('model-message')).toContainText('.swanmodel');
-  const file = /Exported to (\S+\.swanmodel)/.exec((await page.getByTestId('model-message').textContent()) ?? '')![1]!;
+  const file = /Exported to (\S+\.swanmodel)/.exec(
+    (await page.getByTestId('model-message').textContent()) ?? '',
+  )![1]!;
   await page.getByTestId('model-path').fill(file);
   await page.getByTestId('model-import').click();
   await expect(page.getByTestId('model-row-2')).toBeVisible();

@@ -4,7 +4,15 @@
  * with every request.
  */
 import type { ApiResult, EventName } from '../../../src-main/api/contract';
-import { ApiError, isErrorShape, unwrap, type ApiClient, type OpInput, type OpName, type OpOutput } from './client';
+import {
+  ApiError,
+  isErrorShape,
+  unwrap,
+  type ApiClient,
+  type OpInput,
+  type OpName,
+  type OpOutput,
+} from './client';
 
 type Listener = (payload: unknown) => void;
 
@@ -60,7 +68,10 @@ export function createBrowserClient(token: string, origin = window.location.orig
           body: JSON.stringify(input ?? {}),
         });
       } catch (err) {
-        throw new ApiError('network', `The Swan Inspector server is not reachable (${(err as Error).message}).`);
+        throw new ApiError(
+          'network',
+          `The Swan Inspector server is not reachable (${(err as Error).message}).`,
+        );
       }
       let body: unknown;
       try {

@@ -77,14 +77,24 @@ export function usePagedImages(initial: { filter?: ImageFilter; sort?: ImageSort
       const last = Math.floor(Math.max(lastRange[0], lastRange[1] - 1) / PAGE);
       let newTotal = 0;
       for (let p = first; p <= last; p++) {
-        const res = await api().call('images.list', { offset: p * PAGE, limit: PAGE, filter: filter.value, sort: sort.value });
+        const res = await api().call('images.list', {
+          offset: p * PAGE,
+          limit: PAGE,
+          filter: filter.value,
+          sort: sort.value,
+        });
         if (gen !== generation) return;
         newTotal = res.total;
         fresh.set(p, res.items);
         if (res.items.length < PAGE) break;
       }
       if (first > 0 && newTotal === 0) {
-        const res = await api().call('images.list', { offset: 0, limit: PAGE, filter: filter.value, sort: sort.value });
+        const res = await api().call('images.list', {
+          offset: 0,
+          limit: PAGE,
+          filter: filter.value,
+          sort: sort.value,
+        });
         if (gen !== generation) return;
         newTotal = res.total;
         fresh.set(0, res.items);

@@ -51,5 +51,18 @@ export const useProjectStore = defineStore('project', () => {
     return cls;
   }
 
-  return { current, recent, classes, view, loaded, refresh, refreshRecent, refreshClasses, create, open, close, createClass };
+  return {
+    current,
+    recent,
+    classes,
+    view,
+    loaded,
+    refresh,
+    refreshRecent,
+    refreshClasses,
+    create,
+    open,
+    close,
+    createClass,
+  };
 });

@@ -92,5 +92,19 @@ export const useTrainingStore = defineStore('training', () => {
     return () => offs.forEach((off) => off());
   }
 
-  return { runId, progress, losses, lastFinished, runs, models, scoring, running, activeModel, refresh, start, cancel, subscribe };
+  return {
+    runId,
+    progress,
+    losses,
+    lastFinished,
+    runs,
+    models,
+    scoring,
+    running,
+    activeModel,
+    refresh,
+    start,
+    cancel,
+    subscribe,
+  };
 });

@@ -86,7 +86,17 @@ describe('swan CLI: bad input is one line and exit code 2', () => {
   });
 
   it('more shots than anomalies', async () => {
-    const r = await run(['train', '--data', `folders:${join(dir, 'data')}`, '--normal', 'good', '--shots', '13', '--out', join(dir, 'm0')]);
+    const r = await run([
+      'train',
+      '--data',
+      `folders:${join(dir, 'data')}`,
+      '--normal',
+      'good',
+      '--shots',
+      '13',
+      '--out',
+      join(dir, 'm0'),
+    ]);
     expect(r.code).toBe(2);
     expect(r.err.trim().split('\n')).toHaveLength(1);
   });

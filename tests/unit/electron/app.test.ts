@@ -54,7 +54,8 @@ vi.mock('electron', () => {
     },
     protocol: {
       registerSchemesAsPrivileged: (s: unknown) => h.privileged.push(s),
-      handle: (scheme: string, fn: (req: { url: string }) => Promise<Response>) => h.protocolHandlers.set(scheme, fn),
+      handle: (scheme: string, fn: (req: { url: string }) => Promise<Response>) =>
+        h.protocolHandlers.set(scheme, fn),
     },
     app: {
       isPackaged: false,
@@ -112,13 +113,18 @@ describe('Electron shell wiring', () => {
     expect(h.serviceCalls.some(([op]) => op === 'project.create')).toBe(false);
     const close = h.handlers.get(opChannel('project.close'))!;
     expect(await close(trusted, {})).toEqual({ ok: true, data: { closed: true } });
-    const foreign = (await close({ senderFrame: { url: 'https://evil.example/' } }, {})) as { error: { code: string } };
+    const foreign = (await close({ senderFrame: { url: 'https://evil.example/' } }, {})) as {
+      error: { code: string };
+    };
     expect(foreign.error.code).toBe('unauthorized');
   });
 
   it('forwards service events to the window', () => {
     h.listeners.forEach((l) => l({ event: 'project.changed', payload: { what: 'labels' } }));
-    expect(h.windows[0]!.sent).toContainEqual([EVENT_CHANNEL, { event: 'project.changed', payload: { what: 'labels' } }]);
+    expect(h.windows[0]!.sent).toContainEqual([
+      EVENT_CHANNEL,
+      { event: 'project.changed', payload: { what: 'labels' } },
+    ]);
   });
 
   it('serves project images by id and refuses everything else', async () => {

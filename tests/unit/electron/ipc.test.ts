@@ -70,9 +70,16 @@ describe('IPC front door', () => {
   it('refuses requests from an untrusted sender', async () => {
     const ipc = fakeIpc();
     const dispatch = vi.fn();
-    registerApiHandlers(ipc as never, dispatch as unknown as Dispatch, (e) => e.senderFrame?.url.startsWith('file:///app/') ?? false);
+    registerApiHandlers(
+      ipc as never,
+      dispatch as unknown as Dispatch,
+      (e) => e.senderFrame?.url.startsWith('file:///app/') ?? false,
+    );
     const handler = ipc.handlers.get(opChannel('project.current'))!;
-    const refused = (await handler({ senderFrame: { url: 'https://evil.example/' } }, {})) as { ok: boolean; error: { code: string } };
+    const refused = (await handler({ senderFrame: { url: 'https://evil.example/' } }, {})) as {
+      ok: boolean;
+      error: { code: string };
+    };
     expect(refused.ok).toBe(false);
     expect(refused.error.code).toBe('unauthorized');
     expect(dispatch).not.toHaveBeenCalled();

@@ -39,7 +39,10 @@ describe('swan-image protocol', () => {
     const img = await resolveImageRequest('swan-image://image/1', project());
     expect(img).toEqual({ ok: true, served: { contentType: 'image/png', file: '/data/parts/a.png' } });
     const thumb = await resolveImageRequest('swan-image://thumb/1', project());
-    expect(thumb).toEqual({ ok: true, served: { contentType: 'image/png', file: join(dir, 'thumbs', '1.webp') } });
+    expect(thumb).toEqual({
+      ok: true,
+      served: { contentType: 'image/png', file: join(dir, 'thumbs', '1.webp') },
+    });
     const heat = await resolveImageRequest('swan-image://heatmap/1', {
       dir: () => dir,
       lookup: () => ({ contentType: 'image/png', body: Buffer.from([1, 2, 3]) }),
@@ -48,15 +51,30 @@ describe('swan-image protocol', () => {
   });
 
   it('refuses paths, unknown ids, and anything when no project is open', async () => {
-    expect(await resolveImageRequest('swan-image://image/../../etc/passwd', project())).toMatchObject({ ok: false, status: 400 });
-    expect(await resolveImageRequest('swan-image://image/2', project())).toMatchObject({ ok: false, status: 404 });
-    expect(await resolveImageRequest('swan-image://image/1', project({}, false))).toMatchObject({ ok: false, status: 403 });
+    expect(await resolveImageRequest('swan-image://image/../../etc/passwd', project())).toMatchObject({
+      ok: false,
+      status: 400,
+    });
+    expect(await resolveImageRequest('swan-image://image/2', project())).toMatchObject({
+      ok: false,
+      status: 404,
+    });
+    expect(await resolveImageRequest('swan-image://image/1', project({}, false))).toMatchObject({
+      ok: false,
+      status: 403,
+    });
   });
 
   it('refuses a generated file that lies outside the project folder', async () => {
     const escaped = project({ 'thumb/1': join(dir, '..', 'elsewhere.webp') });
-    expect(await resolveImageRequest('swan-image://thumb/1', escaped)).toMatchObject({ ok: false, status: 403 });
+    expect(await resolveImageRequest('swan-image://thumb/1', escaped)).toMatchObject({
+      ok: false,
+      status: 403,
+    });
     const etc = project({ 'heatmap/1': '/etc/passwd' });
-    expect(await resolveImageRequest('swan-image://heatmap/1', etc)).toMatchObject({ ok: false, status: 403 });
+    expect(await resolveImageRequest('swan-image://heatmap/1', etc)).toMatchObject({
+      ok: false,
+      status: 403,
+    });
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 
-const created: { options: Record<string, unknown>; loaded?: string; handlers: Record<string, unknown> }[] = [];
+const created: { options: Record<string, unknown>; loaded?: string; handlers: Record<string, unknown> }[] =
+  [];
 
 vi.mock('electron', () => {
   class BrowserWindow {
@@ -24,7 +25,8 @@ vi.mock('electron', () => {
   return { BrowserWindow, shell: { openExternal: vi.fn() } };
 });
 
-const { createMainWindow, isAllowedNavigation, secureWindowOptions } = await import('../../../src-main/electron/window');
+const { createMainWindow, isAllowedNavigation, secureWindowOptions } =
+  await import('../../../src-main/electron/window');
 
 describe('main window', () => {
   it('isolates the renderer: context isolation, sandbox, no Node', () => {
@@ -55,7 +57,9 @@ describe('main window', () => {
   });
 
   it('allows navigation only to the renderer itself', () => {
-    expect(isAllowedNavigation('file:///app/out/renderer/index.html', 'file:///app/out/renderer/index.html')).toBe(true);
+    expect(
+      isAllowedNavigation('file:///app/out/renderer/index.html', 'file:///app/out/renderer/index.html'),
+    ).toBe(true);
     expect(isAllowedNavigation('file:///etc/passwd', 'file:///app/out/renderer/index.html')).toBe(false);
     expect(isAllowedNavigation('http://localhost:5173/x', 'http://localhost:5173/')).toBe(true);
     expect(isAllowedNavigation('http://localhost:5174/', 'http://localhost:5173/')).toBe(false);
