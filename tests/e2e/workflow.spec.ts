@@ -3,7 +3,8 @@
  * import a generated set, label two defects and the known-good parts, retrain, review
  * the ranked queue, move the threshold, then restart the server and find everything kept.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
@@ -219,6 +220,25 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   const pdf = (await page.getByTestId('report-pdf').textContent())!.trim();
   const csv = (await page.getByTestId('report-csv').textContent())!.trim();
   expect(statSync(pdf).size).toBeGreaterThan(1000);
+  // The report states the model's held-out metrics from the retrain's cross-validation.
+  const text = execFileSync('pdftotext', ['-layout', pdf, '-'], { encoding: 'utf8' });
+  expect(text).toMatch(/Held-out metrics\s+AUC-ROC [01]\.\d{3}, AP [01]\.\d{3}, by \d-fold cross-validation/);
+  // Its first page, as an artifact to look at.
+  const artifacts = join('test-results', 'report');
+  mkdirSync(artifacts, { recursive: true });
+  execFileSync('pdftoppm', [
+    '-png',
+    '-r',
+    '80',
+    '-f',
+    '1',
+    '-l',
+    '1',
+    '-singlefile',
+    pdf,
+    join(artifacts, 'e2e-report-page1'),
+  ]);
+  expect(statSync(join(artifacts, 'e2e-report-page1.png')).size).toBeGreaterThan(5000);
   expect(readFileSync(csv, 'utf8').trim().split('\n').length).toBe(47);
   await shot(page, '13-report', info);
 
