@@ -4,6 +4,7 @@
  */
 import { fileContentHash } from '../../data/decode';
 import { assertModelDir, weightsIdentity } from '../backbone/fs-io';
+import { initBackend } from '../backend';
 import { EngineError } from '../types';
 import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
@@ -67,7 +68,13 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     inputSize: spec.inputSize,
     levels,
   });
-  const engine = await startEngine(opts, levels, workers);
+  // The workers (each loads the backbone) start on the first cache miss: a retrain whose
+  // features are all cached never pays for them, and they do not compete with it for the CPU.
+  // Until then the backend is this thread's: the workers pick the same one (same packages).
+  const threadBackend = await initBackend({ prefer: opts.backend });
+  let started: Promise<Engine> | null = null;
+  const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers));
+  let engineBackend: FeatureExtractor['backend'] | null = null;
 
   async function extract(
     inputs: FeatureInput[],
@@ -92,21 +99,26 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
       const sent = batch;
       batch = [];
       batches.push(
-        engine.run(sent.map((b) => b.item)).then((out) => {
-          sent.forEach((b, k) => {
-            const r = out[k]!;
-            const indices = waiting.get(b.hash)!;
-            waiting.delete(b.hash);
-            if (r.ok) {
-              const features: ImageFeatures = { levels: r.levels };
-              writes.push(cache.write(b.hash, features));
-              settle(indices, { ok: true, features, hash: b.hash });
-            } else {
-              const error = r.error.includes(b.name) ? r.error : `${b.name}: ${r.error}`;
-              settle(indices, { ok: false, error });
-            }
-          });
-        }),
+        engineNow()
+          .then((engine) => {
+            engineBackend = engine.backend;
+            return engine.run(sent.map((b) => b.item));
+          })
+          .then((out) => {
+            sent.forEach((b, k) => {
+              const r = out[k]!;
+              const indices = waiting.get(b.hash)!;
+              waiting.delete(b.hash);
+              if (r.ok) {
+                const features: ImageFeatures = { levels: r.levels };
+                writes.push(cache.write(b.hash, features));
+                settle(indices, { ok: true, features, hash: b.hash });
+              } else {
+                const error = r.error.includes(b.name) ? r.error : `${b.name}: ${r.error}`;
+                settle(indices, { ok: false, error });
+              }
+            });
+          }),
       );
     };
 
@@ -162,5 +174,15 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     return results.map((r, i) => r ?? { ok: false, error: `${nameOf(inputs[i]!)}: not processed` });
   }
 
-  return { backend: engine.backend, extract, close: () => engine.close() };
+  return {
+    get backend() {
+      return engineBackend ?? threadBackend;
+    },
+    extract,
+    close: async () => {
+      // A start that failed has nothing to close; its error reached the extraction that needed it.
+      const engine = started ? await started.catch(() => null) : null;
+      await engine?.close();
+    },
+  };
 }

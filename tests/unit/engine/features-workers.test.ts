@@ -55,13 +55,29 @@ describe.skipIf(!haveWeights)('feature worker failures', () => {
     await fx.close();
   });
 
-  it('a worker that cannot load the backbone makes creation fail with its reason', async () => {
+  it('a worker that cannot load the backbone fails the first extraction that needs it, with its reason', async () => {
     process.env.SWAN_FEATURE_WORKER = path.join(dir, 'fail-init.mjs');
-    const err = await createFeatureExtractor({ spec, cacheDir: path.join(dir, 'cache'), workers: 2 }).catch(
-      (e: unknown) => e,
-    );
+    // Workers start on the first cache miss, so creating the extractor does not load them.
+    const fx = await createFeatureExtractor({ spec, cacheDir: path.join(dir, 'cache-init'), workers: 2 });
+    const err = await fx.extract([{ path: image }]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineError);
     expect((err as Error).message).toContain('no backbone here');
+    await fx.close(); // closing after a failed start does not throw
+  });
+
+  it('serves cached features without starting any worker', async () => {
+    const cacheDir = path.join(dir, 'cache-warm');
+    delete process.env.SWAN_FEATURE_WORKER;
+    const real = await createFeatureExtractor({ spec, cacheDir, workers: 1 });
+    const [first] = await real.extract([{ path: image }]);
+    await real.close();
+    expect(first!.ok).toBe(true);
+    // Workers that cannot start: a warm cache must not need them.
+    process.env.SWAN_FEATURE_WORKER = path.join(dir, 'fail-init.mjs');
+    const fx = await createFeatureExtractor({ spec, cacheDir, workers: 2 });
+    const [again] = await fx.extract([{ path: image }]);
+    expect(again).toEqual(first);
+    await fx.close();
   });
 
   it('refuses bad options and a missing model folder, naming the path', async () => {
