@@ -79,6 +79,8 @@ export interface TrainSettings {
   knnPatch?: boolean;
   /** Weight of the kNN head's z-score in the total (default 1). */
   knnWeight?: number;
+  /** Seen and pseudo heads as per-patch MLPs with this many hidden units (0 or absent: the paper's 1x1 conv). */
+  patchHidden?: number;
   /**
    * Matched negatives: about this many normals, the nearest to the labelled anomalies by
    * pooled features, fill half of every batch's normal slots (0 or absent = off). See

@@ -32,6 +32,7 @@ const OPTIONAL_SETTING_KEYS = [
   'knnPatch',
   'knnWeight',
   'matchedNormals',
+  'patchHidden',
 ];
 
 /** `--set key=value` pairs (values in JSON) as settings overrides, for ablations. */

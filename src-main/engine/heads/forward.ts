@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DraWeights } from './state';
 import { im2col3x3, matMul, matMulConstInput, sliceColumns } from './matmul';
+import { blockDiagonal } from './init';
 
 /** Live tensors of the head weights; trainable ones are tf.Variables during training. */
 export interface HeadTensors {
@@ -15,9 +16,17 @@ export interface HeadTensors {
    * multiplied (and transposed for the gradient) once.
    */
   inW: tf.Tensor2D;
-  /** Columns of inW beyond the two patch heads (0: no reduction). */
+  /** Columns of inW beyond the patch heads' (0: no reduction). */
   reduceTo: number;
+  /** Columns of inW that feed the seen and pseudo heads: 2, or 2 * patchHidden. */
+  patchCols: number;
+  /** Hidden units per patch head (0: the paper's 1x1 conv). */
+  patchHidden: number;
   patchB: tf.Tensor1D;
+  /** Per-patch MLP only: output layer [2*hidden, 2], its block mask (a constant) and bias. */
+  patchOut?: tf.Tensor2D;
+  patchMask?: tf.Tensor2D;
+  patchOutB?: tf.Tensor1D;
   conv: tf.Tensor2D;
   convB: tf.Tensor1D;
   gamma: tf.Tensor1D;
@@ -43,17 +52,29 @@ export function headTensors(w: DraWeights, asVariables: boolean): HeadTensors {
     t.dispose(); // the variable holds its own reference to the data
     return v as unknown as T;
   };
-  const inCols = 2 + r.reduceTo;
+  const ph = w.patch.hidden ?? 0;
+  const pc = ph > 0 ? 2 * ph : 2;
+  const inCols = pc + r.reduceTo;
   const inW = new Float32Array(c * inCols);
   for (let i = 0; i < c; i++) {
-    inW[i * inCols] = w.patch.w[i * 2];
-    inW[i * inCols + 1] = w.patch.w[i * 2 + 1];
-    for (let j = 0; j < r.reduceTo; j++) inW[i * inCols + 2 + j] = r.reduce[i * r.reduceTo + j];
+    for (let j = 0; j < pc; j++) inW[i * inCols + j] = w.patch.w[i * pc + j];
+    for (let j = 0; j < r.reduceTo; j++) inW[i * inCols + pc + j] = r.reduce[i * r.reduceTo + j];
   }
+  const mlp =
+    ph > 0
+      ? {
+          patchOut: mk(tf.tensor2d(w.patch.out!, [pc, 2]), 'patchOut'),
+          patchMask: tf.tensor2d(blockDiagonal(new Float32Array(pc * 2).fill(1), ph), [pc, 2]),
+          patchOutB: mk(tf.tensor1d(w.patch.outB!), 'patchOutB'),
+        }
+      : {};
   return {
     inW: mk(tf.tensor2d(inW, [c, inCols]), 'inW'),
     reduceTo: r.reduceTo,
+    patchCols: pc,
+    patchHidden: ph,
     patchB: mk(tf.tensor1d(w.patch.b), 'patchB'),
+    ...mlp,
     conv: mk(tf.tensor2d(r.conv, [9 * convIn, r.width]), 'conv'),
     convB: mk(tf.tensor1d(r.convB), 'convB'),
     gamma: mk(tf.tensor1d(r.gamma), 'gamma'),
@@ -73,18 +94,28 @@ export function readWeights(t: HeadTensors, base: DraWeights): DraWeights {
   const f = (x: tf.Tensor) => Float32Array.from(x.dataSync() as Float32Array);
   const c = base.channels;
   const rt = t.reduceTo;
-  const inCols = 2 + rt;
+  const pc = t.patchCols;
+  const inCols = pc + rt;
   const inW = t.inW.dataSync() as Float32Array;
-  const patchW = new Float32Array(c * 2);
+  const patchW = new Float32Array(c * pc);
   const reduce = new Float32Array(c * rt);
   for (let i = 0; i < c; i++) {
-    patchW[i * 2] = inW[i * inCols];
-    patchW[i * 2 + 1] = inW[i * inCols + 1];
-    for (let j = 0; j < rt; j++) reduce[i * rt + j] = inW[i * inCols + 2 + j];
+    for (let j = 0; j < pc; j++) patchW[i * pc + j] = inW[i * inCols + j];
+    for (let j = 0; j < rt; j++) reduce[i * rt + j] = inW[i * inCols + pc + j];
   }
+  const patch: DraWeights['patch'] =
+    t.patchHidden > 0
+      ? {
+          w: patchW,
+          b: f(t.patchB),
+          hidden: t.patchHidden,
+          out: blockDiagonal(f(t.patchOut!), t.patchHidden),
+          outB: f(t.patchOutB!),
+        }
+      : { w: patchW, b: f(t.patchB) };
   return {
     channels: c,
-    patch: { w: patchW, b: f(t.patchB) },
+    patch,
     residual: {
       ...base.residual,
       reduce,
@@ -103,6 +134,18 @@ export function readWeights(t: HeadTensors, base: DraWeights): DraWeights {
 
 export function disposeHeadTensors(t: HeadTensors): void {
   for (const v of Object.values(t)) if (v instanceof tf.Tensor) v.dispose();
+}
+
+/**
+ * Seen and pseudo patch scores [rows, 2] (already |.|) from their inW columns z [rows, patchCols]:
+ * the paper's 1x1 conv, or the per-patch MLP.
+ */
+function patchHeads(t: HeadTensors, z: tf.Tensor2D): tf.Tensor2D {
+  if (t.patchHidden === 0) return tf.abs(tf.add(z, t.patchB)) as tf.Tensor2D;
+  const hidden = tf.relu(tf.add(z, t.patchB)) as tf.Tensor2D;
+  return tf.abs(
+    tf.add(matMul(hidden, tf.mul(t.patchOut!, t.patchMask!) as tf.Tensor2D), t.patchOutB!),
+  ) as tf.Tensor2D;
 }
 
 /** Trainable tensors (BN running statistics are not among them). */
@@ -154,14 +197,15 @@ export function forwardLevel(
     // reduce(M_r - M_x) = reduce(M_r) - reduce(M_x): one product of [M_x rows; M_r rows] with
     // inW serves the patch heads and the reduction; the residual is formed on r channels.
     const r = t.reduceTo;
-    const y = mmIn(tf.concat([flat, refFlat], 0) as tf.Tensor2D, t.inW); // [B*p + p, 2 + r]
-    const yx = tf.slice(y, [0, 0], [b * p, 2 + r]) as tf.Tensor2D;
-    const yr = tf.slice(y, [b * p, 0], [p, 2 + r]) as tf.Tensor2D;
-    sp = tf.abs(tf.add(sliceColumns(yx, 0, 2), t.patchB)) as tf.Tensor2D;
-    const xRed = tf.reshape(sliceColumns(yx, 2, r), [b, p, r]);
-    resid = tf.reshape(tf.sub(sliceColumns(yr, 2, r), xRed), [b * p, r]) as tf.Tensor2D;
+    const pc = t.patchCols;
+    const y = mmIn(tf.concat([flat, refFlat], 0) as tf.Tensor2D, t.inW); // [B*p + p, pc + r]
+    const yx = tf.slice(y, [0, 0], [b * p, pc + r]) as tf.Tensor2D;
+    const yr = tf.slice(y, [b * p, 0], [p, pc + r]) as tf.Tensor2D;
+    sp = patchHeads(t, sliceColumns(yx, 0, pc));
+    const xRed = tf.reshape(sliceColumns(yx, pc, r), [b, p, r]);
+    resid = tf.reshape(tf.sub(sliceColumns(yr, pc, r), xRed), [b * p, r]) as tf.Tensor2D;
   } else {
-    sp = tf.abs(tf.add(mmIn(flat, t.inW), t.patchB)) as tf.Tensor2D;
+    sp = patchHeads(t, mmIn(flat, t.inW));
     resid = tf.reshape(tf.sub(ref, x), [b * p, c]);
   }
   const seen = tf.reshape(tf.slice(sp, [0, 0], [b * p, 1]), [b, p]) as tf.Tensor2D;

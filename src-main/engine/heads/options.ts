@@ -19,6 +19,7 @@ export interface HeadOptions {
   combine: CombineRule;
   augment: boolean;
   knnPatch: boolean;
+  patchHidden: number;
 }
 
 export function headOptions(s: TrainSettings): HeadOptions {
@@ -29,6 +30,7 @@ export function headOptions(s: TrainSettings): HeadOptions {
     combine: s.combine ?? 'sum',
     augment: s.augment ?? true,
     knnPatch: s.knnPatch ?? false,
+    patchHidden: s.patchHidden ?? 0,
   };
 }
 
@@ -47,4 +49,12 @@ export const FAST_MODE_RECOMMENDED = { steps: 60, learningRate: 3e-3 } as const;
  * (3 seeds), 1-shot 0.870 / 0.884 / 0.892 (3 seeds); ELPV general 10-shot 0.884 / 0.892 /
  * 0.893 (2 seeds); ELPV hard 10-shot 0.766 / 0.808 / 0.833 (1 seed per class). These were
  * chosen on the benchmark's own seeds (no separate validation split), so the default stays 1.
+ */
+
+/*
+ * patchHidden (seen and pseudo heads as per-patch MLPs, off by default). Measured with
+ * npm run bench, 3 seeds, AUC-ROC, for 0 / 64 / 128 hidden units: HeadCT general 10-shot
+ * 0.913 / 0.912 / 0.924, with the seen head alone 0.849 / 0.941 / 0.924; ELPV hard 1-shot
+ * 0.885 / 0.877 / 0.865, and training ~30 % / ~75 % slower. A stronger seen head does not
+ * lift the sum of the four heads, and unseen defects fare worse, so the paper's 1x1 conv stays.
  */

@@ -8,8 +8,13 @@ import type { FeatureMap, HeadName, TrainSettings } from '../types';
 export interface DraWeights {
   /** Feature channels c' the heads read. */
   channels: number;
-  /** Seen and pseudo heads side by side: 1x1 conv c'->1 each. w is [c', 2] (column 0 seen, 1 pseudo). */
-  patch: { w: Float32Array; b: Float32Array };
+  /**
+   * Seen and pseudo heads side by side. The paper's form (hidden absent or 0): a 1x1 conv
+   * c'->1 each, w [c', 2] (column 0 seen, 1 pseudo). With hidden units (settings.patchHidden):
+   * a per-patch MLP each, w [c', 2*hidden] (seen's units first) -> ReLU -> out [2*hidden, 2],
+   * block-diagonal (each head reads only its own units; the other entries are 0).
+   */
+  patch: { w: Float32Array; b: Float32Array; hidden?: number; out?: Float32Array; outB?: Float32Array };
   residual: {
     /** Output channels of the learned 1x1 reduction (0: the 3x3 conv reads c' directly). */
     reduceTo: number;

@@ -94,7 +94,13 @@ export async function trainFast(
   const lossRng = root.fork();
 
   const base = initWeights(
-    { channels: shapes[0].c, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden },
+    {
+      channels: shapes[0].c,
+      reduceTo: ho.reduceTo,
+      width: ho.width,
+      hidden: ho.hidden,
+      patchHidden: ho.patchHidden,
+    },
     initRng,
   );
   const vars = headTensors(base, true);

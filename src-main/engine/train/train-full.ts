@@ -140,7 +140,10 @@ export async function trainFull(
   const outShape = backbone.model.outputs[0].shape;
   const channels = outShape[outShape.length - 1];
   if (typeof channels !== 'number') throw new EngineError('The backbone output has no fixed channel count.');
-  const base = initWeights({ channels, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden }, initRng);
+  const base = initWeights(
+    { channels, reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden, patchHidden: ho.patchHidden },
+    initRng,
+  );
   const vars = headTensors(base, true);
   const backboneVars = backbone.model.trainableWeights.map((w) => w.read() as tf.Variable);
   const params = [...trainableList(vars), ...backboneVars];

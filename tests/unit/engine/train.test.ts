@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, saveModel } from '../../../src-main/engine/model-file';
 import { aucRoc } from '../../../src-main/engine/metrics';
 import { releaseScoringTensors, scoreFeatures } from '../../../src-main/engine/infer';
 import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
@@ -143,6 +147,40 @@ describe('trainFast on synthetic features (bright-patch anomalies)', () => {
       name: 'AbortError',
     });
     expect(calls).toBe(0);
+  });
+});
+
+describe('seen and pseudo heads as per-patch MLPs (settings.patchHidden)', () => {
+  it('learn the seen defect, keep each head on its own hidden units, and survive save/load', async () => {
+    const { data, testNormals, testSeen } = makeData(3, 4);
+    const state = await trainFast(data, settings({ patchHidden: 6 }));
+    const p = state.weights.patch;
+    expect(p.hidden).toBe(6);
+    expect(p.w).toHaveLength(12 * 12); // [channels, 2 * hidden]
+    // Block-diagonal output layer: seen reads units 0-5 only, pseudo units 6-11 only.
+    for (let r = 0; r < 12; r++) {
+      expect(p.out![r * 2 + (r < 6 ? 1 : 0)]).toBe(0);
+      expect(p.out![r * 2 + (r < 6 ? 0 : 1)]).not.toBe(0);
+    }
+    const sn = scoreFeatures(state, testNormals);
+    const sa = scoreFeatures(state, testSeen);
+    expect(
+      auc(
+        sa.map((s) => s.perHead.seen!),
+        sn.map((s) => s.perHead.seen!),
+      ),
+    ).toBeGreaterThan(0.9);
+
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'swan-mlp-'));
+    try {
+      const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
+      await saveModel(dir, { state, backbone, trainingImageIds: ['a'] });
+      const loaded = await loadModel(dir);
+      releaseScoringTensors();
+      expect(scoreFeatures(loaded.state, testSeen).map((s) => s.total)).toEqual(sa.map((s) => s.total));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
