@@ -171,6 +171,13 @@ export const TrainSettingsInput = z.strictObject({
   topKRatio: z.number().positive().max(1).optional(),
   referenceCount: z.number().int().min(1).max(64).optional(),
   pseudo: z.enum(['cutpaste', 'outlier']).optional(),
+  /** pseudo 'outlier': an absolute folder of images from another data set (read, never served). */
+  outlierDir: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path')
+    .optional(),
   pseudoPoolPerImage: z.number().int().min(0).max(64).optional(),
   knnHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),

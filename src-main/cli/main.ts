@@ -49,6 +49,7 @@ export function buildProgram(): Command {
     .option('--no-knn', 'switch off the nearest-normal head')
     .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
+    .option('--outliers <dir>', 'outlier exposure: pseudo anomalies are the images of this folder')
     .option(
       '--validate <k>',
       'K-fold cross-validation after training: held-out AUC-ROC/AP into the model (0: off)',
@@ -82,6 +83,7 @@ export function buildProgram(): Command {
     .option('--no-knn', 'switch off the nearest-normal head')
     .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
+    .option('--outliers <dir>', 'outlier exposure: pseudo anomalies are the images of this folder')
     .option('--json <file>', 'write the results as JSON')
     .action(runBench);
 

@@ -78,11 +78,12 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
     const anomalyIdx = req.anomalies.map((_, i) => i + req.normals.length).filter(usable);
     if (normalIdx.length < 2)
       throw new EngineError('Fewer than 2 good images could be read; nothing was trained.');
-    const pseudo = await session.pseudoPool(
+    const { pool: pseudo, warnings: pseudoWarnings } = await session.pseudoFor(
+      settings,
       normalIdx.map((i) => ({ path: feats[i].path, hash: feats[i].hash! })),
-      settings.pseudoPoolPerImage,
       report('pseudo'),
     );
+    warnings.push(...pseudoWarnings);
     throwIfAborted(req.signal);
     const tFeatures = performance.now();
 

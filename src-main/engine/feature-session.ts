@@ -9,7 +9,8 @@ import { defaultBackboneSpec } from './backbone';
 import { loadImageResized } from '../data/decode';
 import { cutPaste } from './train/pseudo-anomaly';
 import { Rng } from './util/rng';
-import type { BackboneSpec, ImageFeatures } from './types';
+import { EngineError, type BackboneSpec, type ImageFeatures, type TrainSettings } from './types';
+import { listImagesDeep } from '../data/adapters/common';
 
 export interface FeatureSessionOptions {
   inputSize?: number;
@@ -30,6 +31,15 @@ export interface PathFeatures {
 
 /** Bumped when the way variants are made changes, so stale cached variants are not reused. */
 const PSEUDO_VERSION = 'cutpaste-v1';
+
+/** Outlier images read at most: enough variety, a bounded first extraction. */
+export const OUTLIER_MAX = 500;
+
+export interface PseudoPool {
+  /** Per training normal, the pseudo anomalies that may stand in for it. */
+  pool: ImageFeatures[][];
+  warnings: string[];
+}
 
 export class FeatureSession {
   private constructor(
@@ -102,6 +112,65 @@ export class FeatureSession {
       if (r.ok) pool[Math.floor(k / perImage)].push(r.features);
     });
     return pool;
+  }
+
+  /**
+   * Outlier exposure (dra.md, the paper's choice for medical data): the pseudo anomalies are
+   * images of another data set, up to OUTLIER_MAX of them (a seeded sample), dealt out to the
+   * normals in a seeded order so that the sampler draws them like cut-paste variants.
+   */
+  async outlierPool(
+    dir: string,
+    normals: number,
+    perImage: number,
+    seed: number,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<PseudoPool> {
+    let files: string[];
+    try {
+      files = await listImagesDeep(dir);
+    } catch (err) {
+      throw new EngineError(`Outlier images: cannot read the folder ${dir} (${(err as Error).message}).`);
+    }
+    const rng = new Rng(seed);
+    const chosen = files.length > OUTLIER_MAX ? rng.sample(files, OUTLIER_MAX).sort() : files;
+    const feats = await this.ofPaths(chosen, onProgress);
+    const warnings = feats.flatMap((f) => (f.error ? [`outlier image skipped: ${f.error}`] : []));
+    const usable = feats.flatMap((f) => (f.features ? [f.features] : []));
+    if (usable.length === 0) {
+      throw new EngineError(
+        `Outlier images: no readable image in ${dir} (${files.length} image files found). ` +
+          'Outlier exposure needs a folder of images from another data set.',
+      );
+    }
+    const order = rng.shuffle(usable.map((_, i) => i));
+    const pool = Array.from({ length: normals }, (_, i) =>
+      Array.from({ length: perImage }, (_, j) => usable[order[(i * perImage + j) % usable.length]]),
+    );
+    return { pool, warnings };
+  }
+
+  /** The pseudo anomalies that settings.pseudo asks for: cut-paste variants, or outlier images. */
+  async pseudoFor(
+    settings: TrainSettings,
+    normals: { path: string; hash: string }[],
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<PseudoPool> {
+    if (settings.pseudo === 'outlier') {
+      if (!settings.outlierDir) {
+        throw new EngineError(
+          "Pseudo anomalies 'outlier' need a folder of images from another data set (settings.outlierDir, or --outliers DIR).",
+        );
+      }
+      return this.outlierPool(
+        settings.outlierDir,
+        normals.length,
+        settings.pseudoPoolPerImage,
+        settings.seed,
+        onProgress,
+      );
+    }
+    return { pool: await this.pseudoPool(normals, settings.pseudoPoolPerImage, onProgress), warnings: [] };
   }
 
   close(): Promise<void> {

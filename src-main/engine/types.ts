@@ -49,6 +49,8 @@ export interface TrainSettings {
   /** Reference images N_r (dra.md: 5). */
   referenceCount: number;
   pseudo: PseudoKind;
+  /** pseudo 'outlier': folder of images from another data set (searched recursively). */
+  outlierDir?: string;
   /** Cut-paste variants per normal image computed ahead in fast mode. */
   pseudoPoolPerImage: number;
   batchNormals: number;

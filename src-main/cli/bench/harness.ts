@@ -12,7 +12,7 @@ import { resolveSettings } from '../../engine/settings';
 import { trainFast } from '../../engine/train';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
 import { aucRoc, averagePrecision, meanStd } from '../../engine/metrics';
-import type { HeadName, TrainSettings } from '../../engine/types';
+import type { HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
 
 export type Baseline = 'devnet' | 'knn';
 
@@ -92,14 +92,16 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
         const test = split.test.filter((it) => feat(it));
 
         t = performance.now();
-        const pseudo =
-          opts.baseline === 'knn'
-            ? []
-            : await session.pseudoPool(
-                trainNormals.map((it) => ({ path: it.path, hash: byPath.get(it.path)!.hash! })),
-                settings.pseudoPoolPerImage,
-                (d, n) => opts.onProgress?.('pseudo anomalies', d, n),
-              );
+        let pseudo: ImageFeatures[][] = [];
+        if (opts.baseline !== 'knn') {
+          const got = await session.pseudoFor(
+            settings,
+            trainNormals.map((it) => ({ path: it.path, hash: byPath.get(it.path)!.hash! })),
+            (d, n) => opts.onProgress?.('pseudo anomalies', d, n),
+          );
+          pseudo = got.pool;
+          for (const w of got.warnings) log(`warning: ${w}`);
+        }
         seconds.features += (performance.now() - t) / 1000;
 
         const trainData = {

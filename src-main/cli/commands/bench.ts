@@ -4,7 +4,7 @@ import { runBenchmark, type Baseline, type BenchResult } from '../bench/harness'
 import { publishedAuc } from '../bench/paper';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress';
-import { fmt, openDataset, parseSettingOverrides, type DataOptions } from './shared';
+import { fmt, openDataset, outlierSettings, parseSettingOverrides, type DataOptions } from './shared';
 
 interface BenchCliOptions extends DataOptions {
   dataset: string;
@@ -16,6 +16,7 @@ interface BenchCliOptions extends DataOptions {
   knn: boolean;
   featureLayer?: string;
   set?: string[];
+  outliers?: string;
   json?: string;
 }
 
@@ -43,7 +44,7 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
     inputSize: Number(opts.input),
     baseline: opts.baseline,
     featureLayer: opts.featureLayer,
-    settings: { knnHead: opts.knn, ...parseSettingOverrides(opts.set) },
+    settings: { knnHead: opts.knn, ...parseSettingOverrides(opts.set), ...outlierSettings(opts.outliers) },
     log: (line) => process.stderr.write(`${line}\n`),
     onProgress: (l, d, n) => {
       if (l !== label) {

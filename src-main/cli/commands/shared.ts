@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { resolveDataset, defaultDataRoot } from '../../data/datasets';
 import type { Dataset } from '../../data/types';
 import { DEFAULT_SETTINGS } from '../../engine/settings';
@@ -33,6 +35,7 @@ const OPTIONAL_SETTING_KEYS = [
   'knnWeight',
   'matchedNormals',
   'patchHidden',
+  'outlierDir',
 ];
 
 /** `--set key=value` pairs (values in JSON) as settings overrides, for ablations. */
@@ -53,4 +56,18 @@ export function parseSettingOverrides(pairs: string[] | undefined): Partial<Trai
     }
   }
   return out as Partial<TrainSettings>;
+}
+
+/** `--outliers DIR`: outlier exposure (pseudo anomalies are images of another data set). */
+export function outlierSettings(dir: string | undefined): Partial<TrainSettings> {
+  if (dir === undefined) return {};
+  const abs = resolve(dir);
+  let isDir = false;
+  try {
+    isDir = statSync(abs).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) throw new CliError(`--outliers: ${abs} is not a folder (expected images of another data set).`);
+  return { pseudo: 'outlier', outlierDir: abs };
 }

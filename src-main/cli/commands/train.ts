@@ -3,7 +3,7 @@ import type { Setting } from '../../data/types';
 import { trainModel } from '../../engine';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress';
-import { openDataset, parseSettingOverrides, type DataOptions } from './shared';
+import { openDataset, outlierSettings, parseSettingOverrides, type DataOptions } from './shared';
 
 interface TrainOptions extends DataOptions {
   data: string;
@@ -16,6 +16,7 @@ interface TrainOptions extends DataOptions {
   knn: boolean;
   featureLayer?: string;
   set?: string[];
+  outliers?: string;
   validate: number;
   out: string;
 }
@@ -38,7 +39,13 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
     outDir: opts.out,
     inputSize: Number(opts.input) as 224 | 448,
     featureLayer: opts.featureLayer,
-    settings: { ...parseSettingOverrides(opts.set), seed: opts.seed, mode: opts.mode, knnHead: opts.knn },
+    settings: {
+      ...parseSettingOverrides(opts.set),
+      ...outlierSettings(opts.outliers),
+      seed: opts.seed,
+      mode: opts.mode,
+      knnHead: opts.knn,
+    },
     validateFolds: opts.validate,
     onProgress: (p) => {
       if (p.stage !== stage) {

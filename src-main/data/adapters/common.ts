@@ -78,6 +78,22 @@ export async function listImages(dir: string): Promise<{ images: string[]; warni
   return { images, warnings };
 }
 
+/** Image files in a folder and every visible sub-folder below it, sorted (other files are ignored). */
+export async function listImagesDeep(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries
+    .filter((e) => e.isFile() && !e.name.startsWith('.') && isImageName(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .filter(
+      (p) =>
+        !p
+          .slice(dir.length)
+          .split(/[\\/]/)
+          .some((part) => part.startsWith('.')),
+    )
+    .sort();
+}
+
 export function normalItem(path: string): DatasetItem {
   return { path, label: 0, cls: NORMAL_CLASS };
 }

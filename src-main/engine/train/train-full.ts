@@ -33,6 +33,8 @@ import { optimiseStep, reportStep, type StepContext } from './step';
 export interface FullTrainData {
   normals: RgbImage[];
   anomalies: RgbImage[];
+  /** settings.pseudo 'outlier': images of another data set (at the size of the normals), drawn as the pseudo anomalies. */
+  outliers?: RgbImage[];
 }
 
 export interface FullBackbone {
@@ -149,10 +151,13 @@ export async function trainFull(
   const params = [...trainableList(vars), ...backboneVars];
   const adam = new ClippedAdam(params);
 
+  const outliers = settings.pseudo === 'outlier' ? (data.outliers ?? []) : null;
+  if (outliers && outliers.length === 0)
+    throw new EngineError("Pseudo anomalies 'outlier' need images of another data set (none given).");
+  const pseudoOf = (i: number): RgbImage =>
+    outliers ? outliers[pseudoRng.int(outliers.length)] : cutPaste(data.normals[i], pseudoRng).image;
   const drawNormal = (i: number): { img: RgbImage; label: SampleLabel } =>
-    sampleRng.next() < 0.5
-      ? { img: cutPaste(data.normals[i], pseudoRng).image, label: 2 }
-      : { img: data.normals[i], label: 0 };
+    sampleRng.next() < 0.5 ? { img: pseudoOf(i), label: 2 } : { img: data.normals[i], label: 0 };
 
   const stepCtx: StepContext = { params, adam, base, settings, lossRng, skip };
   const started = Date.now();

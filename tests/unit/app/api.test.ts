@@ -43,6 +43,11 @@ describe('API contract and validation', () => {
       ['import.run', { source: { kind: 'paths', paths: [] } }, /give at least one path/],
       ['training.start', { settings: { steps: -1 } }, /training\.start: settings\.steps:/],
       ['training.start', { settings: { inputSize: 300 } }, /training\.start: settings\.inputSize:/],
+      [
+        'training.start',
+        { settings: { pseudo: 'outlier', outlierDir: 'relative/dir' } },
+        /training\.start: settings\.outlierDir: must be an absolute path/,
+      ],
       ['threshold.set', { threshold: 'high' }, /threshold\.set: threshold:/],
       ['threshold.set', {}, /threshold\.set: payload: give either threshold or falseAlarmRate/],
       ['threshold.set', { falseAlarmRate: 2 }, /falseAlarmRate must be between 0 and 0\.5/],

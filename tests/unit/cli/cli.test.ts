@@ -172,6 +172,32 @@ describe('swan train and score on a folder data set (real backbone)', () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--validate must be an integer from 0 to 10/);
   });
+
+  it('--outliers DIR trains with outlier exposure and records it; a missing folder is one line, code 2', async () => {
+    const data = `folders:${join(dir, 'data')}`;
+    const args = ['--normal', 'good', '--shots', '1', '--seed', '3', '--set', 'steps=5'];
+    // The "other data set": the defect images of another class folder stand in for one.
+    const other = join(dir, 'data', 'spot');
+    const r = await run(['train', '--data', data, ...args, '--outliers', other, '--out', join(dir, 'mo')]);
+    expect(r.code, r.err).toBe(0);
+    const manifest = JSON.parse(await readFile(join(dir, 'mo', 'manifest.json'), 'utf8')) as {
+      settings: { pseudo: string; outlierDir: string };
+    };
+    expect(manifest.settings).toMatchObject({ pseudo: 'outlier', outlierDir: other });
+    const bad = await run([
+      'train',
+      '--data',
+      data,
+      ...args,
+      '--outliers',
+      join(dir, 'nowhere'),
+      '--out',
+      join(dir, 'mx'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.err.trim().split('\n')).toHaveLength(1);
+    expect(bad.err).toMatch(/--outliers: .*nowhere is not a folder/);
+  });
 });
 
 describe('swan api: the CLI front door of the typed API', () => {

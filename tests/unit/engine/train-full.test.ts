@@ -118,4 +118,25 @@ describe('trainFull (backbone fine-tuned)', () => {
     expect(b).toEqual(a);
     expect(a.every(Number.isFinite)).toBe(true);
   });
+
+  it('outlier exposure draws the pseudo anomalies from the given images, and refuses none', async () => {
+    const rng = new Rng(5);
+    const normals = Array.from({ length: 4 }, () => image(rng, false));
+    const outliers = [image(rng, true)];
+    const oe = { ...settings, steps: 3, pseudo: 'outlier' as const };
+    const state = await trainFull(
+      { normals, anomalies: [], outliers },
+      { model: tinyBackbone(), inputSize: 16 },
+      oe,
+      {
+        allowSlowBackend: true,
+      },
+    );
+    expect(state.settings.pseudo).toBe('outlier');
+    await expect(
+      trainFull({ normals, anomalies: [] }, { model: tinyBackbone(), inputSize: 16 }, oe, {
+        allowSlowBackend: true,
+      }),
+    ).rejects.toThrow(/'outlier' need images of another data set/);
+  });
 });
