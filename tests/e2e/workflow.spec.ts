@@ -293,6 +293,14 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
 
   // Cancel a retrain: the run stops and model v1 stays active.
   await goView(page, 'train');
+  // Advanced settings: outlier exposure asks for its folder; the fold count is there too.
+  await page.getByRole('button', { name: 'Show advanced settings' }).click();
+  await expect(page.getByTestId('setting-validate-folds')).toHaveValue('3');
+  await expect(page.getByTestId('setting-outlier-dir')).toHaveCount(0);
+  await page.getByLabel('Pseudo anomalies').selectOption('outlier');
+  await expect(page.getByTestId('setting-outlier-dir')).toBeVisible();
+  await page.getByLabel('Pseudo anomalies').selectOption('cutpaste');
+  await page.getByRole('button', { name: 'Hide advanced settings' }).click();
   await page.getByTestId('setting-steps').fill('5000');
   await page.getByTestId('retrain').click();
   await expect(page.getByTestId('train-progress')).toBeVisible();
