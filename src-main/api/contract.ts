@@ -183,7 +183,7 @@ export const TrainSettingsInput = z.strictObject({
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
   /**
    * K of the cross-validation that measures the new version's held-out metrics (0: off).
-   * The app's default is DEFAULT_VALIDATE_FOLDS (service.ts); fewer when labels are few.
+   * The app's default is DEFAULT_VALIDATE_FOLDS (defaults.ts); fewer when labels are few.
    */
   validateFolds: z.number().int().min(0).max(10).optional(),
 });

@@ -6,17 +6,9 @@ import type { ImageScore, ProgressFn, TrainProgress, TrainSettings } from '../en
 
 /** The engine facade as the worker calls it (src-main/engine/index.ts). */
 export interface EngineApi {
-  trainModel(req: {
-    normals: { id: string; path: string }[];
-    anomalies: { id: string; path: string; cls: string }[];
-    outDir: string;
-    inputSize?: 224 | 448;
-    settings?: Partial<TrainSettings>;
-    cacheDir?: string;
-    validateFolds?: number;
-    onProgress?: ProgressFn;
-    signal?: AbortSignal;
-  }): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
+  trainModel(
+    req: TrainJob & { onProgress?: ProgressFn; signal?: AbortSignal },
+  ): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
   openScorer(
     modelDir: string,
     opts?: { cacheDir?: string; workers?: number },
