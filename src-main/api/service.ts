@@ -657,11 +657,13 @@ export class ApiService {
         if (status === 'done' && store.getThreshold(model.id) === null) {
           // At most 2 % false alarms on held-out (out-of-fold) good scores when the model has
           // them: in-sample scores of the training good images are optimistic and flag more.
+          // Without a scored good image (thresholdForTarget refuses): the 90th percentile.
           let t: number | null;
           try {
             t = thresholdForTarget(store.db, model.id, { falseAlarmRate: 0.02 });
-          } catch {
-            t = store.suggestThreshold(model.id);
+          } catch (err) {
+            if (!(err instanceof AppError)) throw err;
+            t = store.scoreQuantile(model.id, 0.9);
           }
           if (t !== null) store.setThreshold(t, model.id);
         }

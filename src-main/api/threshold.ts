@@ -85,7 +85,7 @@ function goodPool(
 
 /**
  * The smallest good score with at most floor(rate * n) good scores strictly above it
- * (the same rule as the store's first suggestion, so both agree).
+ * (also the automatic first threshold, at rate 0.02).
  */
 export function thresholdForFalseAlarms(goodScores: number[], rate: number): number | null {
   if (goodScores.length === 0) return null;

@@ -817,23 +817,16 @@ export class ProjectStore {
   }
 
   /**
-   * A first threshold for a model that has none: the score that at most 2 % of the
-   * good-labelled images exceed (the false-alarm target of product.md); without good
-   * labels, the 90th percentile of all scores.
+   * The q-quantile of all the model's scores: the first threshold when no scored image is
+   * labelled good yet (with good labels, api/threshold.ts sets it from a false-alarm target).
    */
-  suggestThreshold(modelId: number, falseAlarmRate = 0.02): number | null {
-    const rows = this.db
-      .prepare(
-        'SELECT s.total, l.label FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = ? ORDER BY s.total',
-      )
-      .all(modelId) as { total: number; label: string | null }[];
-    const good = rows.filter((r) => r.label === 'good').map((r) => r.total);
-    const pool = good.length > 0 ? good : rows.map((r) => r.total);
+  scoreQuantile(modelId: number, q: number): number | null {
+    const pool = this.db
+      .prepare('SELECT total FROM scores WHERE model_id = ? ORDER BY total')
+      .pluck()
+      .all(modelId) as number[];
     if (pool.length === 0) return null;
-    const q = good.length > 0 ? 1 - falseAlarmRate : 0.9;
-    // The smallest score with at most floor(rate * n) good images strictly above it.
-    const k = Math.max(0, Math.min(pool.length - 1, Math.ceil(q * pool.length) - 1));
-    return pool[k];
+    return pool[Math.max(0, Math.min(pool.length - 1, Math.ceil(q * pool.length) - 1))];
   }
 
   goodScoredCount(modelId: number): number {
