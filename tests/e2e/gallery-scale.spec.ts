@@ -2,13 +2,13 @@
  * The Label gallery at 10,000 images: only what is on screen is in the DOM, the far end
  * of the list is reachable, and scrolling keeps frames coming.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import sharp from 'sharp';
 import { apiCall, goView, shot } from './app';
-import { startServer, type RunningServer } from './server';
+import { finishTest, startServer, type RunningServer } from './server';
 
 const COUNT = 10_000;
 let dir: string;
@@ -16,11 +16,8 @@ let server: RunningServer | null = null;
 
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
-  await server?.stop();
-  if (server && info.status !== info.expectedStatus)
-    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
+  await finishTest(server, dir, info);
   server = null;
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test('the gallery stays virtual and smooth at 10,000 images', async ({ page }, info) => {

@@ -1,11 +1,10 @@
 /** Import paths other than a plain folder: a data-set layout that carries labels, and drag-and-drop. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import sharp from 'sharp';
 import { apiCall, goView, shot } from './app';
-import { startServer, type RunningServer } from './server';
+import { finishTest, startTestServer, type RunningServer } from './server';
 
 let dir: string;
 let server: RunningServer;
@@ -19,16 +18,12 @@ async function png(path: string, shade: number): Promise<void> {
 }
 
 test.beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'swan-e2e-import-'));
-  server = await startServer({ projectsRoot: join(dir, 'projects') });
+  ({ dir, server } = await startTestServer('swan-e2e-import-'));
 });
 
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
-  await server.stop();
-  if (info.status !== info.expectedStatus)
-    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
-  rmSync(dir, { recursive: true, force: true });
+  await finishTest(server, dir, info);
 });
 
 test('an MVTec layout imports with its labels and classes', async ({ page }, info) => {

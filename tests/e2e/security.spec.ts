@@ -1,23 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { startServer, type RunningServer } from './server';
+import { finishTest, startTestServer, type RunningServer } from './server';
 
 let server: RunningServer;
 let dir: string;
 
 test.beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'swan-e2e-sec-'));
-  server = await startServer({ projectsRoot: join(dir, 'projects') });
+  ({ dir, server } = await startTestServer('swan-e2e-sec-'));
 });
 
 // eslint-disable-next-line no-empty-pattern -- Playwright requires a destructured fixtures argument
 test.afterEach(async ({}, info) => {
-  await server.stop();
-  if (info.status !== info.expectedStatus)
-    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
-  rmSync(dir, { recursive: true, force: true });
+  await finishTest(server, dir, info);
 });
 
 test('requests without the token are refused', async ({ page, request }) => {

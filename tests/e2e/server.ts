@@ -2,7 +2,10 @@
  * Starts the browser-mode server as a child process, exactly as `npm start` would, and
  * keeps its output for the test report.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { TestInfo } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
@@ -67,4 +70,18 @@ export async function startServer(opts: { projectsRoot: string; port?: number })
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** A fresh folder for one test and a server whose projects live in it. */
+export async function startTestServer(prefix: string): Promise<{ dir: string; server: RunningServer }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, server: await startServer({ projectsRoot: join(dir, 'projects') }) };
+}
+
+/** After a test: stops its server, attaches the server's log when the test failed, removes its folder. */
+export async function finishTest(server: RunningServer | null, dir: string, info: TestInfo): Promise<void> {
+  await server?.stop();
+  if (server && info.status !== info.expectedStatus)
+    await info.attach('server.log', { body: server.log(), contentType: 'text/plain' });
+  rmSync(dir, { recursive: true, force: true });
 }
