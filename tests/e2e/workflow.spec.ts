@@ -211,8 +211,11 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await expect(page.getByTestId('eval-model-1')).toBeVisible();
   await expect(page.getByTestId('eval-auc')).toHaveText(/^[01]\.\d{3}$/);
   await expect(page.getByTestId('roc-chart')).toBeVisible();
+  // The batch selector offers every image and the imported batch, with its image count.
+  await expect(page.getByTestId('eval-batch').locator('option').nth(1)).toHaveText(/\(46\)$/);
   await shot(page, '12-evaluate', info);
   await goView(page, 'report');
+  await expect(page.getByTestId('report-batch').locator('option').nth(1)).toHaveText(/\(46\)$/);
   const reports = join(dir, 'reports');
   await page.getByTestId('report-dir').fill(reports);
   await page.getByTestId('report-export').click();
