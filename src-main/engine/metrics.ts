@@ -123,3 +123,11 @@ export function meanStd(values: number[]): { mean: number; std: number } {
   const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length;
   return { mean, std: Math.sqrt(variance) };
 }
+
+/**
+ * A head's score as an anomaly score: the holistic normality head scores how normal an image
+ * is, so its anomaly score is the negation; every other head's score is one already.
+ */
+export function headAnomalyScore(head: string, value: number): number {
+  return head === 'normality' ? -value : value;
+}

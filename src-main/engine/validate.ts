@@ -27,7 +27,7 @@ import { performance } from 'node:perf_hooks';
 import type { DraState } from './heads/state';
 import type { ManifestValidation } from './model-file';
 import { releaseScoringTensors, scoreFeatures } from './infer';
-import { aucRoc, averagePrecision } from './metrics';
+import { aucRoc, averagePrecision, headAnomalyScore } from './metrics';
 import { trainFast, type FastTrainData } from './train';
 import { throwIfAborted } from './train/abort';
 import type { HeadName, ImageFeatures, ProgressFn, TrainSettings } from './types';
@@ -263,11 +263,9 @@ export async function crossValidate(
     for (const h of heads) {
       const withHead = entries.filter((e) => e.perHead[h] !== undefined);
       const missingFolds = foldHeads.flatMap((hs, f) => (hs.length && !hs.includes(h) ? [f + 1] : []));
-      // The normality head scores how normal an image is: its anomaly score is the negation.
-      const sign = h === 'normality' ? -1 : 1;
       const v = metricOrNote(
         `${h} head AUC-ROC`,
-        withHead.map((e) => sign * e.perHead[h]!),
+        withHead.map((e) => headAnomalyScore(h, e.perHead[h]!)),
         withHead.map((e) => (e.label === 'defect' ? 1 : 0)),
         notes,
         aucRoc,

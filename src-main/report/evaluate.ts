@@ -7,12 +7,7 @@ import type Database from 'better-sqlite3';
 import type { CurveSet, ModelEvaluation } from '../api/contract';
 import { AppError } from '../api/errors';
 import { labelledScores } from '../api/threshold';
-import { aucRoc, averagePrecision, prCurve, rocCurve } from '../engine/metrics';
-
-/** The normality head scores how normal an image is: its anomaly score is the negation. */
-export function headAnomalyScore(head: string, value: number): number {
-  return head === 'normality' ? -value : value;
-}
+import { aucRoc, averagePrecision, headAnomalyScore, prCurve, rocCurve } from '../engine/metrics';
 
 export function curveSet(scores: number[], labels: number[]): CurveSet {
   return {

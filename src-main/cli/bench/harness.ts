@@ -11,7 +11,7 @@ import { FeatureSession } from '../../engine/feature-session';
 import { resolveSettings } from '../../engine/settings';
 import { trainFast } from '../../engine/train';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
-import { aucRoc, averagePrecision, meanStd } from '../../engine/metrics';
+import { aucRoc, averagePrecision, headAnomalyScore, meanStd } from '../../engine/metrics';
 import type { HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
 
 export type Baseline = 'devnet' | 'knn';
@@ -132,10 +132,8 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
           totals = scores.map((s) => s.total);
           const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
           for (const h of heads) {
-            // The normality head scores normal images high: its anomaly score is its negation.
-            const sign = h === 'normality' ? -1 : 1;
             perHead[h] = aucRoc(
-              scores.map((s) => sign * (s.perHead[h] ?? 0)),
+              scores.map((s) => headAnomalyScore(h, s.perHead[h] ?? 0)),
               labels,
             );
           }
