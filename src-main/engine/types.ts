@@ -17,9 +17,14 @@ export interface FeatureMap {
  */
 export interface ImageFeatures {
   levels: FeatureMap[];
+  /**
+   * Per channel mean then standard deviation of an earlier backbone layer at level 0
+   * (BackboneSpec.pooledLayer), for the global head; absent when the extractor has none.
+   */
+  pooled?: Float32Array;
 }
 
-export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn';
+export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'global';
 
 export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'normality'];
 
@@ -36,6 +41,12 @@ export interface BackboneSpec {
   featureLayer: string;
   /** Side of the square input (224 or 448). */
   inputSize: number;
+  /**
+   * An earlier layer whose per-channel mean and standard deviation (level 0) the extractor
+   * also returns (ImageFeatures.pooled), for the global head. Absent: the head pools the
+   * feature map itself.
+   */
+  pooledLayer?: string;
 }
 
 export interface TrainSettings {
@@ -81,6 +92,13 @@ export interface TrainSettings {
   knnPatch?: boolean;
   /** Weight of the kNN head's z-score in the total (default 1). */
   knnWeight?: number;
+  /**
+   * Extra head beyond the paper: a whole-image classifier of the labelled defects on pooled
+   * feature statistics (heads/global-head.ts). Trained only when defects are labelled.
+   */
+  globalHead?: boolean;
+  /** Weight of the global head's z-score in the total (default 1). */
+  globalWeight?: number;
   /** Seen and pseudo heads as per-patch MLPs with this many hidden units (0 or absent: the paper's 1x1 conv). */
   patchHidden?: number;
   /**

@@ -14,7 +14,7 @@ export interface OutOfFoldEntry {
   total: number;
 }
 
-const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn'];
+const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn', 'global'];
 
 /** ModelInfo.metrics from a manifest (null when it has no metrics). */
 export function appMetrics(manifest: unknown): Record<string, unknown> | null {

@@ -1,5 +1,5 @@
 /** Display order, names and colours of the DRA heads (plus any extra head). */
-export const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn'];
+export const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn', 'global'];
 
 const COLORS: Record<string, string> = {
   seen: '#dc2626',
@@ -7,6 +7,7 @@ const COLORS: Record<string, string> = {
   residual: '#7c3aed',
   normality: '#059669',
   knn: '#0284c7',
+  global: '#ca8a04',
 };
 
 export function headColor(head: string): string {
@@ -40,6 +41,7 @@ const NAMES: Record<string, string> = {
   residual: 'Residual',
   normality: '− Normality',
   knn: 'kNN',
+  global: 'Global',
 };
 
 /** How a head is named on screen (normality shows its minus sign: it lowers the score). */

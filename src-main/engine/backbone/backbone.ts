@@ -19,6 +19,13 @@ export interface Backbone {
   inference: 'fused' | 'layers';
   /** NHWC float RGB in 0..255 (any size) -> feature map; normalisation is done inside. */
   features(x: tf.Tensor4D): tf.Tensor4D;
+  /** Layer whose statistics featuresPooled returns (BackboneSpec.pooledLayer), if any. */
+  pooledLayer?: string;
+  /**
+   * The feature map and, from the same pass, the pooled layer's per-channel mean then
+   * standard deviation over the image, [N, 2c]. Only when pooledLayer is set.
+   */
+  featuresPooled(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor2D];
   /**
    * Trainable model, raw 0..255 RGB (any size) -> feature layer, sharing the backbone's
    * variables (normalisation is its first layer). For full-mode fine-tuning.
@@ -38,6 +45,7 @@ export interface BackboneParts {
   id: string;
   inputSize: number;
   featureLayer: string;
+  pooledLayer?: string;
   /** The whole network, input shape [null, null, null, 3], taking normalised input. */
   model: tf.LayersModel;
   normalization: Normalization;
@@ -58,12 +66,31 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
       .slice(-6);
     throw new EngineError(`Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`);
   }
-  let fused = compileFused(model, featureLayer);
+  const { pooledLayer } = parts;
+  const tap = pooledLayer === undefined ? undefined : model.layers.find((l) => l.name === pooledLayer);
+  if (pooledLayer !== undefined && !tap) {
+    throw new EngineError(`Backbone '${parts.id}' has no layer '${pooledLayer}' to pool`);
+  }
+  let fused = compileFused(model, featureLayer, pooledLayer);
   const truncated = tf.model({ inputs: model.inputs, outputs: layer.output as tf.SymbolicTensor });
+  const tapped = tap
+    ? tf.model({
+        inputs: model.inputs,
+        outputs: [layer.output as tf.SymbolicTensor, tap.output as tf.SymbolicTensor],
+      })
+    : null;
   const run = (x: tf.Tensor4D): tf.Tensor4D =>
     tf.tidy(() => {
       const n = normalize(x, normalization);
       return fused ? fused.run(n) : (truncated.predict(n) as tf.Tensor4D);
+    });
+  const runPooled = (x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor2D] =>
+    tf.tidy(() => {
+      if (!tapped) throw new EngineError(`Backbone '${parts.id}' has no pooled layer`);
+      const n = normalize(x, normalization);
+      const [map, t] = fused ? fused.runTapped(n) : (tapped.predict(n) as [tf.Tensor4D, tf.Tensor4D]);
+      const { mean, variance } = tf.moments(t, [1, 2]);
+      return [map, tf.concat([mean, tf.sqrt(variance)], 1) as tf.Tensor2D];
     });
   const probe = tf.tidy(() => run(tf.zeros([1, PROBE, PROBE, 3])));
   const [, h, , channels] = probe.shape;
@@ -79,6 +106,8 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
     stride,
     inference: fused ? 'fused' : 'layers',
     features: run,
+    pooledLayer,
+    featuresPooled: runPooled,
     layersModel() {
       if (!trainable) {
         const input = tf.input({ shape: [null, null, 3] });
@@ -95,7 +124,7 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
     sync() {
       if (!fused) return;
       fused.dispose();
-      fused = compileFused(model, featureLayer);
+      fused = compileFused(model, featureLayer, pooledLayer);
     },
     dispose() {
       fused?.dispose();

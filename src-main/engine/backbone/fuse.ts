@@ -23,6 +23,8 @@ interface Step {
 export interface FusedNet {
   /** Normalised NHWC input -> feature layer output. */
   run(x: tf.Tensor4D): tf.Tensor4D;
+  /** The same pass, also returning the output of the tap layer (compileFused's `tapLayer`). */
+  runTapped(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D];
   dispose(): void;
   /** Number of op steps (for tests and diagnostics). */
   steps: number;
@@ -95,10 +97,17 @@ function bnAffine(l: Layer): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
  * Returns null when the graph holds a layer this compiler does not know (the caller then uses
  * the layers model). Throws EngineError when `featureLayer` is not in the model.
  */
-export function compileFused(model: tf.LayersModel, featureLayer: string): FusedNet | null {
+export function compileFused(
+  model: tf.LayersModel,
+  featureLayer: string,
+  tapLayer?: string,
+): FusedNet | null {
   const byName = new Map(model.layers.map((l) => [l.name, l] as const));
   if (!byName.has(featureLayer)) {
     throw new EngineError(`Layer '${featureLayer}' is not in the model`);
+  }
+  if (tapLayer !== undefined && !byName.has(tapLayer)) {
+    throw new EngineError(`Layer '${tapLayer}' is not in the model`);
   }
   // Only the ancestors of the feature layer are computed.
   const needed = new Set<string>();
@@ -116,8 +125,11 @@ export function compileFused(model: tf.LayersModel, featureLayer: string): Fused
     if (!needed.has(l.name)) continue;
     for (const i of inputsOf(l)) consumers.set(i, [...(consumers.get(i) ?? []), l]);
   }
+  if (tapLayer !== undefined && !needed.has(tapLayer)) {
+    throw new EngineError(`Layer '${tapLayer}' does not feed '${featureLayer}'`);
+  }
   const soleConsumer = (name: string): Layer | null => {
-    if (name === featureLayer) return null;
+    if (name === featureLayer || name === tapLayer) return null;
     const c = consumers.get(name) ?? [];
     return c.length === 1 ? c[0]! : null;
   };
@@ -270,29 +282,40 @@ export function compileFused(model: tf.LayersModel, featureLayer: string): Fused
   }
   const input = inputName;
   const outputName = resolve(featureLayer);
+  const tapName = tapLayer === undefined ? null : resolve(tapLayer);
   // How many steps read each value, so intermediates are freed as soon as possible.
   const uses = new Map<string, number>();
   for (const s of steps) for (const i of s.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  const keepAlive = (n: string) => n === input || n === outputName || n === tapName;
+
+  const pass = (x: tf.Tensor4D): Map<string, tf.Tensor4D> => {
+    const values = new Map<string, tf.Tensor4D>([[input, x]]);
+    const left = new Map(uses);
+    for (const s of steps) {
+      const xs = s.inputs.map((n) => values.get(n)!);
+      values.set(s.output, s.run(xs));
+      for (const n of s.inputs) {
+        const k = left.get(n)! - 1;
+        left.set(n, k);
+        if (k === 0 && !keepAlive(n)) {
+          values.get(n)!.dispose();
+          values.delete(n);
+        }
+      }
+    }
+    return values;
+  };
 
   return {
     steps: steps.length,
     run(x: tf.Tensor4D): tf.Tensor4D {
+      return tf.tidy(() => pass(x).get(outputName)!);
+    },
+    runTapped(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
+      if (tapName === null) throw new EngineError('This fused network was compiled without a tap layer');
       return tf.tidy(() => {
-        const values = new Map<string, tf.Tensor4D>([[input, x]]);
-        const left = new Map(uses);
-        for (const s of steps) {
-          const xs = s.inputs.map((n) => values.get(n)!);
-          values.set(s.output, s.run(xs));
-          for (const n of s.inputs) {
-            const k = left.get(n)! - 1;
-            left.set(n, k);
-            if (k === 0 && n !== input && n !== outputName) {
-              values.get(n)!.dispose();
-              values.delete(n);
-            }
-          }
-        }
-        return values.get(outputName)!;
+        const values = pass(x);
+        return [values.get(outputName)!, values.get(tapName)!];
       });
     },
     dispose() {

@@ -46,6 +46,7 @@ export async function loadMobilenet(spec: BackboneSpec): Promise<Backbone> {
       id: spec.id,
       inputSize: spec.inputSize,
       featureLayer: spec.featureLayer,
+      pooledLayer: spec.pooledLayer,
       model,
       normalization: MOBILENET_NORMALIZATION,
       classifierOutput: hasClassifier ? model.layers[model.layers.length - 1]!.name : undefined,

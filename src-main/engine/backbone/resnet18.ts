@@ -108,6 +108,7 @@ export async function loadResnet18(spec: BackboneSpec): Promise<Backbone> {
       id: spec.id,
       inputSize: spec.inputSize,
       featureLayer: spec.featureLayer,
+      pooledLayer: spec.pooledLayer,
       model,
       normalization: IMAGENET_NORMALIZATION,
     });

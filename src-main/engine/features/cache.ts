@@ -1,9 +1,10 @@
 /**
  * On-disk cache of feature maps, one binary file per image and configuration.
  *
- * File layout (little-endian): magic 'SWF1', u32 level count, per level u32 h, w, c, then
- * 16 bytes md5 of the payload, then the Float32 payload of every level in order. The header
- * is a multiple of 4 bytes so the payload can be viewed as Float32Array without copying.
+ * File layout (little-endian): magic 'SWF2', u32 level count, u32 length of the pooled vector
+ * (0: none), per level u32 h, w, c, then 16 bytes md5 of the payload, then the Float32 payload
+ * of every level in order and the pooled vector. The header is a multiple of 4 bytes so the
+ * payload can be viewed as Float32Array without copying.
  * A file that is short, long, of another layout or whose checksum fails is treated as a miss.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -12,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ImageFeatures } from '../types';
 
-const MAGIC = 0x31465753; // 'SWF1' read as little-endian u32
-const FORMAT = 'swan-features-1';
+const MAGIC = 0x32465753; // 'SWF2' read as little-endian u32
+const FORMAT = 'swan-features-2';
 
 /** $SWAN_CACHE_DIR, else the per-user cache folder of the platform. */
 export function defaultCacheDir(): string {
@@ -31,6 +32,8 @@ export interface CacheConfig {
   /** Identity of the weight files (see weightsIdentity). */
   weights: string;
   featureLayer: string;
+  /** BackboneSpec.pooledLayer, null when the extractor pools nothing. */
+  pooledLayer: string | null;
   inputSize: number;
   levels: number;
 }
@@ -83,53 +86,60 @@ export class FeatureCache {
 
 export function encode(features: ImageFeatures): Buffer {
   const n = features.levels.length;
-  const headerBytes = 8 + 12 * n + 16;
-  const payloadBytes = features.levels.reduce((s, m) => s + m.data.byteLength, 0);
+  const pooled = features.pooled ?? new Float32Array(0);
+  const headerBytes = 12 + 12 * n + 16;
+  const blocks = [...features.levels.map((m) => m.data), pooled];
+  const payloadBytes = blocks.reduce((s, d) => s + d.byteLength, 0);
   const buf = Buffer.alloc(headerBytes + payloadBytes);
   buf.writeUInt32LE(MAGIC, 0);
   buf.writeUInt32LE(n, 4);
-  let off = headerBytes;
+  buf.writeUInt32LE(pooled.length, 8);
   features.levels.forEach((m, i) => {
-    buf.writeUInt32LE(m.h, 8 + 12 * i);
-    buf.writeUInt32LE(m.w, 12 + 12 * i);
-    buf.writeUInt32LE(m.c, 16 + 12 * i);
-    Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).copy(buf, off);
-    off += m.data.byteLength;
+    buf.writeUInt32LE(m.h, 12 + 12 * i);
+    buf.writeUInt32LE(m.w, 16 + 12 * i);
+    buf.writeUInt32LE(m.c, 20 + 12 * i);
   });
+  let off = headerBytes;
+  for (const d of blocks) {
+    Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(buf, off);
+    off += d.byteLength;
+  }
   createHash('md5')
     .update(buf.subarray(headerBytes))
     .digest()
-    .copy(buf, 8 + 12 * n);
+    .copy(buf, 12 + 12 * n);
   return buf;
 }
 
 export function decode(buf: Buffer, levels: number): ImageFeatures | null {
-  if (buf.length < 8 || buf.readUInt32LE(0) !== MAGIC || buf.readUInt32LE(4) !== levels) return null;
-  const headerBytes = 8 + 12 * levels + 16;
+  if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC || buf.readUInt32LE(4) !== levels) return null;
+  const pooledLength = buf.readUInt32LE(8);
+  const headerBytes = 12 + 12 * levels + 16;
   if (buf.length < headerBytes) return null;
   const dims: [number, number, number][] = [];
-  let payload = 0;
+  let payload = pooledLength * 4;
   for (let i = 0; i < levels; i++) {
     const d: [number, number, number] = [
-      buf.readUInt32LE(8 + 12 * i),
       buf.readUInt32LE(12 + 12 * i),
       buf.readUInt32LE(16 + 12 * i),
+      buf.readUInt32LE(20 + 12 * i),
     ];
     dims.push(d);
     payload += d[0] * d[1] * d[2] * 4;
   }
   if (buf.length !== headerBytes + payload) return null;
   const sum = createHash('md5').update(buf.subarray(headerBytes)).digest();
-  if (!sum.equals(buf.subarray(8 + 12 * levels, headerBytes))) return null;
+  if (!sum.equals(buf.subarray(12 + 12 * levels, headerBytes))) return null;
   // Own, aligned memory: a view of Node's pooled buffer could be misaligned or shared.
   const floats = new Float32Array(payload / 4);
   new Uint8Array(floats.buffer).set(buf.subarray(headerBytes));
   let at = 0;
-  return {
-    levels: dims.map(([h, w, c]) => {
-      const data = floats.subarray(at, at + h * w * c);
-      at += h * w * c;
-      return { h, w, c, data };
-    }),
-  };
+  const maps = dims.map(([h, w, c]) => {
+    const data = floats.subarray(at, at + h * w * c);
+    at += h * w * c;
+    return { h, w, c, data };
+  });
+  return pooledLength > 0
+    ? { levels: maps, pooled: floats.subarray(at, at + pooledLength) }
+    : { levels: maps };
 }

@@ -79,29 +79,54 @@ export class FeatureComputer {
   run(decoded: Prepared[]): WorkResult[] {
     const good = decoded.flatMap((d, i) => (d.ok ? [{ i, imgs: d.imgs }] : []));
     const perItem: FeatureMap[][] = decoded.map(() => []);
+    const pooled: (Float32Array | undefined)[] = decoded.map(() => undefined);
     try {
       for (let level = 0; level < this.levels && good.length > 0; level++) {
-        const maps = this.forward(good.map((g) => g.imgs[level]!));
-        good.forEach((g, k) => perItem[g.i]!.push(maps[k]!));
+        // The pooled statistics come from the level-0 pass (the model input size).
+        const out = this.forward(
+          good.map((g) => g.imgs[level]!),
+          level === 0 && this.backbone.pooledLayer !== undefined,
+        );
+        good.forEach((g, k) => {
+          perItem[g.i]!.push(out.maps[k]!);
+          if (out.pooled) pooled[g.i] = out.pooled[k];
+        });
       }
     } catch (err) {
       const msg = `feature extraction failed: ${describeError(err)}`;
       return decoded.map((d) => (d.ok ? { ok: false, error: msg } : d));
     }
-    return decoded.map((d, i) => (d.ok ? { ok: true, levels: perItem[i]! } : d));
+    return decoded.map((d, i) => {
+      if (!d.ok) return d;
+      const p = pooled[i];
+      return p ? { ok: true, levels: perItem[i]!, pooled: p } : { ok: true, levels: perItem[i]! };
+    });
   }
 
-  /** One forward pass over same-size images; returns one HWC map per image. */
-  private forward(imgs: RgbImage[]): FeatureMap[] {
+  /** One forward pass over same-size images; returns one HWC map (and pooled vector) per image. */
+  private forward(imgs: RgbImage[], withPooled: boolean): { maps: FeatureMap[]; pooled?: Float32Array[] } {
     const { width: w, height: h } = imgs[0]!;
     const pixels = new Float32Array(imgs.length * w * h * 3);
     imgs.forEach((img, k) => pixels.set(img.data, k * w * h * 3));
-    const out = tf.tidy(() => this.backbone.features(tf.tensor4d(pixels, [imgs.length, h, w, 3])));
+    const x = tf.tensor4d(pixels, [imgs.length, h, w, 3]);
+    let out: tf.Tensor4D;
+    let pool: tf.Tensor2D | null = null;
+    try {
+      if (withPooled) [out, pool] = this.backbone.featuresPooled(x);
+      else out = this.backbone.features(x);
+    } finally {
+      x.dispose();
+    }
     const [, fh, fw, fc] = out.shape;
     const all = out.dataSync() as Float32Array;
     out.dispose();
     const per = fh * fw * fc;
-    return imgs.map((_, k) => ({ h: fh, w: fw, c: fc, data: all.slice(k * per, (k + 1) * per) }));
+    const maps = imgs.map((_, k) => ({ h: fh, w: fw, c: fc, data: all.slice(k * per, (k + 1) * per) }));
+    if (!pool) return { maps };
+    const dim = pool.shape[1];
+    const flat = pool.dataSync() as Float32Array;
+    pool.dispose();
+    return { maps, pooled: imgs.map((_, k) => flat.slice(k * dim, (k + 1) * dim)) };
   }
 
   dispose(): void {

@@ -65,6 +65,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     backboneId: spec.id,
     weights: await weightsIdentity(spec.modelDir),
     featureLayer: spec.featureLayer,
+    pooledLayer: spec.pooledLayer ?? null,
     inputSize: spec.inputSize,
     levels,
   });
@@ -110,7 +111,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
               const indices = waiting.get(b.hash)!;
               waiting.delete(b.hash);
               if (r.ok) {
-                const features: ImageFeatures = { levels: r.levels };
+                const features: ImageFeatures = r.pooled
+                  ? { levels: r.levels, pooled: r.pooled }
+                  : { levels: r.levels };
                 writes.push(cache.write(b.hash, features));
                 settle(indices, { ok: true, features, hash: b.hash });
               } else {

@@ -39,7 +39,8 @@ export interface FeatureExtractor {
 /** A unit of work sent to a computer: a file, or already-decoded pixels. */
 export type WorkItem = { kind: 'path'; path: string } | { kind: 'image'; label: string; image: RgbImage };
 
-export type WorkResult = { ok: true; levels: FeatureMap[] } | { ok: false; error: string };
+export type WorkResult =
+  { ok: true; levels: FeatureMap[]; pooled?: Float32Array } | { ok: false; error: string };
 
 export type ToWorker =
   | { type: 'init'; spec: BackboneSpec; levels: number; backend: BackendPreference }

@@ -40,7 +40,14 @@ port.on('message', (msg: ToWorker) => {
     } catch (err) {
       results = items.map(() => ({ ok: false, error: describeError(err) }));
     }
-    const transfer = results.flatMap((r) => (r.ok ? r.levels.map((m) => m.data.buffer as ArrayBuffer) : []));
+    const transfer = results.flatMap((r) =>
+      r.ok
+        ? [
+            ...r.levels.map((m) => m.data.buffer as ArrayBuffer),
+            ...(r.pooled ? [r.pooled.buffer as ArrayBuffer] : []),
+          ]
+        : [],
+    );
     send({ type: 'result', id, results }, transfer);
   });
   chain = run.catch(() => undefined);

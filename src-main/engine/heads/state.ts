@@ -3,6 +3,7 @@
  * saved (model-file.ts), posted to a worker thread, and rebuilt into tensors anywhere.
  */
 import type { FeatureMap, HeadName, TrainSettings } from '../types';
+import type { GlobalHeadState } from './global-head';
 
 /** Weights of the four DRA heads. Matrices are row-major [in, out]. */
 export interface DraWeights {
@@ -70,6 +71,8 @@ export interface DraState {
   /** Leave-one-out statistics for 'knn' (and 'knnPatch'), training-normal statistics for the DRA heads. */
   calibration: Calibration;
   knn?: KnnState;
+  /** The global head (settings.globalHead and at least one labelled defect). */
+  global?: GlobalHeadState;
   /** Full mode only: fine-tuned backbone weights in the order of model.getWeights(). */
   backbone?: { name: string; shape: number[]; data: Float32Array }[];
 }

@@ -13,8 +13,17 @@ import type { DraState } from '../heads/state';
 import { buildKnn, knnLeaveOneOut, stats } from './knn';
 import { scoreRaw } from './score';
 import { activeHeads } from '../heads/active';
+import { fitGlobalHead } from '../heads/global-head';
 
-export function finishState(state: DraState, normals: readonly ImageFeatures[]): DraState {
+/**
+ * `anomalies` (the labelled defects' features) feed the global head; without them, or with
+ * settings.globalHead off, the state has none. Its calibration is leave-one-out, like kNN's.
+ */
+export function finishState(
+  state: DraState,
+  normals: readonly ImageFeatures[],
+  anomalies: readonly ImageFeatures[] = [],
+): DraState {
   const raw = scoreRaw(state, normals);
   const calibration: DraState['calibration'] = {};
   for (const h of activeHeads(state.settings, state.hasSeen)) calibration[h] = stats(raw[h]);
@@ -29,5 +38,11 @@ export function finishState(state: DraState, normals: readonly ImageFeatures[]):
     calibration.knn = stats(loo.image);
     if (loo.patch) calibration.knnPatch = stats(loo.patch.score);
   }
-  return { ...state, knn, calibration };
+  let global = state.global;
+  if (state.settings.globalHead && anomalies.length > 0 && normals.length >= 2) {
+    const fit = fitGlobalHead(normals, anomalies);
+    global = fit.state;
+    calibration.global = fit.calibration;
+  }
+  return { ...state, knn, global, calibration };
 }

@@ -8,6 +8,11 @@
  *  - 'calibrated': every head is first standardised by its mean/std on training normals
  *    (z = (s - mean) / std), then total = z_seen + z_pseudo + z_residual - z_normality (+ z_knn),
  *    so heads of very different raw scales weigh alike (kNN again times knnWeight).
+ *  - 'balanced' (default): the paper's raw sum, plus the kNN and global z-scores each scaled
+ *    by the spread of that sum on training normals (times knnWeight / globalWeight), so the
+ *    extra heads weigh like the DRA part whatever its raw scale.
+ * The global head (whole-image classifier, heads/global-head.ts) adds its z-score (leave-one-
+ * out calibration) times globalWeight under every rule; it has no patch map.
  * perHead holds the values that add up to total (normality with a plus sign: it is
  * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
  * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
@@ -22,6 +27,7 @@ import type { DraState, HeadStats } from '../heads/state';
 import { topKCount, topKMean } from '../heads/topk';
 import { knnScores } from './knn';
 import { activeHeads } from '../heads/active';
+import { globalScores } from '../heads/global-head';
 
 export interface RawScores {
   seen: Float32Array;
@@ -38,6 +44,8 @@ export interface ScoreOptions {
   knn?: boolean;
   /** Weight of the kNN z-score in the total (default settings.knnWeight, else 1). */
   knnWeight?: number;
+  /** Weight of the global head's z-score in the total (default settings.globalWeight, else 1). */
+  globalWeight?: number;
   /** Images per forward pass. */
   batchSize?: number;
 }
@@ -158,6 +166,9 @@ export function scoreFeatures(
   const baseKnnWeight = opts.knnWeight ?? state.settings.knnWeight ?? 1;
   // 'balanced': the kNN z-score is put on the scale of the DRA sum's spread on training normals.
   const knnWeight = combine === 'balanced' ? baseKnnWeight * (cal.dra?.std ?? 1) : baseKnnWeight;
+  const global = state.global ? globalScores(state.global, feats) : undefined;
+  const baseGlobalWeight = opts.globalWeight ?? state.settings.globalWeight ?? 1;
+  const globalWeight = combine === 'balanced' ? baseGlobalWeight * (cal.dra?.std ?? 1) : baseGlobalWeight;
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;
@@ -190,7 +201,12 @@ export function scoreFeatures(
         perHead.knn = knnWeight * zi;
       }
     }
+    if (global) {
+      rawHeads.global = global[i];
+      perHead.global = globalWeight * z(global[i], cal.global);
+    }
     const total =
+      (perHead.global ?? 0) +
       (perHead.seen ?? 0) +
       (perHead.pseudo ?? 0) +
       (perHead.residual ?? 0) -

@@ -165,7 +165,7 @@ export async function trainFast(
       calibration: {},
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
-    return finishState(state, data.normals);
+    return finishState(state, data.normals, data.anomalies);
   } finally {
     adam.dispose();
     disposeHeadTensors(vars);

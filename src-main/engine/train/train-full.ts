@@ -200,6 +200,7 @@ export async function trainFull(
 
     opts.onProgress?.({ stage: 'reference', step: 0, total: 1 });
     const normalFeats = extractFeatures(backbone, data.normals, nLevels);
+    const anomalyFeats = settings.globalHead ? extractFeatures(backbone, data.anomalies, nLevels) : [];
     const shapes = normalFeats[0].levels.map(({ h, w, c }) => ({ h, w, c }));
     const reference = shapes.map((s, l) => {
       const d = new Float32Array(s.h * s.w * s.c);
@@ -224,7 +225,7 @@ export async function trainFull(
       }),
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
-    return finishState(state, normalFeats);
+    return finishState(state, normalFeats, anomalyFeats);
   } finally {
     adam.dispose();
     disposeHeadTensors(vars);

@@ -133,7 +133,7 @@ describe('swan train and score on a folder data set (real backbone)', () => {
     const csvA = await readFile(join(dir, 'a.csv'), 'utf8');
     const csvB = await readFile(join(dir, 'b.csv'), 'utf8');
     const header = csvA.split('\n')[0];
-    expect(header).toBe('path,score,seen,pseudo,residual,normality,knn,error');
+    expect(header).toBe('path,score,seen,pseudo,residual,normality,knn,global,error');
     expect(csvA.trim().split('\n')).toHaveLength(23);
     expect(csvB).toBe(csvA);
   });

@@ -74,6 +74,21 @@ describe.skipIf(!haveWeights)('MobileNetV1 backbone (real weights)', () => {
     bb11.dispose();
   });
 
+  it('returns the statistics of conv_pw_11 from the same fused pass, as the layers model computes them', async () => {
+    expect(bb.pooledLayer).toBe('conv_pw_11_relu');
+    const x = tf.randomUniform([2, 224, 224, 3], 0, 255, 'float32', 5) as tf.Tensor4D;
+    const [map, pooled] = bb.featuresPooled(x);
+    expect(maxAbsDiff(map, bb.features(x))).toBe(0);
+    expect(pooled.shape).toEqual([2, 768]);
+    const bb11 = await loadBackbone({ ...defaultBackboneSpec(224, 'conv_pw_11_relu') });
+    const t = bb11.layersModel().predict(x) as tf.Tensor4D;
+    const { mean, variance } = tf.moments(t, [1, 2]);
+    const ref = tf.concat([mean, tf.sqrt(variance)], 1);
+    expect(maxAbsDiff(pooled, ref)).toBeLessThan(1e-3);
+    tf.dispose([x, map, pooled, t, mean, variance, ref]);
+    bb11.dispose();
+  });
+
   it('names an unknown layer', async () => {
     await expect(loadBackbone({ ...spec, featureLayer: 'conv_pw_99_relu' })).rejects.toThrow(
       /conv_pw_99_relu/,

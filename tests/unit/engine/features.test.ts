@@ -46,6 +46,9 @@ function maxDiff(a: ImageFeatures, b: ImageFeatures): number {
     expect([o.h, o.w, o.c]).toEqual([l.h, l.w, l.c]);
     for (let i = 0; i < l.data.length; i++) m = Math.max(m, Math.abs(l.data[i]! - o.data[i]!));
   });
+  // The pooled statistics for the global head travel (and are cached) with the maps.
+  expect(b.pooled?.length).toBe(a.pooled?.length);
+  a.pooled?.forEach((v, i) => (m = Math.max(m, Math.abs(v - b.pooled![i]!))));
   return m;
 }
 
@@ -96,6 +99,9 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
     ]);
     expect(f.levels[0]!.data.length).toBe(7 * 7 * 768);
     expect(f.levels[0]!.data.some((v) => v > 0)).toBe(true);
+    // conv_pw_11's per-channel mean and standard deviation: 2 x 384 values, none negative.
+    expect(f.pooled?.length).toBe(768);
+    expect(f.pooled!.every((v) => v >= 0) && f.pooled!.some((v) => v > 0)).toBe(true);
     if (!r!.ok) throw new Error();
     expect(r!.hash).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -44,11 +44,12 @@ describe('scoreFeatures', () => {
     );
   });
 
-  it("'sum' adds raw DRA heads and the kNN z-score; perHead adds up to total", () => {
+  it("'sum' adds raw DRA heads and the kNN and global z-scores; perHead adds up to total", () => {
     const s = scoreFeatures(state, test, { combine: 'sum' });
     for (const x of s) {
       const p = x.perHead;
-      expect(x.total).toBeCloseTo(p.seen! + p.pseudo! + p.residual! - p.normality! + p.knn!, 5);
+      expect(p.global).toBeDefined();
+      expect(x.total).toBeCloseTo(p.seen! + p.pseudo! + p.residual! - p.normality! + p.knn! + p.global!, 5);
       expect(p.seen).toBe(x.raw!.seen);
       expect(p.normality).toBe(x.raw!.normality);
       expect(x.heatmap.h).toBe(5);

@@ -93,7 +93,7 @@ describe('trainFast on synthetic features (bright-patch anomalies)', () => {
     expect(bright).toBeGreaterThan(6); // 3 channels x strength 3, minus noise
     for (const s of sa) {
       const ph = s.perHead;
-      expect(s.total).toBeCloseTo(ph.seen! + ph.pseudo! + ph.residual! - ph.normality!, 4);
+      expect(s.total).toBeCloseTo(ph.seen! + ph.pseudo! + ph.residual! - ph.normality! + ph.global!, 4);
     }
   });
 
@@ -240,5 +240,50 @@ describe('bad input', () => {
     await expect(trainFast({ normals: [], anomalies: [], pseudo: [] }, settings())).rejects.toMatchObject({
       name: 'EngineError',
     });
+  });
+});
+
+describe('global head (settings.globalHead)', () => {
+  it('trains on the labelled defects, adds globalWeight times its z-score to the total, and survives save/load', async () => {
+    const { data, testNormals, testSeen } = makeData(4, 4);
+    const state = await trainFast(data, settings({ globalHead: true }));
+    expect(state.global?.source).toBe('level0'); // synthetic features carry no pooled vector
+    expect(state.calibration.global?.std).toBeGreaterThan(0);
+    const sn = scoreFeatures(state, testNormals, { globalWeight: 1 });
+    const sa = scoreFeatures(state, testSeen, { globalWeight: 1 });
+    expect(
+      auc(
+        sa.map((s) => s.perHead.global!),
+        sn.map((s) => s.perHead.global!),
+      ),
+    ).toBeGreaterThan(0.9);
+    const without = scoreFeatures(state, testSeen, { globalWeight: 0 });
+    const doubled = scoreFeatures(state, testSeen, { globalWeight: 2 });
+    sa.forEach((s, i) => {
+      expect(s.total - without[i].total).toBeCloseTo(s.perHead.global!, 5);
+      expect(doubled[i].total - without[i].total).toBeCloseTo(2 * s.perHead.global!, 5);
+    });
+
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'swan-global-'));
+    try {
+      const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
+      await saveModel(dir, { state, backbone, trainingImageIds: ['a'] });
+      const loaded = await loadModel(dir);
+      releaseScoringTensors();
+      expect(loaded.state.global).toEqual(state.global);
+      expect(scoreFeatures(loaded.state, testSeen).map((s) => s.total)).toEqual(
+        scoreFeatures(state, testSeen).map((s) => s.total),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is not trained without a labelled defect, nor when switched off', async () => {
+    const none = await trainFast(makeData(2, 0).data, settings({ globalHead: true, steps: 5 }));
+    expect(none.global).toBeUndefined();
+    const off = await trainFast(makeData(2, 3).data, settings({ globalHead: false, steps: 5 }));
+    expect(off.global).toBeUndefined();
+    expect(scoreFeatures(off, makeData(2, 3).testSeen)[0].perHead.global).toBeUndefined();
   });
 });

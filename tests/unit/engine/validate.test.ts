@@ -131,7 +131,14 @@ describe('crossValidate', () => {
     expect(v.aucRoc).not.toBeNull();
     expect(v.aucRoc!).toBeGreaterThanOrEqual(0);
     expect(v.aucRoc!).toBeLessThanOrEqual(1);
-    expect(Object.keys(v.perHeadAucRoc).sort()).toEqual(['knn', 'normality', 'pseudo', 'residual', 'seen']);
+    expect(Object.keys(v.perHeadAucRoc).sort()).toEqual([
+      'global',
+      'knn',
+      'normality',
+      'pseudo',
+      'residual',
+      'seen',
+    ]);
     expect(progress.filter((p) => p.stage === 'validate').map((p) => [p.step, p.total])).toEqual([
       [0, 3],
       [1, 3],
