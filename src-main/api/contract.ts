@@ -180,6 +180,7 @@ export const TrainSettingsInput = z.strictObject({
     .optional(),
   pseudoPoolPerImage: z.number().int().min(0).max(64).optional(),
   knnHead: z.boolean().optional(),
+  globalHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
   /**
    * K of the cross-validation that measures the new version's held-out metrics (0: off).

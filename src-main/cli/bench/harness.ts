@@ -121,7 +121,9 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
           seconds.score += (performance.now() - t) / 1000;
         } else {
           const runSettings: TrainSettings =
-            opts.baseline === 'devnet' ? { ...settings, heads: ['seen'], knnHead: false } : settings;
+            opts.baseline === 'devnet'
+              ? { ...settings, heads: ['seen'], knnHead: false, globalHead: false }
+              : settings;
           t = performance.now();
           const state = await trainFast(trainData, runSettings);
           trainSeconds = (performance.now() - t) / 1000;

@@ -200,6 +200,50 @@ describe('swan train and score on a folder data set (real backbone)', () => {
   });
 });
 
+describe('swan bench on a folder data set (real backbone)', () => {
+  const bench = async (extra: string[]) => {
+    const json = join(dir, `bench-${extra.join('-') || 'dra'}.json`);
+    const r = await run([
+      'bench',
+      '--dataset',
+      `folders:${join(dir, 'data')}`,
+      '--normal',
+      'good',
+      '--shots',
+      '2',
+      '--seeds',
+      '1',
+      '--set',
+      'steps=5',
+      '--json',
+      json,
+      ...extra,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    return JSON.parse(await readFile(json, 'utf8')) as {
+      per_head: Record<string, unknown>;
+      auc_roc: { mean: number };
+    };
+  };
+
+  it('DRA reports every head; the DevNet baseline is the seen head alone, the kNN baseline has none', async () => {
+    const dra = await bench([]);
+    expect(Object.keys(dra.per_head).sort()).toEqual([
+      'global',
+      'knn',
+      'normality',
+      'pseudo',
+      'residual',
+      'seen',
+    ]);
+    const devnet = await bench(['--baseline', 'devnet']);
+    expect(Object.keys(devnet.per_head)).toEqual(['seen']);
+    const knn = await bench(['--baseline', 'knn']);
+    expect(Object.keys(knn.per_head)).toEqual([]);
+    for (const r of [dra, devnet, knn]) expect(r.auc_roc.mean).toBeGreaterThanOrEqual(0);
+  });
+});
+
 describe('swan api: the CLI front door of the typed API', () => {
   it('runs an operation and prints its validated reply as JSON', async () => {
     const root = join(dir, 'projects');
