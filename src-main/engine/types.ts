@@ -90,14 +90,14 @@ export interface TrainSettings {
   augment?: boolean;
   /** kNN head also scores patches (nearest normal patch) and adds its map to the heatmap. */
   knnPatch?: boolean;
-  /** Weight of the kNN head's z-score in the total (default 1). */
+  /** Weight of the kNN head's z-score in the total (absent: 1; DEFAULT_SETTINGS: 3). */
   knnWeight?: number;
   /**
    * Extra head beyond the paper: a whole-image classifier of the labelled defects on pooled
    * feature statistics (heads/global-head.ts). Trained only when defects are labelled.
    */
   globalHead?: boolean;
-  /** Weight of the global head's z-score in the total (default 1). */
+  /** Weight of the global head's z-score in the total (absent: 1; DEFAULT_SETTINGS: 1.5). */
   globalWeight?: number;
   /** Seen and pseudo heads as per-patch MLPs with this many hidden units (0 or absent: the paper's 1x1 conv). */
   patchHidden?: number;

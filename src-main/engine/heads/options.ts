@@ -44,11 +44,12 @@ export function headOptions(s: TrainSettings): HeadOptions {
 export const FAST_MODE_RECOMMENDED = { steps: 60, learningRate: 3e-3 } as const;
 
 /*
- * kNN weight (settings.knnWeight, default 1), measured with the settings above and
+ * kNN weight (settings.knnWeight; the default is now 3 with the global head, see settings.ts),
+ * first measured with the settings above and
  * combine 'sum', AUC-ROC for knnWeight 1 / 2 / 3: HeadCT general 10-shot 0.921 / 0.926 / 0.929
  * (3 seeds), 1-shot 0.870 / 0.884 / 0.892 (3 seeds); ELPV general 10-shot 0.884 / 0.892 /
  * 0.893 (2 seeds); ELPV hard 10-shot 0.766 / 0.808 / 0.833 (1 seed per class). These were
- * chosen on the benchmark's own seeds (no separate validation split), so the default stays 1.
+ * chosen on the benchmark's own seeds (no separate validation split exists for these data sets).
  */
 
 /*
