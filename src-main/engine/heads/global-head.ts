@@ -102,6 +102,10 @@ export function fitGlobalHead(
   const source = all.every((f) => f.pooled) ? 'pooled' : 'level0';
   const raw = all.map((f) => inputOf(f, source));
   const dim = raw[0].length;
+  // One NaN would turn every weight into NaN; a length mismatch means mixed extractors.
+  if (raw.some((r) => r.length !== dim || !r.every(Number.isFinite))) {
+    throw new EngineError('The global head got pooled statistics of differing length or non-finite values.');
+  }
   const n = raw.length;
   const nN = normals.length;
   const target = raw.map((_, i) => (i < nN ? 0 : 1));

@@ -80,6 +80,9 @@ describe('global head', () => {
     const fit = fitGlobalHead(normals, defects);
     expect(fit.state.source).toBe('pooled');
     expect(() => globalScores(fit.state, [image(rng, 3, 0)])).toThrow(/pooled statistics/);
+    const bad = withPooled(image(rng, 3, 0));
+    bad.pooled![2] = Number.NaN;
+    expect(() => fitGlobalHead([...normals, bad], defects)).toThrow(/non-finite/);
   });
 
   it('needs a labelled defect, and thins a large normal set to a bounded solve', () => {
