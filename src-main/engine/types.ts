@@ -28,6 +28,15 @@ export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'g
 
 export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'normality'];
 
+/** Display order of the heads (app, held-out metrics): the paper's four, then the extra heads. */
+export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'global'];
+
+/** A head's place in HEAD_ORDER; a head it does not know sorts after every known one. */
+export function headRank(head: string): number {
+  const i = (HEAD_ORDER as readonly string[]).indexOf(head);
+  return i < 0 ? HEAD_ORDER.length : i;
+}
+
 export type LossKind = 'deviation' | 'bce' | 'focal';
 export type TrainMode = 'fast' | 'full';
 export type PseudoKind = 'cutpaste' | 'outlier';

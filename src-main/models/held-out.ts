@@ -8,13 +8,12 @@
  *   method: 'k-fold cross-validation', notes: string[]
  *   out_of_fold: { "<image id>": { label: 'good' | 'defect', total } }
  */
+import { headRank } from '../engine/types';
 
 export interface OutOfFoldEntry {
   label: 'good' | 'defect';
   total: number;
 }
-
-const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn', 'global'];
 
 /** ModelInfo.metrics from a manifest (null when it has no metrics). */
 export function appMetrics(manifest: unknown): Record<string, unknown> | null {
@@ -76,8 +75,6 @@ export function withoutImageScores(metrics: Record<string, unknown> | null): Rec
 const num = (m: Record<string, unknown>, k: string): number | null =>
   typeof m[k] === 'number' && Number.isFinite(m[k]) ? (m[k] as number) : null;
 
-const rank = (h: string): number => (HEAD_ORDER.includes(h) ? HEAD_ORDER.indexOf(h) : HEAD_ORDER.length);
-
 const f3 = (x: number | null): string => (x === null ? '-' : x.toFixed(3));
 
 export interface HeldOutSummary {
@@ -107,7 +104,7 @@ export function heldOutSummary(metrics: Record<string, unknown> | null | undefin
   const heads = Object.keys(metrics)
     .filter((k) => k.startsWith('auc_roc_') && num(metrics, k) !== null)
     .map((k) => k.slice('auc_roc_'.length))
-    .sort((a, b) => rank(a) - rank(b));
+    .sort((a, b) => headRank(a) - headRank(b));
   const notes = Array.isArray(metrics.notes)
     ? metrics.notes.filter((n): n is string => typeof n === 'string')
     : [];

@@ -1,5 +1,5 @@
-/** Display order, names and colours of the DRA heads (plus any extra head). */
-export const HEAD_ORDER = ['seen', 'pseudo', 'residual', 'normality', 'knn', 'global'];
+/** Names and colours of the DRA heads (plus any extra head); their order is the engine's. */
+import { headRank } from '../../src-main/engine/types';
 
 const COLORS: Record<string, string> = {
   seen: '#dc2626',
@@ -15,11 +15,7 @@ export function headColor(head: string): string {
 }
 
 export function sortHeads(heads: string[]): string[] {
-  const rank = (h: string): number => {
-    const i = HEAD_ORDER.indexOf(h);
-    return i < 0 ? HEAD_ORDER.length : i;
-  };
-  return [...heads].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return [...heads].sort((a, b) => headRank(a) - headRank(b) || a.localeCompare(b));
 }
 
 /** The normality head counts against the anomaly score (total = seen + pseudo + residual − normality). */

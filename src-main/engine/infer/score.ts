@@ -163,12 +163,12 @@ export function scoreFeatures(
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
   const knn = useKnn ? knnScores(state.knn!, feats, state.settings.topKRatio) : undefined;
   const cal = state.calibration;
-  const baseKnnWeight = opts.knnWeight ?? state.settings.knnWeight ?? 1;
-  // 'balanced': the kNN z-score is put on the scale of the DRA sum's spread on training normals.
-  const knnWeight = combine === 'balanced' ? baseKnnWeight * (cal.dra?.std ?? 1) : baseKnnWeight;
+  // 'balanced': the extra heads' z-scores are put on the scale of the DRA sum's spread on
+  // training normals.
+  const extraWeight = (base: number): number => (combine === 'balanced' ? base * (cal.dra?.std ?? 1) : base);
+  const knnWeight = extraWeight(opts.knnWeight ?? state.settings.knnWeight ?? 1);
   const global = state.global ? globalScores(state.global, feats) : undefined;
-  const baseGlobalWeight = opts.globalWeight ?? state.settings.globalWeight ?? 1;
-  const globalWeight = combine === 'balanced' ? baseGlobalWeight * (cal.dra?.std ?? 1) : baseGlobalWeight;
+  const globalWeight = extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1);
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;
