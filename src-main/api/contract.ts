@@ -180,6 +180,7 @@ export const TrainSettingsInput = z.strictObject({
     .optional(),
   pseudoPoolPerImage: z.number().int().min(0).max(64).optional(),
   knnHead: z.boolean().optional(),
+  gaussianHead: z.boolean().optional(),
   globalHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
   /**

@@ -43,6 +43,8 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   gradClip: 1.0,
   knnHead: true,
   knnWeight: 3,
+  gaussianHead: true,
+  gaussianWeight: 2,
   globalHead: true,
   globalWeight: 1.5,
   combine: 'balanced',

@@ -24,12 +24,12 @@ export interface ImageFeatures {
   pooled?: Float32Array;
 }
 
-export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'global';
+export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'gaussian' | 'global';
 
 export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'normality'];
 
 /** Display order of the heads (app, held-out metrics): the paper's four, then the extra heads. */
-export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'global'];
+export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'gaussian', 'global'];
 
 /** A head's place in HEAD_ORDER; a head it does not know sorts after every known one. */
 export function headRank(head: string): number {
@@ -101,6 +101,13 @@ export interface TrainSettings {
   knnPatch?: boolean;
   /** Weight of the kNN head's z-score in the total (absent: 1; DEFAULT_SETTINGS: 3). */
   knnWeight?: number;
+  /**
+   * Extra head beyond the paper: Mahalanobis distance of the image to the training normals'
+   * Gaussian (infer/gaussian.ts). Fitted only with at least as many normals as channels.
+   */
+  gaussianHead?: boolean;
+  /** Weight of the Gaussian head's z-score in the total (absent: 1). */
+  gaussianWeight?: number;
   /**
    * Extra head beyond the paper: a whole-image classifier of the labelled defects on pooled
    * feature statistics (heads/global-head.ts). Trained only when defects are labelled.

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ReportCounts } from '../api/contract';
+import { headRank } from '../engine/types';
 
 export const PAGE_SIZE = 500;
 
@@ -128,7 +129,7 @@ export function batchScores(q: BatchQuery): { total: number; label: 'good' | 'de
     .all(params(q)) as { total: number; label: 'good' | 'defect' | null }[];
 }
 
-/** Head names in a stable order: the DRA heads first, then any extra head. */
+/** Head names in the engine's display order (HEAD_ORDER), so the report's columns match the app's and the CLI's. */
 export function headNames(q: BatchQuery): string[] {
   if (q.modelId === null) return [];
   const seen = new Set<string>();
@@ -136,8 +137,7 @@ export function headNames(q: BatchQuery): string[] {
   for (const raw of stmt.pluck().all(q.modelId) as string[]) {
     for (const k of Object.keys(JSON.parse(raw) as object)) seen.add(k);
   }
-  const order = ['seen', 'pseudo', 'residual', 'normality'];
-  return [...order.filter((h) => seen.has(h)), ...[...seen].filter((h) => !order.includes(h)).sort()];
+  return [...seen].sort((a, b) => headRank(a) - headRank(b) || a.localeCompare(b));
 }
 
 export interface Histogram {

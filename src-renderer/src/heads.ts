@@ -7,6 +7,7 @@ const COLORS: Record<string, string> = {
   residual: '#7c3aed',
   normality: '#059669',
   knn: '#0284c7',
+  gaussian: '#0d9488',
   global: '#ca8a04',
 };
 
@@ -37,6 +38,7 @@ const NAMES: Record<string, string> = {
   residual: 'Residual',
   normality: '− Normality',
   knn: 'kNN',
+  gaussian: 'Gaussian',
   global: 'Global',
 };
 

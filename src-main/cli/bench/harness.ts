@@ -122,7 +122,7 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
         } else {
           const runSettings: TrainSettings =
             opts.baseline === 'devnet'
-              ? { ...settings, heads: ['seen'], knnHead: false, globalHead: false }
+              ? { ...settings, heads: ['seen'], knnHead: false, gaussianHead: false, globalHead: false }
               : settings;
           t = performance.now();
           const state = await trainFast(trainData, runSettings);

@@ -33,6 +33,8 @@ const OPTIONAL_SETTING_KEYS = [
   'augment',
   'knnPatch',
   'knnWeight',
+  'gaussianHead',
+  'gaussianWeight',
   'globalHead',
   'globalWeight',
   'matchedNormals',

@@ -58,6 +58,18 @@ export interface KnnState {
   patch?: { patchesPerImage: number; h: number; w: number; bank: Float32Array };
 }
 
+export interface GaussianState {
+  /** Channels of the image vector (the kNN head's: L2-normalised pool of level 0). */
+  dim: number;
+  /** Training normals it was fitted on. */
+  count: number;
+  /** lambda = shrink * trace(C) / dim was added to the covariance's diagonal. */
+  shrink: number;
+  mean: Float32Array;
+  /** L^-1 for the shrunk covariance L L^T, row-major [dim, dim] (lower triangular). */
+  whiten: Float32Array;
+}
+
 export interface DraState {
   formatVersion: 1;
   settings: TrainSettings;
@@ -71,6 +83,8 @@ export interface DraState {
   /** Leave-one-out statistics for 'knn' (and 'knnPatch'), training-normal statistics for the DRA heads. */
   calibration: Calibration;
   knn?: KnnState;
+  /** The Gaussian head (settings.gaussianHead and enough normals, infer/gaussian.ts). */
+  gaussian?: GaussianState;
   /** The global head (settings.globalHead and at least one labelled defect). */
   global?: GlobalHeadState;
   /** Full mode only: fine-tuned backbone weights in the order of model.getWeights(). */

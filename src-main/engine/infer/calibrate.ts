@@ -14,10 +14,12 @@ import { buildKnn, knnLeaveOneOut, stats } from './knn';
 import { scoreRaw } from './score';
 import { activeHeads } from '../heads/active';
 import { fitGlobalHead } from '../heads/global-head';
+import { fitGaussianHead, gaussianApplies } from './gaussian';
 
 /**
  * `anomalies` (the labelled defects' features) feed the global head; without them, or with
- * settings.globalHead off, the state has none. Its calibration is leave-one-out, like kNN's.
+ * settings.globalHead off, the state has none. The Gaussian head needs no defect but enough
+ * normals (gaussianApplies). Both calibrate on leave-one-out scores, like kNN.
  */
 export function finishState(
   state: DraState,
@@ -38,11 +40,18 @@ export function finishState(
     calibration.knn = stats(loo.image);
     if (loo.patch) calibration.knnPatch = stats(loo.patch.score);
   }
+  let gaussian = state.gaussian;
+  const dim = normals[0]?.levels[0]?.c ?? 0;
+  if (state.settings.gaussianHead && gaussianApplies(normals.length, dim)) {
+    const fit = fitGaussianHead(normals);
+    gaussian = fit.state;
+    calibration.gaussian = fit.calibration;
+  }
   let global = state.global;
   if (state.settings.globalHead && anomalies.length > 0 && normals.length >= 2) {
     const fit = fitGlobalHead(normals, anomalies);
     global = fit.state;
     calibration.global = fit.calibration;
   }
-  return { ...state, knn, global, calibration };
+  return { ...state, knn, gaussian, global, calibration };
 }

@@ -8,11 +8,13 @@
  *  - 'calibrated': every head is first standardised by its mean/std on training normals
  *    (z = (s - mean) / std), then total = z_seen + z_pseudo + z_residual - z_normality (+ z_knn),
  *    so heads of very different raw scales weigh alike (kNN again times knnWeight).
- *  - 'balanced' (default): the paper's raw sum, plus the kNN and global z-scores each scaled
- *    by the spread of that sum on training normals (times knnWeight / globalWeight), so the
- *    extra heads weigh like the DRA part whatever its raw scale.
- * The global head (whole-image classifier, heads/global-head.ts) adds its z-score (leave-one-
- * out calibration) times globalWeight under every rule; it has no patch map.
+ *  - 'balanced' (default): the paper's raw sum, plus the kNN, Gaussian and global z-scores
+ *    each scaled by the spread of that sum on training normals (times knnWeight /
+ *    gaussianWeight / globalWeight), so the extra heads weigh like the DRA part whatever its
+ *    raw scale.
+ * The Gaussian head (distance to the normals' distribution, infer/gaussian.ts) and the global
+ * head (whole-image classifier, heads/global-head.ts) add their z-scores (leave-one-out
+ * calibration) times their weights under every rule; neither has a patch map.
  * perHead holds the values that add up to total (normality with a plus sign: it is
  * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
  * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
@@ -28,6 +30,7 @@ import { topKCount, topKMean } from '../heads/topk';
 import { knnScores } from './knn';
 import { activeHeads } from '../heads/active';
 import { globalScores } from '../heads/global-head';
+import { gaussianScores } from './gaussian';
 
 export interface RawScores {
   seen: Float32Array;
@@ -44,6 +47,8 @@ export interface ScoreOptions {
   knn?: boolean;
   /** Weight of the kNN z-score in the total (default settings.knnWeight, else 1). */
   knnWeight?: number;
+  /** Weight of the Gaussian head's z-score in the total (default settings.gaussianWeight, else 1). */
+  gaussianWeight?: number;
   /** Weight of the global head's z-score in the total (default settings.globalWeight, else 1). */
   globalWeight?: number;
   /** Images per forward pass. */
@@ -167,6 +172,8 @@ export function scoreFeatures(
   // training normals.
   const extraWeight = (base: number): number => (combine === 'balanced' ? base * (cal.dra?.std ?? 1) : base);
   const knnWeight = extraWeight(opts.knnWeight ?? state.settings.knnWeight ?? 1);
+  const gaussian = state.gaussian ? gaussianScores(state.gaussian, feats) : undefined;
+  const gaussianWeight = extraWeight(opts.gaussianWeight ?? state.settings.gaussianWeight ?? 1);
   const global = state.global ? globalScores(state.global, feats) : undefined;
   const globalWeight = extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1);
   const active = activeHeads(state.settings, state.hasSeen);
@@ -201,12 +208,17 @@ export function scoreFeatures(
         perHead.knn = knnWeight * zi;
       }
     }
+    if (gaussian) {
+      rawHeads.gaussian = gaussian[i];
+      perHead.gaussian = gaussianWeight * z(gaussian[i], cal.gaussian);
+    }
     if (global) {
       rawHeads.global = global[i];
       perHead.global = globalWeight * z(global[i], cal.global);
     }
     const total =
       (perHead.global ?? 0) +
+      (perHead.gaussian ?? 0) +
       (perHead.seen ?? 0) +
       (perHead.pseudo ?? 0) +
       (perHead.residual ?? 0) -

@@ -44,12 +44,16 @@ describe('scoreFeatures', () => {
     );
   });
 
-  it("'sum' adds raw DRA heads and the kNN and global z-scores; perHead adds up to total", () => {
+  it("'sum' adds raw DRA heads and the kNN, Gaussian and global z-scores; perHead adds up to total", () => {
     const s = scoreFeatures(state, test, { combine: 'sum' });
     for (const x of s) {
       const p = x.perHead;
       expect(p.global).toBeDefined();
-      expect(x.total).toBeCloseTo(p.seen! + p.pseudo! + p.residual! - p.normality! + p.knn! + p.global!, 5);
+      expect(p.gaussian).toBeDefined();
+      expect(x.total).toBeCloseTo(
+        p.seen! + p.pseudo! + p.residual! - p.normality! + p.knn! + p.gaussian! + p.global!,
+        5,
+      );
       expect(p.seen).toBe(x.raw!.seen);
       expect(p.normality).toBe(x.raw!.normality);
       expect(x.heatmap.h).toBe(5);

@@ -11,6 +11,7 @@ import { normalFeatures, withDefect, type SyntheticSpec } from '../../../src-mai
 import { resolveSettings } from '../../../src-main/engine/settings';
 import type { ImageFeatures, TrainProgress, TrainSettings } from '../../../src-main/engine/types';
 import { Rng } from '../../../src-main/engine/util/rng';
+import type { DraState } from '../../../src-main/engine/heads/state';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -44,6 +45,7 @@ const settings = (over: Partial<TrainSettings> = {}): TrainSettings =>
     residualWidth: 8,
     normalityWidth: 16,
     knnHead: false,
+    gaussianHead: false,
     ...over,
   });
 
@@ -243,40 +245,60 @@ describe('bad input', () => {
   });
 });
 
+/**
+ * The extra head separates the test defects from the test normals, and adds its weight times
+ * its z-score to the total (weight 0: nothing; weight 2: twice weight 1's part).
+ */
+function expectWeightedHead(
+  state: DraState,
+  head: 'global' | 'gaussian',
+  normals: ImageFeatures[],
+  defects: ImageFeatures[],
+  minAuc: number,
+) {
+  const weighted = (feats: ImageFeatures[], w: number) =>
+    scoreFeatures(state, feats, head === 'global' ? { globalWeight: w } : { gaussianWeight: w });
+  const sn = weighted(normals, 1);
+  const sa = weighted(defects, 1);
+  expect(
+    auc(
+      sa.map((s) => s.perHead[head]!),
+      sn.map((s) => s.perHead[head]!),
+    ),
+  ).toBeGreaterThan(minAuc);
+  const without = weighted(defects, 0);
+  const doubled = weighted(defects, 2);
+  sa.forEach((s, i) => {
+    expect(s.total - without[i].total).toBeCloseTo(s.perHead[head]!, 5);
+    expect(doubled[i].total - without[i].total).toBeCloseTo(2 * s.perHead[head]!, 5);
+  });
+}
+
+/** Saves and loads the state: the extra head's part comes back equal and scores the same. */
+async function expectSavedAndLoaded(state: DraState, head: 'global' | 'gaussian', test: ImageFeatures[]) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `swan-${head}-`));
+  try {
+    const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
+    await saveModel(dir, { state, backbone, trainingImageIds: ['a'] });
+    const loaded = await loadModel(dir);
+    releaseScoringTensors();
+    expect(loaded.state[head]).toEqual(state[head]);
+    expect(scoreFeatures(loaded.state, test).map((s) => s.total)).toEqual(
+      scoreFeatures(state, test).map((s) => s.total),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe('global head (settings.globalHead)', () => {
   it('trains on the labelled defects, adds globalWeight times its z-score to the total, and survives save/load', async () => {
     const { data, testNormals, testSeen } = makeData(4, 4);
     const state = await trainFast(data, settings({ globalHead: true }));
     expect(state.global?.source).toBe('level0'); // synthetic features carry no pooled vector
     expect(state.calibration.global?.std).toBeGreaterThan(0);
-    const sn = scoreFeatures(state, testNormals, { globalWeight: 1 });
-    const sa = scoreFeatures(state, testSeen, { globalWeight: 1 });
-    expect(
-      auc(
-        sa.map((s) => s.perHead.global!),
-        sn.map((s) => s.perHead.global!),
-      ),
-    ).toBeGreaterThan(0.9);
-    const without = scoreFeatures(state, testSeen, { globalWeight: 0 });
-    const doubled = scoreFeatures(state, testSeen, { globalWeight: 2 });
-    sa.forEach((s, i) => {
-      expect(s.total - without[i].total).toBeCloseTo(s.perHead.global!, 5);
-      expect(doubled[i].total - without[i].total).toBeCloseTo(2 * s.perHead.global!, 5);
-    });
-
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'swan-global-'));
-    try {
-      const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
-      await saveModel(dir, { state, backbone, trainingImageIds: ['a'] });
-      const loaded = await loadModel(dir);
-      releaseScoringTensors();
-      expect(loaded.state.global).toEqual(state.global);
-      expect(scoreFeatures(loaded.state, testSeen).map((s) => s.total)).toEqual(
-        scoreFeatures(state, testSeen).map((s) => s.total),
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    expectWeightedHead(state, 'global', testNormals, testSeen, 0.9);
+    await expectSavedAndLoaded(state, 'global', testSeen);
   });
 
   it('is not trained without a labelled defect, nor when switched off', async () => {
@@ -285,5 +307,32 @@ describe('global head (settings.globalHead)', () => {
     const off = await trainFast(makeData(2, 3).data, settings({ globalHead: false, steps: 5 }));
     expect(off.global).toBeUndefined();
     expect(scoreFeatures(off, makeData(2, 3).testSeen)[0].perHead.global).toBeUndefined();
+  });
+});
+
+describe('Gaussian head (settings.gaussianHead)', () => {
+  it('is fitted on the training normals, adds gaussianWeight times its z-score to the total, and survives save/load', async () => {
+    // 24 normals, 12 channels: enough normals per channel for the head.
+    const { data, testNormals, testSeen } = makeData(6, 3);
+    const state = await trainFast(data, settings({ gaussianHead: true, globalHead: false }));
+    expect(state.gaussian?.dim).toBe(12);
+    expect(state.gaussian?.count).toBe(24);
+    expect(state.calibration.gaussian?.std).toBeGreaterThan(0);
+    expectWeightedHead(state, 'gaussian', testNormals, testSeen, 0.8);
+    expect(scoreFeatures(state, testSeen).every((s) => s.raw!.gaussian! > 0)).toBe(true);
+
+    await expectSavedAndLoaded(state, 'gaussian', testSeen);
+  });
+
+  it('is not fitted with fewer normals than channels, nor when switched off', async () => {
+    const few = makeData(2, 3).data;
+    const small = await trainFast(
+      { ...few, normals: few.normals.slice(0, 11), pseudo: few.pseudo.slice(0, 11) },
+      settings({ gaussianHead: true, steps: 5 }),
+    );
+    expect(small.gaussian).toBeUndefined();
+    const off = await trainFast(few, settings({ gaussianHead: false, steps: 5 }));
+    expect(off.gaussian).toBeUndefined();
+    expect(scoreFeatures(off, makeData(2, 3).testSeen)[0].perHead.gaussian).toBeUndefined();
   });
 });

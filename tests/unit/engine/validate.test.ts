@@ -121,6 +121,8 @@ describe('crossValidate', () => {
       const knn = f.state.knn!;
       const bank = bankKeys(knn.bank, knn.dim, knn.count);
       expect(knn.count).toBe(f.trainNormalIds.length);
+      // So is the Gaussian head's: fitted on the fold's training normals alone.
+      expect(f.state.gaussian?.count).toBe(f.trainNormalIds.length);
       for (const n of normals) expect(bank.has(key(n.features))).toBe(f.trainNormalIds.includes(n.id));
       // The reference map is the mean of the training normals only.
       const expected = new Float32Array(f.state.reference[0].data.length);
@@ -132,6 +134,7 @@ describe('crossValidate', () => {
     expect(v.aucRoc!).toBeGreaterThanOrEqual(0);
     expect(v.aucRoc!).toBeLessThanOrEqual(1);
     expect(Object.keys(v.perHeadAucRoc).sort()).toEqual([
+      'gaussian',
       'global',
       'knn',
       'normality',

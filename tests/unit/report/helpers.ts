@@ -102,10 +102,14 @@ export async function buildProject(
       rows.push({
         imageId: ids[k],
         total: img.total,
+        // Keys out of display order on purpose: the report must sort them (HEAD_ORDER).
         perHead: img.perHead ?? {
+          global: img.total * 0.05,
+          knn: img.total * 0.1,
+          gaussian: img.total * 0.05,
           seen: img.total * 0.5,
           pseudo: img.total * 0.3,
-          residual: img.total * 0.4,
+          residual: img.total * 0.2,
           normality: img.total * 0.2,
         },
         heatmap: heatmap(Math.max(0.05, img.total)),
