@@ -34,6 +34,8 @@ export interface CacheConfig {
   featureLayer: string;
   /** BackboneSpec.pooledLayer, null when the extractor pools nothing. */
   pooledLayer: string | null;
+  /** What the pooled vector holds (features/luma-histogram.ts POOLED_CONTENT), null with no pooled layer. */
+  pooledContent: string | null;
   inputSize: number;
   levels: number;
 }

@@ -11,6 +11,7 @@ import { initBackend, type BackendInfo, type BackendPreference } from '../backen
 import { loadBackbone, type Backbone } from '../backbone';
 import type { BackboneSpec, FeatureMap } from '../types';
 import type { WorkItem, WorkResult } from './types';
+import { LUMA_BINS, lumaHistogram } from './luma-histogram';
 
 /** Side of pyramid level `level`: the input size halved `level` times. */
 export function levelSize(inputSize: number, level: number): number {
@@ -126,7 +127,14 @@ export class FeatureComputer {
     const dim = pool.shape[1];
     const flat = pool.dataSync() as Float32Array;
     pool.dispose();
-    return { maps, pooled: imgs.map((_, k) => flat.slice(k * dim, (k + 1) * dim)) };
+    // The layer statistics, then the input's luminance histogram (POOLED_CONTENT).
+    const pooled = imgs.map((img, k) => {
+      const v = new Float32Array(dim + LUMA_BINS);
+      v.set(flat.subarray(k * dim, (k + 1) * dim));
+      v.set(lumaHistogram(img), dim);
+      return v;
+    });
+    return { maps, pooled };
   }
 
   dispose(): void {

@@ -10,6 +10,7 @@ import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
 import { describeError, FeatureComputer, levelSize } from './compute';
 import { WorkerPool } from './pool';
+import { POOLED_CONTENT } from './luma-histogram';
 import type {
   FeatureExtractor,
   FeatureExtractorOptions,
@@ -66,6 +67,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     weights: await weightsIdentity(spec.modelDir),
     featureLayer: spec.featureLayer,
     pooledLayer: spec.pooledLayer ?? null,
+    pooledContent: spec.pooledLayer ? POOLED_CONTENT : null,
     inputSize: spec.inputSize,
     levels,
   });

@@ -227,8 +227,9 @@ export function weightedRidge(
 export function globalScores(state: GlobalHeadState, feats: readonly ImageFeatures[]): Float32Array {
   const out = new Float32Array(feats.length);
   feats.forEach((f, i) => {
+    // A model from before the histogram was appended reads the layer statistics, the prefix.
     const v = inputOf(f, state.source);
-    if (v.length !== state.dim) {
+    if (v.length < state.dim || (state.source === 'level0' && v.length !== state.dim)) {
       throw new EngineError(`Global head expects ${state.dim} pooled values, the features give ${v.length}.`);
     }
     let s = state.b;

@@ -12,6 +12,7 @@ import {
   type FeatureResult,
 } from '../../../src-main/engine/features';
 import type { ImageFeatures } from '../../../src-main/engine/types';
+import { LUMA_BINS, lumaHistogram } from '../../../src-main/engine/features/luma-histogram';
 
 const spec = defaultBackboneSpec(224);
 const haveWeights = existsSync(path.join(spec.modelDir, 'model.json'));
@@ -99,9 +100,11 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
     ]);
     expect(f.levels[0]!.data.length).toBe(7 * 7 * 768);
     expect(f.levels[0]!.data.some((v) => v > 0)).toBe(true);
-    // conv_pw_11's per-channel mean and standard deviation: 2 x 384 values, none negative.
-    expect(f.pooled?.length).toBe(768);
+    // conv_pw_11's per-channel mean and standard deviation (2 x 384 values), then the input's
+    // luminance histogram (square roots of shares: their squares add up to 1); none negative.
+    expect(f.pooled?.length).toBe(768 + LUMA_BINS);
     expect(f.pooled!.every((v) => v >= 0) && f.pooled!.some((v) => v > 0)).toBe(true);
+    expect(f.pooled!.subarray(768).reduce((s, v) => s + v * v, 0)).toBeCloseTo(1, 5);
     if (!r!.ok) throw new Error();
     expect(r!.hash).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -209,5 +212,30 @@ describe.skipIf(!haveWeights)('feature extraction (MobileNet, wasm)', () => {
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe('luminance histogram (appended to the pooled statistics)', () => {
+  it('gives the square roots of the pixel shares per Rec. 601 luma bin', () => {
+    // Black, white, two mid greys and pure red (luma 76.2: bin 19 of 64).
+    const img: RgbImage = {
+      width: 5,
+      height: 1,
+      data: Uint8Array.from([0, 0, 0, 255, 255, 255, 128, 128, 128, 128, 128, 128, 255, 0, 0]),
+    };
+    const h = lumaHistogram(img);
+    expect(h).toHaveLength(LUMA_BINS);
+    const expected = new Map([
+      [0, Math.sqrt(0.2)],
+      [19, Math.sqrt(0.2)],
+      [32, Math.sqrt(0.4)],
+      [63, Math.sqrt(0.2)],
+    ]);
+    h.forEach((v, k) => expect(v).toBeCloseTo(expected.get(k) ?? 0, 6));
+    // Two bins: black and red below mid-grey; the greys (exactly 128) and white above.
+    expect(Array.from(lumaHistogram(img, 2))).toEqual([
+      Math.fround(Math.sqrt(0.4)),
+      Math.fround(Math.sqrt(0.6)),
+    ]);
   });
 });
