@@ -113,7 +113,10 @@ export interface TrainSettings {
    * feature statistics (heads/global-head.ts). Trained only when defects are labelled.
    */
   globalHead?: boolean;
-  /** Weight of the global head's z-score in the total (absent: 1; DEFAULT_SETTINGS: 1.5). */
+  /**
+   * Weight of the global head's z-score in the total, per square root of the labelled defects
+   * it learnt from (at most 10 count, heads/global-head.ts globalEvidence). Absent: 1.
+   */
   globalWeight?: number;
   /** Seen and pseudo heads as per-patch MLPs with this many hidden units (0 or absent: the paper's 1x1 conv). */
   patchHidden?: number;

@@ -5,12 +5,13 @@
  * Why: DRA's heads score the K most anomalous patches. A defect that shifts the statistics of
  * the whole image (a hemorrhage's density across a CT slice) moves every patch a little and
  * none much; a linear read-out of the image's pooled statistics sees it. Measured with npm run
- * bench, 3 seeds, AUC-ROC of this head alone: HeadCT general 10-shot 0.965, ELPV general
- * 10-shot 0.836, ELPV hard 10-shot 0.768 (DRA's seen head: 0.849, 0.798, 0.612).
+ * bench, 3 seeds, AUC-ROC of this head alone: HeadCT general 10-shot 0.974, ELPV general
+ * 10-shot 0.833, ELPV hard 10-shot 0.765 (DRA's seen head: 0.849, 0.798, 0.612).
  *
- * Input: per channel mean and standard deviation of an earlier backbone layer (the extractor's
- * ImageFeatures.pooled, conv_pw_11 by default), else of the level-0 feature map (2c values),
- * standardised with the training images' statistics. Model: class-balanced ridge regression to
+ * Input: the extractor's ImageFeatures.pooled (per channel mean and standard deviation of
+ * conv_pw_11 by default, then the input's luminance histogram, features/luma-histogram.ts),
+ * else the mean and standard deviation of the level-0 feature map (2c values); standardised
+ * with the training images' statistics. Model: class-balanced ridge regression to
  * targets 1 (defect) / 0 (normal), solved in closed form in the dual (an n x n system, n the
  * training images), so training is deterministic and quick. Its exact leave-one-out predictions
  * give the calibration on normals (what an unseen normal scores) without refitting.
@@ -34,6 +35,8 @@ export interface GlobalHeadState {
   scale: Float32Array;
   w: Float32Array;
   b: number;
+  /** Labelled defects it was fitted on (absent in models from before: weight factor 1). */
+  defects?: number;
 }
 
 /**
@@ -49,6 +52,22 @@ export const GLOBAL_RIDGE = 0.1;
  * this 2-core machine). Larger sets are thinned evenly (deterministic, seed-free).
  */
 export const GLOBAL_MAX_NORMALS = 1024;
+
+/** Labelled defects beyond which the global head's weight stops growing. */
+export const GLOBAL_EVIDENCE_CAP = 10;
+
+/**
+ * Factor on the head's weight in the total: the square root of the labelled defects it was
+ * fitted on, at most GLOBAL_EVIDENCE_CAP. Why: the noise in a direction estimated from n
+ * examples shrinks like 1 / sqrt(n), so one defect gives a guess and ten a classifier; past the
+ * cap the factor stays, so that the unsupervised heads keep their say for defect kinds nobody
+ * labelled.
+ */
+export function globalEvidence(state: Pick<GlobalHeadState, 'defects'>): number {
+  return state.defects === undefined
+    ? 1
+    : Math.sqrt(Math.min(Math.max(state.defects, 1), GLOBAL_EVIDENCE_CAP));
+}
 
 /** Per channel mean, then per channel standard deviation, of one map. */
 export function pooledStats(m: FeatureMap): Float32Array {
@@ -127,7 +146,7 @@ export function fitGlobalHead(
   const m = loo.reduce((a, v) => a + v, 0) / nN;
   const sd = Math.sqrt(loo.reduce((a, v) => a + (v - m) ** 2, 0) / nN);
   return {
-    state: { source, dim, mean, scale, w: fit.w, b: fit.b },
+    state: { source, dim, mean, scale, w: fit.w, b: fit.b, defects: anomalies.length },
     calibration: { mean: m, std: sd > 1e-12 ? sd : 1 },
   };
 }

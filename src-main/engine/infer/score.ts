@@ -14,7 +14,8 @@
  *    raw scale.
  * The Gaussian head (distance to the normals' distribution, infer/gaussian.ts) and the global
  * head (whole-image classifier, heads/global-head.ts) add their z-scores (leave-one-out
- * calibration) times their weights under every rule; neither has a patch map.
+ * calibration) times their weights under every rule; the global head's weight also grows with
+ * the square root of the defects it learnt from (globalEvidence). Neither has a patch map.
  * perHead holds the values that add up to total (normality with a plus sign: it is
  * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
  * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
@@ -29,7 +30,7 @@ import type { DraState, HeadStats } from '../heads/state';
 import { topKCount, topKMean } from '../heads/topk';
 import { knnScores } from './knn';
 import { activeHeads } from '../heads/active';
-import { globalScores } from '../heads/global-head';
+import { globalEvidence, globalScores } from '../heads/global-head';
 import { gaussianScores } from './gaussian';
 
 export interface RawScores {
@@ -175,7 +176,9 @@ export function scoreFeatures(
   const gaussian = state.gaussian ? gaussianScores(state.gaussian, feats) : undefined;
   const gaussianWeight = extraWeight(opts.gaussianWeight ?? state.settings.gaussianWeight ?? 1);
   const global = state.global ? globalScores(state.global, feats) : undefined;
-  const globalWeight = extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1);
+  const globalWeight =
+    extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1) *
+    (state.global ? globalEvidence(state.global) : 1);
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   fitGlobalHead,
+  globalEvidence,
   globalScores,
   GLOBAL_MAX_NORMALS,
   pooledStats,
@@ -83,6 +84,32 @@ describe('global head', () => {
     const bad = withPooled(image(rng, 3, 0));
     bad.pooled![2] = Number.NaN;
     expect(() => fitGlobalHead([...normals, bad], defects)).toThrow(/non-finite/);
+  });
+
+  it('a head fitted before the histogram was appended reads the layer-statistics prefix; a short vector is refused', () => {
+    const rng = new Rng(2);
+    const withPooled = (f: ImageFeatures): ImageFeatures => ({ ...f, pooled: pooledStats(f.levels[0]) });
+    const fit = fitGlobalHead(
+      Array.from({ length: 6 }, () => withPooled(image(rng, 3, 0))),
+      [withPooled(image(rng, 3, 1))],
+    );
+    const test = Array.from({ length: 4 }, () => withPooled(image(rng, 3, 0.5)));
+    // Today's extractor appends more values (the luminance histogram) after the 2c statistics.
+    const longer = test.map((f) => ({ ...f, pooled: Float32Array.from([...f.pooled!, 0.5, 0.25]) }));
+    expect(Array.from(globalScores(fit.state, longer))).toEqual(Array.from(globalScores(fit.state, test)));
+    const shorter = test.map((f) => ({ ...f, pooled: f.pooled!.slice(0, 5) }));
+    expect(() => globalScores(fit.state, shorter)).toThrow(/expects 6 pooled values, the features give 5/);
+  });
+
+  it('weighs in with the square root of the labelled defects, up to ten; models from before get 1', () => {
+    expect([1, 4, 9, 10, 40].map((defects) => globalEvidence({ defects }))).toEqual([
+      1,
+      2,
+      3,
+      Math.sqrt(10),
+      Math.sqrt(10),
+    ]);
+    expect(globalEvidence({})).toBe(1);
   });
 
   it('needs a labelled defect, and thins a large normal set to a bounded solve', () => {

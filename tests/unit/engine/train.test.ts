@@ -298,6 +298,13 @@ describe('global head (settings.globalHead)', () => {
     expect(state.global?.source).toBe('level0'); // synthetic features carry no pooled vector
     expect(state.calibration.global?.std).toBeGreaterThan(0);
     expectWeightedHead(state, 'global', testNormals, testSeen, 0.9);
+    // Four labelled defects: the weight is twice globalWeight (sqrt 4), on the DRA sum's scale.
+    expect(state.global?.defects).toBe(4);
+    const cal = state.calibration;
+    for (const s of scoreFeatures(state, testSeen, { globalWeight: 1 })) {
+      const z = (s.raw!.global! - cal.global!.mean) / cal.global!.std;
+      expect(s.perHead.global).toBeCloseTo(2 * cal.dra!.std * z, 5);
+    }
     await expectSavedAndLoaded(state, 'global', testSeen);
   });
 
