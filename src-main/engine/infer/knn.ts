@@ -62,10 +62,20 @@ function sqDist(a: Float32Array, bank: Float32Array, j: number, dim: number): nu
   return s;
 }
 
-/** Index of the bank entry equal to q (the query is a training normal), or -1. */
-function selfIndex(knn: KnnState, q: Float32Array): number {
-  for (let j = 0; j < knn.count; j++) if (sqDist(q, knn.bank, j, knn.dim) < SELF_MATCH_SQ) return j;
-  return -1;
+/**
+ * One pass over the bank: the first entry equal to q (the query is a training normal; -1 if
+ * none) and the distance to the nearest entry other than that one. Each distance is computed
+ * once, exactly as two separate passes would.
+ */
+function selfAndNearest(knn: KnnState, q: Float32Array): { self: number; distance: number } {
+  let self = -1;
+  let best = Infinity;
+  for (let j = 0; j < knn.count; j++) {
+    const d = sqDist(q, knn.bank, j, knn.dim);
+    if (self < 0 && d < SELF_MATCH_SQ) self = j;
+    else if (d < best) best = d;
+  }
+  return { self, distance: Number.isFinite(best) ? Math.sqrt(best) : 0 };
 }
 
 function nearestExcluding(knn: KnnState, q: Float32Array, exclude: number): number {
@@ -139,9 +149,9 @@ export function knnScores(knn: KnnState, feats: readonly ImageFeatures[], topKRa
   const exclude: number[] = [];
   feats.forEach((f, i) => {
     const q = pooledVector(f.levels[0]);
-    const self = selfIndex(knn, q);
+    const { self, distance } = selfAndNearest(knn, q);
     exclude.push(self);
-    image[i] = nearestExcluding(knn, q, self);
+    image[i] = distance;
   });
   const out: KnnScores = { image };
   if (knn.patch)
