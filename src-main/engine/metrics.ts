@@ -3,7 +3,7 @@
  * with the same definitions as scikit-learn so numbers compare with published ones.
  * Label 1 is the positive (anomalous) class; a higher score means more anomalous.
  */
-import { EngineError } from './types';
+import { EngineError, headSign } from './types';
 
 export interface RocPoint {
   fpr: number;
@@ -124,10 +124,7 @@ export function meanStd(values: number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(variance) };
 }
 
-/**
- * A head's score as an anomaly score: the holistic normality head scores how normal an image
- * is, so its anomaly score is the negation; every other head's score is one already.
- */
+/** A head's score as an anomaly score (the normality head's negated, see headSign). */
 export function headAnomalyScore(head: string, value: number): number {
-  return head === 'normality' ? -value : value;
+  return headSign(head) * value;
 }

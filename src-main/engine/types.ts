@@ -32,9 +32,22 @@ export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'no
 export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'gaussian', 'global'];
 
 /** A head's place in HEAD_ORDER; a head it does not know sorts after every known one. */
-export function headRank(head: string): number {
+function headRank(head: string): number {
   const i = (HEAD_ORDER as readonly string[]).indexOf(head);
   return i < 0 ? HEAD_ORDER.length : i;
+}
+
+/** Sort comparator of head names: HEAD_ORDER, then unknown heads alphabetically. */
+export function compareHeads(a: string, b: string): number {
+  return headRank(a) - headRank(b) || a.localeCompare(b);
+}
+
+/**
+ * How a head's score counts towards the anomaly total: the holistic normality head scores how
+ * normal an image is, so it is subtracted; every other head adds.
+ */
+export function headSign(head: string): 1 | -1 {
+  return head === 'normality' ? -1 : 1;
 }
 
 export type LossKind = 'deviation' | 'bce' | 'focal';

@@ -8,7 +8,7 @@
  *   method: 'k-fold cross-validation', notes: string[]
  *   out_of_fold: { "<image id>": { label: 'good' | 'defect', total } }
  */
-import { headRank } from '../engine/types';
+import { compareHeads } from '../engine/types';
 
 export interface OutOfFoldEntry {
   label: 'good' | 'defect';
@@ -104,7 +104,7 @@ export function heldOutSummary(metrics: Record<string, unknown> | null | undefin
   const heads = Object.keys(metrics)
     .filter((k) => k.startsWith('auc_roc_') && num(metrics, k) !== null)
     .map((k) => k.slice('auc_roc_'.length))
-    .sort((a, b) => headRank(a) - headRank(b));
+    .sort(compareHeads);
   const notes = Array.isArray(metrics.notes)
     ? metrics.notes.filter((n): n is string => typeof n === 'string')
     : [];

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { ReportCounts } from '../api/contract';
-import { headRank } from '../engine/types';
+import { compareHeads } from '../engine/types';
 
 export const PAGE_SIZE = 500;
 
@@ -137,7 +137,7 @@ export function headNames(q: BatchQuery): string[] {
   for (const raw of stmt.pluck().all(q.modelId) as string[]) {
     for (const k of Object.keys(JSON.parse(raw) as object)) seen.add(k);
   }
-  return [...seen].sort((a, b) => headRank(a) - headRank(b) || a.localeCompare(b));
+  return [...seen].sort(compareHeads);
 }
 
 export interface Histogram {

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import PDFDocument from 'pdfkit';
 import type { ModelInfo, ReportCounts, ThresholdRates } from '../api/contract';
 import { pct } from '../api/threshold';
+import { headSign } from '../engine/types';
 import { heldOutSummary } from '../models/held-out';
 import { flaggedIds, rowsById, type BatchQuery, type Histogram, type ReportRow } from './data';
 
@@ -105,7 +106,7 @@ export function modelMetricRows(metrics: Record<string, unknown> | null): [strin
 
 /** What each head adds to the total: the normality head is subtracted. */
 export function contributions(perHead: Record<string, number>): [string, number][] {
-  return Object.entries(perHead).map(([h, v]) => (h === 'normality' ? ['minus normality', -v] : [h, v]));
+  return Object.entries(perHead).map(([h, v]) => [headSign(h) < 0 ? `minus ${h}` : h, headSign(h) * v]);
 }
 
 function drawHistogram(

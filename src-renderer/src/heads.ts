@@ -1,5 +1,5 @@
 /** Names and colours of the DRA heads (plus any extra head); their order is the engine's. */
-import { headRank } from '../../src-main/engine/types';
+import { compareHeads } from '../../src-main/engine/types';
 
 const COLORS: Record<string, string> = {
   seen: '#dc2626',
@@ -16,13 +16,11 @@ export function headColor(head: string): string {
 }
 
 export function sortHeads(heads: string[]): string[] {
-  return [...heads].sort((a, b) => headRank(a) - headRank(b) || a.localeCompare(b));
+  return [...heads].sort(compareHeads);
 }
 
 /** The normality head counts against the anomaly score (total = seen + pseudo + residual − normality). */
-export function headSign(head: string): 1 | -1 {
-  return head === 'normality' ? -1 : 1;
-}
+export { headSign } from '../../src-main/engine/types';
 
 export function formatEta(seconds: number | undefined): string {
   if (seconds === undefined || !Number.isFinite(seconds)) return '';
