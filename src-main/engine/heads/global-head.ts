@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
+import { inverseDiagonal } from '../util/triangular';
 import type { FeatureMap, ImageFeatures } from '../types';
 import { EngineError } from '../types';
 import type { HeadStats } from './state';
@@ -149,31 +150,6 @@ export function fitGlobalHead(
     state: { source, dim, mean, scale, w: fit.w, b: fit.b, defects: anomalies.length },
     calibration: { mean: m, std: sd > 1e-12 ? sd : 1 },
   };
-}
-
-/**
- * diag(A^-1) from A's Cholesky factor L: A^-1 = L^-T L^-1, so entry i is the squared norm of
- * column i of L^-1, found by forward substitution. Done here because solving for the whole
- * inverse through ml-matrix takes 30 times longer (n = 1,141: 10 s against 0.35 s).
- */
-function inverseDiagonal(lower: Matrix): Float64Array {
-  const n = lower.rows;
-  const l = lower.to2DArray();
-  const diag = new Float64Array(n);
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = 1 / l[i][i];
-    let sq = y[i] * y[i];
-    for (let k = i + 1; k < n; k++) {
-      const row = l[k];
-      let s = 0;
-      for (let j = i; j < k; j++) s += row[j] * y[j];
-      y[k] = -s / row[k];
-      sq += y[k] * y[k];
-    }
-    diag[i] = sq;
-  }
-  return diag;
 }
 
 export interface RidgeFit {

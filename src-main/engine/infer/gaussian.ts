@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
+import { lowerInverse } from '../util/triangular';
 import type { ImageFeatures } from '../types';
 import { EngineError } from '../types';
 import type { GaussianState, HeadStats } from '../heads/state';
@@ -46,27 +47,6 @@ export interface GaussianFit {
   state: GaussianState;
   /** Mean and spread of the normals' leave-one-out distances. */
   calibration: HeadStats;
-}
-
-/** Row-major L^-1 of a lower-triangular L (forward substitution, double precision). */
-function lowerInverse(lower: Matrix): Float64Array {
-  const n = lower.rows;
-  const l = lower.to2DArray();
-  const inv = new Float64Array(n * n);
-  // Column j of L^-1 solves L y = e_j; y is zero above row j.
-  const y = new Float64Array(n);
-  for (let j = 0; j < n; j++) {
-    y[j] = 1 / l[j][j];
-    inv[j * n + j] = y[j];
-    for (let i = j + 1; i < n; i++) {
-      const row = l[i];
-      let s = 0;
-      for (let k = j; k < i; k++) s += row[k] * y[k];
-      y[i] = -s / row[i];
-      inv[i * n + j] = y[i];
-    }
-  }
-  return inv;
 }
 
 /** Squared norm of each row of X W^T (W row-major [dim, dim]): |W x|^2 per row of X. */
