@@ -28,6 +28,15 @@ const defaultLoader: ModuleLoader = (specifier) => import(specifier);
 let current: Promise<BackendInfo> | null = null;
 
 /**
+ * The backend as it goes into feature-cache keys and model records: kernels differ between
+ * backends (and between native CPU and GPU) in their last bits, so features computed on one are
+ * not reused on another.
+ */
+export function backendTag(info: Pick<BackendInfo, 'name' | 'gpu'>): string {
+  return info.gpu ? `${info.name}-gpu` : info.name;
+}
+
+/**
  * Sets up the backend once per thread; later calls return the first result whatever they ask
  * (switching backends mid-run would orphan every tensor already allocated).
  */

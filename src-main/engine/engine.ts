@@ -5,6 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
+import { backendTag } from './backend';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
@@ -118,6 +119,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
     const manifest = await saveModel(req.outDir, {
       state,
       backbone: { ...session.spec, levels: session.levels },
+      backend: { tag: backendTag(session.backend), description: session.backend.description },
       trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
       ...(validation
         ? { metrics: validationMetrics(validation), validation: manifestValidation(validation) }

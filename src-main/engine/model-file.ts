@@ -21,6 +21,11 @@ export interface ModelManifest {
   formatVersion: 1;
   createdAt: string;
   backbone: { id: string; inputSize: number; featureLayer: string; levels: number };
+  /**
+   * The TF.js backend that trained the model (backend.ts backendTag: 'wasm', 'cpu',
+   * 'tensorflow', 'tensorflow-gpu') and its description. Absent in files from before.
+   */
+  backend?: ModelBackend;
   settings: TrainSettings;
   seed: number;
   trainingImageIds: string[];
@@ -34,6 +39,11 @@ export interface ModelManifest {
    */
   validation?: ManifestValidation;
   files: Record<string, { sha256: string; bytes: number }>;
+}
+
+export interface ModelBackend {
+  tag: string;
+  description: string;
 }
 
 export interface ManifestValidation {
@@ -56,6 +66,7 @@ export interface SavedModel {
 export interface SaveModelInput {
   state: DraState;
   backbone: { id: string; inputSize: number; featureLayer: string; levels: number };
+  backend?: ModelBackend;
   trainingImageIds: string[];
   metrics?: Record<string, number>;
   validation?: ManifestValidation;
@@ -183,6 +194,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
     ? model.manifest
     : {
         backbone: model.backbone,
+        backend: model.backend,
         trainingImageIds: model.trainingImageIds,
         metrics: model.metrics ?? {},
         validation: model.validation,
@@ -212,6 +224,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
       featureLayer: base.backbone.featureLayer,
       levels: base.backbone.levels,
     },
+    ...(base.backend ? { backend: { tag: base.backend.tag, description: base.backend.description } } : {}),
     settings: state.settings,
     seed: state.settings.seed,
     trainingImageIds: [...base.trainingImageIds],

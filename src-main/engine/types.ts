@@ -69,6 +69,11 @@ export interface BackboneSpec {
    * feature map itself.
    */
   pooledLayer?: string;
+  /**
+   * A full-mode model's fine-tuned weights, applied over the pretrained ones after loading:
+   * the model folder holding them and the SHA-256 of its backbone weight file (cache key).
+   */
+  fineTuned?: { modelDir: string; sha256: string };
 }
 
 export interface TrainSettings {

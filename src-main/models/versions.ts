@@ -109,6 +109,7 @@ export async function importModel(store: ProjectStore, file: string, activate: b
     ...(info?.settings ?? (manifest.settings as unknown as Record<string, unknown>)),
     backbone: manifest.backbone.id,
     inputSize: manifest.backbone.inputSize,
+    ...(manifest.backend ? { backend: manifest.backend.tag } : {}),
   };
   return store.addModel(
     {

@@ -37,10 +37,15 @@ function manifestMetrics(manifest: unknown): Record<string, unknown> | null {
 }
 
 function manifestSettings(manifest: unknown): Record<string, unknown> | null {
-  const m = manifest as { settings?: unknown; backbone?: { id?: unknown; inputSize?: unknown } } | null;
+  const m = manifest as {
+    settings?: unknown;
+    backbone?: { id?: unknown; inputSize?: unknown };
+    backend?: { tag?: unknown };
+  } | null;
   const settings = plain(m?.settings);
   if (!settings) return null;
   if (m?.backbone) Object.assign(settings, { backbone: m.backbone.id, inputSize: m.backbone.inputSize });
+  if (typeof m?.backend?.tag === 'string') settings.backend = m.backend.tag;
   return settings;
 }
 

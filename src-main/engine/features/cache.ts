@@ -38,6 +38,30 @@ export interface CacheConfig {
   pooledContent: string | null;
   inputSize: number;
   levels: number;
+  /** backend.ts backendTag of the backend that computes the features. */
+  backend: string;
+  /**
+   * SHA-256 of a full-mode model's fine-tuned backbone weights (its backbone.bin): its
+   * features are the model's own. Absent: the backbone's pretrained weights.
+   */
+  fineTuned?: string;
+}
+
+/**
+ * The cache's configuration tag. Every cache written before the backend was part of the key was
+ * computed on wasm, so wasm keeps the tag it had then (the backend left out of the hash) and the
+ * shared caches stay valid; any other backend, and a fine-tuned backbone, get tags of their own.
+ */
+export function configTag(config: CacheConfig): string {
+  const { backend, fineTuned, ...rest } = config;
+  return sha256(
+    JSON.stringify({
+      format: FORMAT,
+      ...rest,
+      ...(backend === 'wasm' ? {} : { backend }),
+      ...(fineTuned ? { fineTuned } : {}),
+    }),
+  );
 }
 
 export function sha256(text: string | Buffer): string {
@@ -53,7 +77,7 @@ export class FeatureCache {
     readonly config: CacheConfig,
   ) {
     this.dir = path.join(root, 'features');
-    this.configTag = sha256(JSON.stringify({ format: FORMAT, ...config }));
+    this.configTag = configTag(config);
   }
 
   /** Cache file of an image whose content hash (or caller key hash) is `contentHash`. */

@@ -4,7 +4,7 @@
  */
 import { fileContentHash } from '../../data/decode';
 import { assertModelDir, weightsIdentity } from '../backbone/fs-io';
-import { initBackend } from '../backend';
+import { backendTag, initBackend } from '../backend';
 import { EngineError } from '../types';
 import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
@@ -62,6 +62,10 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new EngineError(`batchSize must be >= 1 (got ${batchSize})`);
   assertModelDir(spec.modelDir, `Backbone ${spec.id}`);
+  // The workers (each loads the backbone) start on the first cache miss: a retrain whose
+  // features are all cached never pays for them, and they do not compete with it for the CPU.
+  // Until then the backend is this thread's: the workers pick the same one (same packages).
+  const threadBackend = await initBackend({ prefer: opts.backend });
   const cache = new FeatureCache(opts.cacheDir ?? defaultCacheDir(), {
     backboneId: spec.id,
     weights: await weightsIdentity(spec.modelDir),
@@ -70,11 +74,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     pooledContent: spec.pooledLayer ? POOLED_CONTENT : null,
     inputSize: spec.inputSize,
     levels,
+    backend: backendTag(threadBackend),
+    ...(spec.fineTuned ? { fineTuned: spec.fineTuned.sha256 } : {}),
   });
-  // The workers (each loads the backbone) start on the first cache miss: a retrain whose
-  // features are all cached never pays for them, and they do not compete with it for the CPU.
-  // Until then the backend is this thread's: the workers pick the same one (same packages).
-  const threadBackend = await initBackend({ prefer: opts.backend });
   let started: Promise<Engine> | null = null;
   const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers));
   let engineBackend: FeatureExtractor['backend'] | null = null;

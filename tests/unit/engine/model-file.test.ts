@@ -55,6 +55,14 @@ async function expectProblem(p: Promise<unknown>, problem: string, message: RegE
 }
 
 describe('model file', () => {
+  it('records the backend that trained the model', async () => {
+    const dir = path.join(tmp, 'backend');
+    const backend = { tag: 'cpu', description: 'cpu (pure JavaScript, requested)' };
+    const manifest = await saveModel(dir, { state, backbone, backend, trainingImageIds: ['a'] });
+    expect(manifest.backend).toEqual(backend);
+    expect((await loadModel(dir)).manifest.backend).toEqual(backend);
+  });
+
   it('round-trips: identical scores after save and load; manifest describes the model', async () => {
     const dir = path.join(tmp, 'm1');
     const manifest = await save(dir);
