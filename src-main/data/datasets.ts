@@ -1,6 +1,6 @@
 /** Turns a data set spec ("headct", "mvtec:DIR", ...) into a loaded Dataset. */
 import { join, resolve } from 'node:path';
-import { loadCsv, loadElpv, loadFolders, loadHeadct, loadMvtec } from './adapters';
+import { loadCsv, loadElpv, loadFolders, loadHeadct, loadKolektorSdd, loadMvtec } from './adapters';
 import { findPackageRoot } from '../engine/util/package-root';
 import { DataError } from './data-error';
 import type { Dataset } from './types';
@@ -8,13 +8,15 @@ import type { Dataset } from './types';
 export const DATASET_SPEC_FORMS: readonly string[] = [
   'headct',
   'elpv',
+  'kolektorsdd (or sdd)',
+  'bottle',
   'mvtec:DIR',
   'folders:DIR (with a normal class name)',
   'csv:FILE',
 ];
 
 export interface ResolveOptions {
-  /** Folder holding the named data sets (headct/, elpv/). */
+  /** Folder holding the named data sets (headct/, elpv/, kolektorsdd/, mvtec_bottle/). */
   dataRoot: string;
   /** Name of the normal class folder, for folders:DIR. */
   normal?: string;
@@ -26,6 +28,10 @@ export async function resolveDataset(spec: string, opts: ResolveOptions): Promis
   const arg = colon < 0 ? '' : spec.slice(colon + 1);
   if (colon < 0 && kind === 'headct') return loadHeadct(join(opts.dataRoot, 'headct'));
   if (colon < 0 && kind === 'elpv') return loadElpv(join(opts.dataRoot, 'elpv'));
+  if (colon < 0 && (kind === 'kolektorsdd' || kind === 'sdd'))
+    return loadKolektorSdd(join(opts.dataRoot, 'kolektorsdd'));
+  if (colon < 0 && kind === 'bottle')
+    return { ...(await loadMvtec(join(opts.dataRoot, 'mvtec_bottle'))), name: 'bottle' };
   if (colon >= 0 && arg) {
     if (kind === 'mvtec') return loadMvtec(arg);
     if (kind === 'csv') return loadCsv(arg);

@@ -12,6 +12,11 @@ export interface DatasetItem {
   label: BinaryLabel;
   /** Anomaly class name for anomalies ("crack", "mono", "hemorrhage"); NORMAL_CLASS for normals. */
   cls: string;
+  /**
+   * Pixel mask of the defect (white = defect), for localisation metrics only: nothing that
+   * trains or scores reads it. Absent on a normal image means "no defect pixels".
+   */
+  mask?: string;
 }
 
 export interface Dataset {

@@ -1,7 +1,18 @@
-/** MVTec AD layout: train/good/, test/good/, test/<defect class>/ (ground_truth/ ignored). */
-import { basename, join, resolve } from 'node:path';
+/**
+ * MVTec AD layout: train/good/, test/good/, test/<defect class>/; a defect's pixel mask, when
+ * ground_truth/<class>/<name>_mask.png exists, is attached for localisation metrics only.
+ */
+import { basename, extname, join, resolve } from 'node:path';
 import { NORMAL_CLASS, type Dataset, type DatasetItem } from '../types';
-import { anomalyItem, listImages, listSubfolders, makeDataset, normalItem, requireDirectory } from './common';
+import {
+  anomalyItem,
+  fileExists,
+  listImages,
+  listSubfolders,
+  makeDataset,
+  normalItem,
+  requireDirectory,
+} from './common';
 
 const EXPECTED = 'an MVTec AD layout: train/good/, test/good/ and test/<defect class>/ with images';
 
@@ -22,7 +33,14 @@ export async function loadMvtec(dir: string): Promise<Dataset> {
     const listed = await listImages(join(root, 'test', cls));
     warnings.push(...listed.warnings);
     if (cls === NORMAL_CLASS) testNormals.push(...listed.images.map(normalItem));
-    else anomalies.push(...listed.images.map((p) => anomalyItem(p, cls)));
+    else {
+      for (const p of listed.images) {
+        const item = anomalyItem(p, cls);
+        const mask = join(root, 'ground_truth', cls, `${basename(p, extname(p))}_mask.png`);
+        if (await fileExists(mask)) item.mask = mask;
+        anomalies.push(item);
+      }
+    }
   }
 
   const items = [...trainNormals, ...testNormals, ...anomalies];

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadCsv, loadElpv, loadFolders, loadHeadct, loadMvtec } from '../../../src-main/data/adapters';
+import { existsSync } from 'node:fs';
+import {
+  loadCsv,
+  loadElpv,
+  loadFolders,
+  loadHeadct,
+  loadKolektorSdd,
+  loadMvtec,
+} from '../../../src-main/data/adapters';
 import { DataError } from '../../../src-main/data/data-error';
 import { defaultDataRoot, resolveDataset } from '../../../src-main/data/datasets';
 import type { Dataset } from '../../../src-main/data/types';
@@ -86,6 +94,31 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
+  // Miniature KolektorSDD: labels.csv path,label and masks/<name>.png (one mask missing).
+  for (const n of ['kos01_Part0', 'kos01_Part1', 'kos02_Part0']) await png(at('sdd', 'images', `${n}.jpg`));
+  await png(at('sdd', 'masks', 'kos01_Part0.png'), 0);
+  await png(at('sdd', 'masks', 'kos01_Part1.png'), 255);
+  text(
+    at('sdd', 'labels.csv'),
+    [
+      'path,label',
+      'images/kos01_Part0.jpg,good',
+      'images/kos01_Part1.jpg,defect',
+      'images/kos02_Part0.jpg,defect',
+      'images/kos03_Part0.jpg,good',
+      'images/kos01_Part0.jpg,perhaps',
+      '',
+    ].join('\n'),
+  );
+  // A named-data-set root holding the two new sets the way ../shared/datasets does.
+  mkdirSync(at('named'), { recursive: true });
+  for (const n of ['000', '001']) await png(at('named', 'mvtec_bottle', 'train', 'good', `${n}.png`));
+  await png(at('named', 'mvtec_bottle', 'test', 'good', '000.png'));
+  await png(at('named', 'mvtec_bottle', 'test', 'broken_large', '000.png'), 10);
+  await png(at('named', 'mvtec_bottle', 'ground_truth', 'broken_large', '000_mask.png'), 255);
+  text(at('named', 'kolektorsdd', 'labels.csv'), 'path,label\nimages/a.jpg,good\nimages/b.jpg,defect\n');
+  await png(at('named', 'kolektorsdd', 'images', 'a.jpg'));
+  await png(at('named', 'kolektorsdd', 'images', 'b.jpg'), 5);
   mkdirSync(at('empty'), { recursive: true });
 });
 
@@ -106,6 +139,10 @@ describe('loadMvtec', () => {
     for (const i of ds.fixedSplit!.testNormals) expect(ds.items).toContain(i);
     expect(ds.items.filter((i) => i.label === 1).every((i) => i.cls !== 'good')).toBe(true);
     expect(ds.items.some((i) => i.path.includes('ground_truth'))).toBe(false);
+    // Masks: only where ground_truth has one; normals have none.
+    const crack0 = ds.items.find((i) => i.path === at('bottle', 'test', 'crack', '000.png'));
+    expect(crack0?.mask).toBe(at('bottle', 'ground_truth', 'crack', '000_mask.png'));
+    expect(ds.items.filter((i) => i.mask).map((i) => i.path)).toEqual([crack0!.path]);
     expect(ds.warnings).toHaveLength(1);
     expect(ds.warnings[0]).toContain('notes.txt');
   });
@@ -192,6 +229,28 @@ describe('loadHeadct and loadElpv (their own label formats)', () => {
     expect(ds.warnings).toEqual([expect.stringContaining('cell0006.png')]);
   });
 
+  it('reads KolektorSDD: good/defect, one class crack, the masks of the defects', async () => {
+    const ds = await loadKolektorSdd(at('sdd'));
+    expect(ds.name).toBe('kolektorsdd');
+    expect(ds.items.map((i) => [i.path.slice(-15), i.label, i.cls, i.mask?.slice(-15)])).toEqual([
+      ['kos01_Part0.jpg', 0, 'good', undefined],
+      ['kos01_Part1.jpg', 1, 'crack', 'kos01_Part1.png'],
+      ['kos02_Part0.jpg', 1, 'crack', undefined],
+    ]);
+    expect(ds.anomalyClasses).toEqual(['crack']);
+    expect(ds.warnings).toEqual([
+      expect.stringContaining('"images/kos01_Part0.jpg, perhaps"'),
+      expect.stringContaining('kos03_Part0.jpg'),
+      expect.stringMatching(/kos02_Part0.jpg: no mask/),
+    ]);
+  });
+
+  it('refuses a KolektorSDD labels.csv of another header', async () => {
+    text(at('sddbad', 'labels.csv'), 'file;class\nimages/a.jpg;good\n');
+    await expectDataError(loadKolektorSdd(at('sddbad')), 'expected the header "path,label"');
+    await expectDataError(loadKolektorSdd(at('empty')), at('empty', 'labels.csv'), 'KolektorSDD');
+  });
+
   it('refuses a folder without labels.csv, naming it', async () => {
     await expectDataError(loadHeadct(at('empty')), at('empty', 'labels.csv'), 'head CT');
     await expectDataError(loadElpv(at('empty')), at('empty', 'labels.csv'), 'ELPV');
@@ -208,6 +267,13 @@ describe('resolveDataset', () => {
   it('reads every accepted form', async () => {
     expect((await resolveDataset('headct', { dataRoot: root })).name).toBe('headct');
     expect((await resolveDataset('elpv', { dataRoot: root })).name).toBe('elpv');
+    const named = at('named');
+    const bottle = await resolveDataset('bottle', { dataRoot: named });
+    expect(bottle.name).toBe('bottle');
+    expect(bottle.fixedSplit?.trainNormals).toHaveLength(2);
+    expect(bottle.anomalyClasses).toEqual(['broken_large']);
+    expect((await resolveDataset('kolektorsdd', { dataRoot: named })).name).toBe('kolektorsdd');
+    expect((await resolveDataset('sdd', { dataRoot: named })).items).toHaveLength(2);
     expect((await resolveDataset(`mvtec:${at('bottle')}`, { dataRoot: '/x' })).name).toBe('mvtec:bottle');
     expect(
       (await resolveDataset(`folders:${at('parts')}`, { dataRoot: '/x', normal: 'ok' })).items,
@@ -223,6 +289,8 @@ describe('resolveDataset', () => {
       '"brainmri"',
       'headct',
       'elpv',
+      'kolektorsdd',
+      'bottle',
       'mvtec:DIR',
       'folders:DIR',
       'csv:FILE',
@@ -237,5 +305,22 @@ describe('resolveDataset', () => {
     delete process.env.SWAN_DATA_ROOT;
     const repo = resolve(__dirname, '..', '..', '..');
     expect(defaultDataRoot()).toBe(resolve(repo, '..', 'shared', 'datasets'));
+  });
+});
+
+// The real data sets of ../shared/datasets, when present: the counts their README states.
+const sharedRoot = defaultDataRoot();
+describe.skipIf(
+  !existsSync(join(sharedRoot, 'kolektorsdd')) || !existsSync(join(sharedRoot, 'mvtec_bottle')),
+)('the shipped KolektorSDD and MVTec bottle', () => {
+  it('hold the README counts, with a mask for every defect', async () => {
+    const sdd = await resolveDataset('sdd', { dataRoot: sharedRoot });
+    expect(byClass(sdd)).toEqual({ good: 348, crack: 52 });
+    expect(sdd.items.filter((i) => i.label === 1).every((i) => i.mask && existsSync(i.mask))).toBe(true);
+    expect(sdd.warnings).toEqual([]);
+    const bottle = await resolveDataset('bottle', { dataRoot: sharedRoot });
+    expect(byClass(bottle)).toEqual({ good: 229, broken_large: 20, broken_small: 22, contamination: 21 });
+    expect(bottle.fixedSplit?.trainNormals).toHaveLength(209);
+    expect(bottle.items.filter((i) => i.label === 1).every((i) => i.mask && existsSync(i.mask))).toBe(true);
   });
 });
