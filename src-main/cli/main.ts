@@ -9,6 +9,7 @@ import type { runScore } from './commands/score';
 import type { runBench } from './commands/bench';
 import type { runApi } from './commands/api';
 import type { runReport } from './commands/report';
+import type { runDoctor } from './commands/doctor';
 import { DataError } from '../data/data-error';
 import { EngineError } from '../engine/types';
 
@@ -119,6 +120,13 @@ export function buildProgram(): Command {
       'folder of new projects and of the recent list (default: a scratch folder)',
     )
     .action(async (...args: Parameters<typeof runApi>) => (await import('./commands/api')).runApi(...args));
+
+  program
+    .command('doctor')
+    .description('print the backend, full-mode support, GPU, backbones and runtimes found (for bug reports)')
+    .action(async (...args: Parameters<typeof runDoctor>) =>
+      (await import('./commands/doctor')).runDoctor(...args),
+    );
 
   return program;
 }

@@ -18,6 +18,18 @@ export interface BackendInfo {
   gpu: boolean;
   native: boolean;
   description: string;
+  /** Every backend considered, in order, and what became of it (swan doctor prints them). */
+  candidates?: BackendCandidate[];
+}
+
+export interface BackendCandidate {
+  /** backendTag of the candidate: 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'. */
+  tag: string;
+  /** The package that provides it ('' for the pure-JS cpu backend, which is part of tfjs). */
+  pkg: string;
+  chosen: boolean;
+  /** Why it was (not) chosen: 'not installed', 'CUDA/cuDNN not found (...)', 'chosen'... */
+  outcome: string;
 }
 
 /** Imports a module by name; injectable so tests can simulate missing native packages. */
@@ -65,30 +77,57 @@ function resolvePreference(prefer: BackendPreference | undefined): BackendPrefer
   return prefer ?? 'auto';
 }
 
+const GPU_PKG = '@tensorflow/tfjs-node-gpu';
+const NODE_PKG = '@tensorflow/tfjs-node';
+const WASM_PKG = '@tensorflow/tfjs-backend-wasm';
+
 async function selectBackend(prefer: BackendPreference, loader: ModuleLoader): Promise<BackendInfo> {
-  const notes: string[] = [];
-  if (prefer === 'cpu') return useCpu('requested');
+  const candidates: BackendCandidate[] = [];
+  const skip = (tag: string, pkg: string, outcome: string) =>
+    candidates.push({ tag, pkg, chosen: false, outcome });
+  const cpuNote = 'used only when asked for (SWAN_BACKEND=cpu): ~30x slower than wasm on convolutions';
+  if (prefer === 'cpu') {
+    const why = 'not tried: the cpu backend was asked for';
+    skip('tensorflow-gpu', GPU_PKG, why);
+    skip('tensorflow', NODE_PKG, why);
+    skip('wasm', WASM_PKG, why);
+    candidates.push({ tag: 'cpu', pkg: '', chosen: true, outcome: 'chosen (asked for)' });
+    return { ...(await useCpu('requested')), candidates };
+  }
   if (prefer === 'auto') {
-    const gpu = await tryNative('@tensorflow/tfjs-node-gpu', loader, notes);
-    if (gpu) {
+    const gpu = await tryNative(GPU_PKG, loader);
+    candidates.push({ tag: 'tensorflow-gpu', pkg: GPU_PKG, chosen: gpu.ok, outcome: gpu.outcome });
+    if (gpu.ok) {
+      skip('tensorflow', NODE_PKG, `not tried: ${GPU_PKG} came first`);
+      skip('wasm', WASM_PKG, 'not needed: a native backend started');
+      skip('cpu', '', cpuNote);
       return {
         name: 'tensorflow',
         gpu: true,
         native: true,
         description: 'tensorflow (native, GPU via @tensorflow/tfjs-node-gpu)',
+        candidates,
       };
     }
-    const node = await tryNative('@tensorflow/tfjs-node', loader, notes);
-    if (node) {
+    const node = await tryNative(NODE_PKG, loader);
+    candidates.push({ tag: 'tensorflow', pkg: NODE_PKG, chosen: node.ok, outcome: node.outcome });
+    if (node.ok) {
+      skip('wasm', WASM_PKG, 'not needed: a native backend started');
+      skip('cpu', '', cpuNote);
       return {
         name: 'tensorflow',
         gpu: false,
         native: true,
         description: 'tensorflow (native CPU via @tensorflow/tfjs-node)',
+        candidates,
       };
     }
+  } else {
+    const why = 'not tried: the wasm backend was asked for (SWAN_BACKEND=wasm)';
+    skip('tensorflow-gpu', GPU_PKG, why);
+    skip('tensorflow', NODE_PKG, why);
   }
-  await loader('@tensorflow/tfjs-backend-wasm');
+  await loader(WASM_PKG);
   const ok = await tf.setBackend('wasm');
   await tf.ready();
   // tfjs falls back to another backend silently when wasm fails to initialise.
@@ -98,12 +137,16 @@ async function selectBackend(prefer: BackendPreference, loader: ModuleLoader): P
         'Set SWAN_BACKEND=cpu to run on the slow pure-JS backend.',
     );
   }
-  const why = notes.length > 0 ? `; no native backend: ${notes.join('; ')}` : '';
+  candidates.push({ tag: 'wasm', pkg: WASM_PKG, chosen: true, outcome: 'chosen' });
+  skip('cpu', '', cpuNote);
+  const notes = candidates.filter((c) => c.tag.startsWith('tensorflow')).map((c) => `${c.pkg} ${c.outcome}`);
+  const why = prefer === 'auto' ? `; no native backend: ${notes.join('; ')}` : '';
   return {
     name: 'wasm',
     gpu: false,
     native: false,
     description: `wasm (WebAssembly, single-threaded CPU${why})`,
+    candidates,
   };
 }
 
@@ -114,31 +157,42 @@ async function useCpu(reason: string): Promise<BackendInfo> {
 }
 
 /**
+ * Why a native package did not load, in the user's terms: the package is absent, its binding
+ * (libtensorflow, downloaded at install) is, or the GPU build cannot find CUDA/cuDNN.
+ */
+export function classifyLoadError(pkg: string, err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const msg = firstLine(err);
+  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && msg.includes(`'${pkg}'`))
+    return 'not installed';
+  if (/libcud|cudnn|cublas|cufft|curand|cusolver|cusparse|nvrtc|nvidia/i.test(msg))
+    return `CUDA/cuDNN not found (${msg})`;
+  if (/libtensorflow|tfjs_binding|napi-v\d/i.test(msg))
+    return `libtensorflow missing: its install step did not download it (${msg})`;
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return 'not installed';
+  return `not loadable (${msg})`;
+}
+
+/**
  * A native package registers the 'tensorflow' backend into the tfjs-core instance it resolves;
  * if npm gave it a different copy than ours, our tf never sees it, so check our registry.
  */
-async function tryNative(pkg: string, loader: ModuleLoader, notes: string[]): Promise<boolean> {
+async function tryNative(pkg: string, loader: ModuleLoader): Promise<{ ok: boolean; outcome: string }> {
   try {
     await loader(pkg);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
-    notes.push(missing ? `${pkg} not installed` : `${pkg} not loadable (${firstLine(err)})`);
-    return false;
+    return { ok: false, outcome: classifyLoadError(pkg, err) };
   }
-  if (tf.findBackendFactory('tensorflow') == null) {
-    notes.push(`${pkg} loaded but registered into another copy of @tensorflow/tfjs-core`);
-    return false;
-  }
+  if (tf.findBackendFactory('tensorflow') == null)
+    return { ok: false, outcome: 'loaded but registered into another copy of @tensorflow/tfjs-core' };
   try {
     const ok = await tf.setBackend('tensorflow');
     await tf.ready();
-    if (ok && tf.getBackend() === 'tensorflow') return true;
-    notes.push(`${pkg} loaded but the tensorflow backend did not start`);
+    if (ok && tf.getBackend() === 'tensorflow') return { ok: true, outcome: 'chosen' };
+    return { ok: false, outcome: 'loaded but the tensorflow backend did not start' };
   } catch (err) {
-    notes.push(`${pkg} failed to start (${firstLine(err)})`);
+    return { ok: false, outcome: `failed to start (${firstLine(err)})` };
   }
-  return false;
 }
 
 function firstLine(err: unknown): string {

@@ -5,7 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
-import { backendTag } from './backend';
+import { backendTag, initBackend } from './backend';
+import { fullModeSupport } from './capabilities';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
@@ -48,10 +49,10 @@ export interface TrainResult {
 export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   const settings = resolveSettings(req.settings);
   if (settings.mode === 'full') {
-    throw new EngineError(
-      'Full mode (backbone fine-tuning) needs a native TensorFlow backend (@tensorflow/tfjs-node or -gpu); ' +
-        'only fast mode runs on the WebAssembly backend.',
-    );
+    // Refused before anything is read or computed: the backend decides (capabilities.ts).
+    const support = fullModeSupport(await initBackend());
+    if (!support.ok) throw new EngineError(support.message);
+    throw new EngineError('Full mode is not wired into trainModel yet.');
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();

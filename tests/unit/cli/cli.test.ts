@@ -113,6 +113,39 @@ describe('swan CLI: bad input is one line and exit code 2', () => {
   });
 });
 
+describe('swan doctor', () => {
+  it('prints the backend and why the others were not chosen, full mode, the GPU and the backbones', async () => {
+    const { code, out } = await run(['doctor']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^backend: (wasm|cpu|tensorflow)/m);
+    expect(out).toMatch(/^ {2}- tensorflow-gpu +@tensorflow\/tfjs-node-gpu.*: \S/m);
+    expect(out).toMatch(/^ {2}\* /m);
+    expect(out).toMatch(/^full mode: (available|refused)/m);
+    expect(out).toMatch(/^GPU: \S/m);
+    expect(out).toMatch(/^ {2}mobilenet_v1_0\.75 +\S+ \[.*\]: ok \(model\.json, \d+ weight tensors/m);
+    expect(out).toMatch(/^onnxruntime-node: /m);
+  });
+});
+
+describe('swan train --mode full on the wasm backend', () => {
+  it('exits 2 with the message that says what to install', async () => {
+    const { code, err } = await run([
+      'train',
+      '--data',
+      `folders:${join(dir, 'data')}`,
+      '--normal',
+      'good',
+      '--mode',
+      'full',
+      '--out',
+      join(dir, 'full-model'),
+    ]);
+    expect(code).toBe(2);
+    expect(err).toMatch(/^swan: Full mode .*needs a native TensorFlow backend.*runs on wasm/);
+    expect(err).toContain('install @tensorflow/tfjs-node-gpu');
+  });
+});
+
 describe('swan train and score on a folder data set (real backbone)', () => {
   it('trains, scores with one column per head, and the same seed gives the same scores', async () => {
     const data = `folders:${join(dir, 'data')}`;

@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { initBackend, resetBackendForTests, type ModuleLoader } from '../../../src-main/engine/backend';
+import {
+  classifyLoadError,
+  initBackend,
+  resetBackendForTests,
+  type ModuleLoader,
+} from '../../../src-main/engine/backend';
 
 describe('initBackend', () => {
   const savedEnv = process.env.SWAN_BACKEND;
@@ -78,5 +83,28 @@ describe('initBackend', () => {
     // a failed attempt does not stick
     const info = await initBackend({ prefer: 'wasm' });
     expect(info.name).toBe('wasm');
+  });
+});
+
+describe('classifyLoadError: why a native package did not load, in the user terms', () => {
+  const pkg = '@tensorflow/tfjs-node-gpu';
+  const err = (message: string, code?: string) => Object.assign(new Error(message), code ? { code } : {});
+  it('tells a missing package, a missing libtensorflow and a missing CUDA apart', () => {
+    expect(classifyLoadError(pkg, err(`Cannot find module '${pkg}'`, 'ERR_MODULE_NOT_FOUND'))).toBe(
+      'not installed',
+    );
+    expect(
+      classifyLoadError(
+        pkg,
+        err(`Cannot find module '/x/node_modules/${pkg}/lib/napi-v8/tfjs_binding.node'`, 'MODULE_NOT_FOUND'),
+      ),
+    ).toMatch(/^libtensorflow missing/);
+    expect(
+      classifyLoadError(pkg, err('libtensorflow.so.2: cannot open shared object file', 'ERR_DLOPEN_FAILED')),
+    ).toMatch(/^libtensorflow missing/);
+    expect(classifyLoadError(pkg, err('libcudnn.so.8: cannot open shared object file'))).toMatch(
+      /^CUDA\/cuDNN not found \(libcudnn/,
+    );
+    expect(classifyLoadError(pkg, err('something else'))).toBe('not loadable (something else)');
   });
 });
