@@ -5,17 +5,28 @@
  *
  * Writes are atomic at the folder level: everything is written and fsynced into a temporary
  * sibling folder, which is then renamed into place; an existing model at the destination is
- * replaced only once the new one is complete. Loading verifies the format version, the
- * backbone (when the caller says which it has) and every file's size and SHA-256.
+ * replaced only once the new one is complete. Loading checks the files against the schema
+ * (model-schema.ts: fields, then shapes), the backbone when the caller says which it has, and
+ * every file's size and SHA-256.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DraState } from './heads/state';
 import type { TrainSettings } from './types';
 import { EngineError } from './types';
+import {
+  describeZodIssues,
+  ManifestSchema,
+  ManifestValidationSchema,
+  MODEL_FORMAT_VERSIONS,
+  shapeProblems,
+  StateSkeletonSchema,
+  type StateOutline,
+} from './model-schema';
 
-export const MODEL_FORMAT_VERSION = 1;
+/** The version this build writes (model-schema.ts lists those it reads). */
+export const MODEL_FORMAT_VERSION = MODEL_FORMAT_VERSIONS[MODEL_FORMAT_VERSIONS.length - 1];
 
 export interface ModelManifest {
   formatVersion: 1;
@@ -124,23 +135,18 @@ function splitState(state: DraState): { skeleton: unknown; bins: Map<string, Flo
   return { skeleton, bins };
 }
 
-function joinState(skeleton: unknown, bins: Map<string, Float32Array>): DraState {
+/** Replaces every array reference of the skeleton by what `resolve` makes of it. */
+function joinState(skeleton: unknown, resolve: (ref: ArrayRef['$f32']) => unknown): unknown {
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
     if (v && typeof v === 'object') {
       const ref = (v as Partial<ArrayRef>).$f32;
-      if (ref) {
-        const data = bins.get(ref.file);
-        if (!data || ref.offset < 0 || ref.offset + ref.length > data.length) {
-          throw new ModelFileError(`Model file is corrupt: ${STATE} points outside ${ref.file}.`, 'corrupt');
-        }
-        return data.slice(ref.offset, ref.offset + ref.length);
-      }
+      if (ref) return resolve(ref);
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
     }
     return v;
   };
-  return walk(skeleton) as DraState;
+  return walk(skeleton);
 }
 
 function sha256(buf: Uint8Array): string {
@@ -267,8 +273,16 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
   return manifest;
 }
 
-async function readRequired(dir: string, name: string): Promise<Buffer> {
+async function readRequired(dir: string, name: string, maxBytes = Infinity): Promise<Buffer> {
   try {
+    if (Number.isFinite(maxBytes)) {
+      const st = await fs.stat(path.join(dir, name));
+      if (st.size > maxBytes)
+        throw new ModelFileError(
+          `Model file is corrupt: ${name} is ${st.size} bytes, more than such a file ever holds (${maxBytes}).`,
+          'corrupt',
+        );
+    }
     return await fs.readFile(path.join(dir, name));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -278,33 +292,50 @@ async function readRequired(dir: string, name: string): Promise<Buffer> {
   }
 }
 
-/** Loads and verifies a model folder. `expect` names the backbone the caller will feed it. */
-export async function loadModel(
+/** manifest.json and state.json are small JSON; a bigger one is not a model file. */
+const MAX_JSON_BYTES = 64 * 1024 ** 2;
+
+function parseJson(buf: Buffer, name: string): unknown {
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new ModelFileError(`Model file is corrupt: ${name} is not valid JSON.`, 'corrupt');
+  }
+}
+
+function corrupt(message: string): ModelFileError {
+  return new ModelFileError(`Model file is corrupt: ${message}`, 'corrupt');
+}
+
+/** What the checks found, before any weight is read into memory. */
+export interface CheckedModel {
+  manifest: ModelManifest;
+  skeleton: unknown;
+}
+
+/**
+ * Checks a model folder without loading its weights: manifest.json and state.json against
+ * the schema (engine/model-schema.ts), every array reference inside its file, every shape
+ * against the others and the settings, and (with `verifyFiles`) every file's size and
+ * SHA-256, streamed. Throws ModelFileError naming the field or the file.
+ */
+export async function checkModel(
   dir: string,
   expect: { backboneId?: string; inputSize?: number } = {},
-): Promise<SavedModel> {
-  const manifestBuf = await readRequired(dir, MANIFEST);
-  let manifest: ModelManifest;
-  try {
-    manifest = JSON.parse(manifestBuf.toString('utf8')) as ModelManifest;
-  } catch {
-    throw new ModelFileError(`Model file is corrupt: ${MANIFEST} in ${dir} is not valid JSON.`, 'corrupt');
-  }
-  if (!manifest || typeof manifest !== 'object') {
-    throw new ModelFileError(`Model file is corrupt: ${MANIFEST} in ${dir} is not an object.`, 'corrupt');
-  }
-  if (manifest.formatVersion !== MODEL_FORMAT_VERSION) {
+  opts: { verifyFiles?: boolean } = {},
+): Promise<CheckedModel> {
+  const raw = parseJson(await readRequired(dir, MANIFEST, MAX_JSON_BYTES), MANIFEST);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw corrupt(`${MANIFEST} is not an object.`);
+  const version = (raw as { formatVersion?: unknown }).formatVersion;
+  if (!(MODEL_FORMAT_VERSIONS as readonly unknown[]).includes(version)) {
     throw new ModelFileError(
-      `Model file format version ${String(manifest.formatVersion)} is not supported (this version of Swan Inspector reads version ${MODEL_FORMAT_VERSION}).`,
+      `Model file format version ${String(version)} is not supported (this version of Swan Inspector reads version ${MODEL_FORMAT_VERSIONS.join(', ')}).`,
       'version',
     );
   }
-  if (!manifest.backbone || !manifest.files || typeof manifest.files !== 'object') {
-    throw new ModelFileError(
-      `Model file is corrupt: ${MANIFEST} lacks its backbone or file list.`,
-      'corrupt',
-    );
-  }
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) throw corrupt(describeZodIssues(MANIFEST, parsed.error.issues));
+  const manifest = parsed.data as unknown as ModelManifest;
   if (expect.backboneId !== undefined && manifest.backbone.id !== expect.backboneId) {
     throw new ModelFileError(
       `Model was trained on backbone '${manifest.backbone.id}', not '${expect.backboneId}'.`,
@@ -318,45 +349,76 @@ export async function loadModel(
     );
   }
   // Validation is descriptive: a malformed one (hand-edited file) is dropped, not trusted.
-  const v = manifest.validation as Partial<ManifestValidation> | undefined;
-  if (v !== undefined && !(v && typeof v === 'object' && v.outOfFold && typeof v.outOfFold === 'object'))
+  if (manifest.validation !== undefined && !ManifestValidationSchema.safeParse(manifest.validation).success)
     delete manifest.validation;
-  if (!manifest.files[STATE])
-    throw new ModelFileError(`Model file is corrupt: ${MANIFEST} does not list ${STATE}.`, 'corrupt');
-
-  const contents = new Map<string, Buffer>();
-  for (const [name, info] of Object.entries(manifest.files)) {
-    if (name.includes('/') || name.includes('\\') || name.startsWith('.')) {
-      throw new ModelFileError(`Model file is corrupt: bad file name '${name}' in ${MANIFEST}.`, 'corrupt');
-    }
-    const buf = await readRequired(dir, name);
-    if (buf.byteLength !== info.bytes || sha256(buf) !== info.sha256) {
-      throw new ModelFileError(
-        `Model file is damaged: ${name} does not match its checksum in ${MANIFEST} (${buf.byteLength} bytes, expected ${info.bytes}).`,
-        'checksum',
-      );
-    }
-    contents.set(name, buf);
+  const files = manifest.files;
+  if (!files[STATE]) throw corrupt(`${MANIFEST} does not list ${STATE}.`);
+  if (opts.verifyFiles) {
+    for (const [name, info] of Object.entries(files)) await verifyFileStreamed(dir, name, info);
   }
-  const bins = new Map<string, Float32Array>();
-  for (const [name, buf] of contents) {
+  const stateBuf = await readRequired(dir, STATE, MAX_JSON_BYTES);
+  if (stateBuf.byteLength !== files[STATE].bytes || sha256(stateBuf) !== files[STATE].sha256)
+    throw checksumError(STATE, stateBuf.byteLength, files[STATE].bytes);
+  const skeleton = parseJson(stateBuf, STATE);
+  const state = StateSkeletonSchema.safeParse(skeleton);
+  if (!state.success) throw corrupt(describeZodIssues(STATE, state.error.issues));
+  // Every reference inside a listed binary file; the outline stands for the arrays.
+  const floats = new Map<string, number>();
+  for (const [name, info] of Object.entries(files)) {
     if (!name.endsWith('.bin')) continue;
-    if (buf.byteLength % 4 !== 0)
-      throw new ModelFileError(`Model file is corrupt: ${name} is not float32 data.`, 'corrupt');
+    if (info.bytes % 4 !== 0) throw corrupt(`${name} is not float32 data (${info.bytes} bytes).`);
+    floats.set(name, info.bytes / 4);
+  }
+  const outline = joinState(state.data, (ref) => {
+    const n = floats.get(ref.file);
+    if (n === undefined) throw corrupt(`${STATE} points into ${ref.file}, which ${MANIFEST} does not list.`);
+    if (ref.offset + ref.length > n) throw corrupt(`${STATE} points outside ${ref.file}.`);
+    return { length: ref.length };
+  }) as unknown as StateOutline;
+  const problems = shapeProblems(parsed.data, outline);
+  if (problems.length) throw corrupt(`the shapes do not fit together: ${problems.slice(0, 3).join('; ')}.`);
+  return { manifest, skeleton };
+}
+
+function checksumError(name: string, got: number, expected: number): ModelFileError {
+  return new ModelFileError(
+    `Model file is damaged: ${name} does not match its checksum in ${MANIFEST} (${got} bytes, expected ${expected}).`,
+    'checksum',
+  );
+}
+
+async function verifyFileStreamed(dir: string, name: string, info: { sha256: string; bytes: number }) {
+  const file = path.join(dir, name);
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile())
+    throw new ModelFileError(`Model file is incomplete: ${name} is missing in ${dir}.`, 'missing');
+  if (st.size !== info.bytes) throw checksumError(name, st.size, info.bytes);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  if (hash.digest('hex') !== info.sha256) throw checksumError(name, st.size, info.bytes);
+}
+
+/** Loads and verifies a model folder. `expect` names the backbone the caller will feed it. */
+export async function loadModel(
+  dir: string,
+  expect: { backboneId?: string; inputSize?: number } = {},
+): Promise<SavedModel> {
+  const { manifest, skeleton } = await checkModel(dir, expect);
+  const bins = new Map<string, Float32Array>();
+  for (const [name, info] of Object.entries(manifest.files)) {
+    if (name === STATE) continue;
+    const buf = await readRequired(dir, name);
+    if (buf.byteLength !== info.bytes || sha256(buf) !== info.sha256)
+      throw checksumError(name, buf.byteLength, info.bytes);
+    if (!name.endsWith('.bin')) continue;
     // Copy: a Buffer may share a pool and be unaligned for a Float32Array view.
     const copy = new Uint8Array(buf.byteLength);
     copy.set(buf);
-    bins.set(name, new Float32Array(copy.buffer));
+    const data = new Float32Array(copy.buffer);
+    if (!data.every(Number.isFinite))
+      throw corrupt(`${name} holds numbers that are not finite (NaN or infinity).`);
+    bins.set(name, data);
   }
-  let skeleton: unknown;
-  try {
-    skeleton = JSON.parse(contents.get(STATE)!.toString('utf8'));
-  } catch {
-    throw new ModelFileError(`Model file is corrupt: ${STATE} is not valid JSON.`, 'corrupt');
-  }
-  const state = joinState(skeleton, bins);
-  if (state.formatVersion !== MODEL_FORMAT_VERSION || !state.weights || !Array.isArray(state.reference)) {
-    throw new ModelFileError(`Model file is corrupt: ${STATE} does not describe a DRA model.`, 'corrupt');
-  }
-  return { manifest, state };
+  const state = joinState(skeleton, (ref) => bins.get(ref.file)!.slice(ref.offset, ref.offset + ref.length));
+  return { manifest, state: state as DraState };
 }

@@ -88,9 +88,45 @@ export async function exportModel(
 
 export async function importModel(store: ProjectStore, file: string, activate: boolean): Promise<ModelInfo> {
   const path = resolve(file);
-  let imported;
   try {
-    imported = await importModelArchive(path, store.modelsDir, projectBackboneId(store));
+    return await importModelArchive(
+      path,
+      store.modelsDir,
+      projectBackboneId(store),
+      ({ dirName, manifest, info }, moveIntoPlace) => {
+        const warnings = [...(info?.warnings ?? [])];
+        warnings.push(
+          `imported from ${basename(path)}${info ? ` (version ${info.version} of project "${info.project}")` : ''}`,
+        );
+        const settings: Record<string, unknown> = {
+          ...(info?.settings ?? (manifest.settings as unknown as Record<string, unknown>)),
+          backbone: manifest.backbone.id,
+          inputSize: manifest.backbone.inputSize,
+          ...(manifest.backend ? { backend: manifest.backend.tag } : {}),
+        };
+        // The row and the folder move commit together: a failed move rolls the row back.
+        return store.db.transaction(() => {
+          const m = store.addModel(
+            {
+              dir: join('models', dirName),
+              settings,
+              // Without the exporter's counts, every training image is counted as good: the manifest does not say.
+              labelGood: info?.labelCounts.good ?? manifest.trainingImageIds.length,
+              labelDefect: info?.labelCounts.defect ?? 0,
+              // The ids name images of another project: none of this project's images was trained on.
+              labelIds: [],
+              // Held-out metrics travel; the out-of-fold scores name the other project's images, so they stay behind.
+              metrics: withoutImageScores(info?.metrics ?? appMetrics(manifest)),
+              warnings,
+              runId: null,
+            },
+            activate,
+          );
+          moveIntoPlace();
+          return m;
+        })();
+      },
+    );
   } catch (err) {
     if (err instanceof ModelArchiveError) {
       throw new AppError(
@@ -100,31 +136,4 @@ export async function importModel(store: ProjectStore, file: string, activate: b
     }
     throw err;
   }
-  const { manifest, info } = imported;
-  const warnings = [...(info?.warnings ?? [])];
-  warnings.push(
-    `imported from ${basename(path)}${info ? ` (version ${info.version} of project "${info.project}")` : ''}`,
-  );
-  const settings: Record<string, unknown> = {
-    ...(info?.settings ?? (manifest.settings as unknown as Record<string, unknown>)),
-    backbone: manifest.backbone.id,
-    inputSize: manifest.backbone.inputSize,
-    ...(manifest.backend ? { backend: manifest.backend.tag } : {}),
-  };
-  return store.addModel(
-    {
-      dir: join('models', imported.dirName),
-      settings,
-      // Without the exporter's counts, every training image is counted as good: the manifest does not say.
-      labelGood: info?.labelCounts.good ?? manifest.trainingImageIds.length,
-      labelDefect: info?.labelCounts.defect ?? 0,
-      // The ids name images of another project: none of this project's images was trained on.
-      labelIds: [],
-      // Held-out metrics travel; the out-of-fold scores name the other project's images, so they stay behind.
-      metrics: withoutImageScores(info?.metrics ?? appMetrics(manifest)),
-      warnings,
-      runId: null,
-    },
-    activate,
-  );
 }

@@ -12,11 +12,9 @@ import { loadBackbone, type Backbone } from '../backbone';
 import type { BackboneSpec, FeatureMap } from '../types';
 import type { WorkItem, WorkResult } from './types';
 import { LUMA_BINS, lumaHistogram } from './luma-histogram';
+import { levelSize } from './level-size';
 
-/** Side of pyramid level `level`: the input size halved `level` times. */
-export function levelSize(inputSize: number, level: number): number {
-  return Math.max(1, Math.round(inputSize / 2 ** level));
-}
+export { levelSize };
 
 export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

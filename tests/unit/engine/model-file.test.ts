@@ -139,4 +139,23 @@ describe('model file', () => {
     await fs.writeFile(path.join(dir, 'manifest.json'), '{ not json');
     await expectProblem(loadModel(dir), 'corrupt', /not valid JSON/);
   });
+
+  it('refuses a manifest field of the wrong type, naming the field (model-schema.ts)', async () => {
+    const dir = path.join(tmp, 'm7');
+    await save(dir);
+    const mf = path.join(dir, 'manifest.json');
+    const m = JSON.parse(await fs.readFile(mf, 'utf8'));
+    m.calibration = 'none';
+    m.backbone.inputSize = -3;
+    await fs.writeFile(mf, JSON.stringify(m));
+    await expectProblem(loadModel(dir), 'corrupt', /manifest\.json: backbone\.inputSize: .*calibration: /);
+  });
+
+  it('refuses weights that are not finite numbers', async () => {
+    const dir = path.join(tmp, 'm8');
+    const bad = structuredClone(state);
+    bad.weights.patch.w[0] = Number.NaN;
+    await saveModel(dir, { state: bad, backbone, trainingImageIds: ['a'] });
+    await expectProblem(loadModel(dir), 'corrupt', /weights\.bin holds numbers that are not finite/);
+  });
 });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yauzl from 'yauzl';
@@ -12,7 +13,12 @@ import { resolveSettings } from '../../../src-main/engine/settings';
 import { trainFast } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
 import { Rng } from '../../../src-main/engine/util/rng';
-import { exportModelArchive, safeEntryPath, type ModelInfoFile } from '../../../src-main/models/archive';
+import {
+  exportModelArchive,
+  importModelArchive,
+  safeEntryPath,
+  type ModelInfoFile,
+} from '../../../src-main/models/archive';
 import { APP_BACKBONE_ID } from '../../../src-main/models/versions';
 import { ProjectStore } from '../../../src-main/project/store';
 import { tempDir } from '../app/helpers';
@@ -23,7 +29,8 @@ const backbone = { id: MOBILENET_ID, inputSize: 224, featureLayer: 'conv_pw_13_r
 beforeAll(async () => {
   await tf.setBackend('cpu');
   const rng = new Rng(7);
-  const spec = { side: 4, channels: 6 };
+  // The shapes of the app's backbone (conv_pw_13_relu at 224: 7x7 and 4x4, 768 channels): import checks them.
+  const spec = { side: 7, channels: 768 };
   const normals = Array.from({ length: 6 }, () => normalFeatures(rng, spec));
   state = await trainFast(
     {
@@ -280,5 +287,133 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
       ok: false,
       error: { code: 'not_found' },
     });
+  });
+});
+
+describe('model import checks the file whole (issue 13, finding 1)', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let api: ApiService;
+  let source: string;
+  let project: string;
+  const info: ModelInfoFile = {
+    app: 'swan-inspector',
+    version: 1,
+    createdAt: '',
+    exportedAt: '',
+    project: 'p',
+    labelCounts: { good: 6, defect: 1 },
+    settings: {},
+    metrics: null,
+    warnings: [],
+  };
+
+  beforeEach(async () => {
+    tmp = tempDir('swan-import-');
+    api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
+    source = join(tmp.dir, 'model');
+    await saveModel(source, { state, backbone, trainingImageIds: ['1', '2'], metrics: { aucRoc: 0.8 } });
+    project = join(tmp.dir, 'P');
+    ProjectStore.create(project, 'P').close();
+    await api.invoke('project.open', { path: project });
+  });
+  afterEach(async () => {
+    await api.close();
+    tmp.cleanup();
+  });
+
+  /** A copy of the good model with manifest/state edited (checksums kept right), zipped as the app does. */
+  async function variant(
+    name: string,
+    edit: { manifest?: (m: Record<string, any>) => void; state?: (s: Record<string, any>) => void },
+    extra: Record<string, Buffer> = {},
+  ): Promise<string> {
+    const dir = join(tmp.dir, name);
+    cpSync(source, dir, { recursive: true });
+    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, any>;
+    if (edit.state) {
+      const st = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as Record<string, any>;
+      edit.state(st);
+      const bytes = Buffer.from(JSON.stringify(st));
+      writeFileSync(join(dir, 'state.json'), bytes);
+      m.files['state.json'] = {
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        bytes: bytes.length,
+      };
+    }
+    edit.manifest?.(m);
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+    for (const [f, data] of Object.entries(extra)) writeFileSync(join(dir, f), data);
+    const file = join(tmp.dir, `${name}.swanmodel`);
+    await exportModelArchive(dir, file, info);
+    return file;
+  }
+
+  async function expectRefused(file: string, message: RegExp) {
+    const r = await api.call('models.import', { file, activate: true });
+    expect(r.ok, file).toBe(false);
+    if (!r.ok) {
+      expect(r.error.code).toBe('invalid_input');
+      expect(r.error.message).toMatch(message);
+      expect(r.error.message).toMatch(/nothing was imported/i);
+    }
+    expect(listModelsDir(project)).toEqual([]);
+    expect((await api.invoke('models.list', {})).models).toEqual([]);
+  }
+
+  it('refuses a feature layer the backbone lacks, naming the field (it used to import and activate)', async () => {
+    const file = await variant('layer', { manifest: (m) => (m.backbone.featureLayer = 'x') });
+    await expectRefused(file, /backbone\.featureLayer: 'x' is not a layer of backbone 'mobilenet_v1_0\.75'/);
+  });
+
+  it('refuses a manifest without trainingImageIds, naming the field, and leaves no folder behind', async () => {
+    const file = await variant('ids', { manifest: (m) => delete m.trainingImageIds });
+    await expectRefused(file, /manifest\.json: trainingImageIds: /);
+  });
+
+  it('refuses shapes that do not fit the backbone or each other', async () => {
+    const wrongChannels = await variant('channels', {
+      manifest: (m) => (m.reference.shapes[0].c = 512),
+    });
+    await expectRefused(wrongChannels, /reference\.shapes\.0: .*7x7x768/);
+    const shortWeights = await variant('weights', {
+      state: (st) => (st.weights.patch.w.$f32.length -= 1),
+    });
+    await expectRefused(shortWeights, /weights\.patch\.w: holds \d+ numbers, expected \d+/);
+    const wrongType = await variant('type', { state: (st) => (st.weights.channels = 'many') });
+    await expectRefused(wrongType, /state\.json: weights\.channels: /);
+    const outside = await variant('outside', {
+      state: (st) => (st.weights.patch.w.$f32.offset = 1e9),
+    });
+    await expectRefused(outside, /points outside weights\.bin/);
+  });
+
+  it('keeps only the files the manifest lists', async () => {
+    const file = await variant(
+      'extra',
+      {},
+      { 'notes.txt': Buffer.from('not part of a model'), 'big.bin': Buffer.alloc(4096) },
+    );
+    const m = await api.invoke('models.import', { file });
+    expect(m.version).toBe(1);
+    const [dir] = listModelsDir(project);
+    expect(readdirSync(join(project, 'models', dir)).sort()).toEqual([
+      'manifest.json',
+      'reference.bin',
+      'state.json',
+      'swanmodel.json',
+      'weights.bin',
+    ]);
+  });
+
+  it('undoes the folder move when recording the row fails', async () => {
+    const file = await variant('ok', {});
+    const modelsDir = join(tmp.dir, 'models-undo');
+    await expect(
+      importModelArchive(file, modelsDir, MOBILENET_ID, (_imported, moveIntoPlace) => {
+        moveIntoPlace();
+        throw new Error('the database refused the row');
+      }),
+    ).rejects.toThrow(/refused the row/);
+    expect(readdirSync(modelsDir)).toEqual([]);
   });
 });
