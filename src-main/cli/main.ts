@@ -7,6 +7,8 @@ import { CliError } from './cli-error';
 import type { runTrain } from './commands/train';
 import type { runScore } from './commands/score';
 import type { runBench } from './commands/bench';
+import type { runBenchTable } from './commands/bench-table';
+import { METHODS } from './bench/methods';
 import type { runApi } from './commands/api';
 import type { runReport } from './commands/report';
 import type { runDoctor } from './commands/doctor';
@@ -74,10 +76,17 @@ export function buildProgram(): Command {
       (await import('./commands/score')).runScore(...args),
     );
 
+  const methodOption = () =>
+    new Option('--method <name>', 'what runs: swan (product default), dra (paper), knn, devnet, patchcore')
+      .choices([...METHODS])
+      .default('swan');
   program
     .command('bench')
     .description("run the paper's protocol and print AUC-ROC / AP against the published numbers")
-    .requiredOption('--dataset <name|spec>', 'headct, elpv, mvtec:DIR, folders:DIR, csv:FILE')
+    .requiredOption(
+      '--dataset <name|spec>',
+      'headct, elpv, kolektorsdd, bottle, mvtec:DIR, folders:DIR, csv:FILE',
+    )
     .option('--normal <class>', 'name of the normal class for folders:DIR')
     .option('--data-root <dir>', 'folder holding the named data sets')
     .addOption(
@@ -85,8 +94,17 @@ export function buildProgram(): Command {
     )
     .option('--shots <n>', 'labelled anomalies (10 or 1 in the paper)', intArg('--shots', 1, 1000), 10)
     .option('--seeds <n>', 'number of seeded runs', intArg('--seeds', 1, 100), 3)
+    .option(
+      '--seed-start <n>',
+      'first seed (defaults were chosen on 0-2)',
+      intArg('--seed-start', 0, 2 ** 31 - 1),
+      0,
+    )
     .addOption(inputOption())
-    .addOption(new Option('--baseline <name>', 'run a baseline instead of DRA').choices(['devnet', 'knn']))
+    .addOption(methodOption())
+    .addOption(
+      new Option('--baseline <name>', 'same as --method <name>').choices(['devnet', 'knn', 'patchcore']),
+    )
     .option('--no-knn', 'switch off the nearest-normal head')
     .option('--feature-layer <name>', 'backbone layer whose output feeds the heads')
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
@@ -94,6 +112,27 @@ export function buildProgram(): Command {
     .option('--json <file>', 'write the results as JSON')
     .action(async (...args: Parameters<typeof runBench>) =>
       (await import('./commands/bench')).runBench(...args),
+    );
+
+  program
+    .command('bench-table')
+    .description('run the whole benchmark table and write docs/benchmarks/<name>.md and .json')
+    .option('--data-root <dir>', 'folder holding the named data sets')
+    .option('--datasets <names>', 'comma-separated named data sets (default: every one in the data root)')
+    .option('--methods <names>', `comma-separated methods (default: ${METHODS.join(',')})`)
+    .option('--shots <list>', 'comma-separated shot counts', '10,1')
+    .option('--seeds <n>', 'number of seeds', intArg('--seeds', 1, 100), 3)
+    .option(
+      '--seed-start <n>',
+      'first seed (defaults were chosen on 0-2)',
+      intArg('--seed-start', 0, 2 ** 31 - 1),
+      100,
+    )
+    .addOption(inputOption())
+    .option('--name <name>', 'file name (without extension) under --out', 'table')
+    .option('--out <dir>', 'folder to write into', 'docs/benchmarks')
+    .action(async (...args: Parameters<typeof runBenchTable>) =>
+      (await import('./commands/bench-table')).runBenchTable(...args),
     );
 
   program

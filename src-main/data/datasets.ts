@@ -1,4 +1,5 @@
 /** Turns a data set spec ("headct", "mvtec:DIR", ...) into a loaded Dataset. */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadCsv, loadElpv, loadFolders, loadHeadct, loadKolektorSdd, loadMvtec } from './adapters';
 import { findPackageRoot } from '../engine/util/package-root';
@@ -14,6 +15,19 @@ export const DATASET_SPEC_FORMS: readonly string[] = [
   'folders:DIR (with a normal class name)',
   'csv:FILE',
 ];
+
+/** The named data sets and their folders under the data root. */
+export const NAMED_DATASETS: readonly { name: string; folder: string }[] = [
+  { name: 'headct', folder: 'headct' },
+  { name: 'elpv', folder: 'elpv' },
+  { name: 'kolektorsdd', folder: 'kolektorsdd' },
+  { name: 'bottle', folder: 'mvtec_bottle' },
+];
+
+/** Names of the named data sets whose folder exists under dataRoot, in NAMED_DATASETS order. */
+export function namedDatasetsIn(dataRoot: string): string[] {
+  return NAMED_DATASETS.filter((d) => existsSync(join(dataRoot, d.folder))).map((d) => d.name);
+}
 
 export interface ResolveOptions {
   /** Folder holding the named data sets (headct/, elpv/, kolektorsdd/, mvtec_bottle/). */

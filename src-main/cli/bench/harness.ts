@@ -1,34 +1,27 @@
 /**
- * The paper's protocol (dra.md) over one data set: seeded splits, fast-mode training on the
- * training split only, scoring of the test split, AUC-ROC and AP overall and per head.
- * Nothing of the test split informs training, calibration or normalisation: the model
- * sees only split.trainNormals, split.trainAnomalies and their pseudo variants.
+ * The paper's protocol (dra.md) over one data set: seeded splits, training on the training
+ * split only, scoring of the test split, AUC-ROC and AP overall and per head, and pixel AUROC of
+ * the heatmaps where the data set has masks. Nothing of the test split informs training,
+ * calibration or normalisation: a model sees only split.trainNormals, split.trainAnomalies and
+ * their pseudo variants; masks are read only to evaluate.
  */
 import { performance } from 'node:perf_hooks';
 import { makeSplit } from '../../data/splits';
-import type { Dataset, DatasetItem, ProtocolSplit, Setting } from '../../data/types';
-import { FeatureSession } from '../../engine/feature-session';
-import { resolveSettings } from '../../engine/settings';
+import type { Dataset, DatasetItem, Setting } from '../../data/types';
+import { defaultBackboneSpec } from '../../engine/backbone';
+import { FeatureSession, type PathFeatures } from '../../engine/feature-session';
 import { trainFast } from '../../engine/train';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
 import { aucRoc, averagePrecision, headAnomalyScore, meanStd } from '../../engine/metrics';
-import type { HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
-
-export type Baseline = 'devnet' | 'knn';
-
-export interface BenchOptions {
-  dataset: Dataset;
-  setting: Setting;
-  shots: number;
-  seeds: number;
-  inputSize: number;
-  featureLayer?: string;
-  baseline?: Baseline;
-  settings?: Partial<TrainSettings>;
-  cacheDir?: string;
-  log?: (line: string) => void;
-  onProgress?: (label: string, done: number, total: number) => void;
-}
+import type { FeatureMap, HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
+import {
+  fitPatchCore,
+  patchCoreScores,
+  patchEmbedding,
+  type PatchCoreOptions,
+} from '../../engine/infer/patchcore';
+import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
+import { isTrained, methodLabel, methodSettings, type Method } from './methods';
 
 export interface Stat {
   mean: number;
@@ -41,7 +34,19 @@ export interface RunResult {
   aucRoc: number;
   ap: number;
   perHead: Partial<Record<HeadName, number>>;
+  /** Pixel AUROC of the heatmaps, when the data set has masks and the method a heatmap. */
+  pixelAucRoc?: number;
   trainSeconds: number;
+  scoreSeconds: number;
+  train: { normals: number; anomalies: number };
+  test: { normals: number; anomalies: number };
+}
+
+export interface BackboneInfo {
+  id: string;
+  featureLayer: string;
+  inputSize: number;
+  levels: number;
 }
 
 export interface BenchResult {
@@ -49,151 +54,403 @@ export interface BenchResult {
   setting: Setting;
   shots: number;
   seeds: number;
-  method: string;
+  seed_start: number;
+  method: Method;
+  /** The method and any --set override that changed what ran. */
+  label: string;
   backend: string;
+  backbone: BackboneInfo;
+  /** Training settings of a trained method (seed aside: each run has its own). */
+  settings?: Omit<TrainSettings, 'seed'>;
   auc_roc: Stat;
   ap: Stat;
+  pixel_auc_roc?: Stat;
   per_head: Partial<Record<HeadName, Stat>>;
   per_class: { class: string; auc_roc: Stat; ap: Stat }[];
   runs: RunResult[];
   seconds: { features: number; train: number; score: number; total: number };
 }
 
+export interface BenchHooks {
+  log?: (line: string) => void;
+  onProgress?: (label: string, done: number, total: number) => void;
+}
+
+export interface CaseSpec {
+  setting: Setting;
+  shots: number;
+  seed: number;
+  knownClass?: string;
+  method: Method;
+  /** --set overrides on top of the method's settings. */
+  overrides?: Partial<TrainSettings>;
+}
+
+/** Known classes a setting iterates over: every anomaly class in the hard setting. */
+export function casesOf(ds: Dataset, setting: Setting): (string | undefined)[] {
+  return setting === 'hard' ? ds.anomalyClasses.slice() : [undefined];
+}
+
+/**
+ * PatchCore's input: the main session's level-0 map (the DRA feature layer) plus a finer layer
+ * from its own session (one level), finest first.
+ */
+export interface PatchCoreSource {
+  session: FeatureSession;
+  options?: Partial<PatchCoreOptions>;
+}
+
+interface PatchCoreSeed {
+  key: string;
+  byPath: Map<string, { score: number; map: Heatmap }>;
+  bank: number;
+  from: number;
+  fitSeconds: number;
+}
+
+/** One data set's features (computed once, cached on disk) and the runs over its splits. */
+export class BenchDataset {
+  private pseudoKey = '';
+  private pseudo: ImageFeatures[][] = [];
+  private fine: Map<string, ImageFeatures | null> | null = null;
+  private patchcore: PatchCoreSeed | null = null;
+  private readonly masks: MaskReader | null;
+  /** Seconds spent computing or reading features (images and pseudo anomalies). */
+  featureSeconds = 0;
+
+  private constructor(
+    readonly ds: Dataset,
+    readonly session: FeatureSession,
+    private readonly byPath: Map<string, PathFeatures>,
+    private readonly hooks: BenchHooks,
+    private readonly patchSource?: PatchCoreSource,
+  ) {
+    this.masks = ds.items.some((it) => it.mask) ? new MaskReader() : null;
+  }
+
+  static async open(
+    ds: Dataset,
+    session: FeatureSession,
+    hooks: BenchHooks = {},
+    patchSource?: PatchCoreSource,
+  ): Promise<BenchDataset> {
+    const t = performance.now();
+    const all = await session.ofPaths(
+      ds.items.map((it) => it.path),
+      (d, n) => hooks.onProgress?.('features', d, n),
+    );
+    for (const f of all) if (f.error) hooks.log?.(`warning: ${f.error}`);
+    const data = new BenchDataset(ds, session, new Map(all.map((f) => [f.path, f])), hooks, patchSource);
+    data.featureSeconds += (performance.now() - t) / 1000;
+    return data;
+  }
+
+  get hasMasks(): boolean {
+    return this.masks !== null;
+  }
+
+  feat(it: DatasetItem): ImageFeatures | null {
+    return this.byPath.get(it.path)?.features ?? null;
+  }
+
+  /** Pseudo anomalies of the training normals; the last pool is kept, for the seed's other runs. */
+  private async pseudoFor(settings: TrainSettings, normals: DatasetItem[]): Promise<ImageFeatures[][]> {
+    const key = JSON.stringify([
+      settings.pseudo,
+      settings.outlierDir,
+      settings.pseudoPoolPerImage,
+      settings.seed,
+      normals.map((n) => n.path),
+    ]);
+    if (key === this.pseudoKey) return this.pseudo;
+    const t = performance.now();
+    this.pseudo = [];
+    const got = await this.session.pseudoFor(
+      settings,
+      normals.map((it) => ({ path: it.path, hash: this.byPath.get(it.path)!.hash! })),
+      (d, n) => this.hooks.onProgress?.('pseudo anomalies', d, n),
+    );
+    for (const w of got.warnings) this.hooks.log?.(`warning: ${w}`);
+    this.pseudo = got.pool;
+    this.pseudoKey = key;
+    this.featureSeconds += (performance.now() - t) / 1000;
+    return this.pseudo;
+  }
+
+  private patchLayers(it: DatasetItem): FeatureMap[] {
+    return [this.fine!.get(it.path)!.levels[0], this.feat(it)!.levels[0]];
+  }
+
+  /**
+   * PatchCore of a seed's training normals: the bank is fitted on them alone, then every other
+   * image of the data set is scored once; every run of the seed (any setting or shot count: the
+   * method uses no labelled defect) reads its test images' scores from there.
+   */
+  private async patchCoreFor(trainNormals: DatasetItem[], seed: number): Promise<PatchCoreSeed> {
+    const key = JSON.stringify([seed, trainNormals.map((n) => n.path)]);
+    if (this.patchcore?.key === key) return this.patchcore;
+    if (!this.patchSource) throw new Error('patchcore needs a PatchCoreSource (its second feature layer)');
+    if (!this.fine) {
+      const t = performance.now();
+      const got = await this.patchSource.session.ofPaths(
+        this.ds.items.map((it) => it.path),
+        (d, n) => this.hooks.onProgress?.('patchcore features', d, n),
+      );
+      this.fine = new Map(got.map((f) => [f.path, f.features]));
+      this.featureSeconds += (performance.now() - t) / 1000;
+    }
+    const usable = (it: DatasetItem) => !!this.feat(it) && !!this.fine!.get(it.path);
+    const t = performance.now();
+    const model = fitPatchCore(
+      trainNormals.filter(usable).map((it) => patchEmbedding(this.patchLayers(it))),
+      { ...this.patchSource.options, seed },
+    );
+    const inTrain = new Set(trainNormals.map((n) => n.path));
+    const others = this.ds.items.filter((it) => !inTrain.has(it.path) && usable(it));
+    const byPath = new Map<string, { score: number; map: Heatmap }>();
+    const chunk = 32;
+    for (let s = 0; s < others.length; s += chunk) {
+      const part = others.slice(s, s + chunk);
+      const sc = patchCoreScores(
+        model,
+        part.map((it) => patchEmbedding(this.patchLayers(it))),
+      );
+      const p = sc.h * sc.w;
+      part.forEach((it, i) =>
+        byPath.set(it.path, {
+          score: sc.score[i],
+          map: { h: sc.h, w: sc.w, data: sc.maps.slice(i * p, (i + 1) * p) },
+        }),
+      );
+      this.hooks.onProgress?.('patchcore scoring', Math.min(s + chunk, others.length), others.length);
+    }
+    const fitSeconds = (performance.now() - t) / 1000;
+    this.hooks.log?.(
+      `${this.ds.name} patchcore seed ${seed}: bank ${model.count} of ${model.from} patches (${model.dim} dims), ` +
+        `fit + scoring ${others.length} images ${fitSeconds.toFixed(1)} s`,
+    );
+    this.patchcore = { key, byPath, bank: model.count, from: model.from, fitSeconds };
+    return this.patchcore;
+  }
+
+  async run(spec: CaseSpec): Promise<RunResult> {
+    const { setting, shots, seed, knownClass, method } = spec;
+    const split = makeSplit(this.ds, { setting, shots, seed, knownClass });
+    const trainNormals = split.trainNormals.filter((it) => this.feat(it));
+    const trainAnomalies = split.trainAnomalies.filter((it) => this.feat(it));
+    const test = split.test.filter((it) => this.feat(it));
+    const testFeats = test.map((it) => this.feat(it)!);
+    const labels = test.map((it) => it.label);
+    const normals = trainNormals.map((it) => this.feat(it)!);
+
+    let totals: number[];
+    let heatmaps: Heatmap[] | null = null;
+    const perHead: Partial<Record<HeadName, number>> = {};
+    let trainSeconds = 0;
+    let t = performance.now();
+    if (method === 'knn') {
+      totals = knnBaselineScores(normals, testFeats);
+    } else if (method === 'patchcore') {
+      const pc = await this.patchCoreFor(trainNormals, seed);
+      t = performance.now();
+      const got = test.map((it) => pc.byPath.get(it.path)!);
+      totals = got.map((g) => g.score);
+      heatmaps = got.map((g) => g.map);
+      trainSeconds = pc.fitSeconds;
+    } else {
+      const settings = methodSettings(method, spec.overrides, seed);
+      const pseudo = await this.pseudoFor(settings, trainNormals);
+      t = performance.now();
+      const state = await trainFast(
+        { normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo },
+        settings,
+      );
+      trainSeconds = (performance.now() - t) / 1000;
+      t = performance.now();
+      const scores = scoreFeatures(state, testFeats);
+      totals = scores.map((s) => s.total);
+      heatmaps = scores.map((s) => s.heatmap);
+      const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
+      for (const h of heads) {
+        perHead[h] = aucRoc(
+          scores.map((s) => headAnomalyScore(h, s.perHead[h] ?? 0)),
+          labels,
+        );
+      }
+    }
+    const run: RunResult = {
+      seed,
+      ...(knownClass ? { knownClass } : {}),
+      aucRoc: aucRoc(totals, labels),
+      ap: averagePrecision(totals, labels),
+      perHead,
+      trainSeconds,
+      scoreSeconds: (performance.now() - t) / 1000,
+      train: { normals: trainNormals.length, anomalies: trainAnomalies.length },
+      test: {
+        normals: labels.filter((l) => l === 0).length,
+        anomalies: labels.filter((l) => l === 1).length,
+      },
+    };
+    if (heatmaps && this.masks) run.pixelAucRoc = await this.pixelAuc(test, heatmaps);
+    this.hooks.log?.(describeRun(this.ds.name, spec, run));
+    return run;
+  }
+
+  private async pixelAuc(test: DatasetItem[], heatmaps: Heatmap[]): Promise<number | undefined> {
+    const pairs: { map: Heatmap; mask: Mask }[] = [];
+    for (let i = 0; i < test.length; i++) {
+      const mask = this.masks!.read(test[i]);
+      if (mask) pairs.push({ map: heatmaps[i], mask: await mask });
+    }
+    return pixelAucRoc(pairs);
+  }
+}
+
+function describeRun(dataset: string, spec: CaseSpec, run: RunResult): string {
+  const cls = run.knownClass ? ` known=${run.knownClass}` : '';
+  const px = run.pixelAucRoc === undefined ? '' : ` pixel ${run.pixelAucRoc.toFixed(4)}`;
+  return (
+    `${dataset} ${spec.setting} ${spec.shots}-shot ${spec.method} seed ${run.seed}${cls}: ` +
+    `AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)}${px} ` +
+    `(train ${run.train.normals}+${run.train.anomalies}, test ${run.test.normals}+${run.test.anomalies}, ` +
+    `${run.trainSeconds.toFixed(1)} s)`
+  );
+}
+
+export interface BenchOptions extends BenchHooks {
+  dataset: Dataset;
+  setting: Setting;
+  shots: number;
+  seeds: number;
+  /** First seed (the defaults were chosen on seeds 0-2: report fresh ones). */
+  seedStart?: number;
+  inputSize: number;
+  featureLayer?: string;
+  method?: Method;
+  settings?: Partial<TrainSettings>;
+  cacheDir?: string;
+}
+
+/**
+ * PatchCore's finer layer for the default MobileNet: conv_pw_11 (stride 16, 384 channels),
+ * beside the DRA feature layer conv_pw_13 (stride 32, 768), the two last resolutions of its
+ * pyramid as the paper takes ResNet's stages 2 and 3.
+ */
+export const PATCHCORE_FINE_LAYER = 'conv_pw_11_relu';
+
+export async function openPatchCoreSource(
+  inputSize: number,
+  cacheDir?: string,
+  options?: Partial<PatchCoreOptions>,
+): Promise<PatchCoreSource> {
+  const session = await FeatureSession.open({
+    spec: defaultBackboneSpec(inputSize, PATCHCORE_FINE_LAYER),
+    levels: 1,
+    cacheDir,
+  });
+  return { session, ...(options ? { options } : {}) };
+}
+
+export function seedList(start: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => start + i);
+}
+
+export function backboneInfo(session: FeatureSession): BackboneInfo {
+  const { id, featureLayer, inputSize } = session.spec;
+  return { id, featureLayer, inputSize, levels: session.levels };
+}
+
 export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
-  const log = opts.log ?? (() => {});
-  const ds = opts.dataset;
-  const classes = opts.setting === 'hard' ? ds.anomalyClasses : [undefined];
+  const method = opts.method ?? 'swan';
   const session = await FeatureSession.open({
     inputSize: opts.inputSize,
     featureLayer: opts.featureLayer,
     cacheDir: opts.cacheDir,
   });
-  const seconds = { features: 0, train: 0, score: 0, total: 0 };
+  const patch = method === 'patchcore' ? await openPatchCoreSource(opts.inputSize, opts.cacheDir) : undefined;
   const runs: RunResult[] = [];
+  let featureSeconds = 0;
   try {
-    log(`backend: ${session.backend.description}`);
-    // Features of every image once (cached on disk); each split then picks its own.
-    let t = performance.now();
-    const all = await session.ofPaths(
-      ds.items.map((it) => it.path),
-      (d, n) => opts.onProgress?.('features', d, n),
-    );
-    seconds.features += (performance.now() - t) / 1000;
-    const byPath = new Map(all.map((f) => [f.path, f]));
-    for (const f of all) if (f.error) log(`warning: ${f.error}`);
-    const feat = (it: DatasetItem) => byPath.get(it.path)?.features ?? null;
-
-    for (const knownClass of classes) {
-      for (let seed = 0; seed < opts.seeds; seed++) {
-        const split = makeSplit(ds, { setting: opts.setting, shots: opts.shots, seed, knownClass });
-        const settings = resolveSettings({ ...opts.settings, seed });
-        const trainNormals = split.trainNormals.filter((it) => feat(it));
-        const test = split.test.filter((it) => feat(it));
-
-        t = performance.now();
-        let pseudo: ImageFeatures[][] = [];
-        if (opts.baseline !== 'knn') {
-          const got = await session.pseudoFor(
-            settings,
-            trainNormals.map((it) => ({ path: it.path, hash: byPath.get(it.path)!.hash! })),
-            (d, n) => opts.onProgress?.('pseudo anomalies', d, n),
-          );
-          pseudo = got.pool;
-          for (const w of got.warnings) log(`warning: ${w}`);
-        }
-        seconds.features += (performance.now() - t) / 1000;
-
-        const trainData = {
-          normals: trainNormals.map((it) => feat(it)!),
-          anomalies: split.trainAnomalies.filter((it) => feat(it)).map((it) => feat(it)!),
-          pseudo,
-        };
-        const testFeats = test.map((it) => feat(it)!);
-        const labels = test.map((it) => it.label);
-
-        let totals: number[];
-        const perHead: Partial<Record<HeadName, number>> = {};
-        let trainSeconds = 0;
-        if (opts.baseline === 'knn') {
-          t = performance.now();
-          totals = knnBaselineScores(trainData.normals, testFeats);
-          seconds.score += (performance.now() - t) / 1000;
-        } else {
-          const runSettings: TrainSettings =
-            opts.baseline === 'devnet'
-              ? { ...settings, heads: ['seen'], knnHead: false, gaussianHead: false, globalHead: false }
-              : settings;
-          t = performance.now();
-          const state = await trainFast(trainData, runSettings);
-          trainSeconds = (performance.now() - t) / 1000;
-          seconds.train += trainSeconds;
-          t = performance.now();
-          const scores = scoreFeatures(state, testFeats);
-          seconds.score += (performance.now() - t) / 1000;
-          totals = scores.map((s) => s.total);
-          const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
-          for (const h of heads) {
-            perHead[h] = aucRoc(
-              scores.map((s) => headAnomalyScore(h, s.perHead[h] ?? 0)),
-              labels,
-            );
-          }
-        }
-        const run: RunResult = {
-          seed,
-          knownClass,
-          aucRoc: aucRoc(totals, labels),
-          ap: averagePrecision(totals, labels),
-          perHead,
-          trainSeconds,
-        };
-        runs.push(run);
-        log(describeRun(run, split));
+    opts.log?.(`backend: ${session.backend.description}`);
+    const data = await BenchDataset.open(opts.dataset, session, opts, patch);
+    for (const knownClass of casesOf(opts.dataset, opts.setting)) {
+      for (const seed of seedList(opts.seedStart ?? 0, opts.seeds)) {
+        runs.push(
+          await data.run({
+            setting: opts.setting,
+            shots: opts.shots,
+            seed,
+            knownClass,
+            method,
+            overrides: opts.settings,
+          }),
+        );
       }
     }
+    featureSeconds = data.featureSeconds;
   } finally {
     await session.close();
+    await patch?.session.close();
   }
-  seconds.total = (performance.now() - t0) / 1000;
-  return summarise(opts, runs, seconds, session.backend.description);
+  return summarise(
+    {
+      dataset: opts.dataset.name,
+      setting: opts.setting,
+      shots: opts.shots,
+      seedStart: opts.seedStart ?? 0,
+      method,
+      overrides: opts.settings ?? {},
+      backend: session.backend.description,
+      backbone: backboneInfo(session),
+    },
+    runs,
+    { features: featureSeconds, total: (performance.now() - t0) / 1000 },
+  );
 }
 
-function describeRun(run: RunResult, split: ProtocolSplit): string {
-  const cls = run.knownClass ? ` known=${run.knownClass}` : '';
-  return (
-    `seed ${run.seed}${cls}: AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)} ` +
-    `(train ${split.trainNormals.length}+${split.trainAnomalies.length}, test ${split.test.length}, ${run.trainSeconds.toFixed(1)} s)`
-  );
+export interface SummaryContext {
+  dataset: string;
+  setting: Setting;
+  shots: number;
+  seedStart: number;
+  method: Method;
+  overrides: Partial<TrainSettings>;
+  backend: string;
+  backbone: BackboneInfo;
 }
 
 /**
  * Hard setting: each seed's figure is the mean over the known classes (the paper reports
  * the mean of the per-class results); mean and std are then taken over seeds.
  */
-function summarise(
-  opts: BenchOptions,
+export function summarise(
+  ctx: SummaryContext,
   runs: RunResult[],
-  seconds: BenchResult['seconds'],
-  backend: string,
+  time: { features: number; total: number },
 ): BenchResult {
   const seeds = [...new Set(runs.map((r) => r.seed))];
   const perSeed = (pick: (r: RunResult) => number | undefined) =>
     seeds
       .map((s) => runs.filter((r) => r.seed === s).map(pick))
-      .filter((v): v is number[] => v.every((x) => x !== undefined))
+      .filter((v): v is number[] => v.length > 0 && v.every((x) => x !== undefined))
       .map((v) => v.reduce((a, b) => a + b, 0) / v.length);
   const heads = [...new Set(runs.flatMap((r) => Object.keys(r.perHead)))] as HeadName[];
   const per_head: Partial<Record<HeadName, Stat>> = {};
   for (const h of heads) per_head[h] = meanStd(perSeed((r) => r.perHead[h]));
   const classes = [...new Set(runs.map((r) => r.knownClass).filter((c): c is string => !!c))];
-  return {
-    dataset: opts.dataset.name,
-    setting: opts.setting,
-    shots: opts.shots,
-    seeds: opts.seeds,
-    method: opts.baseline ?? 'dra',
-    backend,
+  const pixel = perSeed((r) => r.pixelAucRoc);
+  const result: BenchResult = {
+    dataset: ctx.dataset,
+    setting: ctx.setting,
+    shots: ctx.shots,
+    seeds: seeds.length,
+    seed_start: ctx.seedStart,
+    method: ctx.method,
+    label: methodLabel(ctx.method, ctx.overrides),
+    backend: ctx.backend,
+    backbone: ctx.backbone,
     auc_roc: meanStd(perSeed((r) => r.aucRoc)),
     ap: meanStd(perSeed((r) => r.ap)),
     per_head,
@@ -202,6 +459,17 @@ function summarise(
       return { class: c, auc_roc: meanStd(rs.map((r) => r.aucRoc)), ap: meanStd(rs.map((r) => r.ap)) };
     }),
     runs,
-    seconds,
+    seconds: {
+      features: time.features,
+      train: runs.reduce((s, r) => s + r.trainSeconds, 0),
+      score: runs.reduce((s, r) => s + r.scoreSeconds, 0),
+      total: time.total,
+    },
   };
+  if (isTrained(ctx.method)) {
+    const { seed: _seed, ...settings } = methodSettings(ctx.method, ctx.overrides);
+    result.settings = settings;
+  }
+  if (pixel.length > 0) result.pixel_auc_roc = meanStd(pixel);
+  return result;
 }

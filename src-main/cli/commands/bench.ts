@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Setting } from '../../data/types';
-import { runBenchmark, type Baseline, type BenchResult } from '../bench/harness';
+import { runBenchmark, type BenchResult } from '../bench/harness';
+import type { Method } from '../bench/methods';
 import { publishedAuc } from '../bench/paper';
 import { CliError } from '../cli-error';
 import { progressBar } from '../progress';
@@ -11,8 +12,10 @@ interface BenchCliOptions extends DataOptions {
   setting: Setting;
   shots: number;
   seeds: number;
+  seedStart: number;
   input: string;
-  baseline?: Baseline;
+  method: Method;
+  baseline?: Method;
   knn: boolean;
   featureLayer?: string;
   set?: string[];
@@ -41,10 +44,15 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
     setting: opts.setting,
     shots: opts.shots,
     seeds: opts.seeds,
+    seedStart: opts.seedStart,
     inputSize: Number(opts.input),
-    baseline: opts.baseline,
+    method: opts.baseline ?? opts.method,
     featureLayer: opts.featureLayer,
-    settings: { knnHead: opts.knn, ...parseSettingOverrides(opts.set), ...outlierSettings(opts.outliers) },
+    settings: {
+      ...(opts.knn ? {} : { knnHead: false }),
+      ...parseSettingOverrides(opts.set),
+      ...outlierSettings(opts.outliers),
+    },
     log: (line) => process.stderr.write(`${line}\n`),
     onProgress: (l, d, n) => {
       if (l !== label) {
@@ -67,11 +75,12 @@ export function formatTable(r: BenchResult): string {
   const pm = (s: { mean: number; std: number }) => `${fmt(s.mean)} ± ${fmt(s.std)}`;
   const pub = publishedAuc(r.dataset, r.setting, r.shots);
   const lines = [
-    `${r.dataset} · ${r.setting} · ${r.shots}-shot · ${r.seeds} seeds · ${r.method} · ${r.backend}`,
+    `${r.dataset} · ${r.setting} · ${r.shots}-shot · seeds ${r.seed_start}-${r.seed_start + r.seeds - 1} · ${r.label} · ${r.backend}`,
     '',
     `  AUC-ROC        ${pm(r.auc_roc)}    paper DRA ${fmt(pub.dra)}    best since (AHL) ${fmt(pub.ahl)}`,
     `  AP (AUC-PR)    ${pm(r.ap)}`,
   ];
+  if (r.pixel_auc_roc) lines.push(`  pixel AUROC    ${pm(r.pixel_auc_roc)}`);
   const heads = Object.entries(r.per_head);
   if (heads.length) {
     lines.push('', '  AUC-ROC of each head alone:');

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -256,12 +256,13 @@ describe('swan bench on a folder data set (real backbone)', () => {
     return JSON.parse(await readFile(json, 'utf8')) as {
       per_head: Record<string, unknown>;
       auc_roc: { mean: number };
+      runs: { seed: number }[];
     };
   };
 
-  it('DRA reports every head; the DevNet baseline is the seen head alone, the kNN baseline has none', async () => {
-    const dra = await bench([]);
-    expect(Object.keys(dra.per_head).sort()).toEqual([
+  it('swan reports every head, dra the four of the paper, devnet the seen head, knn and patchcore none', async () => {
+    const swan = await bench([]);
+    expect(Object.keys(swan.per_head).sort()).toEqual([
       'global',
       'knn',
       'normality',
@@ -269,11 +270,104 @@ describe('swan bench on a folder data set (real backbone)', () => {
       'residual',
       'seen',
     ]);
-    const devnet = await bench(['--baseline', 'devnet']);
+    const dra = await bench(['--method', 'dra']);
+    expect(Object.keys(dra.per_head).sort()).toEqual(['normality', 'pseudo', 'residual', 'seen']);
+    const devnet = await bench(['--method', 'devnet']);
     expect(Object.keys(devnet.per_head)).toEqual(['seen']);
     const knn = await bench(['--baseline', 'knn']);
     expect(Object.keys(knn.per_head)).toEqual([]);
-    for (const r of [dra, devnet, knn]) expect(r.auc_roc.mean).toBeGreaterThanOrEqual(0);
+    const patchcore = await bench(['--method', 'patchcore', '--seed-start', '7']);
+    expect(Object.keys(patchcore.per_head)).toEqual([]);
+    expect(patchcore.runs.map((r) => r.seed)).toEqual([7]);
+    for (const r of [swan, dra, devnet, knn, patchcore]) expect(r.auc_roc.mean).toBeGreaterThanOrEqual(0);
+    // The spots are bright and few: an unsupervised patch method finds them.
+    expect(patchcore.auc_roc.mean).toBeGreaterThan(0.5);
+  });
+});
+
+describe('swan bench-table (real backbone)', () => {
+  it('runs every method over a named data set and writes the Markdown table and the JSON', async () => {
+    // A miniature KolektorSDD from the spot images: labels.csv, images/ and the spots' masks.
+    const root = join(dir, 'named');
+    const sdd = join(root, 'kolektorsdd');
+    await mkdir(join(sdd, 'images'), { recursive: true });
+    await mkdir(join(sdd, 'masks'), { recursive: true });
+    const rows = ['path,label'];
+    for (const [cls, n] of [
+      ['good', 10],
+      ['spot', 12],
+    ] as const) {
+      for (let i = 0; i < n; i++) {
+        const name = `${cls}_${i}`;
+        await copyFile(join(dir, 'data', cls, `${name}.png`), join(sdd, 'images', `${name}.png`));
+        rows.push(`images/${name}.png,${cls === 'good' ? 'good' : 'defect'}`);
+        const m = Buffer.alloc(64 * 64);
+        for (let y = 0; y < 64; y++)
+          for (let x = 0; x < 64; x++) if ((x - 12 - i * 3) ** 2 + (y - 30) ** 2 < 60) m[y * 64 + x] = 255;
+        if (cls === 'spot')
+          await sharp(m, { raw: { width: 64, height: 64, channels: 1 } })
+            .png()
+            .toFile(join(sdd, 'masks', `${name}.png`));
+      }
+    }
+    await writeFile(join(sdd, 'labels.csv'), rows.join('\n'));
+    const out = join(dir, 'tables');
+    const r = await run([
+      'bench-table',
+      '--data-root',
+      root,
+      '--methods',
+      'dra,knn,patchcore',
+      '--shots',
+      '1',
+      '--seeds',
+      '1',
+      '--seed-start',
+      '100',
+      '--name',
+      'mini',
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const table = JSON.parse(await readFile(join(out, 'mini.json'), 'utf8')) as {
+      seed_start: number;
+      results: {
+        dataset: string;
+        method: string;
+        setting: string;
+        pixel_auc_roc?: { mean: number };
+        runs: { seed: number }[];
+      }[];
+      methods: Record<string, unknown>;
+    };
+    expect(table.seed_start).toBe(100);
+    expect(table.results.map((x) => `${x.dataset}/${x.setting}/${x.method}`)).toEqual([
+      'kolektorsdd/general/dra',
+      'kolektorsdd/general/knn',
+      'kolektorsdd/general/patchcore',
+    ]);
+    expect(table.results.every((x) => x.runs.length === 1 && x.runs[0].seed === 100)).toBe(true);
+    const pixel = Object.fromEntries(table.results.map((x) => [x.method, x.pixel_auc_roc?.mean]));
+    expect(pixel.knn).toBeUndefined();
+    expect(pixel.patchcore).toBeGreaterThan(0.5);
+    expect(pixel.dra).toBeGreaterThanOrEqual(0);
+    expect(table.methods.knn).toBeNull();
+    expect(table.methods.dra).toMatchObject({ knnHead: false, combine: 'sum' });
+    const md = await readFile(join(out, 'mini.md'), 'utf8');
+    expect(md).toContain('## Pixel AUROC');
+    expect(md).toMatch(
+      /\| kolektorsdd \| general \| 1 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \| 0\.859 \|/,
+    );
+  });
+
+  it('refuses an unknown method or data set with one line', async () => {
+    const bad = await run(['bench-table', '--methods', 'dra,magic']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--methods: unknown "magic"/);
+    const none = await run(['bench-table', '--datasets', 'brainmri']);
+    expect(none.code).toBe(2);
+    expect(none.err).toMatch(/--datasets: unknown "brainmri"/);
   });
 });
 

@@ -1,0 +1,50 @@
+/**
+ * The benchmark's methods, each named for what runs:
+ * - `swan`: the product default (DEFAULT_SETTINGS, whatever it is at the commit).
+ * - `dra`: the paper's DRA, its four heads summed (seen + pseudo + residual - normality), no
+ *   head beyond the paper, random normals in every batch.
+ * - `devnet`: the seen head alone (DevNet's deviation network on the frozen features).
+ * - `knn`: unsupervised, distance of the pooled image vector to the nearest training normal.
+ * - `patchcore`: unsupervised, PatchCore (engine/infer/patchcore.ts) on the training normals.
+ */
+import { resolveSettings } from '../../engine/settings';
+import type { TrainSettings } from '../../engine/types';
+
+export const METHODS = ['swan', 'dra', 'knn', 'devnet', 'patchcore'] as const;
+export type Method = (typeof METHODS)[number];
+/** Methods that train the DRA heads (the others use no labelled defect). */
+export type TrainedMethod = 'swan' | 'dra' | 'devnet';
+
+export function isTrained(m: Method): m is TrainedMethod {
+  return m === 'swan' || m === 'dra' || m === 'devnet';
+}
+
+const NO_EXTRA_HEADS: Partial<TrainSettings> = {
+  knnHead: false,
+  gaussianHead: false,
+  globalHead: false,
+  combine: 'sum',
+  matchedNormals: 0,
+};
+
+const METHOD_SETTINGS: Record<TrainedMethod, Partial<TrainSettings>> = {
+  swan: {},
+  dra: { ...NO_EXTRA_HEADS, heads: ['seen', 'pseudo', 'residual', 'normality'] },
+  devnet: { ...NO_EXTRA_HEADS, heads: ['seen'] },
+};
+
+/** The training settings a method runs with; `overrides` (--set, ablations) come last. */
+export function methodSettings(
+  method: TrainedMethod,
+  overrides: Partial<TrainSettings> = {},
+  seed = 0,
+): TrainSettings {
+  return resolveSettings({ ...METHOD_SETTINGS[method], ...overrides, seed });
+}
+
+/** The name a result carries: the method, and any override that changed what it runs. */
+export function methodLabel(method: Method, overrides: Partial<TrainSettings> = {}): string {
+  const keys = Object.entries(overrides).filter(([, v]) => v !== undefined);
+  if (keys.length === 0) return method;
+  return `${method} (${keys.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')})`;
+}

@@ -1,0 +1,152 @@
+/**
+ * The whole benchmark table in one run: every data set, both settings where they apply (hard:
+ * two or more anomaly classes), every shot count, every method, the same seeds for all. Features
+ * are extracted once per data set (and cached on disk); the runs of one seed share its pseudo
+ * anomalies.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Dataset, Setting } from '../../data/types';
+import { FeatureSession } from '../../engine/feature-session';
+import type { TrainSettings } from '../../engine/types';
+import {
+  backboneInfo,
+  BenchDataset,
+  casesOf,
+  openPatchCoreSource,
+  seedList,
+  summarise,
+  type BackboneInfo,
+  type BenchHooks,
+  type BenchResult,
+  type RunResult,
+} from './harness';
+import { isTrained, methodSettings, type Method } from './methods';
+import type { Provenance } from './provenance';
+
+export interface TableOptions extends BenchHooks {
+  datasets: Dataset[];
+  methods: Method[];
+  shots: number[];
+  seeds: number;
+  seedStart: number;
+  inputSize: number;
+  featureLayer?: string;
+  cacheDir?: string;
+  provenance: Provenance;
+  /** The command line that produced the table, recorded with it. */
+  command: string;
+}
+
+export interface TableResult {
+  command: string;
+  created: string;
+  commit: string | null;
+  dirty: boolean | null;
+  backend: string;
+  backbone: BackboneInfo;
+  seed_start: number;
+  seeds: number;
+  shots: number[];
+  /** What each trained method ran (seed aside); null for the untrained ones. */
+  methods: Partial<Record<Method, Omit<TrainSettings, 'seed'> | null>>;
+  results: BenchResult[];
+  seconds: { total: number; per_dataset: Record<string, number> };
+}
+
+/** The settings a data set is run in: general always, hard with two or more anomaly classes. */
+export function settingsOf(ds: Dataset, shots: number[]): Setting[] {
+  const most = Math.max(...shots);
+  const hard =
+    ds.anomalyClasses.length >= 2 &&
+    ds.anomalyClasses.every((c) => ds.items.filter((it) => it.label === 1 && it.cls === c).length >= most);
+  return hard ? ['general', 'hard'] : ['general'];
+}
+
+export async function runTable(opts: TableOptions): Promise<TableResult> {
+  const t0 = performance.now();
+  const session = await FeatureSession.open({
+    inputSize: opts.inputSize,
+    featureLayer: opts.featureLayer,
+    cacheDir: opts.cacheDir,
+  });
+  const patch = opts.methods.includes('patchcore')
+    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir)
+    : undefined;
+  const results: BenchResult[] = [];
+  const perDataset: Record<string, number> = {};
+  try {
+    opts.log?.(`backend: ${session.backend.description}`);
+    for (const ds of opts.datasets) {
+      const td = performance.now();
+      const data = await BenchDataset.open(ds, session, opts, patch);
+      const settings = settingsOf(ds, opts.shots);
+      const runs = new Map<string, RunResult[]>();
+      const key = (s: Setting, shots: number, m: Method) => `${s}/${shots}/${m}`;
+      // Seed outermost: every run of a seed shares its training normals' pseudo anomalies.
+      for (const seed of seedList(opts.seedStart, opts.seeds)) {
+        for (const setting of settings) {
+          for (const knownClass of casesOf(ds, setting)) {
+            for (const shots of opts.shots) {
+              for (const method of opts.methods) {
+                const run = await data.run({ setting, shots, seed, knownClass, method });
+                const k = key(setting, shots, method);
+                runs.set(k, [...(runs.get(k) ?? []), run]);
+              }
+            }
+          }
+        }
+      }
+      const seconds = (performance.now() - td) / 1000;
+      perDataset[ds.name] = seconds;
+      for (const setting of settings) {
+        for (const shots of opts.shots) {
+          for (const method of opts.methods) {
+            results.push(
+              summarise(
+                {
+                  dataset: ds.name,
+                  setting,
+                  shots,
+                  seedStart: opts.seedStart,
+                  method,
+                  overrides: {},
+                  backend: session.backend.description,
+                  backbone: backboneInfo(session),
+                },
+                runs.get(key(setting, shots, method)) ?? [],
+                { features: data.featureSeconds, total: seconds },
+              ),
+            );
+          }
+        }
+      }
+      opts.log?.(`${ds.name}: ${seconds.toFixed(0)} s`);
+    }
+  } finally {
+    await session.close();
+    await patch?.session.close();
+  }
+  const methods: TableResult['methods'] = {};
+  for (const m of opts.methods) {
+    if (!isTrained(m)) {
+      methods[m] = null;
+      continue;
+    }
+    const { seed: _seed, ...s } = methodSettings(m);
+    methods[m] = s;
+  }
+  return {
+    command: opts.command,
+    created: new Date().toISOString(),
+    commit: opts.provenance.commit,
+    dirty: opts.provenance.dirty,
+    backend: session.backend.description,
+    backbone: backboneInfo(session),
+    seed_start: opts.seedStart,
+    seeds: opts.seeds,
+    shots: opts.shots,
+    methods,
+    results,
+    seconds: { total: (performance.now() - t0) / 1000, per_dataset: perDataset },
+  };
+}

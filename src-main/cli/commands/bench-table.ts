@@ -1,0 +1,84 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { defaultDataRoot, NAMED_DATASETS, namedDatasetsIn, resolveDataset } from '../../data/datasets';
+import { repoRoot } from '../../engine/backbone';
+import { tableMarkdown } from '../bench/markdown';
+import { METHODS, type Method } from '../bench/methods';
+import { gitProvenance } from '../bench/provenance';
+import { runTable } from '../bench/table';
+import { CliError } from '../cli-error';
+
+interface BenchTableCliOptions {
+  dataRoot?: string;
+  datasets?: string;
+  methods?: string;
+  shots: string;
+  seeds: number;
+  seedStart: number;
+  input: string;
+  name: string;
+  out: string;
+}
+
+const list = (s: string) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+export function parseShots(text: string): number[] {
+  const shots = list(text).map(Number);
+  if (shots.length === 0 || shots.some((n) => !Number.isInteger(n) || n < 1))
+    throw new CliError(`--shots expects whole numbers >= 1 separated by commas, got "${text}".`);
+  return shots;
+}
+
+export function parseMethods(text: string | undefined): Method[] {
+  if (text === undefined) return [...METHODS];
+  const names = list(text);
+  const bad = names.filter((m) => !(METHODS as readonly string[]).includes(m));
+  if (bad.length || names.length === 0)
+    throw new CliError(`--methods: unknown "${bad.join(', ')}" (known: ${METHODS.join(', ')}).`);
+  return names as Method[];
+}
+
+export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
+  const dataRoot = opts.dataRoot ?? defaultDataRoot();
+  const names = opts.datasets ? list(opts.datasets) : namedDatasetsIn(dataRoot);
+  const known = NAMED_DATASETS.map((d) => d.name);
+  const unknown = names.filter((n) => !known.includes(n) && n !== 'sdd');
+  if (unknown.length)
+    throw new CliError(`--datasets: unknown "${unknown.join(', ')}" (known: ${known.join(', ')}).`);
+  if (names.length === 0) throw new CliError(`No named data set found in ${dataRoot} (${known.join(', ')}).`);
+  const shots = parseShots(opts.shots);
+  const methods = parseMethods(opts.methods);
+  if (!/^[\w.-]+$/.test(opts.name)) throw new CliError(`--name: "${opts.name}" is not a plain file name.`);
+  const datasets = [];
+  for (const n of names) {
+    const ds = await resolveDataset(n, { dataRoot });
+    for (const w of ds.warnings) process.stderr.write(`warning: ${w}\n`);
+    datasets.push(ds);
+  }
+  const root = repoRoot();
+  const command = `npm run bench:table -- ${process.argv.slice(3).join(' ')}`.trim();
+  const table = await runTable({
+    datasets,
+    methods,
+    shots,
+    seeds: opts.seeds,
+    seedStart: opts.seedStart,
+    inputSize: Number(opts.input),
+    provenance: gitProvenance(root),
+    command,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  const out = resolve(opts.out);
+  await mkdir(out, { recursive: true });
+  const md = tableMarkdown(table, opts.name);
+  await writeFile(join(out, `${opts.name}.json`), `${JSON.stringify(table, null, 2)}\n`);
+  await writeFile(join(out, `${opts.name}.md`), md);
+  process.stdout.write(md);
+  process.stderr.write(
+    `wrote ${join(out, `${opts.name}.md`)} and .json (${table.seconds.total.toFixed(0)} s)\n`,
+  );
+}

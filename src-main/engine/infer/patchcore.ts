@@ -1,0 +1,275 @@
+/**
+ * PatchCore (Roth et al., CVPR 2022), unsupervised: locally aware patch features of two
+ * backbone layers, a memory bank of the training normals' patches reduced by greedy k-center
+ * coreset selection, image score = the largest distance of a patch to its nearest bank patch,
+ * heatmap = those per-patch distances.
+ *
+ * - Patch features: each layer averaged over a 3x3 neighbourhood (the cells inside the map),
+ *   coarser layers bilinearly upsampled to the first layer's grid, channels concatenated.
+ * - Coreset: a Gaussian random projection (projectionDim) serves only the distances inside
+ *   the greedy selection; the bank keeps the full features.
+ * - Distances: |q|^2 + |b|^2 - 2 q.b, the products by blocked matrix multiplication on the
+ *   TF.js backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError, type FeatureMap } from '../types';
+import { Rng } from '../util/rng';
+
+export interface PatchCoreOptions {
+  /** Share of the training patches kept in the bank (the paper: 0.1, or 0.01). */
+  coresetRatio: number;
+  /** Upper bound on the bank size, for the CPU budget of scoring (0: none). */
+  coresetMax: number;
+  /** Dimension of the random projection inside the greedy selection (the paper: 128). */
+  projectionDim: number;
+  seed: number;
+}
+
+export const PATCHCORE_DEFAULTS: PatchCoreOptions = {
+  coresetRatio: 0.1,
+  coresetMax: 2048,
+  projectionDim: 128,
+  seed: 0,
+};
+
+export interface PatchCoreModel {
+  dim: number;
+  count: number;
+  /** Bank patches, row-major [count, dim]. */
+  bank: Float32Array;
+  /** Patch grid of an image. */
+  h: number;
+  w: number;
+  /** Training patches the bank was selected from. */
+  from: number;
+}
+
+export interface PatchCoreScores {
+  /** Per query: the largest nearest-neighbour distance over its patches. */
+  score: Float32Array;
+  /** Per query, row-major [N, h*w]: each patch's distance to its nearest bank patch. */
+  maps: Float32Array;
+  h: number;
+  w: number;
+}
+
+/** Mean over the 3x3 neighbourhood of every cell, counting only cells inside the map. */
+export function localAverage(m: FeatureMap): FeatureMap {
+  const { h, w, c, data } = m;
+  const out = new Float32Array(h * w * c);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * c;
+      let n = 0;
+      for (let dy = -1; dy <= 1; dy++) {
+        const yy = y + dy;
+        if (yy < 0 || yy >= h) continue;
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx;
+          if (xx < 0 || xx >= w) continue;
+          const i = (yy * w + xx) * c;
+          for (let k = 0; k < c; k++) out[o + k] += data[i + k];
+          n++;
+        }
+      }
+      const inv = 1 / n;
+      for (let k = 0; k < c; k++) out[o + k] *= inv;
+    }
+  }
+  return { h, w, c, data: out };
+}
+
+/** Bilinear resize of a map to h x w (cell centres aligned, like align_corners = false). */
+export function resizeMap(m: FeatureMap, h: number, w: number): FeatureMap {
+  if (m.h === h && m.w === w) return m;
+  const { c, data } = m;
+  const out = new Float32Array(h * w * c);
+  const coord = (i: number, n: number, src: number) =>
+    Math.min(Math.max(((i + 0.5) * src) / n - 0.5, 0), src - 1);
+  for (let y = 0; y < h; y++) {
+    const v = coord(y, h, m.h);
+    const y0 = Math.floor(v);
+    const y1 = Math.min(y0 + 1, m.h - 1);
+    const fy = v - y0;
+    for (let x = 0; x < w; x++) {
+      const u = coord(x, w, m.w);
+      const x0 = Math.floor(u);
+      const x1 = Math.min(x0 + 1, m.w - 1);
+      const fx = u - x0;
+      const a = (y0 * m.w + x0) * c;
+      const b = (y0 * m.w + x1) * c;
+      const d = (y1 * m.w + x0) * c;
+      const e = (y1 * m.w + x1) * c;
+      const o = (y * w + x) * c;
+      for (let k = 0; k < c; k++) {
+        out[o + k] =
+          (data[a + k] * (1 - fx) + data[b + k] * fx) * (1 - fy) +
+          (data[d + k] * (1 - fx) + data[e + k] * fx) * fy;
+      }
+    }
+  }
+  return { h, w, c, data: out };
+}
+
+/** PatchCore's patch features of one image from its layer maps (finest first). */
+export function patchEmbedding(layers: readonly FeatureMap[]): FeatureMap {
+  if (layers.length === 0) throw new EngineError('PatchCore needs at least one feature layer.');
+  const { h, w } = layers[0];
+  const parts = layers.map((m) => resizeMap(localAverage(m), h, w));
+  const c = parts.reduce((s, p) => s + p.c, 0);
+  const out = new Float32Array(h * w * c);
+  for (let p = 0; p < h * w; p++) {
+    let at = p * c;
+    for (const m of parts) {
+      out.set(m.data.subarray(p * m.c, (p + 1) * m.c), at);
+      at += m.c;
+    }
+  }
+  return { h, w, c, data: out };
+}
+
+/** Rows of points [n, dim] times a [dim, k] matrix, in blocks of rows. */
+function project(points: Float32Array, n: number, dim: number, matrix: tf.Tensor2D): Float32Array {
+  const k = matrix.shape[1];
+  const out = new Float32Array(n * k);
+  const block = Math.max(1, Math.floor(4_000_000 / dim));
+  for (let s = 0; s < n; s += block) {
+    const m = Math.min(block, n - s);
+    const part = tf.tidy(
+      () =>
+        tf
+          .matMul(tf.tensor2d(points.subarray(s * dim, (s + m) * dim), [m, dim]), matrix)
+          .dataSync() as Float32Array,
+    );
+    out.set(part, s * k);
+  }
+  return out;
+}
+
+/**
+ * Greedy k-center selection (the paper's Algorithm 1): start from a random point, then
+ * repeatedly add the point farthest from everything chosen, distances in a random projection.
+ */
+export function greedyCoreset(
+  points: Float32Array,
+  n: number,
+  dim: number,
+  k: number,
+  projectionDim: number,
+  rng: Rng,
+): Int32Array {
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  const pd = Math.min(projectionDim, dim);
+  let reduced: Float32Array;
+  if (pd < dim) {
+    const r = new Float32Array(dim * pd);
+    const scale = 1 / Math.sqrt(pd);
+    for (let i = 0; i < r.length; i++) r[i] = rng.normal() * scale;
+    const matrix = tf.tensor2d(r, [dim, pd]);
+    try {
+      reduced = project(points, n, dim, matrix);
+    } finally {
+      matrix.dispose();
+    }
+  } else {
+    reduced = points;
+  }
+  const minD = new Float32Array(n).fill(Infinity);
+  const chosen = new Int32Array(k);
+  let last = rng.int(n);
+  for (let j = 0; j < k; j++) {
+    chosen[j] = last;
+    const o = last * pd;
+    let best = -1;
+    let arg = 0;
+    for (let i = 0; i < n; i++) {
+      const p = i * pd;
+      let s = 0;
+      for (let t = 0; t < pd; t++) {
+        const d = reduced[p + t] - reduced[o + t];
+        s += d * d;
+      }
+      if (s < minD[i]) minD[i] = s;
+      if (minD[i] > best) {
+        best = minD[i];
+        arg = i;
+      }
+    }
+    last = arg;
+  }
+  return chosen;
+}
+
+/** The memory bank of the training normals' patch features (each an embedded map). */
+export function fitPatchCore(
+  normals: readonly FeatureMap[],
+  opts: Partial<PatchCoreOptions> = {},
+): PatchCoreModel {
+  const o = { ...PATCHCORE_DEFAULTS, ...opts };
+  if (normals.length === 0) throw new EngineError('PatchCore needs at least one normal image.');
+  const { h, w, c } = normals[0];
+  const ppi = h * w;
+  for (const m of normals) {
+    if (m.h !== h || m.w !== w || m.c !== c)
+      throw new EngineError(
+        `PatchCore: patch maps differ in shape (${m.h}x${m.w}x${m.c}, expected ${h}x${w}x${c}).`,
+      );
+  }
+  const n = normals.length * ppi;
+  const all = new Float32Array(n * c);
+  normals.forEach((m, i) => all.set(m.data, i * ppi * c));
+  let k = Math.max(1, Math.round(n * o.coresetRatio));
+  if (o.coresetMax > 0) k = Math.min(k, o.coresetMax);
+  const idx = greedyCoreset(all, n, c, k, o.projectionDim, new Rng(o.seed));
+  const bank = new Float32Array(idx.length * c);
+  idx.forEach((p, j) => bank.set(all.subarray(p * c, (p + 1) * c), j * c));
+  return { dim: c, count: idx.length, bank, h, w, from: n };
+}
+
+/** Nearest-bank-patch distance of every patch of the queries (embedded maps). */
+export function patchCoreScores(model: PatchCoreModel, queries: readonly FeatureMap[]): PatchCoreScores {
+  const { dim, count, h, w } = model;
+  const ppi = h * w;
+  const maps = new Float32Array(queries.length * ppi);
+  const score = new Float32Array(queries.length);
+  const bankNorm = new Float32Array(count);
+  for (let j = 0; j < count; j++) {
+    let s = 0;
+    for (let t = 0; t < dim; t++) s += model.bank[j * dim + t] ** 2;
+    bankNorm[j] = s;
+  }
+  const bankT = tf.tidy(() => tf.transpose(tf.tensor2d(model.bank, [count, dim])));
+  const bn = tf.tensor1d(bankNorm);
+  try {
+    // Blocks of images keep the product matrix around 4M values.
+    const chunk = Math.max(1, Math.floor(4_000_000 / (ppi * count)));
+    for (let s = 0; s < queries.length; s += chunk) {
+      const part = queries.slice(s, s + chunk);
+      const q = new Float32Array(part.length * ppi * dim);
+      part.forEach((m, i) => {
+        if (m.h !== h || m.w !== w || m.c !== dim)
+          throw new EngineError(`PatchCore: query map ${m.h}x${m.w}x${m.c}, the bank's is ${h}x${w}x${dim}.`);
+        q.set(m.data, i * ppi * dim);
+      });
+      const d2 = tf.tidy(() => {
+        const qt = tf.tensor2d(q, [part.length * ppi, dim]);
+        const qn = tf.sum(tf.square(qt), 1);
+        const nearest = tf.min(tf.sub(bn, tf.mul(2, tf.matMul(qt, bankT))), 1);
+        return tf.add(nearest, qn).dataSync() as Float32Array;
+      });
+      for (let i = 0; i < part.length; i++) {
+        let top = 0;
+        for (let p = 0; p < ppi; p++) {
+          const d = Math.sqrt(Math.max(0, d2[i * ppi + p]));
+          maps[(s + i) * ppi + p] = d;
+          if (d > top) top = d;
+        }
+        score[s + i] = top;
+      }
+    }
+  } finally {
+    bankT.dispose();
+    bn.dispose();
+  }
+  return { score, maps, h, w };
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import {
+  fitPatchCore,
+  greedyCoreset,
+  localAverage,
+  patchCoreScores,
+  patchEmbedding,
+  resizeMap,
+} from '../../../src-main/engine/infer/patchcore';
+import type { FeatureMap } from '../../../src-main/engine/types';
+import { Rng } from '../../../src-main/engine/util/rng';
+
+const map = (h: number, w: number, c: number, f: (y: number, x: number, k: number) => number): FeatureMap => {
+  const data = new Float32Array(h * w * c);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) data[(y * w + x) * c + k] = f(y, x, k);
+  return { h, w, c, data };
+};
+
+describe('PatchCore patch features', () => {
+  it('averages each cell over its 3x3 neighbours inside the map', () => {
+    const m = map(3, 3, 1, (y, x) => y * 3 + x); // 0..8
+    const a = localAverage(m);
+    expect(a.data[4]).toBeCloseTo(4); // centre: mean of all nine
+    expect(a.data[0]).toBeCloseTo((0 + 1 + 3 + 4) / 4); // corner: four cells
+    expect(a.data[1]).toBeCloseTo((0 + 1 + 2 + 3 + 4 + 5) / 6); // edge: six cells
+  });
+
+  it('upsamples the coarser layer to the finer grid and concatenates the channels', () => {
+    const fine = map(4, 4, 2, () => 1);
+    const coarse = map(2, 2, 3, (y, x, k) => 10 * k + (y === 0 && x === 0 ? 4 : 0));
+    const e = patchEmbedding([fine, coarse]);
+    expect([e.h, e.w, e.c]).toEqual([4, 4, 5]);
+    expect(Array.from(e.data.subarray(0, 2))).toEqual([1, 1]);
+    // Channel k of the coarse part keeps its level 10k, plus a share of the corner's bump.
+    const last = e.data.subarray(15 * 5, 16 * 5);
+    expect(last[2]).toBeGreaterThanOrEqual(0);
+    expect(last[3]).toBeGreaterThanOrEqual(10);
+    expect(last[4]).toBeGreaterThanOrEqual(20);
+    expect(resizeMap(coarse, 2, 2)).toBe(coarse);
+  });
+});
+
+describe('greedy coreset', () => {
+  it('takes one point of each far-apart cluster before a second of any', () => {
+    const rng = new Rng(3);
+    const centres = [0, 100, 200, 300];
+    const n = 40;
+    const dim = 8;
+    const pts = new Float32Array(n * dim);
+    for (let i = 0; i < n; i++)
+      for (let t = 0; t < dim; t++) pts[i * dim + t] = centres[i % 4] + rng.normal();
+    const chosen = greedyCoreset(pts, n, dim, 4, 4, new Rng(1));
+    expect(new Set(Array.from(chosen, (i) => i % 4)).size).toBe(4);
+    expect(greedyCoreset(pts, n, dim, 50, 4, new Rng(1))).toHaveLength(n);
+  });
+});
+
+describe('PatchCore scores', () => {
+  const rng = new Rng(7);
+  const normals = Array.from({ length: 6 }, () => map(4, 4, 6, () => rng.normal() * 0.1));
+
+  it('scores a training normal 0 with the full bank and an image with one odd patch by that patch', () => {
+    const model = fitPatchCore(normals, { coresetRatio: 1, coresetMax: 0 });
+    expect(model.count).toBe(6 * 16);
+    const odd = map(
+      4,
+      4,
+      6,
+      (y, x, k) => normals[2].data[(y * 4 + x) * 6 + k] + (y === 1 && x === 2 ? 3 : 0),
+    );
+    const s = patchCoreScores(model, [normals[0], odd]);
+    expect(s.score[0]).toBeCloseTo(0, 3);
+    expect(s.score[1]).toBeGreaterThan(3 * Math.sqrt(6) * 0.8);
+    const worst = Array.from(s.maps.subarray(16, 32)).indexOf(s.score[1]);
+    expect(worst).toBe(1 * 4 + 2);
+    expect(s.maps[16]).toBeCloseTo(0, 3);
+  });
+
+  it('keeps the coreset share of the patches and matches brute force on the bank it kept', () => {
+    const model = fitPatchCore(normals, { coresetRatio: 0.25, coresetMax: 0, projectionDim: 3 });
+    expect(model.count).toBe(24);
+    expect(model.dim).toBe(6);
+    const q = map(4, 4, 6, () => rng.normal() * 0.2);
+    const s = patchCoreScores(model, [q]);
+    for (let p = 0; p < 16; p++) {
+      let best = Infinity;
+      for (let j = 0; j < model.count; j++) {
+        let d = 0;
+        for (let t = 0; t < 6; t++) d += (q.data[p * 6 + t] - model.bank[j * 6 + t]) ** 2;
+        best = Math.min(best, d);
+      }
+      expect(s.maps[p]).toBeCloseTo(Math.sqrt(best), 4);
+    }
+    expect(fitPatchCore(normals, { coresetRatio: 0.5, coresetMax: 10 }).count).toBe(10);
+  });
+
+  it('refuses maps of different shapes', () => {
+    expect(() => fitPatchCore([normals[0], map(2, 2, 6, () => 0)])).toThrow(/differ in shape/);
+    const model = fitPatchCore(normals, { coresetRatio: 0.5 });
+    expect(() => patchCoreScores(model, [map(4, 4, 5, () => 0)])).toThrow(/query map/);
+  });
+});
