@@ -22,6 +22,7 @@ import {
 } from './harness';
 import { isTrained, methodSettings, type Method } from './methods';
 import type { Provenance } from './provenance';
+import { PATCHCORE_DEFAULTS, type PatchCoreOptions } from '../../engine/infer/patchcore';
 
 export interface TableOptions extends BenchHooks {
   datasets: Dataset[];
@@ -35,6 +36,8 @@ export interface TableOptions extends BenchHooks {
   provenance: Provenance;
   /** The command line that produced the table, recorded with it. */
   command: string;
+  /** Called with the table so far after each data set (a long run keeps what it finished). */
+  onPartial?: (table: TableResult) => Promise<void>;
 }
 
 export interface TableResult {
@@ -49,6 +52,8 @@ export interface TableResult {
   shots: number[];
   /** What each trained method ran (seed aside); null for the untrained ones. */
   methods: Partial<Record<Method, Omit<TrainSettings, 'seed'> | null>>;
+  /** PatchCore's layers (finest first) and bank options, when it ran. */
+  patchcore?: { layers: string[]; options: PatchCoreOptions };
   results: BenchResult[];
   seconds: { total: number; per_dataset: Record<string, number> };
 }
@@ -74,6 +79,39 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
     : undefined;
   const results: BenchResult[] = [];
   const perDataset: Record<string, number> = {};
+  const snapshot = (): TableResult => {
+    const methods: TableResult['methods'] = {};
+    for (const m of opts.methods) {
+      if (!isTrained(m)) {
+        methods[m] = null;
+        continue;
+      }
+      const { seed: _seed, ...s } = methodSettings(m);
+      methods[m] = s;
+    }
+    return {
+      command: opts.command,
+      created: new Date().toISOString(),
+      commit: opts.provenance.commit,
+      dirty: opts.provenance.dirty,
+      backend: session.backend.description,
+      backbone: backboneInfo(session),
+      seed_start: opts.seedStart,
+      seeds: opts.seeds,
+      shots: opts.shots,
+      methods,
+      ...(patch
+        ? {
+            patchcore: {
+              layers: [patch.session.spec.featureLayer, session.spec.featureLayer],
+              options: { ...PATCHCORE_DEFAULTS, ...patch.options },
+            },
+          }
+        : {}),
+      results,
+      seconds: { total: (performance.now() - t0) / 1000, per_dataset: perDataset },
+    };
+  };
   try {
     opts.log?.(`backend: ${session.backend.description}`);
     for (const ds of opts.datasets) {
@@ -121,32 +159,11 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
         }
       }
       opts.log?.(`${ds.name}: ${seconds.toFixed(0)} s`);
+      await opts.onPartial?.(snapshot());
     }
   } finally {
     await session.close();
     await patch?.session.close();
   }
-  const methods: TableResult['methods'] = {};
-  for (const m of opts.methods) {
-    if (!isTrained(m)) {
-      methods[m] = null;
-      continue;
-    }
-    const { seed: _seed, ...s } = methodSettings(m);
-    methods[m] = s;
-  }
-  return {
-    command: opts.command,
-    created: new Date().toISOString(),
-    commit: opts.provenance.commit,
-    dirty: opts.provenance.dirty,
-    backend: session.backend.description,
-    backbone: backboneInfo(session),
-    seed_start: opts.seedStart,
-    seeds: opts.seeds,
-    shots: opts.shots,
-    methods,
-    results,
-    seconds: { total: (performance.now() - t0) / 1000, per_dataset: perDataset },
-  };
+  return snapshot();
 }

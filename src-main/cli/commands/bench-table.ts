@@ -5,7 +5,7 @@ import { repoRoot } from '../../engine/backbone';
 import { tableMarkdown } from '../bench/markdown';
 import { METHODS, type Method } from '../bench/methods';
 import { gitProvenance } from '../bench/provenance';
-import { runTable } from '../bench/table';
+import { runTable, type TableResult } from '../bench/table';
 import { CliError } from '../cli-error';
 
 interface BenchTableCliOptions {
@@ -61,6 +61,12 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
   }
   const root = repoRoot();
   const command = `npm run bench:table -- ${process.argv.slice(3).join(' ')}`.trim();
+  const out = resolve(opts.out);
+  await mkdir(out, { recursive: true });
+  const write = async (table: TableResult) => {
+    await writeFile(join(out, `${opts.name}.json`), `${JSON.stringify(table, null, 2)}\n`);
+    await writeFile(join(out, `${opts.name}.md`), tableMarkdown(table, opts.name));
+  };
   const table = await runTable({
     datasets,
     methods,
@@ -71,13 +77,10 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     provenance: gitProvenance(root),
     command,
     log: (line) => process.stderr.write(`${line}\n`),
+    onPartial: write,
   });
-  const out = resolve(opts.out);
-  await mkdir(out, { recursive: true });
-  const md = tableMarkdown(table, opts.name);
-  await writeFile(join(out, `${opts.name}.json`), `${JSON.stringify(table, null, 2)}\n`);
-  await writeFile(join(out, `${opts.name}.md`), md);
-  process.stdout.write(md);
+  await write(table);
+  process.stdout.write(tableMarkdown(table, opts.name));
   process.stderr.write(
     `wrote ${join(out, `${opts.name}.md`)} and .json (${table.seconds.total.toFixed(0)} s)\n`,
   );
