@@ -92,12 +92,23 @@ export function casesOf(ds: Dataset, setting: Setting): (string | undefined)[] {
 }
 
 /**
- * PatchCore's input: the main session's level-0 map (the DRA feature layer) plus a finer layer
- * from its own session (one level), finest first.
+ * PatchCore's input: the level-0 maps of these layers, finest first; 'main' is the benchmark's
+ * own session (the DRA feature layer, already extracted), a session its own layer.
  */
 export interface PatchCoreSource {
-  session: FeatureSession;
+  layers: (FeatureSession | 'main')[];
   options?: Partial<PatchCoreOptions>;
+}
+
+/** The layer names of a PatchCore source, finest first. */
+export function patchCoreLayerNames(src: PatchCoreSource, main: FeatureSession): string[] {
+  return src.layers.map(
+    (l) => `${(l === 'main' ? main : l).spec.featureLayer}@${(l === 'main' ? main : l).spec.inputSize}`,
+  );
+}
+
+export async function closePatchCoreSource(src: PatchCoreSource | undefined): Promise<void> {
+  for (const l of src?.layers ?? []) if (l !== 'main') await l.close();
 }
 
 interface PatchCoreSeed {
@@ -112,7 +123,7 @@ interface PatchCoreSeed {
 export class BenchDataset {
   private pseudoKey = '';
   private pseudo: ImageFeatures[][] = [];
-  private fine: Map<string, ImageFeatures | null> | null = null;
+  private patchMaps: (Map<string, ImageFeatures | null> | 'main')[] | null = null;
   private patchcore: PatchCoreSeed | null = null;
   private readonly masks: MaskReader | null;
   /** Seconds spent computing or reading features (images and pseudo anomalies). */
@@ -177,8 +188,14 @@ export class BenchDataset {
     return this.pseudo;
   }
 
-  private patchLayers(it: DatasetItem): FeatureMap[] {
-    return [this.fine!.get(it.path)!.levels[0], this.feat(it)!.levels[0]];
+  private patchLayers(it: DatasetItem): FeatureMap[] | null {
+    const maps: FeatureMap[] = [];
+    for (const src of this.patchMaps!) {
+      const f = src === 'main' ? this.feat(it) : src.get(it.path);
+      if (!f) return null;
+      maps.push(f.levels[0]);
+    }
+    return maps;
   }
 
   /**
@@ -189,20 +206,28 @@ export class BenchDataset {
   private async patchCoreFor(trainNormals: DatasetItem[], seed: number): Promise<PatchCoreSeed> {
     const key = JSON.stringify([seed, trainNormals.map((n) => n.path)]);
     if (this.patchcore?.key === key) return this.patchcore;
-    if (!this.patchSource) throw new Error('patchcore needs a PatchCoreSource (its second feature layer)');
-    if (!this.fine) {
+    if (!this.patchSource) throw new Error('patchcore needs a PatchCoreSource (its feature layers)');
+    if (!this.patchMaps) {
       const t = performance.now();
-      const got = await this.patchSource.session.ofPaths(
-        this.ds.items.map((it) => it.path),
-        (d, n) => this.hooks.onProgress?.('patchcore features', d, n),
-      );
-      this.fine = new Map(got.map((f) => [f.path, f.features]));
+      const maps: (Map<string, ImageFeatures | null> | 'main')[] = [];
+      for (const layer of this.patchSource.layers) {
+        if (layer === 'main') {
+          maps.push('main');
+          continue;
+        }
+        const got = await layer.ofPaths(
+          this.ds.items.map((it) => it.path),
+          (d, n) => this.hooks.onProgress?.('patchcore features', d, n),
+        );
+        maps.push(new Map(got.map((f) => [f.path, f.features])));
+      }
+      this.patchMaps = maps;
       this.featureSeconds += (performance.now() - t) / 1000;
     }
-    const usable = (it: DatasetItem) => !!this.feat(it) && !!this.fine!.get(it.path);
+    const usable = (it: DatasetItem) => !!this.feat(it) && this.patchLayers(it) !== null;
     const t = performance.now();
     const model = fitPatchCore(
-      trainNormals.filter(usable).map((it) => patchEmbedding(this.patchLayers(it))),
+      trainNormals.filter(usable).map((it) => patchEmbedding(this.patchLayers(it)!)),
       { ...this.patchSource.options, seed },
     );
     const inTrain = new Set(trainNormals.map((n) => n.path));
@@ -213,7 +238,7 @@ export class BenchDataset {
       const part = others.slice(s, s + chunk);
       const sc = patchCoreScores(
         model,
-        part.map((it) => patchEmbedding(this.patchLayers(it))),
+        part.map((it) => patchEmbedding(this.patchLayers(it)!)),
       );
       const p = sc.h * sc.w;
       part.forEach((it, i) =>
@@ -349,7 +374,7 @@ export async function openPatchCoreSource(
     levels: 1,
     cacheDir,
   });
-  return { session, ...(options ? { options } : {}) };
+  return { layers: [session, 'main'], ...(options ? { options } : {}) };
 }
 
 export function seedList(start: number, count: number): number[] {
@@ -392,7 +417,7 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
     featureSeconds = data.featureSeconds;
   } finally {
     await session.close();
-    await patch?.session.close();
+    await closePatchCoreSource(patch);
   }
   return summarise(
     {

@@ -12,7 +12,9 @@ import {
   backboneInfo,
   BenchDataset,
   casesOf,
+  closePatchCoreSource,
   openPatchCoreSource,
+  patchCoreLayerNames,
   seedList,
   summarise,
   type BackboneInfo,
@@ -103,7 +105,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
       ...(patch
         ? {
             patchcore: {
-              layers: [patch.session.spec.featureLayer, session.spec.featureLayer],
+              layers: patchCoreLayerNames(patch, session),
               options: { ...PATCHCORE_DEFAULTS, ...patch.options },
             },
           }
@@ -163,7 +165,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
     }
   } finally {
     await session.close();
-    await patch?.session.close();
+    await closePatchCoreSource(patch);
   }
   return snapshot();
 }
