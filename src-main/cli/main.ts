@@ -27,6 +27,10 @@ function intArg(name: string, min: number, max: number) {
 const inputOption = () =>
   new Option('--input <size>', 'model input size').choices(['224', '448']).default('224');
 
+// The engine's BACKBONE_NAMES (not imported: that module loads TF.js at start-up).
+const backboneOption = (what: string) =>
+  new Option('--backbone <name>', what).choices(['mobilenet', 'resnet50']);
+
 // Each command's module is imported when it runs: a command loads only what it needs (the
 // report's PDF and SQLite code cost a `swan train` about 0.3 s of start-up otherwise).
 export function buildProgram(): Command {
@@ -46,6 +50,11 @@ export function buildProgram(): Command {
     .option('--setting <setting>', 'general or hard', 'general')
     .option('--known-class <class>', 'hard setting: the labelled anomaly class')
     .addOption(inputOption())
+    .addOption(
+      backboneOption('mobilenet (fast, default) or resnet50 (ResNet-50 v2 stages 1-3, accurate)').default(
+        'mobilenet',
+      ),
+    )
     .addOption(
       new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)')
         .choices(['fast', 'full'])
@@ -72,6 +81,7 @@ export function buildProgram(): Command {
     .requiredOption('--model <dir>', 'model folder')
     .argument('<paths...>', 'image files or folders')
     .option('--csv <file>', 'write the scores as CSV')
+    .addOption(backboneOption("the backbone the model must have been trained on (default: the model's own)"))
     .action(async (...args: Parameters<typeof runScore>) =>
       (await import('./commands/score')).runScore(...args),
     );
@@ -101,6 +111,7 @@ export function buildProgram(): Command {
       0,
     )
     .addOption(inputOption())
+    .addOption(backboneOption('mobilenet (fast, default) or resnet50 (accurate)').default('mobilenet'))
     .addOption(methodOption())
     .addOption(
       new Option('--baseline <name>', 'same as --method <name>').choices(['devnet', 'knn', 'patchcore']),
@@ -129,6 +140,7 @@ export function buildProgram(): Command {
       100,
     )
     .addOption(inputOption())
+    .addOption(backboneOption('mobilenet (fast, default) or resnet50 (accurate)').default('mobilenet'))
     .option('--name <name>', 'file name (without extension) under --out', 'table')
     .option('--out <dir>', 'folder to write into', 'docs/benchmarks')
     .action(async (...args: Parameters<typeof runBenchTable>) =>

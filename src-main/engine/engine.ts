@@ -7,6 +7,7 @@ import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
 import { backendTag, initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
+import { backboneIdOf } from './backbone';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
@@ -20,8 +21,12 @@ export interface TrainRequest {
   /** Model folder to write; replaced atomically once the new model is complete. */
   outDir: string;
   inputSize?: 224 | 448;
+  /** 'mobilenet' (default, fast) or 'resnet50' (accurate); the manifest records it. */
+  backbone?: string;
   /** Backbone layer feeding the heads (default: the backbone's default). */
   featureLayer?: string;
+  /** Further backbone layers whose level-0 maps the heads get (ImageFeatures.taps). */
+  tapLayers?: string[];
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
   workers?: number;
@@ -59,8 +64,10 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   const session =
     req.session ??
     (await FeatureSession.open({
+      backbone: req.backbone,
       inputSize: req.inputSize,
       featureLayer: req.featureLayer,
+      tapLayers: req.tapLayers,
       cacheDir: req.cacheDir,
       workers: req.workers,
     }));
@@ -159,12 +166,24 @@ export interface Scorer {
 
 export async function openScorer(
   modelDir: string,
-  opts: Omit<FeatureSessionOptions, 'inputSize' | 'featureLayer' | 'levels' | 'spec'> = {},
+  opts: Omit<
+    FeatureSessionOptions,
+    'backbone' | 'inputSize' | 'featureLayer' | 'tapLayers' | 'levels' | 'spec'
+  > & {
+    /** Refuse a model trained on another backbone (a name or id, backbone/index.ts backboneIdOf). */
+    expectBackbone?: string;
+  } = {},
 ): Promise<Scorer> {
-  const model = await loadModel(modelDir);
+  const { expectBackbone, ...sessionOpts } = opts;
+  const model = await loadModel(
+    modelDir,
+    expectBackbone === undefined ? {} : { backboneId: backboneIdOf(expectBackbone) },
+  );
   const { backbone } = model.manifest;
   const session = await FeatureSession.open({
-    ...opts,
+    ...sessionOpts,
+    backbone: backbone.id,
+    tapLayers: backbone.tapLayers,
     inputSize: backbone.inputSize,
     featureLayer: backbone.featureLayer,
     levels: backbone.levels,

@@ -5,7 +5,7 @@
  */
 import { createFeatureExtractor, type FeatureExtractor } from './features';
 import { initBackend } from './backend';
-import { defaultBackboneSpec } from './backbone';
+import { backboneSpecFor } from './backbone';
 import { loadImageResized } from '../data/decode';
 import { cutPaste } from './train/pseudo-anomaly';
 import { Rng } from './util/rng';
@@ -13,6 +13,10 @@ import { EngineError, type BackboneSpec, type ImageFeatures, type TrainSettings 
 import { listImagesDeep } from '../data/adapters/common';
 
 export interface FeatureSessionOptions {
+  /** 'mobilenet' (default) or 'resnet50', or an engine id (backbone/index.ts BACKBONE_NAMES). */
+  backbone?: string;
+  /** Further layers whose level-0 maps come with the features (ImageFeatures.taps). */
+  tapLayers?: string[];
   inputSize?: number;
   featureLayer?: string;
   levels?: number;
@@ -49,7 +53,13 @@ export class FeatureSession {
   ) {}
 
   static async open(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
-    const spec = opts.spec ?? defaultBackboneSpec(opts.inputSize ?? 224, opts.featureLayer);
+    const spec =
+      opts.spec ??
+      backboneSpecFor(opts.backbone ?? 'mobilenet', {
+        inputSize: opts.inputSize ?? 224,
+        featureLayer: opts.featureLayer,
+        tapLayers: opts.tapLayers,
+      });
     const levels = opts.levels ?? 2;
     // Training and scoring of the heads run in this thread, feature extraction in workers:
     // both need the fast backend.

@@ -28,10 +28,20 @@ import {
 /** The version this build writes (model-schema.ts lists those it reads). */
 export const MODEL_FORMAT_VERSION = MODEL_FORMAT_VERSIONS[MODEL_FORMAT_VERSIONS.length - 1];
 
+/** The backbone a model's features come from; the scorer loads the same one. */
+export interface ManifestBackbone {
+  id: string;
+  inputSize: number;
+  featureLayer: string;
+  levels: number;
+  /** BackboneSpec.tapLayers the heads read; absent when none (and in files from before). */
+  tapLayers?: string[];
+}
+
 export interface ModelManifest {
   formatVersion: 1;
   createdAt: string;
-  backbone: { id: string; inputSize: number; featureLayer: string; levels: number };
+  backbone: ManifestBackbone;
   /**
    * The TF.js backend that trained the model (backend.ts backendTag: 'wasm', 'cpu',
    * 'tensorflow', 'tensorflow-gpu') and its description. Absent in files from before.
@@ -76,7 +86,7 @@ export interface SavedModel {
 /** What a trainer knows when it saves: the manifest's descriptive fields are derived from it. */
 export interface SaveModelInput {
   state: DraState;
-  backbone: { id: string; inputSize: number; featureLayer: string; levels: number };
+  backbone: ManifestBackbone;
   backend?: ModelBackend;
   trainingImageIds: string[];
   metrics?: Record<string, number>;
@@ -229,6 +239,9 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
       inputSize: base.backbone.inputSize,
       featureLayer: base.backbone.featureLayer,
       levels: base.backbone.levels,
+      ...(base.backbone.tapLayers && base.backbone.tapLayers.length > 0
+        ? { tapLayers: [...base.backbone.tapLayers] }
+        : {}),
     },
     ...(base.backend ? { backend: { tag: base.backend.tag, description: base.backend.description } } : {}),
     settings: state.settings,

@@ -22,6 +22,8 @@ export interface ImageFeatures {
    * (BackboneSpec.pooledLayer), for the global head; absent when the extractor has none.
    */
   pooled?: Float32Array;
+  /** Level-0 maps of BackboneSpec.tapLayers, by layer name; absent when none were asked for. */
+  taps?: Record<string, FeatureMap>;
 }
 
 export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'gaussian' | 'global';
@@ -55,9 +57,9 @@ export type TrainMode = 'fast' | 'full';
 export type PseudoKind = 'cutpaste' | 'outlier';
 
 export interface BackboneSpec {
-  /** 'mobilenet_v1_0.75' or 'resnet18'. */
+  /** 'mobilenet_v1_0.75', 'resnet50_v2' or 'resnet18'. */
   id: string;
-  /** Folder of the TF.js layers model (model.json + weight files). */
+  /** Folder of the weights: a TF.js layers model (model.json + shards), or for resnet50_v2 weights/*.npy. */
   modelDir: string;
   /** Name of the layer whose output is the feature map. */
   featureLayer: string;
@@ -74,6 +76,11 @@ export interface BackboneSpec {
    * the model folder holding them and the SHA-256 of its backbone weight file (cache key).
    */
   fineTuned?: { modelDir: string; sha256: string };
+  /**
+   * Further layers whose level-0 maps the extractor also returns (ImageFeatures.taps), from
+   * the same pass; e.g. ['stage2', 'stage3'] of resnet50_v2 for PatchCore.
+   */
+  tapLayers?: string[];
 }
 
 export interface TrainSettings {

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { makeSplit } from '../../data/splits';
 import type { Dataset, DatasetItem, Setting } from '../../data/types';
-import { defaultBackboneSpec } from '../../engine/backbone';
+import { backboneIdOf, backboneSpecFor, RESNET50_ID } from '../../engine/backbone';
 import { FeatureSession, type PathFeatures } from '../../engine/feature-session';
 import { trainFast } from '../../engine/train';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
@@ -351,6 +351,8 @@ export interface BenchOptions extends BenchHooks {
   /** First seed (the defaults were chosen on seeds 0-2: report fresh ones). */
   seedStart?: number;
   inputSize: number;
+  /** 'mobilenet' (default) or 'resnet50'. */
+  backbone?: string;
   featureLayer?: string;
   method?: Method;
   settings?: Partial<TrainSettings>;
@@ -363,14 +365,21 @@ export interface BenchOptions extends BenchHooks {
  * pyramid as the paper takes ResNet's stages 2 and 3.
  */
 export const PATCHCORE_FINE_LAYER = 'conv_pw_11_relu';
+/** With ResNet-50 v2 (DRA feature layer stage3): the paper's own pair, stages 2 and 3. */
+export const PATCHCORE_FINE_LAYER_RESNET50 = 'stage2';
 
 export async function openPatchCoreSource(
   inputSize: number,
   cacheDir?: string,
   options?: Partial<PatchCoreOptions>,
+  backbone = 'mobilenet',
 ): Promise<PatchCoreSource> {
+  const resnet = backboneIdOf(backbone) === RESNET50_ID;
   const session = await FeatureSession.open({
-    spec: defaultBackboneSpec(inputSize, PATCHCORE_FINE_LAYER),
+    spec: backboneSpecFor(backbone, {
+      inputSize,
+      featureLayer: resnet ? PATCHCORE_FINE_LAYER_RESNET50 : PATCHCORE_FINE_LAYER,
+    }),
     levels: 1,
     cacheDir,
   });
@@ -390,11 +399,15 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
   const method = opts.method ?? 'swan';
   const session = await FeatureSession.open({
+    backbone: opts.backbone,
     inputSize: opts.inputSize,
     featureLayer: opts.featureLayer,
     cacheDir: opts.cacheDir,
   });
-  const patch = method === 'patchcore' ? await openPatchCoreSource(opts.inputSize, opts.cacheDir) : undefined;
+  const patch =
+    method === 'patchcore'
+      ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
+      : undefined;
   const runs: RunResult[] = [];
   let featureSeconds = 0;
   try {

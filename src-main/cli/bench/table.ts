@@ -33,6 +33,8 @@ export interface TableOptions extends BenchHooks {
   seeds: number;
   seedStart: number;
   inputSize: number;
+  /** 'mobilenet' (default) or 'resnet50'. */
+  backbone?: string;
   featureLayer?: string;
   cacheDir?: string;
   provenance: Provenance;
@@ -72,12 +74,13 @@ export function settingsOf(ds: Dataset, shots: number[]): Setting[] {
 export async function runTable(opts: TableOptions): Promise<TableResult> {
   const t0 = performance.now();
   const session = await FeatureSession.open({
+    backbone: opts.backbone,
     inputSize: opts.inputSize,
     featureLayer: opts.featureLayer,
     cacheDir: opts.cacheDir,
   });
   const patch = opts.methods.includes('patchcore')
-    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir)
+    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
     : undefined;
   const results: BenchResult[] = [];
   const perDataset: Record<string, number> = {};

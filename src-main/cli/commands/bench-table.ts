@@ -16,6 +16,7 @@ interface BenchTableCliOptions {
   seeds: number;
   seedStart: number;
   input: string;
+  backbone: string;
   name: string;
   out: string;
 }
@@ -74,6 +75,7 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     seeds: opts.seeds,
     seedStart: opts.seedStart,
     inputSize: Number(opts.input),
+    backbone: opts.backbone,
     provenance: gitProvenance(root),
     command,
     log: (line) => process.stderr.write(`${line}\n`),

@@ -14,6 +14,7 @@ interface BenchCliOptions extends DataOptions {
   seeds: number;
   seedStart: number;
   input: string;
+  backbone: string;
   method: Method;
   baseline?: Method;
   knn: boolean;
@@ -46,6 +47,7 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
     seeds: opts.seeds,
     seedStart: opts.seedStart,
     inputSize: Number(opts.input),
+    backbone: opts.backbone,
     method: opts.baseline ?? opts.method,
     featureLayer: opts.featureLayer,
     settings: {

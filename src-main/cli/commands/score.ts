@@ -23,10 +23,13 @@ async function expandPaths(inputs: string[]): Promise<string[]> {
   return out.sort();
 }
 
-export async function runScore(paths: string[], opts: { model: string; csv?: string }): Promise<void> {
+export async function runScore(
+  paths: string[],
+  opts: { model: string; csv?: string; backbone?: string },
+): Promise<void> {
   const files = await expandPaths(paths);
   if (files.length === 0) throw new CliError('No image files to score.');
-  const scorer = await openScorer(opts.model);
+  const scorer = await openScorer(opts.model, opts.backbone ? { expectBackbone: opts.backbone } : {});
   const bar = progressBar('score');
   const t0 = performance.now();
   try {

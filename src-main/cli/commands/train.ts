@@ -12,6 +12,7 @@ interface TrainOptions extends DataOptions {
   setting: string;
   knownClass?: string;
   input: string;
+  backbone: string;
   mode: 'fast' | 'full';
   knn: boolean;
   featureLayer?: string;
@@ -38,6 +39,7 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
     anomalies: split.trainAnomalies.map((it) => ({ id: it.path, path: it.path, cls: it.cls })),
     outDir: opts.out,
     inputSize: Number(opts.input) as 224 | 448,
+    backbone: opts.backbone,
     featureLayer: opts.featureLayer,
     settings: {
       ...parseSettingOverrides(opts.set),

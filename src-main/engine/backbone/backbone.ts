@@ -26,6 +26,16 @@ export interface Backbone {
    * standard deviation over the image, [N, 2c]. Only when pooledLayer is set.
    */
   featuresPooled(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor2D];
+  /** Further layers whose maps featuresTapped returns (BackboneSpec.tapLayers), in order. */
+  tapLayers: string[];
+  /**
+   * One pass: the feature map, the pooled statistics (when asked and pooledLayer is set) and
+   * the maps of tapLayers.
+   */
+  featuresTapped(
+    x: tf.Tensor4D,
+    withPooled: boolean,
+  ): { map: tf.Tensor4D; pooled?: tf.Tensor2D; taps: tf.Tensor4D[] };
   /**
    * Trainable model, raw 0..255 RGB (any size) -> feature layer, sharing the backbone's
    * variables (normalisation is its first layer). For full-mode fine-tuning.
@@ -46,6 +56,7 @@ export interface BackboneParts {
   inputSize: number;
   featureLayer: string;
   pooledLayer?: string;
+  tapLayers?: string[];
   /** The whole network, input shape [null, null, null, 3], taking normalised input. */
   model: tf.LayersModel;
   normalization: Normalization;
@@ -67,31 +78,54 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
     throw new EngineError(`Backbone '${parts.id}' has no layer '${featureLayer}' (e.g. ${names.join(', ')})`);
   }
   const { pooledLayer } = parts;
-  const tap = pooledLayer === undefined ? undefined : model.layers.find((l) => l.name === pooledLayer);
-  if (pooledLayer !== undefined && !tap) {
-    throw new EngineError(`Backbone '${parts.id}' has no layer '${pooledLayer}' to pool`);
+  const tapLayers = parts.tapLayers ?? [];
+  for (const name of [...(pooledLayer === undefined ? [] : [pooledLayer]), ...tapLayers]) {
+    if (!model.layers.some((l) => l.name === name)) {
+      throw new EngineError(
+        `Backbone '${parts.id}' has no layer '${name}' to ${name === pooledLayer ? 'pool' : 'tap'}`,
+      );
+    }
   }
-  let fused = compileFused(model, featureLayer, pooledLayer);
+  // One pass serves every output: the pooled layer first, then the taps.
+  const extra = [...(pooledLayer === undefined ? [] : [pooledLayer]), ...tapLayers];
+  let fused = compileFused(model, featureLayer, extra);
   const truncated = tf.model({ inputs: model.inputs, outputs: layer.output as tf.SymbolicTensor });
-  const tapped = tap
-    ? tf.model({
-        inputs: model.inputs,
-        outputs: [layer.output as tf.SymbolicTensor, tap.output as tf.SymbolicTensor],
-      })
-    : null;
+  const tapped =
+    extra.length > 0
+      ? tf.model({
+          inputs: model.inputs,
+          outputs: [layer, ...extra.map((n) => model.getLayer(n))].map((l) => l.output as tf.SymbolicTensor),
+        })
+      : null;
   const run = (x: tf.Tensor4D): tf.Tensor4D =>
     tf.tidy(() => {
       const n = normalize(x, normalization);
       return fused ? fused.run(n) : (truncated.predict(n) as tf.Tensor4D);
     });
-  const runPooled = (x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor2D] =>
-    tf.tidy(() => {
-      if (!tapped) throw new EngineError(`Backbone '${parts.id}' has no pooled layer`);
+  const runAll = (
+    x: tf.Tensor4D,
+    withPooled: boolean,
+  ): { map: tf.Tensor4D; pooled?: tf.Tensor2D; taps: tf.Tensor4D[] } => {
+    if (!tapped) return { map: run(x), taps: [] };
+    const pooling = withPooled && pooledLayer !== undefined;
+    const outs: tf.Tensor[] = tf.tidy(() => {
       const n = normalize(x, normalization);
-      const [map, t] = fused ? fused.runTapped(n) : (tapped.predict(n) as [tf.Tensor4D, tf.Tensor4D]);
+      const [m, ...rest] = fused ? fused.runTapped(n) : (tapped.predict(n) as tf.Tensor4D[]);
+      const t = pooledLayer === undefined ? null : rest.shift()!;
+      if (!pooling || !t) return [m!, ...rest];
       const { mean, variance } = tf.moments(t, [1, 2]);
-      return [map, tf.concat([mean, tf.sqrt(variance)], 1) as tf.Tensor2D];
+      return [m!, tf.concat([mean, tf.sqrt(variance)], 1), ...rest];
     });
+    const map = outs.shift() as tf.Tensor4D;
+    const pooled = pooling ? (outs.shift() as tf.Tensor2D) : undefined;
+    return { map, ...(pooled ? { pooled } : {}), taps: outs as tf.Tensor4D[] };
+  };
+  const runPooled = (x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor2D] => {
+    if (pooledLayer === undefined) throw new EngineError(`Backbone '${parts.id}' has no pooled layer`);
+    const { map, pooled, taps } = runAll(x, true);
+    tf.dispose(taps);
+    return [map, pooled!];
+  };
   const probe = tf.tidy(() => run(tf.zeros([1, PROBE, PROBE, 3])));
   const [, h, , channels] = probe.shape;
   probe.dispose();
@@ -108,6 +142,8 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
     features: run,
     pooledLayer,
     featuresPooled: runPooled,
+    tapLayers,
+    featuresTapped: runAll,
     layersModel() {
       if (!trainable) {
         const input = tf.input({ shape: [null, null, 3] });
@@ -124,7 +160,7 @@ export function backboneFromModel(parts: BackboneParts): Backbone {
     sync() {
       if (!fused) return;
       fused.dispose();
-      fused = compileFused(model, featureLayer, pooledLayer);
+      fused = compileFused(model, featureLayer, extra);
     },
     dispose() {
       fused?.dispose();

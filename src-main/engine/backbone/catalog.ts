@@ -38,6 +38,19 @@ function mobilenetLayers(alpha: number): Record<string, LayerInfo> {
 
 export const BACKBONE_LAYERS: Record<string, Record<string, LayerInfo>> = {
   'mobilenet_v1_0.75': mobilenetLayers(0.75),
+  // Stage outputs and their post-activation versions (resnet50-net.ts RESNET50_LAYERS).
+  resnet50_v2: Object.fromEntries(
+    (
+      [
+        ['stage1', 256, 4],
+        ['stage2', 512, 8],
+        ['stage3', 1024, 16],
+      ] as const
+    ).flatMap(([name, channels, stride]) => [
+      [name, { channels, stride }],
+      [`${name}_relu`, { channels, stride }],
+    ]),
+  ),
   resnet18: {
     layer1: { channels: 64, stride: 4 },
     layer2: { channels: 128, stride: 8 },

@@ -23,8 +23,8 @@ interface Step {
 export interface FusedNet {
   /** Normalised NHWC input -> feature layer output. */
   run(x: tf.Tensor4D): tf.Tensor4D;
-  /** The same pass, also returning the output of the tap layer (compileFused's `tapLayer`). */
-  runTapped(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D];
+  /** The same pass, also returning the outputs of the tap layers (compileFused's `tapLayers`, in order). */
+  runTapped(x: tf.Tensor4D): [tf.Tensor4D, ...tf.Tensor4D[]];
   dispose(): void;
   /** Number of op steps (for tests and diagnostics). */
   steps: number;
@@ -100,18 +100,16 @@ function bnAffine(l: Layer): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
 export function compileFused(
   model: tf.LayersModel,
   featureLayer: string,
-  tapLayer?: string,
+  tapLayers: string[] = [],
 ): FusedNet | null {
   const byName = new Map(model.layers.map((l) => [l.name, l] as const));
-  if (!byName.has(featureLayer)) {
-    throw new EngineError(`Layer '${featureLayer}' is not in the model`);
+  const outputs = [featureLayer, ...tapLayers];
+  for (const name of outputs) {
+    if (!byName.has(name)) throw new EngineError(`Layer '${name}' is not in the model`);
   }
-  if (tapLayer !== undefined && !byName.has(tapLayer)) {
-    throw new EngineError(`Layer '${tapLayer}' is not in the model`);
-  }
-  // Only the ancestors of the feature layer are computed.
+  // Only the ancestors of the feature and tap layers are computed.
   const needed = new Set<string>();
-  const stack = [featureLayer];
+  const stack = [...outputs];
   while (stack.length > 0) {
     const name = stack.pop()!;
     if (needed.has(name)) continue;
@@ -125,11 +123,8 @@ export function compileFused(
     if (!needed.has(l.name)) continue;
     for (const i of inputsOf(l)) consumers.set(i, [...(consumers.get(i) ?? []), l]);
   }
-  if (tapLayer !== undefined && !needed.has(tapLayer)) {
-    throw new EngineError(`Layer '${tapLayer}' does not feed '${featureLayer}'`);
-  }
   const soleConsumer = (name: string): Layer | null => {
-    if (name === featureLayer || name === tapLayer) return null;
+    if (outputs.includes(name)) return null;
     const c = consumers.get(name) ?? [];
     return c.length === 1 ? c[0]! : null;
   };
@@ -282,11 +277,11 @@ export function compileFused(
   }
   const input = inputName;
   const outputName = resolve(featureLayer);
-  const tapName = tapLayer === undefined ? null : resolve(tapLayer);
+  const tapNames = tapLayers.map(resolve);
   // How many steps read each value, so intermediates are freed as soon as possible.
   const uses = new Map<string, number>();
   for (const s of steps) for (const i of s.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const keepAlive = (n: string) => n === input || n === outputName || n === tapName;
+  const keepAlive = (n: string) => n === input || n === outputName || tapNames.includes(n);
 
   const pass = (x: tf.Tensor4D): Map<string, tf.Tensor4D> => {
     const values = new Map<string, tf.Tensor4D>([[input, x]]);
@@ -311,11 +306,14 @@ export function compileFused(
     run(x: tf.Tensor4D): tf.Tensor4D {
       return tf.tidy(() => pass(x).get(outputName)!);
     },
-    runTapped(x: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
-      if (tapName === null) throw new EngineError('This fused network was compiled without a tap layer');
+    runTapped(x: tf.Tensor4D): [tf.Tensor4D, ...tf.Tensor4D[]] {
       return tf.tidy(() => {
         const values = pass(x);
-        return [values.get(outputName)!, values.get(tapName)!];
+        // A tap that is the feature layer itself is returned twice: clone, so each owns its tensor.
+        return [
+          values.get(outputName)!,
+          ...tapNames.map((n) => (n === outputName ? tf.clone(values.get(n)!) : values.get(n)!)),
+        ];
       });
     },
     dispose() {

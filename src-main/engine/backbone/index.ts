@@ -9,16 +9,25 @@ import type { Backbone } from './backbone';
 import { loadMobilenet } from './mobilenet';
 import { loadResnet18, RESNET18_ID } from './resnet18';
 import { findPackageRoot } from '../util/package-root';
+import { assertModelDir, weightsIdentity } from './fs-io';
+import { loadResnet50 } from './resnet50';
+import {
+  assertResnet50Dir,
+  RESNET50_DIR_NAME,
+  RESNET50_ID,
+  RESNET50_LAYERS,
+  resnet50WeightsIdentity,
+} from './resnet50-net';
 
 export type { Backbone } from './backbone';
 export { backboneFromModel } from './backbone';
 export { buildResnet18, loadResnet18Weights, RESNET18_ID, RESNET18_FEATURE_LAYER } from './resnet18';
 export { fileSystemLoader, fileSystemSaver, readModelArtifacts, weightsIdentity } from './fs-io';
+export { RESNET50_ID, RESNET50_DIR_NAME, RESNET50_LAYERS, type Resnet50Layer } from './resnet50-net';
 
 export const MOBILENET_ID = 'mobilenet_v1_0.75';
 export const MOBILENET_DIR_NAME = 'mobilenet_v1_0.75_224';
 
-/** The folder holding package.json, found by walking up from this file. */
 /** The repository (or installed app) root: the folder holding package.json. */
 export function repoRoot(from?: string): string {
   const root = findPackageRoot(from);
@@ -59,6 +68,76 @@ export async function loadBackbone(spec: BackboneSpec): Promise<Backbone> {
     );
   }
   if (spec.id.startsWith('mobilenet')) return loadMobilenet(spec);
+  if (spec.id === RESNET50_ID) return loadResnet50(spec);
   if (spec.id === RESNET18_ID) return loadResnet18(spec);
-  throw new EngineError(`Unknown backbone '${spec.id}' (known: ${MOBILENET_ID}, ${RESNET18_ID})`);
+  throw new EngineError(
+    `Unknown backbone '${spec.id}' (known: ${MOBILENET_ID}, ${RESNET50_ID}, ${RESNET18_ID})`,
+  );
+}
+
+/** Throws an EngineError naming the folder when the backbone's weights are not there. */
+export function assertBackboneDir(spec: BackboneSpec): void {
+  if (spec.id === RESNET50_ID) assertResnet50Dir(spec.modelDir);
+  else assertModelDir(spec.modelDir, `Backbone ${spec.id}`);
+}
+
+/** A short identity of the backbone's weight files, for feature-cache keys. */
+export function backboneWeightsIdentity(spec: BackboneSpec): Promise<string> {
+  return spec.id === RESNET50_ID ? resnet50WeightsIdentity(spec.modelDir) : weightsIdentity(spec.modelDir);
+}
+
+/** Backbone names a user types (CLI, settings), by engine id. */
+export const BACKBONE_NAMES = { mobilenet: MOBILENET_ID, resnet50: RESNET50_ID } as const;
+export type BackboneName = keyof typeof BACKBONE_NAMES;
+
+/** The engine id of a user-facing name ('mobilenet', 'resnet50') or of an id itself. */
+export function backboneIdOf(name: string): string {
+  const byName = (BACKBONE_NAMES as Record<string, string>)[name];
+  if (byName) return byName;
+  if ((Object.values(BACKBONE_NAMES) as string[]).includes(name) || name === RESNET18_ID) return name;
+  throw new EngineError(`Unknown backbone '${name}' (choose ${Object.keys(BACKBONE_NAMES).join(' or ')})`);
+}
+
+/**
+ * ResNet-50 v2 stages 1-3. Its folder: $SWAN_RESNET50_DIR, else ../shared/models/<name>
+ * beside the repository (the app build copies it into resources/ and sets the variable).
+ * Feature layer default: stage3 (stride 16: 14x14x1024 at 224).
+ */
+export const RESNET50_FEATURE_LAYER = 'stage3';
+/** Pooled for the global head: one stage earlier, like MobileNet's (not measured on ResNet yet). */
+export const RESNET50_POOLED_LAYER = 'stage2_relu';
+
+export function resnet50Spec(
+  inputSize = 224,
+  featureLayer: string = RESNET50_FEATURE_LAYER,
+  tapLayers: string[] = [],
+): BackboneSpec {
+  for (const l of [featureLayer, ...tapLayers]) {
+    if (!(RESNET50_LAYERS as readonly string[]).includes(l)) {
+      throw new EngineError(`ResNet-50 v2 has no layer '${l}' (known: ${RESNET50_LAYERS.join(', ')})`);
+    }
+  }
+  const modelDir =
+    process.env.SWAN_RESNET50_DIR ?? path.resolve(repoRoot(), '..', 'shared', 'models', RESNET50_DIR_NAME);
+  return {
+    id: RESNET50_ID,
+    modelDir,
+    featureLayer,
+    inputSize,
+    pooledLayer: RESNET50_POOLED_LAYER,
+    ...(tapLayers.length > 0 ? { tapLayers } : {}),
+  };
+}
+
+/** The spec of a backbone by id or name, with that backbone's defaults for what is not given. */
+export function backboneSpecFor(
+  backbone: string,
+  opts: { inputSize?: number; featureLayer?: string; tapLayers?: string[] } = {},
+): BackboneSpec {
+  const id = backboneIdOf(backbone);
+  if (id === RESNET50_ID) return resnet50Spec(opts.inputSize, opts.featureLayer, opts.tapLayers);
+  if (id !== MOBILENET_ID)
+    throw new EngineError(`Backbone '${id}' has no default folder: give a BackboneSpec`);
+  const spec = defaultBackboneSpec(opts.inputSize, opts.featureLayer);
+  return opts.tapLayers && opts.tapLayers.length > 0 ? { ...spec, tapLayers: opts.tapLayers } : spec;
 }

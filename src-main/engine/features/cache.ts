@@ -38,6 +38,11 @@ export interface CacheConfig {
   pooledContent: string | null;
   inputSize: number;
   levels: number;
+  /**
+   * BackboneSpec.tapLayers; absent (not empty) when there are none, so that the keys of
+   * every cache written before taps existed stay valid.
+   */
+  tapLayers?: string[];
   /** backend.ts backendTag of the backend that computes the features. */
   backend: string;
   /**
@@ -93,7 +98,7 @@ export class FeatureCache {
     } catch {
       return null;
     }
-    return decode(buf, this.config.levels);
+    return decode(buf, this.config.levels, this.config.tapLayers);
   }
 
   /** Atomic: written to a temporary name and renamed. A failed write only costs a recompute. */
@@ -102,7 +107,7 @@ export class FeatureCache {
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await mkdir(path.dirname(file), { recursive: true });
-      await writeFile(tmp, encode(features));
+      await writeFile(tmp, encode(features, this.config.tapLayers));
       await rename(tmp, file);
     } catch {
       await rm(tmp, { force: true }).catch(() => undefined);
@@ -110,17 +115,24 @@ export class FeatureCache {
   }
 }
 
-export function encode(features: ImageFeatures): Buffer {
-  const n = features.levels.length;
+/** The tap maps follow the levels as further maps, in the order of `tapLayers`. */
+export function encode(features: ImageFeatures, tapLayers: string[] = []): Buffer {
+  const taps = tapLayers.map((name) => {
+    const m = features.taps?.[name];
+    if (!m) throw new Error(`features lack the tap layer '${name}'`);
+    return m;
+  });
+  const all = [...features.levels, ...taps];
+  const n = all.length;
   const pooled = features.pooled ?? new Float32Array(0);
   const headerBytes = 12 + 12 * n + 16;
-  const blocks = [...features.levels.map((m) => m.data), pooled];
+  const blocks = [...all.map((m) => m.data), pooled];
   const payloadBytes = blocks.reduce((s, d) => s + d.byteLength, 0);
   const buf = Buffer.alloc(headerBytes + payloadBytes);
   buf.writeUInt32LE(MAGIC, 0);
   buf.writeUInt32LE(n, 4);
   buf.writeUInt32LE(pooled.length, 8);
-  features.levels.forEach((m, i) => {
+  all.forEach((m, i) => {
     buf.writeUInt32LE(m.h, 12 + 12 * i);
     buf.writeUInt32LE(m.w, 16 + 12 * i);
     buf.writeUInt32LE(m.c, 20 + 12 * i);
@@ -137,7 +149,8 @@ export function encode(features: ImageFeatures): Buffer {
   return buf;
 }
 
-export function decode(buf: Buffer, levels: number): ImageFeatures | null {
+export function decode(buf: Buffer, pyramidLevels: number, tapLayers: string[] = []): ImageFeatures | null {
+  const levels = pyramidLevels + tapLayers.length;
   if (buf.length < 12 || buf.readUInt32LE(0) !== MAGIC || buf.readUInt32LE(4) !== levels) return null;
   const pooledLength = buf.readUInt32LE(8);
   const headerBytes = 12 + 12 * levels + 16;
@@ -165,7 +178,9 @@ export function decode(buf: Buffer, levels: number): ImageFeatures | null {
     at += h * w * c;
     return { h, w, c, data };
   });
-  return pooledLength > 0
-    ? { levels: maps, pooled: floats.subarray(at, at + pooledLength) }
-    : { levels: maps };
+  const out: ImageFeatures = { levels: maps.slice(0, pyramidLevels) };
+  if (pooledLength > 0) out.pooled = floats.subarray(at, at + pooledLength);
+  if (tapLayers.length > 0)
+    out.taps = Object.fromEntries(tapLayers.map((name, i) => [name, maps[pyramidLevels + i]!]));
+  return out;
 }

@@ -79,16 +79,18 @@ export class FeatureComputer {
     const good = decoded.flatMap((d, i) => (d.ok ? [{ i, imgs: d.imgs }] : []));
     const perItem: FeatureMap[][] = decoded.map(() => []);
     const pooled: (Float32Array | undefined)[] = decoded.map(() => undefined);
+    const taps: (Record<string, FeatureMap> | undefined)[] = decoded.map(() => undefined);
     try {
       for (let level = 0; level < this.levels && good.length > 0; level++) {
-        // The pooled statistics come from the level-0 pass (the model input size).
+        // The pooled statistics and the taps come from the level-0 pass (the model input size).
         const out = this.forward(
           good.map((g) => g.imgs[level]!),
-          level === 0 && this.backbone.pooledLayer !== undefined,
+          level === 0,
         );
         good.forEach((g, k) => {
           perItem[g.i]!.push(out.maps[k]!);
           if (out.pooled) pooled[g.i] = out.pooled[k];
+          if (out.taps) taps[g.i] = out.taps[k];
         });
       }
     } catch (err) {
@@ -98,30 +100,40 @@ export class FeatureComputer {
     return decoded.map((d, i) => {
       if (!d.ok) return d;
       const p = pooled[i];
-      return p ? { ok: true, levels: perItem[i]!, pooled: p } : { ok: true, levels: perItem[i]! };
+      const t = taps[i];
+      return { ok: true, levels: perItem[i]!, ...(p ? { pooled: p } : {}), ...(t ? { taps: t } : {}) };
     });
   }
 
-  /** One forward pass over same-size images; returns one HWC map (and pooled vector) per image. */
-  private forward(imgs: RgbImage[], withPooled: boolean): { maps: FeatureMap[]; pooled?: Float32Array[] } {
+  /**
+   * One forward pass over same-size images; returns one HWC map (and pooled vector) per image,
+   * and at level 0 the maps of the tap layers.
+   */
+  private forward(
+    imgs: RgbImage[],
+    levelZero: boolean,
+  ): { maps: FeatureMap[]; pooled?: Float32Array[]; taps?: Record<string, FeatureMap>[] } {
     const { width: w, height: h } = imgs[0]!;
     const pixels = new Float32Array(imgs.length * w * h * 3);
     imgs.forEach((img, k) => pixels.set(img.data, k * w * h * 3));
     const x = tf.tensor4d(pixels, [imgs.length, h, w, 3]);
-    let out: tf.Tensor4D;
-    let pool: tf.Tensor2D | null = null;
+    const { tapLayers } = this.backbone;
+    let out: { map: tf.Tensor4D; pooled?: tf.Tensor2D; taps: tf.Tensor4D[] };
     try {
-      if (withPooled) [out, pool] = this.backbone.featuresPooled(x);
-      else out = this.backbone.features(x);
+      out = levelZero
+        ? this.backbone.featuresTapped(x, this.backbone.pooledLayer !== undefined)
+        : { map: this.backbone.features(x), taps: [] };
     } finally {
       x.dispose();
     }
-    const [, fh, fw, fc] = out.shape;
-    const all = out.dataSync() as Float32Array;
-    out.dispose();
-    const per = fh * fw * fc;
-    const maps = imgs.map((_, k) => ({ h: fh, w: fw, c: fc, data: all.slice(k * per, (k + 1) * per) }));
-    if (!pool) return { maps };
+    const maps = perImage(out.map, imgs.length);
+    const perTap = out.taps.map((t) => perImage(t, imgs.length));
+    const taps =
+      perTap.length > 0
+        ? imgs.map((_, k) => Object.fromEntries(tapLayers.map((name, j) => [name, perTap[j]![k]!])))
+        : undefined;
+    const pool = out.pooled;
+    if (!pool) return { maps, ...(taps ? { taps } : {}) };
     const dim = pool.shape[1];
     const flat = pool.dataSync() as Float32Array;
     pool.dispose();
@@ -132,10 +144,24 @@ export class FeatureComputer {
       v.set(lumaHistogram(img), dim);
       return v;
     });
-    return { maps, pooled };
+    return { maps, pooled, ...(taps ? { taps } : {}) };
   }
 
   dispose(): void {
     this.backbone.dispose();
   }
+}
+
+/** A batch's [N, h, w, c] tensor as one HWC map per image (each with its own buffer); disposes it. */
+function perImage(t: tf.Tensor4D, n: number): FeatureMap[] {
+  const [, fh, fw, fc] = t.shape;
+  const all = t.dataSync() as Float32Array;
+  t.dispose();
+  const per = fh * fw * fc;
+  return Array.from({ length: n }, (_, k) => ({
+    h: fh,
+    w: fw,
+    c: fc,
+    data: all.slice(k * per, (k + 1) * per),
+  }));
 }

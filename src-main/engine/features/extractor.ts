@@ -3,7 +3,7 @@
  * the misses in batches to the workers (or computes them in this thread).
  */
 import { fileContentHash } from '../../data/decode';
-import { assertModelDir, weightsIdentity } from '../backbone/fs-io';
+import { assertBackboneDir, backboneWeightsIdentity } from '../backbone';
 import { backendTag, initBackend } from '../backend';
 import { EngineError } from '../types';
 import type { ImageFeatures } from '../types';
@@ -61,14 +61,15 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     throw new EngineError(`workers must be >= 0 (got ${workers})`);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new EngineError(`batchSize must be >= 1 (got ${batchSize})`);
-  assertModelDir(spec.modelDir, `Backbone ${spec.id}`);
+  assertBackboneDir(spec);
+  const tapLayers = spec.tapLayers ?? [];
   // The workers (each loads the backbone) start on the first cache miss: a retrain whose
   // features are all cached never pays for them, and they do not compete with it for the CPU.
   // Until then the backend is this thread's: the workers pick the same one (same packages).
   const threadBackend = await initBackend({ prefer: opts.backend });
   const cache = new FeatureCache(opts.cacheDir ?? defaultCacheDir(), {
     backboneId: spec.id,
-    weights: await weightsIdentity(spec.modelDir),
+    weights: await backboneWeightsIdentity(spec),
     featureLayer: spec.featureLayer,
     pooledLayer: spec.pooledLayer ?? null,
     pooledContent: spec.pooledLayer ? POOLED_CONTENT : null,
@@ -76,6 +77,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     levels,
     backend: backendTag(threadBackend),
     ...(spec.fineTuned ? { fineTuned: spec.fineTuned.sha256 } : {}),
+    ...(tapLayers.length > 0 ? { tapLayers } : {}),
   });
   let started: Promise<Engine> | null = null;
   const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers));
@@ -115,9 +117,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
               const indices = waiting.get(b.hash)!;
               waiting.delete(b.hash);
               if (r.ok) {
-                const features: ImageFeatures = r.pooled
-                  ? { levels: r.levels, pooled: r.pooled }
-                  : { levels: r.levels };
+                const features: ImageFeatures = { levels: r.levels };
+                if (r.pooled) features.pooled = r.pooled;
+                if (r.taps) features.taps = r.taps;
                 writes.push(cache.write(b.hash, features));
                 settle(indices, { ok: true, features, hash: b.hash });
               } else {

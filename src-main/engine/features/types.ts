@@ -40,7 +40,8 @@ export interface FeatureExtractor {
 export type WorkItem = { kind: 'path'; path: string } | { kind: 'image'; label: string; image: RgbImage };
 
 export type WorkResult =
-  { ok: true; levels: FeatureMap[]; pooled?: Float32Array } | { ok: false; error: string };
+  | { ok: true; levels: FeatureMap[]; pooled?: Float32Array; taps?: Record<string, FeatureMap> }
+  | { ok: false; error: string };
 
 export type ToWorker =
   | { type: 'init'; spec: BackboneSpec; levels: number; backend: BackendPreference }

@@ -45,6 +45,7 @@ port.on('message', (msg: ToWorker) => {
         ? [
             ...r.levels.map((m) => m.data.buffer as ArrayBuffer),
             ...(r.pooled ? [r.pooled.buffer as ArrayBuffer] : []),
+            ...Object.values(r.taps ?? {}).map((m) => m.data.buffer as ArrayBuffer),
           ]
         : [],
     );

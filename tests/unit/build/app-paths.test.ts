@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BACKBONE_DIR_NAME, locateBackbone, useBackbone } from '../../../src-main/app-paths';
-import { MOBILENET_DIR_NAME } from '../../../src-main/engine/backbone';
+import { BACKBONE_DIR_NAME, locateBackbone, RESNET50_FOLDER, useBackbone } from '../../../src-main/app-paths';
+import { MOBILENET_DIR_NAME, RESNET50_DIR_NAME } from '../../../src-main/engine/backbone';
 import { tempDir } from '../app/helpers';
 
 function backboneAt(dir: string): string {
@@ -18,8 +18,23 @@ describe('finding the bundled backbone', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('uses the engine folder name', () => {
+  it('uses the engine folder names', () => {
     expect(BACKBONE_DIR_NAME).toBe(MOBILENET_DIR_NAME);
+    expect(RESNET50_FOLDER.dirName).toBe(RESNET50_DIR_NAME);
+  });
+
+  it('packaged: the optional accurate backbone is found beside MobileNet and told through SWAN_RESNET50_DIR', () => {
+    const resources = join(tmp.dir, 'resources');
+    backboneAt(join(resources, 'models', BACKBONE_DIR_NAME));
+    const env: NodeJS.ProcessEnv = {};
+    const app = join(resources, 'app.asar');
+    useBackbone({ resourcesPath: resources, appRoot: app, env });
+    expect(env.SWAN_RESNET50_DIR).toBeUndefined(); // absent: nothing is set, MobileNet still is
+    expect(env.SWAN_BACKBONE_DIR).toBeDefined();
+    const resnet = join(resources, 'models', RESNET50_DIR_NAME);
+    mkdirSync(join(resnet, 'weights'), { recursive: true });
+    useBackbone({ resourcesPath: resources, appRoot: app, env });
+    expect(env.SWAN_RESNET50_DIR).toBe(resnet);
   });
 
   it('development: ../shared/models beside the repository, or resources/models after copy-backbone', () => {

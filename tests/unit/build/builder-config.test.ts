@@ -116,10 +116,28 @@ describe('scripts/copy-backbone.mjs', () => {
   it('copies a complete backbone from SWAN_BACKBONE_SRC to the destination', () => {
     fakeBackbone(join(tmp.dir, 'src'));
     const dest = join(tmp.dir, 'res', 'models', 'mobilenet_v1_0.75_224');
-    const r = run({ SWAN_BACKBONE_SRC: join(tmp.dir, 'src'), SWAN_BACKBONE_DEST: dest });
+    const resnet = join(tmp.dir, 'resnet');
+    mkdirSync(join(resnet, 'weights'), { recursive: true });
+    writeFileSync(join(resnet, 'weights', 'resnetv24_conv0_weight.npy'), Buffer.alloc(64));
+    const r = run({
+      SWAN_BACKBONE_SRC: join(tmp.dir, 'src'),
+      SWAN_BACKBONE_DEST: dest,
+      SWAN_RESNET50_SRC: resnet,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/2 weight files/);
     expect(readdirSync(dest).sort()).toEqual(['group1-shard1of1', 'group2-shard1of1', 'model.json']);
+    // The accurate backbone's weights go beside it.
+    expect(readdirSync(join(tmp.dir, 'res', 'models', 'resnet50_v2_imagenet', 'weights'))).toEqual([
+      'resnetv24_conv0_weight.npy',
+    ]);
+    const none = run({
+      SWAN_BACKBONE_SRC: join(tmp.dir, 'src'),
+      SWAN_BACKBONE_DEST: dest,
+      SWAN_RESNET50_SRC: join(tmp.dir, 'no'),
+    });
+    expect(none.status, none.stderr).toBe(0);
+    expect(none.stdout).toMatch(/accurate backbone \(resnet50\) is not bundled/);
   });
 
   it('fails clearly, naming the folder, when the backbone is absent or incomplete', () => {

@@ -107,6 +107,12 @@ describe('swan CLI: bad input is one line and exit code 2', () => {
     expect(r.err).toMatch(/unknown setting "nonsense"/);
   });
 
+  it('an unknown backbone', async () => {
+    const r = await run(['train', '--data', 'headct', '--backbone', 'vgg', '--out', join(dir, 'x')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--backbone.*vgg.*mobilenet, resnet50/);
+  });
+
   it('an unknown command', async () => {
     const r = await run(['frobnicate']);
     expect(r.code).toBe(2);

@@ -1,0 +1,205 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openScorer, trainModel } from '../../../src-main/engine/engine';
+import { createFeatureExtractor } from '../../../src-main/engine/features';
+import { initBackend } from '../../../src-main/engine/backend';
+import { loadBackbone, resnet50Spec, type Backbone } from '../../../src-main/engine/backbone';
+import { backboneFromModel } from '../../../src-main/engine/backbone/backbone';
+import { parseNpy, readNpy } from '../../../src-main/engine/backbone/npy';
+import { IMAGENET_NORMALIZATION } from '../../../src-main/engine/backbone/normalize';
+import { buildResnet50 } from '../../../src-main/engine/backbone/resnet50';
+import { loadResnet50Weights } from '../../../src-main/engine/backbone/resnet50-net';
+import { EngineError } from '../../../src-main/engine/types';
+
+const spec = resnet50Spec(224, 'stage3', ['stage1', 'stage2']);
+const REF = path.join(spec.modelDir, 'reference');
+const haveWeights = existsSync(path.join(spec.modelDir, 'weights')) && existsSync(REF);
+
+/** Relative L2 error ||a - ref|| / ||ref||. */
+function relError(a: Float32Array, ref: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (a[i]! - ref[i]!) ** 2;
+    den += ref[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+async function reference(name: string): Promise<{ shape: number[]; data: Float32Array }> {
+  const a = await readNpy(path.join(REF, name));
+  return { shape: a.shape, data: a.data as Float32Array };
+}
+
+async function pandaInput(): Promise<tf.Tensor4D> {
+  const rgb = await readNpy(path.join(REF, 'panda_224_rgb_uint8.npy'));
+  expect(rgb.data).toBeInstanceOf(Uint8Array);
+  return tf.tensor4d(Float32Array.from(rgb.data), [1, 224, 224, 3]);
+}
+
+describe('npy reader', () => {
+  const header = (dict: string) => {
+    const text = dict.padEnd(118, ' ') + '\n';
+    const b = Buffer.alloc(10 + text.length);
+    b.write('\x93NUMPY', 0, 'latin1');
+    b[6] = 1;
+    b.writeUInt16LE(text.length, 8);
+    b.write(text, 10, 'latin1');
+    return b;
+  };
+  it('reads float32 C-order arrays and refuses what it cannot read', () => {
+    const data = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6]).buffer);
+    const ok = Buffer.concat([header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"), data]);
+    const a = parseNpy(ok, 'ok.npy');
+    expect(a.shape).toEqual([2, 3]);
+    expect(Array.from(a.data)).toEqual([1, 2, 3, 4, 5, 6]);
+    const f64 = Buffer.concat([header("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }"), data]);
+    expect(() => parseNpy(f64, 'f64.npy')).toThrow(/f64.npy .*dtype <f8/);
+    const short = ok.subarray(0, ok.length - 4);
+    expect(() => parseNpy(short, 'short.npy')).toThrow(/needs 24/);
+    const fortran = Buffer.concat([
+      header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }"),
+      data,
+    ]);
+    expect(() => parseNpy(fortran, 'f.npy')).toThrow(/Fortran/);
+    expect(() => parseNpy(Buffer.from('not numpy at all'), 'x.npy')).toThrow(EngineError);
+  });
+});
+
+describe.skipIf(!haveWeights)('ResNet-50 v2 stages 1-3 (real weights)', () => {
+  let bb: Backbone;
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm' });
+    bb = await loadBackbone(spec);
+  });
+  afterAll(() => bb?.dispose());
+
+  it('matches the reference outputs of every stage for the panda input, in one pass', async () => {
+    expect(bb).toMatchObject({ id: 'resnet50_v2', inference: 'fused', channels: 1024, stride: 16 });
+    const x = await pandaInput();
+    const before = tf.memory().numTensors;
+    const { map, pooled, taps } = bb.featuresTapped(x, true);
+    expect(tf.memory().numTensors).toBe(before + 4); // map, pooled, two taps: nothing leaks
+    const outs = { stage3: map, stage1: taps[0]!, stage2: taps[1]! };
+    const errors: Record<string, number> = {};
+    for (const [stage, t] of Object.entries(outs)) {
+      const ref = await reference(`panda_224_${stage}_nhwc.npy`);
+      expect(t.shape).toEqual([1, ...ref.shape]);
+      errors[stage] = relError(t.dataSync() as Float32Array, ref.data);
+    }
+    console.log('ResNet-50 TF.js relative L2 error vs reference:', errors);
+    // The README asks for about 1e-3; float32 gets within 1e-5, so 1e-4 still catches small slips.
+    for (const e of Object.values(errors)) expect(e).toBeLessThan(1e-4);
+    expect(pooled!.shape).toEqual([1, 2 * 512]); // mean and spread of stage2_relu
+    tf.dispose([x, map, pooled!, ...taps]);
+  });
+
+  it('a single permuted weight tensor breaks the match (the tolerance is tight)', async () => {
+    const weights = await loadResnet50Weights(spec.modelDir);
+    const conv = weights.conv.get('resnetv24_stage2_conv5')!;
+    // Swap two output filters of one 3x3 convolution in stage 2.
+    const per = conv.shape[1] * conv.shape[2] * conv.shape[3];
+    const a = conv.data.slice(0, per);
+    conv.data.copyWithin(0, per, 2 * per);
+    conv.data.set(a, per);
+    const broken = backboneFromModel({
+      id: 'resnet50_v2',
+      inputSize: 224,
+      featureLayer: 'stage2',
+      model: buildResnet50(weights),
+      normalization: IMAGENET_NORMALIZATION,
+    });
+    const x = await pandaInput();
+    const out = broken.features(x);
+    const err = relError(out.dataSync() as Float32Array, (await reference('panda_224_stage2_nhwc.npy')).data);
+    expect(err).toBeGreaterThan(1e-2);
+    tf.dispose([x, out]);
+    broken.dispose();
+  });
+
+  it('names a missing weight file and an unknown layer', async () => {
+    expect(() => resnet50Spec(224, 'stage4')).toThrow(/no layer 'stage4'.*stage3_relu/);
+    await expect(loadBackbone({ ...spec, modelDir: path.join(spec.modelDir, 'nope') })).rejects.toThrow(
+      /model folder not found/,
+    );
+  });
+});
+
+describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and scoring', () => {
+  let dir: string;
+  const files: string[] = [];
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'swan-resnet50-'));
+    for (let i = 0; i < 5; i++) {
+      const file = path.join(dir, `img_${i}.png`);
+      await sharp({
+        create: { width: 96, height: 80, channels: 3, background: { r: 40 * i, g: 120, b: 200 - 30 * i } },
+      })
+        .png()
+        .toFile(file);
+      files.push(file);
+    }
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('returns the stage-2 tap with the pyramid from a worker, and the cache gives it back', async () => {
+    const fx = await createFeatureExtractor({
+      spec: resnet50Spec(224, 'stage3', ['stage2']),
+      levels: 2,
+      workers: 1,
+      cacheDir: path.join(dir, 'cache'),
+    });
+    try {
+      const [a] = await fx.extract([{ path: files[0]! }]);
+      expect(a!.ok).toBe(true);
+      if (!a!.ok) return;
+      const { levels, taps, pooled } = a!.features;
+      expect(levels.map((m) => [m.h, m.w, m.c])).toEqual([
+        [14, 14, 1024],
+        [7, 7, 1024],
+      ]);
+      expect([taps!.stage2!.h, taps!.stage2!.w, taps!.stage2!.c]).toEqual([28, 28, 512]);
+      expect(pooled!.length).toBe(2 * 512 + 64);
+      const [b] = await fx.extract([{ path: files[0]! }]);
+      expect(b!.ok && b!.features.taps!.stage2!.data).toEqual(taps!.stage2!.data);
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it('trains with backbone resnet50, records it in the manifest, and the scorer loads it (refusing another)', async () => {
+    const out = path.join(dir, 'model');
+    const cacheDir = path.join(dir, 'cache');
+    const r = await trainModel({
+      normals: files.slice(0, 4).map((p) => ({ id: p, path: p })),
+      anomalies: [{ id: files[4]!, path: files[4]!, cls: 'x' }],
+      outDir: out,
+      backbone: 'resnet50',
+      settings: { steps: 2, pseudoPoolPerImage: 1 },
+      cacheDir,
+      workers: 0,
+    });
+    expect(r.manifest.backbone).toMatchObject({
+      id: 'resnet50_v2',
+      featureLayer: 'stage3',
+      inputSize: 224,
+      levels: 2,
+    });
+    expect(r.manifest.reference.shapes[0]).toEqual({ h: 14, w: 14, c: 1024 });
+    const scorer = await openScorer(out, { cacheDir, workers: 0 });
+    try {
+      const [s] = await scorer.score([files[4]!]);
+      expect(s!.ok && Number.isFinite(s!.score.total)).toBe(true);
+    } finally {
+      await scorer.close();
+    }
+    await expect(openScorer(out, { cacheDir, expectBackbone: 'mobilenet' })).rejects.toThrow(
+      /trained on backbone 'resnet50_v2', not 'mobilenet_v1_0.75'/,
+    );
+  });
+});
