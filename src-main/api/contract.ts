@@ -684,6 +684,7 @@ export const ErrorCode = z.enum([
   'io', // file system problem
   'engine', // the engine refused (clear message from EngineError)
   'unauthorized',
+  'too_large', // a request body over the server's limit (browser mode)
   'internal',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;

@@ -5,9 +5,7 @@
  * a typed `{ code, message }`, never as a thrown exception.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename, extname, join, relative, resolve } from 'node:path';
-import sharp from 'sharp';
+import { basename, join, relative, resolve } from 'node:path';
 import {
   events,
   isOpName,
@@ -38,8 +36,8 @@ import {
   trainedIds,
   outOfFold,
 } from './threshold';
-import { MAX_IMAGE_PIXELS } from '../data/decode';
 import { heatmapPng } from '../project/heatmap-image';
+import { servedImage, servedThumb, type ServedFile } from '../project/served-files';
 import { expandSource, importCandidates } from '../project/importer';
 import { RecentList } from '../project/recent';
 import { ProjectStore } from '../project/store';
@@ -75,23 +73,6 @@ export function validate<K extends OpName>(op: K, payload: unknown): OpParsedInp
 }
 
 type Handlers = { [K in OpName]: (input: OpParsedInput<K>) => Promise<OpOutput<K>> | OpOutput<K> };
-
-export interface ServedFile {
-  contentType: string;
-  /** Either a file to stream... */
-  file?: string;
-  /** ...or bytes made on the fly. */
-  body?: Buffer;
-}
-
-const BROWSER_IMAGE_TYPES: Record<string, string> = {
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.webp': 'image/webp',
-  '.gif': 'image/gif',
-  '.avif': 'image/avif',
-};
 
 function folderWritable(dir: string): boolean {
   const probe = join(dir, `.swan-write-probe-${process.pid}`);
@@ -210,20 +191,9 @@ export class ApiService {
   async resolveFile(kind: FileKind, id: number): Promise<ServedFile | null> {
     const store = this.store;
     if (!store || !Number.isSafeInteger(id) || id <= 0) return null;
-    const img = store.imagePath(id);
-    if (!img) return null;
-    if (kind === 'thumb') {
-      const file = store.thumbPath(id);
-      return file && (await stat(file).catch(() => null)) ? { contentType: 'image/jpeg', file } : null;
-    }
-    if (kind === 'image') {
-      if (!(await stat(img.path).catch(() => null))) return null;
-      const type = BROWSER_IMAGE_TYPES[extname(img.path).toLowerCase()];
-      if (type) return { contentType: type, file: img.path };
-      // TIFF and the like: browsers cannot show them, so convert.
-      const body = await sharp(img.path, { limitInputPixels: MAX_IMAGE_PIXELS }).rotate().png().toBuffer();
-      return { contentType: 'image/png', body };
-    }
+    if (kind === 'thumb') return servedThumb(store, id);
+    if (kind === 'image') return servedImage(store, id);
+    if (!store.imageFileRow(id)) return null;
     const model = store.activeModel();
     const detail = model ? store.scoreDetail(id, model.id) : null;
     if (!model || !detail?.heatmap) return null;

@@ -36,6 +36,22 @@ function reasonFor(err: unknown): string {
  * readable image header, and is not absurdly large. Returns the sharp input options.
  */
 async function checkHeader(path: string, maxPixels: number): Promise<sharp.SharpOptions> {
+  return (await readImageHeader(path, maxPixels)).options;
+}
+
+/** What the header says: upright size (EXIF orientation applied), format, and the decode options. */
+export interface ImageHeader {
+  width: number;
+  height: number;
+  format: string;
+  options: sharp.SharpOptions;
+}
+
+/**
+ * The header checks of every decode (exists, not empty, an image, not absurdly large),
+ * without decoding a pixel. Throws ImageError naming the file and why.
+ */
+export async function readImageHeader(path: string, maxPixels = MAX_IMAGE_PIXELS): Promise<ImageHeader> {
   let size: number;
   try {
     const st = await stat(path);
@@ -58,8 +74,19 @@ async function checkHeader(path: string, maxPixels: number): Promise<sharp.Sharp
   const { width, height } = meta;
   if (!width || !height) throw new ImageError(path, 'not an image');
   if (width * height > maxPixels) throw new ImageError(path, `too large: ${width}x${height}`);
-  // libvips enforces the limit again while decoding, as a second line of defence.
-  return { failOn: 'truncated', limitInputPixels: maxPixels };
+  const swapped = (meta.orientation ?? 1) >= 5;
+  return {
+    width: swapped ? height : width,
+    height: swapped ? width : height,
+    format: meta.format ?? 'unknown',
+    // libvips enforces the limit again while decoding, as a second line of defence.
+    options: { failOn: 'truncated', limitInputPixels: maxPixels },
+  };
+}
+
+/** A sharp failure on `path` as the ImageError the user sees. */
+export function imageErrorFrom(path: string, err: unknown): ImageError {
+  return err instanceof ImageError ? err : new ImageError(path, reasonFor(err));
 }
 
 /** The common tail of every pipeline: upright, 3-channel 8-bit sRGB, alpha flattened on black. */

@@ -2,9 +2,11 @@
  * The Electron shell: one window, the API over IPC, the image protocol, menus, dialogs.
  * All logic lives in the service; this file only connects Electron's pieces to it.
  */
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { BrowserWindow, Menu, app, dialog, ipcMain, net, protocol, type IpcMainInvokeEvent } from 'electron';
+import { BrowserWindow, Menu, app, dialog, ipcMain, protocol, type IpcMainInvokeEvent } from 'electron';
 import type { OpName, OpOutput, OpParsedInput } from '../api/contract';
 import { AppError } from '../api/errors';
 import { createService, type ApiService } from '../api/service';
@@ -78,11 +80,10 @@ export function runElectronApp(): void {
     protocol.handle(IMAGE_SCHEME, async (request) => {
       const r = await resolveImageRequest(request.url, files);
       if (!r.ok) return new Response(r.reason, { status: r.status });
-      if (r.served.body)
-        return new Response(new Uint8Array(r.served.body), {
-          headers: { 'content-type': r.served.contentType },
-        });
-      return net.fetch(pathToFileURL(r.served.file as string).href);
+      const headers = { 'content-type': r.served.contentType, 'x-content-type-options': 'nosniff' };
+      if (r.served.body) return new Response(new Uint8Array(r.served.body), { headers });
+      const body = Readable.toWeb(createReadStream(r.served.file as string)) as ReadableStream<Uint8Array>;
+      return new Response(body, { headers });
     });
 
     Menu.setApplicationMenu(

@@ -1,10 +1,12 @@
 /**
  * The swan-image:// protocol: the renderer's only way to show image files. A URL names a
  * kind and an image id (swan-image://thumb/42), never a path, and the open project decides
- * which file that is, so no page can read arbitrary files through it.
+ * which file that is, so no page can read arbitrary files through it. Responses carry the
+ * content type the service read from the image's bytes, and nosniff.
  */
-import { isAbsolute, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { FileKind } from '../api/contract';
+import { realPathInside, type ServedFile } from '../project/served-files';
 import { IMAGE_SCHEME } from '../../src-preload/bridge';
 
 const KINDS: readonly FileKind[] = ['thumb', 'image', 'heatmap'];
@@ -30,12 +32,7 @@ export function parseImageUrl(url: string): ImageRequest | null {
   return { kind, id: Number(m[1]) };
 }
 
-/** What a front door may send: a file to stream or bytes made on the fly (service.resolveFile). */
-export interface ServedFile {
-  contentType: string;
-  file?: string;
-  body?: Buffer;
-}
+export type { ServedFile };
 
 /** The open project as the protocol sees it. */
 export interface ProjectFiles {
@@ -52,11 +49,6 @@ export interface ProjectFiles {
 export type Resolution =
   { ok: true; served: ServedFile } | { ok: false; status: 400 | 403 | 404; reason: string };
 
-export function isInside(dir: string, path: string): boolean {
-  const rel = relative(resolve(dir), resolve(path));
-  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-}
-
 export async function resolveImageRequest(url: string, project: ProjectFiles): Promise<Resolution> {
   const req = parseImageUrl(url);
   if (!req) return { ok: false, status: 400, reason: 'not an image URL of this app' };
@@ -66,9 +58,11 @@ export async function resolveImageRequest(url: string, project: ProjectFiles): P
   if (!served || (!served.file && !served.body)) {
     return { ok: false, status: 404, reason: `image ${req.id} is not in the open project` };
   }
-  // Generated files must come from the project's own folder, whatever the store says.
-  if (served.file && req.kind !== 'image' && !isInside(dir, served.file)) {
-    return { ok: false, status: 403, reason: 'file outside the project folder' };
-  }
-  return { ok: true, served: served.file ? { ...served, file: resolve(served.file) } : served };
+  if (!served.file) return { ok: true, served };
+  // Generated files must come from the project's own folder, whatever the store says: the
+  // same rule as the service's (served-files.ts), on real paths. Originals the service
+  // served only after checking their content against the row.
+  const file = req.kind === 'image' ? resolve(served.file) : await realPathInside(dir, served.file);
+  if (!file) return { ok: false, status: 403, reason: 'file outside the project folder' };
+  return { ok: true, served: { ...served, file } };
 }

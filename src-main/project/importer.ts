@@ -10,11 +10,11 @@ import { basename, join, resolve } from 'node:path';
 import type { ImportSource, ImportSummary, SkippedFile } from '../api/contract';
 import { AppError } from '../api/errors';
 import { isImageName } from '../data/adapters/common';
-import { decodeImage, fileContentHash } from '../data/decode';
+import { fileContentHash } from '../data/decode';
 import { ImageError } from '../data/image-error';
 import type { Dataset } from '../data/types';
 import type { ProjectStore } from './store';
-import { writeThumb } from './thumbs';
+import { writeThumbFromFile } from './thumbs';
 
 export interface Candidate {
   path: string;
@@ -167,11 +167,11 @@ export async function importCandidates(
       try {
         if (seen.has(path) || store.imageIdByPath(path) !== null) return null;
         seen.add(path);
-        // decodeImage refuses oversized images from the header, before decoding any pixel.
-        const img = await decodeImage(path);
         const sha256 = await fileContentHash(path);
-        await writeThumb(img, join(store.thumbsDir, `${sha256}.jpg`));
-        return { cand: { ...cand, path }, sha256, width: img.width, height: img.height };
+        // Refuses oversized images from the header, then decodes with shrink-on-load (a
+        // truncated file fails here) through the bounded decode queue: no full-size pixels.
+        const { width, height } = await writeThumbFromFile(path, join(store.thumbsDir, `${sha256}.jpg`));
+        return { cand: { ...cand, path }, sha256, width, height };
       } catch (err) {
         if (err instanceof ImageError) {
           skipped.push(skip(path, err.reason));

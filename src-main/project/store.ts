@@ -274,6 +274,14 @@ export class ProjectStore {
     );
   }
 
+  /** What the file server needs of an image: where it was imported from and its content hash. */
+  imageFileRow(id: number): { path: string; sha256: string } | null {
+    return (
+      (this.db.prepare('SELECT path, sha256 FROM images WHERE id = ?').get(id) as
+        { path: string; sha256: string } | undefined) ?? null
+    );
+  }
+
   /** Thumbnails are named by content hash: the same picture imported twice shares one. */
   thumbPath(id: number): string | null {
     const r = this.db.prepare('SELECT sha256 FROM images WHERE id = ?').get(id) as

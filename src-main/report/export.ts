@@ -17,8 +17,8 @@ import {
   thresholdSource,
   trainedIds,
 } from '../api/threshold';
-import { MAX_IMAGE_PIXELS } from '../data/decode';
 import { heatmapPng } from '../project/heatmap-image';
+import { thumbBytes } from '../project/thumbs';
 import type { ProjectStore } from '../project/store';
 import { batchCounts, batchScores, histogram, type BatchQuery, type ReportRow } from './data';
 import { writeReportCsv } from './csv';
@@ -106,11 +106,7 @@ export function storeImages(store: ProjectStore, modelId: number | null): Report
       const cached = await readFile(thumb).catch(() => null);
       if (cached) return cached;
       if (row.status !== 'ok') return null;
-      return sharp(row.path, { limitInputPixels: MAX_IMAGE_PIXELS })
-        .rotate()
-        .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
-        .jpeg({ quality: 80 })
-        .toBuffer();
+      return thumbBytes(row.path);
     },
     async overlay(row: ReportRow, thumb: Buffer | null) {
       if (!thumb || modelId === null) return null;

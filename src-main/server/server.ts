@@ -27,6 +27,8 @@ export interface ServerOptions {
   worker?: ServiceOptions['worker'];
   /** Use this service instead of creating one (it is then not closed by close()). */
   service?: ApiService;
+  /** Largest request body (default 256 MiB: import.upload carries images as base64). */
+  maxBodyBytes?: number;
 }
 
 export interface RunningServer {
@@ -39,6 +41,27 @@ export interface RunningServer {
 export const TOKEN_COOKIE = 'swan_token';
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
+/** Sent with every response: the page may load only its own scripts, and nothing is sniffed. */
+function securityHeaders(port: number): Record<string, string> {
+  return {
+    'x-content-type-options': 'nosniff',
+    'content-security-policy': [
+      "default-src 'self'",
+      "script-src 'self'",
+      "style-src 'self' 'unsafe-inline'",
+      "img-src 'self' data: blob:",
+      `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port}`,
+      "object-src 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join('; '),
+    'referrer-policy': 'no-referrer',
+  };
+}
+
+class BodyTooLarge extends Error {}
+
 const STATUS: Partial<Record<ErrorCode, number>> = {
   invalid_input: 400,
   unknown_operation: 404,
@@ -48,6 +71,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   busy: 409,
   read_only: 403,
   unauthorized: 401,
+  too_large: 413,
   io: 500,
   engine: 422,
   internal: 500,
@@ -108,12 +132,15 @@ function sendError(res: ServerResponse, code: ErrorCode, message: string): void 
   sendJson(res, STATUS[code] ?? 500, { ok: false, error: { code, message } });
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+/** Reads the body, refusing (BodyTooLarge) as soon as it passes `limit`: never buffers more. */
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new BodyTooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error(`request body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new BodyTooLarge();
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -140,6 +167,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   if (host !== '127.0.0.1') throw new Error('browser mode listens on 127.0.0.1 only');
   const token = randomBytes(32).toString('base64url');
   const staticDir = resolve(opts.staticDir);
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const ownService = !opts.service;
   const service =
     opts.service ??
@@ -195,6 +223,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+      for (const [k, v] of Object.entries(securityHeaders(port))) res.setHeader(k, v);
       if (!hostAllowed(req)) return sendError(res, 'unauthorized', 'unexpected Host header');
       const { token: given, fromQuery } = requestToken(req, url);
       if (!sameToken(given, token)) {
@@ -218,9 +247,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         const op = url.pathname.slice('/api/'.length);
         let payload: unknown;
         try {
-          const text = await readBody(req);
+          const text = await readBody(req, maxBody);
           payload = text.trim() === '' ? {} : JSON.parse(text);
         } catch (err) {
+          if (err instanceof BodyTooLarge) {
+            // Answer, then drop the connection: the rest of the body is never read.
+            res.setHeader('connection', 'close');
+            sendError(res, 'too_large', `${op}: the request body is larger than ${maxBody} bytes`);
+            res.on('finish', () => req.destroy());
+            return;
+          }
           return sendError(
             res,
             'invalid_input',

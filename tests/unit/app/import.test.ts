@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiService } from '../../../src-main/api/service';
+import { DECODE_CONCURRENCY, decodeQueueLoad } from '../../../src-main/project/thumbs';
 import { makeJpeg, makePng, tempDir, writeHugePngHeader } from './helpers';
 
 describe('import through the API', () => {
@@ -164,7 +165,9 @@ describe('import through the API', () => {
     const s = await api.invoke('import.run', { source: { kind: 'paths', paths: [tif] } });
     const served = await api.resolveFile('image', s.importedIds[0]);
     expect(served?.contentType).toBe('image/png');
-    expect((await sharp(served!.body!).metadata()).width).toBe(20);
+    // Converted once into the project's previews/ and served from there.
+    expect(served!.file).toMatch(/previews[\\/][0-9a-f]{64}\.png$/);
+    expect((await sharp(served!.file!).metadata()).width).toBe(20);
     rmSync(tif);
     expect(await api.resolveFile('image', s.importedIds[0])).toBeNull();
     expect((await api.invoke('images.get', { id: s.importedIds[0] })).status).toBe('missing');
@@ -184,5 +187,69 @@ describe('import through the API', () => {
     const info = await api.invoke('project.current', {});
     const img = await api.invoke('images.get', { id: s.importedIds[0] });
     expect(img.path.startsWith(info!.path)).toBe(true);
+  });
+
+  describe('decoding that cannot exhaust memory (issue 13, finding 3)', () => {
+    it('imports a 9000x9000 PNG and serves its thumbnail without decoding it at full size', async () => {
+      const big = join(tmp.dir, 'big.png');
+      await sharp({
+        create: { width: 9000, height: 9000, channels: 3, background: { r: 40, g: 90, b: 140 } },
+      })
+        .png()
+        .toFile(big);
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
+      try {
+        const s = await api.invoke('import.run', { source: { kind: 'paths', paths: [big] } });
+        expect(s.imported).toBe(1);
+        const thumbs = await Promise.all(
+          Array.from({ length: 6 }, () => api.resolveFile('thumb', s.importedIds[0])),
+        );
+        expect((await sharp(thumbs[0]!.file!).metadata()).width).toBe(256);
+      } finally {
+        clearInterval(timer);
+      }
+      // Full-size RGB is 243 MB; before the fix the process grew by about 250 MB.
+      expect((peak - before) / 1024 ** 2).toBeLessThan(120);
+    });
+
+    it('runs every decode through one bounded queue, however many requests come at once', async () => {
+      const files = await Promise.all(
+        Array.from({ length: 6 }, async (_, k) => {
+          const f = join(tmp.dir, `q${k}.tif`);
+          await sharp({
+            create: { width: 1500, height: 1500, channels: 3, background: { r: k * 30, g: 9, b: 9 } },
+          })
+            .tiff()
+            .toFile(f);
+          return f;
+        }),
+      );
+      const s = await api.invoke('import.run', { source: { kind: 'paths', paths: files } });
+      let most = 0;
+      const timer = setInterval(() => (most = Math.max(most, decodeQueueLoad().active)), 1);
+      try {
+        await Promise.all(s.importedIds.map((id) => api.resolveFile('image', id)));
+      } finally {
+        clearInterval(timer);
+      }
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(DECODE_CONCURRENCY);
+    });
+
+    it('converts a TIFF once and serves the cached preview afterwards', async () => {
+      const tif = join(tmp.dir, 'scan.tif');
+      await sharp({ create: { width: 30, height: 20, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+        .tiff()
+        .toFile(tif);
+      const s = await api.invoke('import.run', { source: { kind: 'paths', paths: [tif] } });
+      const first = await api.resolveFile('image', s.importedIds[0]);
+      const made = statSync(first!.file!).mtimeMs;
+      await new Promise((r) => setTimeout(r, 30));
+      const second = await api.resolveFile('image', s.importedIds[0]);
+      expect(second!.file).toBe(first!.file);
+      expect(statSync(second!.file!).mtimeMs).toBe(made);
+    });
   });
 });

@@ -1,11 +1,12 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../../../src-main/server/server';
-import { makePng, tempDir, waitFor } from './helpers';
+import { makeJpeg, makePng, tempDir, waitFor } from './helpers';
 
 /** A raw HTTP request (fetch would normalise paths and forbid setting Host). */
 function raw(
@@ -192,5 +193,160 @@ describe('browser-mode server', () => {
     await api('project.create', { name: 'Other' });
     expect((await raw(port, `/files/image/${id}`, { headers: auth })).status).toBe(404);
     expect((await raw(port, `/files/thumb/${id}`, { headers: auth })).status).toBe(404);
+  });
+
+  describe('files: one containment rule, content type from the bytes (issue 13, finding 2)', () => {
+    /** Imports one image into a new project; returns its id and the project folder. */
+    async function importOne(name: string, file: string): Promise<{ id: number; dir: string }> {
+      const created = await api('project.create', { name });
+      const imp = await api('import.run', { source: { kind: 'paths', paths: [file] } });
+      return {
+        id: imp.json.data!.importedIds[0],
+        dir: (created.json as { data?: { path: string } }).data!.path,
+      };
+    }
+    /** Edits the project's database while it is closed (the app holds it exclusively when open). */
+    async function tamper(dir: string, sql: string, ...params: unknown[]): Promise<void> {
+      await api('project.close', {});
+      const db = new Database(join(dir, 'project.sqlite'));
+      db.prepare(sql).run(...params);
+      db.close();
+      await api('project.open', { path: dir });
+    }
+
+    it('a tampered database row cannot serve a file from outside the project', async () => {
+      const img = join(tmp.dir, 'pic.png');
+      await makePng(img, { seed: 4 });
+      const { id, dir } = await importOne('Tampered', img);
+      const secret = join(tmp.dir, 'secret.jpg');
+      await makeJpeg(secret);
+      // thumbs/<sha>.jpg with sha = ../../secret resolves to the secret file.
+      await tamper(
+        dir,
+        'UPDATE images SET sha256 = ? WHERE id = ?',
+        relative(join(dir, 'thumbs'), join(tmp.dir, 'secret')),
+        id,
+      );
+      expect((await raw(port, `/files/thumb/${id}`, { headers: auth })).status).toBe(404);
+      // The original's path pointed elsewhere: its content is not the imported one.
+      await tamper(dir, 'UPDATE images SET sha256 = ?, path = ? WHERE id = ?', 'a'.repeat(64), secret, id);
+      expect((await raw(port, `/files/image/${id}`, { headers: auth })).status).toBe(404);
+    });
+
+    it('a thumbnail swapped for a symlink out of the project is refused (real paths)', async () => {
+      const img = join(tmp.dir, 'pic.png');
+      await makePng(img, { seed: 5 });
+      const { id, dir } = await importOne('Symlinked', img);
+      const outside = join(tmp.dir, 'outside.jpg');
+      await makeJpeg(outside);
+      const [thumb] = readdirSync(join(dir, 'thumbs'));
+      rmSync(join(dir, 'thumbs', thumb));
+      symlinkSync(outside, join(dir, 'thumbs', thumb));
+      const r = await raw(port, `/files/thumb/${id}`, { headers: auth });
+      expect(r.status).toBe(404);
+      expect(r.body.equals(readFileSync(outside))).toBe(false);
+    });
+
+    it('the content type comes from the bytes, a swapped original is not served, nosniff and a CSP are sent', async () => {
+      // JPEG bytes under a .png name: served as what they are.
+      const misnamed = join(tmp.dir, 'photo.png');
+      await makeJpeg(misnamed, 40);
+      const { id } = await importOne('Types', misnamed);
+      const r = await raw(port, `/files/image/${id}`, { headers: auth });
+      expect(r.status).toBe(200);
+      expect(r.headers['content-type']).toBe('image/jpeg');
+      expect(r.headers['x-content-type-options']).toBe('nosniff');
+      expect(String(r.headers['content-security-policy'])).toMatch(
+        /default-src 'self'.*frame-ancestors 'none'/,
+      );
+      const page = await raw(port, `/?token=${srv.token}`);
+      expect(page.headers['x-content-type-options']).toBe('nosniff');
+      expect(String(page.headers['content-security-policy'])).toMatch(/script-src 'self'/);
+      // Swapped after import for other content: not served as the imported image.
+      writeFileSync(misnamed, '<html><script>alert(1)</script></html>');
+      expect((await raw(port, `/files/image/${id}`, { headers: auth })).status).toBe(404);
+    });
+  });
+
+  describe('body limits (issue 13, finding 7)', () => {
+    it('answers 413 from Content-Length, before reading the body', async () => {
+      const r = await new Promise<{ status: number; body: string }>((ok, fail) => {
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/api/project.current',
+            method: 'POST',
+            headers: {
+              ...auth,
+              'content-type': 'application/json',
+              'content-length': String(270 * 1024 ** 2),
+            },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', fail);
+        // Only a few bytes of the announced 270 MB are ever sent.
+        req.write('{"a":');
+      });
+      expect(r.status).toBe(413);
+      expect(JSON.parse(r.body).error).toMatchObject({
+        code: 'too_large',
+        message: expect.stringMatching(/larger than/),
+      });
+    }, 15_000);
+
+    it('answers 413 while streaming a body without Content-Length past the limit', async () => {
+      const small = await startServer({
+        staticDir: tmp.dir,
+        projectsRoot: join(tmp.dir, 'p2'),
+        maxBodyBytes: 1024 ** 2,
+      });
+      try {
+        const sport = Number(new URL(small.url).port);
+        const status = await new Promise<number>((ok, fail) => {
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port: sport,
+              path: '/api/project.current',
+              method: 'POST',
+              headers: { authorization: `Bearer ${small.token}`, 'transfer-encoding': 'chunked' },
+            },
+            (res) => {
+              res.resume();
+              ok(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', (e: NodeJS.ErrnoException) =>
+            e.code === 'ECONNRESET' || e.code === 'EPIPE' ? undefined : fail(e),
+          );
+          const chunk = Buffer.alloc(64 * 1024, 0x20);
+          let sent = 0;
+          const pump = () => {
+            while (sent < 8 * 1024 ** 2 && req.write(chunk)) sent += chunk.length;
+            if (sent < 8 * 1024 ** 2) req.once('drain', () => ((sent += chunk.length), pump()));
+          };
+          pump();
+        });
+        expect(status).toBe(413);
+        // The server still answers afterwards.
+        expect(
+          (
+            await raw(sport, '/api/project.current', {
+              method: 'POST',
+              headers: { authorization: `Bearer ${small.token}` },
+              body: '{}',
+            })
+          ).status,
+        ).toBe(200);
+      } finally {
+        await small.close();
+      }
+    }, 15_000);
   });
 });

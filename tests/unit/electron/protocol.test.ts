@@ -1,10 +1,12 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseImageUrl, resolveImageRequest, type ProjectFiles } from '../../../src-main/electron/protocol';
 
 const dir = mkdtempSync(join(tmpdir(), 'swan-proto-'));
+mkdirSync(join(dir, 'thumbs'));
+writeFileSync(join(dir, 'thumbs', '1.webp'), 'thumbnail bytes');
 
 /** A project holding image 1 (imported from /data) and its thumbnail. */
 function project(overrides: Partial<Record<string, string>> = {}, open = true): ProjectFiles {
@@ -73,6 +75,21 @@ describe('swan-image protocol', () => {
     });
     const etc = project({ 'heatmap/1': '/etc/passwd' });
     expect(await resolveImageRequest('swan-image://heatmap/1', etc)).toMatchObject({
+      ok: false,
+      status: 403,
+    });
+  });
+
+  it('refuses a generated file inside the folder by name that is a symlink out of it (real paths)', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'swan-outside-'));
+    writeFileSync(join(outside, 'secret.webp'), 'secret');
+    symlinkSync(join(outside, 'secret.webp'), join(dir, 'thumbs', '2.webp'));
+    expect(
+      await resolveImageRequest(
+        'swan-image://thumb/1',
+        project({ 'thumb/1': join(dir, 'thumbs', '2.webp') }),
+      ),
+    ).toMatchObject({
       ok: false,
       status: 403,
     });
