@@ -277,25 +277,51 @@ export const ThresholdSource = z.discriminatedUnion('kind', [
 export type ThresholdSource = z.infer<typeof ThresholdSource>;
 
 /**
- * What a threshold does on the labelled, scored images: false alarms among good-labelled
- * images (held-out ones, i.e. not trained on, when there are any) and caught defects.
- * A rate is null when there is no image to measure it on.
+ * What a threshold does, one rule for Review, Evaluate, the PDF and the CSV
+ * (api/threshold.ts ratesAt): false alarms among good-labelled images and caught defects,
+ * each image by its held-out evidence (not trained on: its own score; trained on: its
+ * cross-validation score carried over to this model; else in-sample). A rate is null when
+ * there is no image to measure it on; the intervals are 95 % Wilson intervals.
  */
+const RateBasis = z.enum(['held-out', 'out-of-fold', 'in-sample', 'none']);
 export const ThresholdRates = z.object({
   falseAlarmRate: z.number().nullable(),
   catchRate: z.number().nullable(),
+  falseAlarmInterval: z.tuple([z.number(), z.number()]).nullable(),
+  catchInterval: z.tuple([z.number(), z.number()]).nullable(),
   goodCount: z.number().int(),
   defectCount: z.number().int(),
   falseAlarms: z.number().int(),
   caught: z.number().int(),
   /**
-   * 'held-out': good images the model was not trained on; 'out-of-fold': as 'held-out', plus
-   * the training good images by their cross-validation (out-of-fold) scores; 'all': every
-   * good-labelled image by the model's own scores, the training ones in-sample.
+   * 'held-out': images the model was not trained on; 'out-of-fold': as 'held-out', plus the
+   * training images by their cross-validation scores; 'in-sample': every labelled image by
+   * the model's own scores, the training ones in-sample (optimistic); 'none': no image.
    */
-  goodBasis: z.enum(['held-out', 'out-of-fold', 'all']),
+  goodBasis: RateBasis,
+  defectBasis: RateBasis,
+  /** Set when too few images stand behind the rates for them to be more than a rough guide. */
+  thinEvidence: z.string().nullable(),
 });
 export type ThresholdRates = z.infer<typeof ThresholdRates>;
+
+/**
+ * The model's readable score scale: shown = (raw - offset) / unit, i.e. how many standard
+ * deviations above a typical good image the model has not seen (held-out evidence of the
+ * good images; 'in-sample' when there is none, then optimistic). Linear, so order,
+ * threshold and flags are the same on both scales.
+ */
+export const ScoreScale = z.object({
+  offset: z.number(),
+  unit: z.number().positive(),
+  basis: z.enum(['held-out', 'out-of-fold', 'in-sample', 'none']),
+  goodCount: z.number().int(),
+});
+export type ScoreScale = z.infer<typeof ScoreScale>;
+
+/** The review queue's unlabelled images under the threshold: what an inspector acts on. */
+export const QueueCounts = z.object({ unlabelled: z.number().int(), flagged: z.number().int() });
+export type QueueCounts = z.infer<typeof QueueCounts>;
 
 /** A batch (the images of one import) by name; absent or null: every image of the project. */
 const BatchRef = z.string().trim().min(1, 'batch name must not be empty').max(200).nullable().optional();
@@ -361,9 +387,14 @@ export const ModelEvaluation = z.object({
   total: CurveSet.nullable(),
   /** Each head alone (the normality head's anomaly score is its negation). */
   heads: z.record(z.string(), CurveSet),
+  /** On the images the threshold's rates count (api/threshold.ts), the same as Review, the PDF and the CSV. */
   confusion: Confusion,
   /** Why curves are missing, for people. */
   note: z.string().nullable(),
+  /** Which images and scores the total's curves and the confusion use, for people. */
+  basis: z.string(),
+  /** How many good and defect images the total's curves and the confusion count. */
+  counted: z.object({ good: z.number().int(), defect: z.number().int() }),
 });
 export type ModelEvaluation = z.infer<typeof ModelEvaluation>;
 
@@ -498,6 +529,8 @@ export const operations = {
       threshold: z.number().nullable(),
       source: ThresholdSource.nullable(),
       rates: ThresholdRates.nullable(),
+      scale: ScoreScale.nullable(),
+      queue: QueueCounts.nullable(),
     }),
   },
   /**
@@ -530,6 +563,8 @@ export const operations = {
       flagged: z.number().int(),
       source: ThresholdSource,
       rates: ThresholdRates,
+      scale: ScoreScale.nullable(),
+      queue: QueueCounts.nullable(),
     }),
   },
   'threshold.histogram': {

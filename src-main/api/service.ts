@@ -28,13 +28,11 @@ import {
 import { DEFAULT_VALIDATE_FOLDS } from './defaults';
 import { AppError, toErrorShape } from './errors';
 import {
-  labelledScores,
-  ratesAt,
+  automaticThreshold,
   saveThresholdSource,
   thresholdForTarget,
   thresholdSource,
-  trainedIds,
-  outOfFold,
+  verdict,
 } from './threshold';
 import { heatmapPng } from '../project/heatmap-image';
 import { servedImage, servedThumb, type ServedFile } from '../project/served-files';
@@ -364,19 +362,11 @@ export class ApiService {
       const store = this.requireStore();
       const model = store.activeModel();
       const threshold = store.getThreshold();
-      if (!model) return { threshold, source: null, rates: null };
+      if (!model) return { threshold, source: null, rates: null, scale: null, queue: null };
       return {
         threshold,
         source: thresholdSource(store.db, model.id, threshold !== null),
-        rates:
-          threshold === null
-            ? null
-            : ratesAt(
-                threshold,
-                labelledScores(store.db, model.id),
-                trainedIds(store.db, model.id),
-                outOfFold(store.db, model.id),
-              ),
+        ...verdict(store.db, model.id, threshold),
       };
     },
     'threshold.set': ({ threshold, falseAlarmRate, catchRate }) => {
@@ -399,13 +389,8 @@ export class ApiService {
         return store.setThreshold(t, model.id);
       })();
       this.emit('project.changed', { what: 'threshold' });
-      const rates = ratesAt(
-        t,
-        labelledScores(store.db, model.id),
-        trainedIds(store.db, model.id),
-        outOfFold(store.db, model.id),
-      );
-      return { threshold: t, flagged, source, rates };
+      const v = verdict(store.db, model.id, t);
+      return { threshold: t, flagged, source, rates: v.rates!, scale: v.scale, queue: v.queue };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
 
@@ -625,16 +610,8 @@ export class ApiService {
       this.heatmapScales.delete(model.id);
       try {
         if (status === 'done' && store.getThreshold(model.id) === null) {
-          // At most 2 % false alarms on held-out (out-of-fold) good scores when the model has
-          // them: in-sample scores of the training good images are optimistic and flag more.
-          // Without a scored good image (thresholdForTarget refuses): the 90th percentile.
-          let t: number | null;
-          try {
-            t = thresholdForTarget(store.db, model.id, { falseAlarmRate: 0.02 });
-          } catch (err) {
-            if (!(err instanceof AppError)) throw err;
-            t = store.scoreQuantile(model.id, 0.9);
-          }
+          // Every new model gets its own threshold from its own held-out evidence (threshold.ts).
+          const t = automaticThreshold(store.db, model.id) ?? store.scoreQuantile(model.id, 0.9);
           if (t !== null) store.setThreshold(t, model.id);
         }
       } catch {

@@ -4,9 +4,9 @@
  * every threshold chosen here is an actual score: the image holding it passes.
  */
 import type Database from 'better-sqlite3';
-import type { ThresholdRates, ThresholdSource } from './contract';
+import type { QueueCounts, ScoreScale, ThresholdRates, ThresholdSource } from './contract';
 import { AppError } from './errors';
-import { outOfFoldScores } from '../models/held-out';
+import { outOfFoldScores, type OutOfFoldEntry } from '../models/held-out';
 
 export interface LabelledScore {
   imageId: number;
@@ -45,43 +45,125 @@ export function trainedIds(db: Database.Database, modelId: number): Set<number> 
   }
 }
 
-/**
- * Out-of-fold scores of a model's training images, by image id (empty when the model was
- * not cross-validated at training): each is the score of a fold model that did not train
- * on the image, so it is a held-out score.
- */
-export function outOfFold(db: Database.Database, modelId: number): Map<number, number> {
+/** A model's out-of-fold scores by image id: raw (the fold model's scale) and z (carries over). */
+export function outOfFold(db: Database.Database, modelId: number): Map<number, OutOfFoldEntry> {
   const r = db.prepare('SELECT metrics FROM models WHERE id = ?').get(modelId) as
     { metrics: string | null } | undefined;
   if (!r?.metrics) return new Map();
   try {
-    const m = JSON.parse(r.metrics) as Record<string, unknown>;
-    return new Map([...outOfFoldScores(m)].map(([id, s]) => [id, s.total]));
+    return outOfFoldScores(JSON.parse(r.metrics) as Record<string, unknown>);
   } catch {
     return new Map();
   }
 }
 
 /**
- * Good images to measure false alarms on, by held-out scores only when there are any: the
- * good images the model did not train on (its own scores) and, when the model was
- * cross-validated, the training good images by their out-of-fold scores. Without either,
- * every good image by the model's own scores (the training ones in-sample: optimistic).
+ * One labelled image's evidence on the model's own score scale, and where it comes from:
+ * 'held-out': the model did not train on it, its own score; 'out-of-fold': trained on, so
+ * the score a fold model without it gave, carried over to this model's scale (its z against
+ * the fold model's training normals, times this model's spread of in-sample good scores,
+ * plus their mean: fold models and the final model do not share a scale); 'in-sample':
+ * trained on and not cross-validated, its own score (optimistic).
  */
-function goodPool(
-  rows: LabelledScore[],
-  trained: Set<number>,
-  oof: Map<number, number>,
-): { scores: number[]; basis: ThresholdRates['goodBasis'] } {
-  const good = rows.filter((r) => r.label === 'good');
-  const held = good.filter((r) => !trained.has(r.imageId)).map((r) => r.total);
-  const folded = good.flatMap((r) =>
-    trained.has(r.imageId) && oof.has(r.imageId) ? [oof.get(r.imageId)!] : [],
-  );
-  if (folded.length > 0) return { scores: [...held, ...folded], basis: 'out-of-fold' };
-  if (held.length > 0) return { scores: held, basis: 'held-out' };
-  return { scores: good.map((r) => r.total), basis: 'all' };
+export interface Evidence {
+  imageId: number;
+  label: 'good' | 'defect';
+  score: number;
+  basis: 'held-out' | 'out-of-fold' | 'in-sample';
 }
+
+function meanSd(xs: number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const v = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+  return { mean, sd: Math.sqrt(v) > 1e-9 ? Math.sqrt(v) : 1 };
+}
+
+/**
+ * The evidence of every labelled, scored image of the model (of one batch, or all). The
+ * mapping of out-of-fold z onto the model uses all its training good images, whatever the batch.
+ */
+export function modelEvidence(db: Database.Database, modelId: number, batch?: string | null): Evidence[] {
+  const all = labelledScores(db, modelId);
+  const trained = trainedIds(db, modelId);
+  const oof = outOfFold(db, modelId);
+  const ref = meanSd(all.filter((r) => r.label === 'good' && trained.has(r.imageId)).map((r) => r.total));
+  const rows = batch ? labelledScores(db, modelId, batch) : all;
+  return rows.map((r) => {
+    if (!trained.has(r.imageId)) return { imageId: r.imageId, label: r.label, score: r.total, basis: 'held-out' };
+    const o = oof.get(r.imageId);
+    if (o)
+      return {
+        imageId: r.imageId,
+        label: r.label,
+        score: o.z !== undefined ? ref.mean + ref.sd * o.z : o.total,
+        basis: 'out-of-fold',
+      };
+    return { imageId: r.imageId, label: r.label, score: r.total, basis: 'in-sample' };
+  });
+}
+
+/**
+ * The images that count for one label's rate: the held-out and out-of-fold ones when there
+ * are any (they predict unseen images), else the in-sample ones.
+ */
+export function countedEvidence(ev: Evidence[], label: 'good' | 'defect'): Evidence[] {
+  const mine = ev.filter((e) => e.label === label);
+  const held = mine.filter((e) => e.basis !== 'in-sample');
+  return held.length > 0 ? held : mine;
+}
+
+function basisOf(counted: Evidence[]): ThresholdRates['goodBasis'] {
+  if (counted.length === 0) return 'none';
+  if (counted.every((e) => e.basis === 'in-sample')) return 'in-sample';
+  return counted.some((e) => e.basis === 'out-of-fold') ? 'out-of-fold' : 'held-out';
+}
+
+/** Wilson score interval (95 %) of k successes in n; null when n = 0. */
+export function wilson(k: number, n: number, z = 1.96): [number, number] | null {
+  if (n === 0) return null;
+  const p = k / n;
+  const d = 1 + (z * z) / n;
+  const c = (p + (z * z) / (2 * n)) / d;
+  const h = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return [Math.max(0, c - h), Math.min(1, c + h)];
+}
+
+/**
+ * The readable scale of a model: 0 at the mean of its good evidence (held-out or carried-over
+ * cross-validation scores), one unit per standard deviation of it.
+ */
+export function scoreScale(ev: Evidence[]): ScoreScale | null {
+  const good = countedEvidence(ev, 'good');
+  if (good.length === 0) return null;
+  const { mean, sd } = meanSd(good.map((e) => e.score));
+  return { offset: mean, unit: good.length > 1 ? sd : 1, basis: basisOf(good), goodCount: good.length };
+}
+
+export const toScale = (raw: number, s: ScoreScale | null): number => (s ? (raw - s.offset) / s.unit : raw);
+
+/** Unlabelled scored images of the model, and how many the threshold flags. */
+export function queueCounts(db: Database.Database, modelId: number, threshold: number | null): QueueCounts {
+  const r = db
+    .prepare(
+      `SELECT COUNT(*) AS unlabelled, SUM(s.total > @t) AS flagged FROM scores s
+       LEFT JOIN labels l ON l.image_id = s.image_id WHERE s.model_id = @m AND l.label IS NULL`,
+    )
+    .get({ m: modelId, t: threshold ?? Number.MAX_VALUE }) as { unlabelled: number; flagged: number | null };
+  return { unlabelled: r.unlabelled, flagged: threshold === null ? 0 : (r.flagged ?? 0) };
+}
+
+/** Everything a view shows about a model's threshold, from the one rule. */
+export function verdict(db: Database.Database, modelId: number, threshold: number | null) {
+  const ev = modelEvidence(db, modelId);
+  return {
+    rates: threshold === null ? null : ratesAt(threshold, ev),
+    scale: scoreScale(ev),
+    queue: queueCounts(db, modelId, threshold),
+  };
+}
+
+/** Fewer than this many images behind a rate: the UI says the evidence is thin. */
+export const THIN_EVIDENCE = { good: 30, defect: 10 };
 
 /**
  * The smallest good score with at most floor(rate * n) good scores strictly above it
@@ -111,24 +193,31 @@ export function thresholdForCatch(defectScores: number[], rate: number, allScore
   return target - Math.max(1e-9, Math.abs(target) * 1e-9);
 }
 
-export function ratesAt(
-  threshold: number,
-  rows: LabelledScore[],
-  trained: Set<number>,
-  oof: Map<number, number> = new Map(),
-): ThresholdRates {
-  const { scores: good, basis } = goodPool(rows, trained, oof);
-  const defect = rows.filter((r) => r.label === 'defect').map((r) => r.total);
-  const falseAlarms = good.filter((s) => s > threshold).length;
-  const caught = defect.filter((s) => s > threshold).length;
+/**
+ * What a threshold does, by the one rule every view uses (Review, Evaluate, the PDF, the
+ * CSV): an image is flagged when its evidence score is strictly above the threshold, counted
+ * over countedEvidence per label.
+ */
+export function ratesAt(threshold: number, ev: Evidence[]): ThresholdRates {
+  const good = countedEvidence(ev, 'good');
+  const defect = countedEvidence(ev, 'defect');
+  const falseAlarms = good.filter((e) => e.score > threshold).length;
+  const caught = defect.filter((e) => e.score > threshold).length;
+  const thin: string[] = [];
+  if (good.length < THIN_EVIDENCE.good) thin.push(`${good.length} good images`);
+  if (defect.length < THIN_EVIDENCE.defect) thin.push(`${defect.length} defects`);
   return {
     falseAlarmRate: good.length ? falseAlarms / good.length : null,
     catchRate: defect.length ? caught / defect.length : null,
+    falseAlarmInterval: wilson(falseAlarms, good.length),
+    catchInterval: wilson(caught, defect.length),
     goodCount: good.length,
     defectCount: defect.length,
     falseAlarms,
     caught,
-    goodBasis: basis,
+    goodBasis: basisOf(good),
+    defectBasis: basisOf(defect),
+    thinEvidence: thin.length ? `only ${thin.join(' and ')} behind these rates: the intervals are wide` : null,
   };
 }
 
@@ -138,10 +227,12 @@ export function thresholdForTarget(
   modelId: number,
   target: { falseAlarmRate: number } | { catchRate: number },
 ): number {
-  const rows = labelledScores(db, modelId);
+  const ev = modelEvidence(db, modelId);
   if ('falseAlarmRate' in target) {
-    const { scores } = goodPool(rows, trainedIds(db, modelId), outOfFold(db, modelId));
-    const t = thresholdForFalseAlarms(scores, target.falseAlarmRate);
+    const t = thresholdForFalseAlarms(
+      countedEvidence(ev, 'good').map((e) => e.score),
+      target.falseAlarmRate,
+    );
     if (t === null) {
       throw new AppError(
         'invalid_input',
@@ -150,9 +241,11 @@ export function thresholdForTarget(
     }
     return t;
   }
-  const defects = rows.filter((r) => r.label === 'defect').map((r) => r.total);
-  const all =
-    (db.prepare('SELECT total FROM scores WHERE model_id = ?').pluck().all(modelId) as number[]) ?? [];
+  const defects = countedEvidence(ev, 'defect').map((e) => e.score);
+  const all = [
+    ...((db.prepare('SELECT total FROM scores WHERE model_id = ?').pluck().all(modelId) as number[]) ?? []),
+    ...ev.map((e) => e.score),
+  ];
   const t = thresholdForCatch(defects, target.catchRate, all);
   if (t === null) {
     throw new AppError(
@@ -161,6 +254,19 @@ export function thresholdForTarget(
     );
   }
   return t;
+}
+
+/** The false-alarm share on the good evidence the automatic threshold aims at. */
+export const AUTO_FALSE_ALARMS = 0.05;
+
+/**
+ * The automatic threshold of a new model, from its own held-out evidence (never a previous
+ * model's): at most AUTO_FALSE_ALARMS of the good evidence above it. Null without a scored
+ * good image (the caller falls back to a score quantile).
+ */
+export function automaticThreshold(db: Database.Database, modelId: number): number | null {
+  const good = countedEvidence(modelEvidence(db, modelId), 'good').map((e) => e.score);
+  return thresholdForFalseAlarms(good, AUTO_FALSE_ALARMS);
 }
 
 const sourceKey = (modelId: number) => `threshold-source:${modelId}`;

@@ -75,7 +75,11 @@ export interface ManifestValidation {
   seed: number;
   notes: string[];
   /** By training image id. */
-  outOfFold: Record<string, { label: 'good' | 'defect'; total: number; perHead: Record<string, number> }>;
+  /** z: the total against the fold model's training normals (validate.ts); absent in older files. */
+  outOfFold: Record<
+    string,
+    { label: 'good' | 'defect'; total: number; z?: number; perHead: Record<string, number> }
+  >;
 }
 
 export interface SavedModel {

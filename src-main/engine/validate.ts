@@ -71,6 +71,13 @@ export interface OutOfFoldScore {
   label: 'good' | 'defect';
   fold: number;
   total: number;
+  /**
+   * The total in standard deviations above the fold model's own (in-sample) scores of its
+   * training normals. Fold models and the final model each have their own score scale; this
+   * one carries over: the app maps it onto the final model by the final model's in-sample
+   * good scores (api/threshold.ts), and pools folds on it for the held-out AUC.
+   */
+  z: number;
   perHead: Partial<Record<HeadName, number>>;
 }
 
@@ -84,6 +91,8 @@ export interface ValidationResult {
   seed: number;
   /** Out-of-fold score of every labelled image, by image id. */
   scores: Record<string, OutOfFoldScore>;
+  /** Per fold: mean and standard deviation of the fold model's scores of its training normals. */
+  foldReference: { mean: number; std: number }[];
   /** Pooled over the out-of-fold scores; null when it cannot be computed (notes say why). */
   aucRoc: number | null;
   ap: number | null;
@@ -160,6 +169,14 @@ function metricOrNote(
   return fn(scores, labels);
 }
 
+/** Mean and sample standard deviation; a degenerate spread becomes 1 so z stays finite. */
+function spread(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const v = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+  const std = Math.sqrt(v);
+  return { mean, std: std > 1e-9 ? std : 1 };
+}
+
 export async function crossValidate(
   normals: readonly ValidationNormal[],
   anomalies: readonly ValidationAnomaly[],
@@ -179,6 +196,7 @@ export async function crossValidate(
   const scores: Record<string, OutOfFoldScore> = {};
   const k = plan.folds;
   const foldHeads: HeadName[][] = [];
+  const foldReference: { mean: number; std: number }[] = [];
   const started = performance.now();
   for (let f = 0; f < k; f++) {
     throwIfAborted(opts.signal);
@@ -206,6 +224,7 @@ export async function crossValidate(
       if (e instanceof EngineError && !opts.signal?.aborted) {
         notes.push(`fold ${f + 1} skipped (its images have no out-of-fold score): ${e.message}`);
         foldHeads.push([]);
+        foldReference.push({ mean: 0, std: 1 });
         continue;
       }
       throw e;
@@ -227,11 +246,14 @@ export async function crossValidate(
       state,
       held.map((x) => x.features),
     );
+    const ref = spread(scoreFeatures(state, data.normals).map((x) => x.total));
+    foldReference.push(ref);
     held.forEach((x, i) => {
       scores[x.id] = {
         label: i < heldN.length ? 'good' : 'defect',
         fold: f,
         total: s[i].total,
+        z: (s[i].total - ref.mean) / ref.std,
         perHead: { ...s[i].perHead },
       };
     });
@@ -284,6 +306,7 @@ export async function crossValidate(
     nDefect: anomalies.length,
     seed: settings.seed,
     scores,
+    foldReference,
     aucRoc: aucRocValue,
     ap,
     perHeadAucRoc,
@@ -313,7 +336,7 @@ export function manifestValidation(v: ValidationResult): ManifestValidation {
     outOfFold: Object.fromEntries(
       Object.entries(v.scores).map(([id, s]) => [
         id,
-        { label: s.label, total: s.total, perHead: s.perHead as Record<string, number> },
+        { label: s.label, total: s.total, z: s.z, perHead: s.perHead as Record<string, number> },
       ]),
     ),
   };

@@ -13,6 +13,8 @@ import { compareHeads } from '../engine/types';
 export interface OutOfFoldEntry {
   label: 'good' | 'defect';
   total: number;
+  /** The total against its fold model's training normals (engine/validate.ts); older models lack it. */
+  z?: number;
 }
 
 /** ModelInfo.metrics from a manifest (null when it has no metrics). */
@@ -23,7 +25,7 @@ export function appMetrics(manifest: unknown): Record<string, unknown> | null {
         validation?: {
           method?: unknown;
           notes?: unknown;
-          outOfFold?: Record<string, { label?: unknown; total?: unknown }>;
+          outOfFold?: Record<string, { label?: unknown; total?: unknown; z?: unknown }>;
         };
       }
     | null
@@ -42,9 +44,19 @@ export function appMetrics(manifest: unknown): Record<string, unknown> | null {
         typeof s.total === 'number' &&
         Number.isFinite(s.total)
       )
-        oof[id] = { label: s.label, total: s.total };
+        oof[id] = {
+          label: s.label,
+          total: s.total,
+          ...(typeof s.z === 'number' && Number.isFinite(s.z) ? { z: s.z } : {}),
+        };
     }
     out.out_of_fold = oof;
+    const pooled = pooledAuc(oof);
+    if (pooled) {
+      out.auc_roc = pooled.auc;
+      out.auc_ci_low = pooled.low;
+      out.auc_ci_high = pooled.high;
+    }
   }
   return Object.keys(out).length ? out : null;
 }
@@ -59,7 +71,7 @@ export function outOfFoldScores(
   for (const [id, s] of Object.entries(oof as Record<string, Partial<OutOfFoldEntry>>)) {
     const n = Number(id);
     if (Number.isInteger(n) && (s?.label === 'good' || s?.label === 'defect') && typeof s.total === 'number')
-      out.set(n, { label: s.label, total: s.total });
+      out.set(n, { label: s.label, total: s.total, ...(typeof s.z === 'number' ? { z: s.z } : {}) });
   }
   return out;
 }
@@ -70,6 +82,31 @@ export function withoutImageScores(metrics: Record<string, unknown> | null): Rec
   const rest = { ...metrics };
   delete rest.out_of_fold;
   return rest;
+}
+
+/**
+ * AUC-ROC of the out-of-fold scores pooled over the folds on z (each fold model's own scale
+ * taken out), with a 95 % interval (Hanley & McNeil 1982). Null when the entries have no z
+ * (an older model) or lack one of the two kinds.
+ */
+export function pooledAuc(
+  oof: Record<string, OutOfFoldEntry>,
+): { auc: number; low: number; high: number; good: number; defect: number } | null {
+  const e = Object.values(oof);
+  if (e.length === 0 || e.some((x) => x.z === undefined)) return null;
+  const pos = e.filter((x) => x.label === 'defect').map((x) => x.z!);
+  const neg = e.filter((x) => x.label === 'good').map((x) => x.z!);
+  if (pos.length === 0 || neg.length === 0) return null;
+  let wins = 0;
+  for (const p of pos) for (const n of neg) wins += p > n ? 1 : p === n ? 0.5 : 0;
+  const a = wins / (pos.length * neg.length);
+  const q1 = a / (2 - a);
+  const q2 = (2 * a * a) / (1 + a);
+  const v =
+    (a * (1 - a) + (pos.length - 1) * (q1 - a * a) + (neg.length - 1) * (q2 - a * a)) /
+    (pos.length * neg.length);
+  const h = 1.96 * Math.sqrt(Math.max(0, v));
+  return { auc: a, low: Math.max(0, a - h), high: Math.min(1, a + h), good: neg.length, defect: pos.length };
 }
 
 const num = (m: Record<string, unknown>, k: string): number | null =>
@@ -108,8 +145,17 @@ export function heldOutSummary(metrics: Record<string, unknown> | null | undefin
   const notes = Array.isArray(metrics.notes)
     ? metrics.notes.filter((n): n is string => typeof n === 'string')
     : [];
+  const low = num(metrics, 'auc_ci_low');
+  const high = num(metrics, 'auc_ci_high');
+  const interval = low !== null && high !== null ? ` (95 % interval ${f3(low)}-${f3(high)})` : '';
+  // Too few of a kind for the interval to mean anything: say so rather than print a number.
+  if (auc !== null && ((good ?? 0) < 5 || (defect ?? 0) < 3))
+    notes.push(
+      `AUC-ROC not estimable: ${good ?? 0} good and ${defect ?? 0} defect labelled images are too few (at least 5 and 3)`,
+    );
+  const estimable = auc !== null && (good ?? 0) >= 5 && (defect ?? 0) >= 3;
   return {
-    headline: auc === null ? null : `AUC-ROC ${f3(auc)}, AP ${f3(ap)}`,
+    headline: estimable ? `AUC-ROC ${f3(auc)}${interval}, AP ${f3(ap)}` : null,
     how,
     perHead: heads.map((h) => `${h} ${f3(num(metrics, `auc_roc_${h}`))}`).join(', '),
     notes,
@@ -121,6 +167,6 @@ export function heldOutLine(metrics: Record<string, unknown> | null | undefined)
   const s = heldOutSummary(metrics);
   if (!s) return null;
   if (s.headline) return `${s.headline} (${s.how})`;
-  const why = s.notes.find((n) => /not computed|needs at least/.test(n));
+  const why = s.notes.find((n) => /not computed|needs at least|not estimable/.test(n));
   return `not measured (${s.how})${why ? `: ${why}` : ''}`;
 }

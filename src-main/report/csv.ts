@@ -5,6 +5,8 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
+import { toScale } from '../api/threshold';
+import { headSign } from '../engine/types';
 import { headNames, imagePages, type BatchQuery, type ReportRow } from './data';
 
 export function decision(
@@ -17,6 +19,20 @@ export function decision(
 }
 
 const num = (x: number | null | undefined): string => (x === null || x === undefined ? '' : String(x));
+
+/**
+ * How a labelled image enters the threshold's rates (api/threshold.ts ratesAt): counting
+ * the rows by rate_outcome gives the report's, Review's and Evaluate's numbers.
+ */
+function rateOutcome(q: BatchQuery, r: ReportRow, counted: Set<string>): [string, string, string] {
+  const e = q.evidence?.get(r.id);
+  if (!e || q.threshold === null) return ['', '', ''];
+  const key = `${e.label}:${e.basis === 'in-sample' ? 'in' : 'held'}`;
+  if (!counted.has(key)) return [e.basis, num(toScale(e.score, q.scale ?? null)), 'not counted'];
+  const above = e.score > q.threshold;
+  const outcome = e.label === 'good' ? (above ? 'false alarm' : 'good pass') : above ? 'caught' : 'missed';
+  return [e.basis, num(toScale(e.score, q.scale ?? null)), outcome];
+}
 
 export async function writeReportCsv(
   q: BatchQuery,
@@ -34,11 +50,17 @@ export async function writeReportCsv(
       'batch',
       'status',
       'score',
+      'score_baseline',
       ...heads.map((h) => `head_${h}`),
       'decision',
       'threshold',
       'label',
       'class',
+      'rate_basis',
+      'rate_score',
+      'rate_outcome',
+      'score_raw',
+      'threshold_raw',
     ],
   });
   csv.pipe(out);
@@ -47,21 +69,34 @@ export async function writeReportCsv(
     csv.on('error', rej);
   });
   failed.catch(() => undefined);
+  // Which evidence counts per label: held-out when the label has any (threshold.ts countedEvidence).
+  const counted = new Set<string>();
+  for (const label of ['good', 'defect'] as const) {
+    const ev = [...(q.evidence?.values() ?? [])].filter((e) => e.label === label);
+    counted.add(`${label}:${ev.some((e) => e.basis !== 'in-sample') ? 'held' : 'in'}`);
+  }
+  const scale = q.scale ?? null;
+  const unit = scale?.unit ?? 1;
   let n = 0;
   for (const page of imagePages(q)) {
     for (const r of page) {
+      // score = score_baseline + the head columns: each head as it enters the total (normality subtracted).
       const ok = csv.write([
         r.id,
         r.path,
         r.name,
         r.batch,
         r.status,
-        num(r.total),
-        ...heads.map((h) => num(r.perHead?.[h])),
+        num(r.total === null ? null : toScale(r.total, scale)),
+        num(r.total === null ? null : -(scale?.offset ?? 0) / unit),
+        ...heads.map((h) => num(r.perHead?.[h] === undefined ? null : (headSign(h) * r.perHead[h]) / unit)),
         decision(r, q.threshold),
-        num(q.threshold),
+        num(q.threshold === null ? null : toScale(q.threshold, scale)),
         r.label ?? 'unlabelled',
         r.className ?? '',
+        ...rateOutcome(q, r, counted),
+        num(r.total),
+        num(q.threshold),
       ]);
       n++;
       if (!ok) await Promise.race([once(csv, 'drain'), failed]);

@@ -4,7 +4,8 @@
  * iterator would block every other query of the app on the same connection meanwhile.
  */
 import type Database from 'better-sqlite3';
-import type { ReportCounts } from '../api/contract';
+import type { ReportCounts, ScoreScale } from '../api/contract';
+import type { Evidence } from '../api/threshold';
 import { compareHeads } from '../engine/types';
 
 export const PAGE_SIZE = 500;
@@ -35,6 +36,10 @@ export interface BatchQuery {
   /** null: no model, nothing is scored. */
   modelId: number | null;
   threshold: number | null;
+  /** Each labelled image's held-out evidence (api/threshold.ts), by image id: what the rates count. */
+  evidence?: Map<number, Evidence>;
+  /** The model's readable score scale; absent: raw scores. */
+  scale?: ScoreScale | null;
 }
 
 const SELECT = `SELECT i.id, i.path, i.name, i.batch, i.status, i.sha256, i.width, i.height,

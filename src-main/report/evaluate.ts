@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { CurveSet, ModelEvaluation } from '../api/contract';
 import { AppError } from '../api/errors';
-import { labelledScores } from '../api/threshold';
+import { countedEvidence, labelledScores, modelEvidence, type Evidence } from '../api/threshold';
 import { aucRoc, averagePrecision, headAnomalyScore, prCurve, rocCurve } from '../engine/metrics';
 
 export function curveSet(scores: number[], labels: number[]): CurveSet {
@@ -20,6 +20,16 @@ export function curveSet(scores: number[], labels: number[]): CurveSet {
       .filter((p) => Number.isFinite(p.threshold))
       .map((p) => ({ x: p.recall, y: p.precision, threshold: p.threshold })),
   };
+}
+
+/** Which images and scores the total's curves and the confusion counts use, for people. */
+export function basisWords(counted: Evidence[]): string {
+  const n = (b: Evidence['basis']) => counted.filter((e) => e.basis === b).length;
+  const parts: string[] = [];
+  if (n('held-out')) parts.push(`${n('held-out')} not trained on (their own scores)`);
+  if (n('out-of-fold')) parts.push(`${n('out-of-fold')} trained on, by their cross-validation scores`);
+  if (n('in-sample')) parts.push(`${n('in-sample')} trained on, by their own scores (optimistic)`);
+  return parts.length ? `labelled images: ${parts.join('; ')}` : 'no labelled image';
 }
 
 export function evaluateModel(
@@ -43,10 +53,14 @@ export function evaluateModel(
   const defect = labels.reduce<number>((a, b) => a + b, 0);
   const good = rows.length - defect;
 
+  // The confusion counts: the images and scores the rates of Review, the PDF and the CSV
+  // count (api/threshold.ts ratesAt), so all four agree.
+  const evidence = modelEvidence(db, modelId, batch);
+  const counted = [...countedEvidence(evidence, 'good'), ...countedEvidence(evidence, 'defect')];
   const confusion = { threshold, tp: 0, fp: 0, tn: 0, fn: 0 };
   if (threshold !== null) {
-    for (const r of rows) {
-      const flagged = r.total > threshold;
+    for (const r of counted) {
+      const flagged = r.score > threshold;
       if (r.label === 'defect') {
         if (flagged) confusion.tp++;
         else confusion.fn++;
@@ -54,6 +68,7 @@ export function evaluateModel(
       else confusion.tn++;
     }
   }
+  const basis = basisWords(counted);
 
   let note: string | null = null;
   let total: CurveSet | null = null;
@@ -64,10 +79,15 @@ export function evaluateModel(
         ? 'no labelled image has a score from this model: label images good or defect and score them'
         : `curves need both kinds of labels among the scored images (good: ${good}, defect: ${defect})`;
   } else {
-    total = curveSet(
-      rows.map((r) => r.total),
-      labels,
-    );
+    // The total's curves on the same evidence as the rates: held-out where there is any.
+    const cl = counted.map((e) => (e.label === 'defect' ? 1 : 0));
+    total =
+      cl.includes(0) && cl.includes(1)
+        ? curveSet(
+            counted.map((e) => e.score),
+            cl,
+          )
+        : null;
     const perHead = rows.map((r) => JSON.parse(r.perHead) as Record<string, number>);
     const names = [...new Set(perHead.flatMap((p) => Object.keys(p)))];
     for (const h of names) {
@@ -89,5 +109,7 @@ export function evaluateModel(
     heads,
     confusion,
     note,
+    basis,
+    counted: { good: confusion.tn + confusion.fp, defect: confusion.tp + confusion.fn },
   };
 }

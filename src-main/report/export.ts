@@ -11,11 +11,11 @@ import type { ModelInfo, OpOutput, ReportFormat } from '../api/contract';
 import { AppError } from '../api/errors';
 import {
   describeSource,
-  labelledScores,
-  outOfFold,
+  modelEvidence,
   ratesAt,
+  scoreScale,
   thresholdSource,
-  trainedIds,
+  toScale,
 } from '../api/threshold';
 import { heatmapPng } from '../project/heatmap-image';
 import { thumbBytes } from '../project/thumbs';
@@ -136,7 +136,17 @@ export async function exportReport(
   else model = store.activeModel();
   const dir = await ensureWritableFolder(req.outDir);
   const threshold = model ? store.getThreshold(model.id) : null;
-  const q: BatchQuery = { db: store.db, batch: req.batch, modelId: model?.id ?? null, threshold };
+  // The rates and the score scale: the one rule Review and Evaluate use (api/threshold.ts).
+  const evidence = model ? modelEvidence(store.db, model.id, req.batch) : [];
+  const scale = model ? scoreScale(modelEvidence(store.db, model.id)) : null;
+  const q: BatchQuery = {
+    db: store.db,
+    batch: req.batch,
+    modelId: model?.id ?? null,
+    threshold,
+    evidence: new Map(evidence.map((e) => [e.imageId, e])),
+    scale,
+  };
   const counts = batchCounts(q);
   const date = req.date ?? new Date();
   const stamp = date.toISOString().slice(0, 19).replace(/[:T]/g, '-');
@@ -154,7 +164,6 @@ export async function exportReport(
       out.csv = file;
     }
     if (req.format === 'pdf' || req.format === 'both') {
-      const rows = model ? labelledScores(store.db, model.id, req.batch) : [];
       const ev = model ? evaluateModel(store.db, model.id, req.batch, threshold) : null;
       const meta: ReportMeta = {
         projectName: store.name,
@@ -163,15 +172,13 @@ export async function exportReport(
         date,
         model,
         threshold,
+        scale,
         thresholdHow: model
           ? describeSource(thresholdSource(store.db, model.id, threshold !== null))
           : 'no model',
-        rates:
-          model && threshold !== null
-            ? ratesAt(threshold, rows, trainedIds(store.db, model.id), outOfFold(store.db, model.id))
-            : null,
+        rates: model && threshold !== null ? ratesAt(threshold, evidence) : null,
         counts,
-        histogram: histogram(batchScores(q)),
+        histogram: histogram(batchScores(q).map((b) => ({ ...b, total: toScale(b.total, scale) }))),
         batchMetrics: ev?.total
           ? {
               aucRoc: ev.total.aucRoc,

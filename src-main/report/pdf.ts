@@ -7,8 +7,8 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import PDFDocument from 'pdfkit';
-import type { ModelInfo, ReportCounts, ThresholdRates } from '../api/contract';
-import { pct } from '../api/threshold';
+import type { ModelInfo, ReportCounts, ScoreScale, ThresholdRates } from '../api/contract';
+import { pct, toScale } from '../api/threshold';
 import { headSign } from '../engine/types';
 import { heldOutSummary } from '../models/held-out';
 import { flaggedIds, rowsById, type BatchQuery, type Histogram, type ReportRow } from './data';
@@ -20,7 +20,10 @@ export interface ReportMeta {
   batch: string | null;
   date: Date;
   model: ModelInfo | null;
+  /** On the raw scale; shown on `scale`. */
   threshold: number | null;
+  /** The model's readable score scale (api/threshold.ts scoreScale); null: raw scores. */
+  scale: ScoreScale | null;
   thresholdHow: string;
   rates: ThresholdRates | null;
   counts: ReportCounts;
@@ -63,10 +66,20 @@ const fmt = (x: number | null | undefined, d = 4): string =>
       ? x.toFixed(0)
       : x.toPrecision(d);
 
-function goodBasisWords(basis: ThresholdRates['goodBasis']): string {
-  if (basis === 'held-out') return 'held-out good images';
-  if (basis === 'out-of-fold') return 'held-out good images, training ones by their cross-validation scores,';
-  return 'good images';
+function basisWords(basis: ThresholdRates['goodBasis'], kind: string): string {
+  if (basis === 'held-out') return `${kind} images not trained on`;
+  if (basis === 'out-of-fold') return `${kind} images, those trained on by their cross-validation scores,`;
+  if (basis === 'in-sample') return `${kind} images, by the model's own scores of its training images (optimistic),`;
+  return `${kind} images`;
+}
+
+const interval = (i: [number, number] | null): string =>
+  i ? `, 95 % interval ${pct(i[0])}-${pct(i[1])}` : '';
+
+/** How the scores read, one sentence. */
+export function scaleWords(s: ScoreScale | null): string {
+  if (!s) return 'raw model scores (no good-labelled image to calibrate them on)';
+  return `0 = a typical good image, 1 = one standard deviation more unusual than good images (${s.goodCount} good images, ${s.basis === 'in-sample' ? 'in-sample: optimistic' : 'held-out evidence'})`;
 }
 
 function flatMetrics(m: Record<string, unknown> | null): [string, string][] {
@@ -150,7 +163,11 @@ function drawHistogram(
   doc.fillColor(COLORS.muted).fontSize(8);
   doc.text(fmt(hist.min), x, y + h + 3, { lineBreak: false });
   doc.text(fmt(hist.max), x + w - 60, y + h + 3, { width: 60, align: 'right', lineBreak: false });
-  doc.text('anomaly score', x + w / 2 - 30, y + h + 3, { width: 60, align: 'center', lineBreak: false });
+  doc.text('score (0 = typical good image)', x + w / 2 - 70, y + h + 3, {
+    width: 140,
+    align: 'center',
+    lineBreak: false,
+  });
   // Legend.
   let lx = x;
   for (const kind of ['good', 'defect', 'unlabelled'] as const) {
@@ -237,7 +254,13 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
   y = doc.y + 4;
   const r = m.rates;
   const rateRows: [string, string][] = [
-    ['Value', m.threshold === null ? 'none set: nothing is flagged' : fmt(m.threshold, 6)],
+    [
+      'Value',
+      m.threshold === null
+        ? 'none set: nothing is flagged'
+        : `${fmt(toScale(m.threshold, m.scale), 4)} (raw model score ${fmt(m.threshold, 6)})`,
+    ],
+    ['Score scale', scaleWords(m.scale)],
     ['How it was chosen', m.thresholdHow],
   ];
   if (r && m.threshold !== null) {
@@ -245,14 +268,15 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
       'False alarms',
       r.falseAlarmRate === null
         ? 'no good-labelled image to measure them on'
-        : `${pct(r.falseAlarmRate)} (${r.falseAlarms} of ${r.goodCount} ${goodBasisWords(r.goodBasis)} above it)`,
+        : `${pct(r.falseAlarmRate)} (${r.falseAlarms} of ${r.goodCount} ${basisWords(r.goodBasis, 'good')} above it${interval(r.falseAlarmInterval)})`,
     ]);
     rateRows.push([
       'Defects caught',
       r.catchRate === null
         ? 'no defect-labelled image to measure it on'
-        : `${pct(r.catchRate)} (${r.caught} of ${r.defectCount} defect images above it)`,
+        : `${pct(r.catchRate)} (${r.caught} of ${r.defectCount} ${basisWords(r.defectBasis, 'defect')} above it${interval(r.catchInterval)})`,
     ]);
+    if (r.thinEvidence) rateRows.push(['Caution', r.thinEvidence]);
   }
   y = keyValues(doc, rateRows, x, y);
 
@@ -272,7 +296,57 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
       .fillColor(COLORS.muted)
       .text('No image of this batch has a score yet: score the batch to see the histogram.', x, y);
   } else {
-    drawHistogram(doc, m.histogram, m.threshold, x, y, CONTENT_W, 150);
+    drawHistogram(
+      doc,
+      m.histogram,
+      m.threshold === null ? null : toScale(m.threshold, m.scale),
+      x,
+      y,
+      CONTENT_W,
+      150,
+    );
+  }
+}
+
+/** "Page n of N" at the foot of the current page (the bottom margin lifted so no page is added). */
+function pageFooter(doc: PDFKit.PDFDocument, page: number, total: number): void {
+  const bottom = doc.page.margins.bottom;
+  doc.page.margins.bottom = 0;
+  doc
+    .font('Helvetica')
+    .fontSize(8)
+    .fillColor(COLORS.muted)
+    .text(`Page ${page} of ${total}`, PAGE.margin, PAGE.h - PAGE.margin + 14, {
+      width: CONTENT_W,
+      align: 'right',
+      lineBreak: false,
+    });
+  doc.page.margins.bottom = bottom;
+}
+
+const SIGN_OFF_H = 120;
+
+/** What an inspection report needs to be signed: who, when, what was decided. */
+function drawSignOff(doc: PDFKit.PDFDocument, y: number): void {
+  const x = PAGE.margin;
+  doc.font('Helvetica-Bold').fontSize(13).fillColor(COLORS.text).text('Sign-off', x, y);
+  let ly = doc.y + 10;
+  doc.font('Helvetica').fontSize(10).fillColor(COLORS.text);
+  for (const field of ['Inspector', 'Date', 'Signature']) {
+    doc.text(field, x, ly, { lineBreak: false });
+    doc
+      .lineWidth(0.5)
+      .moveTo(x + 90, ly + 10)
+      .lineTo(x + 330, ly + 10)
+      .stroke('#888888');
+    ly += 22;
+  }
+  doc.text('Decision', x, ly, { lineBreak: false });
+  let bx = x + 90;
+  for (const d of ['batch accepted', 'batch rejected', 'held for review']) {
+    doc.lineWidth(0.7).rect(bx, ly, 9, 9).stroke('#444444');
+    doc.text(d, bx + 14, ly, { lineBreak: false });
+    bx += 120;
   }
 }
 
@@ -321,6 +395,7 @@ function drawFlaggedRow(
   rank: number,
   pics: { thumb: Buffer | null; overlay: Buffer | null },
   y: number,
+  scale: ScoreScale | null,
 ): void {
   const x = PAGE.margin;
   drawPicture(doc, pics.thumb, x, y, 'image', row.status === 'missing' ? 'image file missing' : 'no picture');
@@ -338,26 +413,32 @@ function drawFlaggedRow(
     .fillColor(COLORS.muted)
     .text(pdfText(row.path), tx, y + 13, { width: tw, height: 18, ellipsis: true });
   doc.font('Helvetica').fontSize(10).fillColor(COLORS.text);
-  doc.text(`score ${fmt(row.total, 5)}`, tx, y + 34, { lineBreak: false });
+  doc.text(`score ${fmt(row.total === null ? null : toScale(row.total, scale), 4)}`, tx, y + 34, {
+    lineBreak: false,
+  });
+  // A class named like the label itself ("defect") says nothing more.
   const label =
     row.label === null
       ? 'unlabelled'
       : row.label === 'defect'
-        ? `defect${row.className ? ` (${row.className})` : ''}`
+        ? `defect${row.className && row.className !== 'defect' ? ` (${row.className})` : ''}`
         : 'good';
   doc
     .fillColor(row.label === 'defect' ? COLORS.defect : row.label === 'good' ? COLORS.good : COLORS.muted)
     .text(pdfText(`label: ${label}`), tx + 110, y + 34, { lineBreak: false });
 
-  const contrib = contributions(row.perHead ?? {});
-  const scale = Math.max(1e-9, ...contrib.map(([, v]) => Math.abs(v)));
+  // On the score scale: each head as it enters the total, over the scale's unit.
+  const contrib = contributions(row.perHead ?? {}).map(
+    ([h, v]) => [h, v / (scale?.unit ?? 1)] as [string, number],
+  );
+  const barScale = Math.max(1e-9, ...contrib.map(([, v]) => Math.abs(v)));
   const labelW = 78;
   const barW = tw - labelW - 48;
   const zero = tx + labelW + barW / 2;
   let by = y + 52;
   for (const [name, v] of contrib) {
     doc.fillColor(COLORS.text).fontSize(8).text(name, tx, by, { width: labelW, lineBreak: false });
-    const len = (Math.abs(v) / scale) * (barW / 2);
+    const len = (Math.abs(v) / barScale) * (barW / 2);
     doc
       .rect(v >= 0 ? zero : zero - len, by + 1, Math.max(0.5, len), 7)
       .fill(v >= 0 ? COLORS.defect : COLORS.good);
@@ -411,13 +492,25 @@ export async function writeReportPdf(
   failed.catch(() => undefined);
   doc.pipe(out);
   let pages = 1;
-  drawSummary(doc, meta);
-
   const ids = flaggedIds(q);
+  // Pages are written as they fill (memory stays at one page), so the count comes first:
+  // the summary, the flagged rows at a fixed number per page, the sign-off where it fits.
+  const top = PAGE.margin + doc.font('Helvetica-Bold').fontSize(13).currentLineHeight(true) + 8;
+  const perPage = Math.max(1, Math.floor((PAGE.h - PAGE.margin - top) / ROW_H));
+  const rowPages = Math.max(1, Math.ceil(ids.length / perPage));
+  const lastRows = ids.length - (rowPages - 1) * perPage;
+  const endY = top + (ids.length === 0 ? 30 : lastRows * ROW_H);
+  const signOffPage = endY + 10 + SIGN_OFF_H > PAGE.h - PAGE.margin;
+  const totalPages = 1 + rowPages + (signOffPage ? 1 : 0);
+  const footer = (): void => pageFooter(doc, pages, totalPages);
+  drawSummary(doc, meta);
+  footer();
+
   onFlagged(0, ids.length);
   doc.addPage();
   pages++;
   let y = pageHeader(doc, meta, `Flagged images (${ids.length})`);
+  let onPage = 0;
   if (ids.length === 0) {
     doc
       .font('Helvetica')
@@ -443,16 +536,28 @@ export async function writeReportPdf(
       }),
     );
     rows.forEach((r, k) => {
-      if (y + ROW_H > PAGE.h - PAGE.margin) {
+      if (onPage === perPage) {
+        footer();
         doc.addPage();
         pages++;
+        onPage = 0;
         y = pageHeader(doc, meta, 'Flagged images (continued)');
       }
-      drawFlaggedRow(doc, r, start + k + 1, pics[k], y);
+      onPage++;
+      drawFlaggedRow(doc, r, start + k + 1, pics[k], y, meta.scale);
       y += ROW_H;
     });
     onFlagged(Math.min(ids.length, start + rows.length), ids.length);
   }
+  if (ids.length === 0) y += 30;
+  if (signOffPage) {
+    footer();
+    doc.addPage();
+    pages++;
+    y = pageHeader(doc, meta, 'Sign-off');
+  }
+  drawSignOff(doc, y + 10);
+  footer();
   doc.end();
   await Promise.race([once(out, 'finish'), failed]);
   return { flagged: ids.length, pages };

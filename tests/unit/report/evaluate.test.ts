@@ -38,6 +38,8 @@ describe('evaluate.run', () => {
 
   it('matches hand-computed curves, areas, per-head numbers and confusion counts; compares two versions', async () => {
     const { store, ids, modelId } = await buildProject(tmp.dir, images, { threshold: 0.5 });
+    // Trained on other images: every labelled image here is held out, counted by its own score.
+    store.db.prepare("UPDATE models SET label_ids = '[]' WHERE id = ?").run(modelId);
     // A second version that ranks perfectly on the test batch, with no threshold yet.
     const v2 = store.addModel(
       {
@@ -63,7 +65,16 @@ describe('evaluate.run', () => {
     const r = await api.invoke('evaluate.run', { batch: 'test', modelIds: [modelId!, v2.id] });
     expect(r.batch).toBe('test');
     const [a, b] = r.models;
-    expect(a).toMatchObject({ modelId, version: 1, good: 3, defect: 2, unscored: 1, note: null });
+    expect(a).toMatchObject({
+      modelId,
+      version: 1,
+      good: 3,
+      defect: 2,
+      unscored: 1,
+      note: null,
+      basis: 'labelled images: 5 not trained on (their own scores)',
+      counted: { good: 3, defect: 2 },
+    });
     expect(a.total!.aucRoc).toBeCloseTo(5 / 6, 12);
     expect(a.total!.averagePrecision).toBeCloseTo(5 / 6, 12);
     // Finite thresholds only (no +Infinity start point), one point per distinct score.

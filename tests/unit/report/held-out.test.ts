@@ -60,7 +60,7 @@ describe('report: held-out metrics of the model', () => {
     expect(text).not.toContain('none recorded at training');
     // Good pool at 0.5: g-held 0.3 and the out-of-fold 0.6, 0.2 (not the in-sample 0.9, 0.8).
     expect(text).toContain(
-      '33.3 % (1 of 3 held-out good images, training ones by their cross-validation scores, above it)',
+      '33.3 % (1 of 3 good images, those trained on by their cross-validation scores, above it, 95 % interval',
     );
   });
 

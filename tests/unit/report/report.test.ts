@@ -99,7 +99,12 @@ describe('inspection report', () => {
   }
 
   it('writes a PDF (summary, histogram, flagged images) and a CSV of every image of the batch', async () => {
-    const { ids } = await open(lot);
+    const built = await buildProject(tmp.dir, lot, {});
+    // Trained on other images: every labelled image of the lot is held out.
+    built.store.db.prepare("UPDATE models SET label_ids = '[]' WHERE id = ?").run(built.modelId);
+    built.store.close();
+    await api.invoke('project.open', { path: join(tmp.dir, 'project') });
+    const { ids } = built;
     // The threshold from a catch target: at least 2 of the 3 known defects caught.
     const t = await api.invoke('threshold.set', { catchRate: 0.66 });
     expect(t.threshold).toBe(0.55);
@@ -137,9 +142,14 @@ describe('inspection report', () => {
       '10 images (1 file missing)',
       'Flagged',
       'from a target of at least 66 % of known defects caught',
-      '0.550000',
-      '0 % (0 of 3 held-out good images above it)',
-      '66.7 % (2 of 3 defect images above it)',
+      '(raw model score 0.550000)',
+      '0 % (0 of 3 good images not trained on above it',
+      '66.7 % (2 of 3 defect images not trained on above it',
+      'Page 1 of 2',
+      'Page 2 of 2',
+      'Sign-off',
+      'Inspector',
+      'batch accepted',
       'Score histogram',
       'Flagged images (3)',
       '1. bracket-017.jpg',
@@ -168,6 +178,7 @@ describe('inspection report', () => {
       'batch',
       'status',
       'score',
+      'score_baseline',
       'head_seen',
       'head_pseudo',
       'head_residual',
@@ -179,17 +190,29 @@ describe('inspection report', () => {
       'threshold',
       'label',
       'class',
+      'rate_basis',
+      'rate_score',
+      'rate_outcome',
+      'score_raw',
+      'threshold_raw',
     ]);
     const byName = new Map(rows.map((row) => [row.name, row]));
     expect(byName.get('bracket-017.jpg')).toMatchObject({
       id: String(ids[0]),
-      score: '0.93',
+      score_raw: '0.93',
       decision: 'flagged',
       label: 'defect',
       class: 'scratch',
-      head_seen: '0.465',
-      threshold: '0.55',
+      threshold_raw: '0.55',
+      rate_basis: 'held-out',
+      rate_outcome: 'caught',
     });
+    // Every scored row adds up: score = baseline + the head columns (normality enters negated).
+    for (const row of rows.filter((x) => x.score !== '')) {
+      const heads = Object.keys(row).filter((k) => k.startsWith('head_') && row[k] !== '');
+      const sum = Number(row.score_baseline) + heads.reduce((a, k) => a + Number(row[k]), 0);
+      if (heads.length) expect(sum, row.name).toBeCloseTo(Number(row.score), 9);
+    }
     expect(byName.get('bracket-009.jpg')).toMatchObject({ decision: 'pass', label: 'good' });
     expect(byName.get('bracket-006.jpg')).toMatchObject({ decision: 'unscored', score: '', head_seen: '' });
     expect(byName.get('gone-007.jpg')).toMatchObject({

@@ -64,23 +64,34 @@ describe('threshold.set / threshold.get with targets', () => {
     expect(r.threshold).toBe(0.5);
     expect(r.flagged).toBe(5); // 0.9, 0.8, 0.95, 0.7, 0.6
     expect(r.source).toEqual({ kind: 'falseAlarmRate', target: 0 });
+    // Both rates on the images the model did not train on: g-held-1/2 and d-held.
     expect(r.rates).toEqual({
       falseAlarmRate: 0,
       catchRate: 1,
+      falseAlarmInterval: [0, expect.closeTo(0.658, 3)],
+      catchInterval: [expect.closeTo(0.207, 3), 1],
       goodCount: 2,
-      defectCount: 2,
+      defectCount: 1,
       falseAlarms: 0,
-      caught: 2,
+      caught: 1,
       goodBasis: 'held-out',
+      defectBasis: 'held-out',
+      thinEvidence: 'only 2 good images and 1 defects behind these rates: the intervals are wide',
     });
+    // The score scale: 0 at the mean of the held-out good scores (0.3, 0.5), unit their spread.
+    expect(r.scale).toEqual({ offset: 0.4, unit: expect.closeTo(0.1414, 4), basis: 'held-out', goodCount: 2 });
+    // The queue: the one unlabelled image (0.6) is flagged.
+    expect(r.queue).toEqual({ unlabelled: 1, flagged: 1 });
     expect(await api.invoke('threshold.get', {})).toEqual({
       threshold: 0.5,
       source: r.source,
       rates: r.rates,
+      scale: r.scale,
+      queue: r.queue,
     });
   });
 
-  it('a false-alarm target uses the out-of-fold scores of the training good images when the model has them', async () => {
+  it('a false-alarm target uses the out-of-fold scores of the training images when the model has them (raw, without z)', async () => {
     const b = await buildProject(tmp.dir, images, { threshold: null });
     // As a cross-validated retrain records them: each training image scored by a fold model without it.
     const [g1, g2, d] = b.ids;
@@ -100,14 +111,16 @@ describe('threshold.set / threshold.get with targets', () => {
     // Good pool: held-out 0.3, 0.5 (model scores) and out-of-fold 0.2, 0.6 (not the in-sample 0.9, 0.8).
     const r = await api.invoke('threshold.set', { falseAlarmRate: 0.25 });
     expect(r.threshold).toBe(0.5);
-    expect(r.rates).toEqual({
+    // Defects: d-held (0.7) by its own score, d (trained) by its out-of-fold 0.4: below 0.5.
+    expect(r.rates).toMatchObject({
       falseAlarmRate: 0.25,
-      catchRate: 1,
+      catchRate: 0.5,
       goodCount: 4,
       defectCount: 2,
       falseAlarms: 1,
-      caught: 2,
+      caught: 1,
       goodBasis: 'out-of-fold',
+      defectBasis: 'out-of-fold',
     });
     const zero = await api.invoke('threshold.set', { falseAlarmRate: 0 });
     expect(zero.threshold).toBe(0.6);
@@ -117,22 +130,20 @@ describe('threshold.set / threshold.get with targets', () => {
   it('a catch target sets the highest threshold that catches enough known defects', async () => {
     await open(images);
     const r = await api.invoke('threshold.set', { catchRate: 1 });
-    expect(r.threshold).toBe(0.6); // just below the held-out defect at 0.7
+    // The held-out defect (0.7) counts, not the trained one: just below it.
+    expect(r.threshold).toBe(0.6);
     expect(r.flagged).toBe(4);
-    expect(r.rates).toMatchObject({ catchRate: 1, caught: 2, falseAlarmRate: 0, goodBasis: 'held-out' });
-    const half = await api.invoke('threshold.set', { catchRate: 0.5 });
-    expect(half.threshold).toBe(0.9); // only the 0.95 defect above
-    expect(half.rates).toMatchObject({ catchRate: 0.5, caught: 1 });
+    expect(r.rates).toMatchObject({ catchRate: 1, caught: 1, falseAlarmRate: 0, goodBasis: 'held-out' });
     // A value by hand: the source says so, the rates follow.
     const v = await api.invoke('threshold.set', { threshold: 0.4 });
     expect(v.source).toEqual({ kind: 'value' });
-    expect(v.rates).toMatchObject({ falseAlarms: 1, falseAlarmRate: 0.5, caught: 2 });
+    expect(v.rates).toMatchObject({ falseAlarms: 1, falseAlarmRate: 0.5, caught: 1 });
   });
 
   it('without held-out good images every good image counts; missing labels give clear errors', async () => {
     await open(images.slice(0, 3).concat([{ name: 'u2.png', batch: 'b', total: 0.1 }]));
     const r = await api.invoke('threshold.set', { falseAlarmRate: 0.5 });
-    expect(r.rates.goodBasis).toBe('all');
+    expect(r.rates.goodBasis).toBe('in-sample');
     expect(r.threshold).toBe(0.8);
     expect(r.rates).toMatchObject({ goodCount: 2, falseAlarms: 1, falseAlarmRate: 0.5 });
     await api.invoke('labels.set', { ids: [3], label: 'unlabelled' });
@@ -160,6 +171,11 @@ describe('threshold.set / threshold.get with targets', () => {
       error: { message: expect.stringMatching(/catchRate must be between 0.01 and 1/) },
     });
     // Before any threshold: no source, no rates.
-    expect(await api.invoke('threshold.get', {})).toEqual({ threshold: null, source: null, rates: null });
+    expect(await api.invoke('threshold.get', {})).toMatchObject({
+      threshold: null,
+      source: null,
+      rates: null,
+      queue: { unlabelled: 1, flagged: 0 },
+    });
   });
 });
