@@ -257,7 +257,7 @@ export function thresholdForTarget(
 }
 
 /** The false-alarm share on the good evidence the automatic threshold aims at. */
-export const AUTO_FALSE_ALARMS = 0.05;
+export const AUTO_FALSE_ALARMS = 0.15;
 
 /**
  * The automatic threshold of a new model, from its own held-out evidence (never a previous
