@@ -39,9 +39,11 @@ const operations = {
     remove: (input) => send('images.remove', input),
     refresh: (input) => send('images.refresh', input),
     batches: (input) => send('images.batches', input),
+    setEvaluation: (input) => send('images.setEvaluation', input),
   },
   labels: {
     set: (input) => send('labels.set', input),
+    importFile: (input) => send('labels.importFile', input),
   },
   classes: {
     list: (input) => send('classes.list', input),

@@ -330,6 +330,8 @@ export const BatchInfo = z.object({
   name: z.string(),
   count: z.number().int(),
   firstImportedAt: z.string(),
+  /** Its labels never train: the batch is for Evaluate, the held-out rates and the report. */
+  evaluationOnly: z.boolean(),
 });
 export type BatchInfo = z.infer<typeof BatchInfo>;
 
@@ -579,6 +581,33 @@ export const operations = {
 
   /** The batches (imports) of the project, for report and evaluation pickers. */
   'images.batches': { input: empty, output: z.object({ batches: z.array(BatchInfo) }) },
+  /** Marks a batch evaluation only (its labels never train) or back to training. */
+  'images.setEvaluation': {
+    input: z.strictObject({ batch: z.string().trim().min(1).max(200), evaluationOnly: z.boolean() }),
+    output: z.object({ batch: z.string(), evaluationOnly: z.boolean() }),
+  },
+  /**
+   * Labels from a data set's own label file by mapping its columns (project/label-file.ts):
+   * e.g. HeadCT's labels.csv with idColumn "id", pathTemplate "head_ct/{id:03}.png",
+   * labelColumn "hemorrhage", defectValues ["1"]. Labels only images already imported.
+   */
+  'labels.importFile': {
+    input: z.strictObject({
+      file: nonEmptyPath,
+      idColumn: z.string().trim().min(1).max(120),
+      pathTemplate: z.string().trim().min(1).max(1000),
+      labelColumn: z.string().trim().min(1).max(120),
+      defectValues: z.array(z.string().trim().min(1).max(120)).min(1).max(50).default(['1']),
+    }),
+    output: z.object({
+      labelled: z.number().int(),
+      good: z.number().int(),
+      defect: z.number().int(),
+      /** Rows that matched no image of the project, and up to five of the paths they tried. */
+      unmatched: z.number().int(),
+      tried: z.array(z.string()),
+    }),
+  },
 
   // Model versions (beyond list/active/activate) -------------------------------------
   /** Deletes a model version and its scores; the active model cannot be deleted. */

@@ -37,6 +37,7 @@ import {
 import { heatmapPng } from '../project/heatmap-image';
 import { servedImage, servedThumb, type ServedFile } from '../project/served-files';
 import { expandSource, importCandidates } from '../project/importer';
+import { readLabelFile } from '../project/label-file';
 import { RecentList } from '../project/recent';
 import { ProjectStore } from '../project/store';
 import { deleteModel, exportModel, importModel } from '../models/versions';
@@ -394,13 +395,51 @@ export class ApiService {
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
 
-    'images.batches': () => ({
-      batches: this.requireStore()
-        .db.prepare(
+    'images.batches': () => {
+      const store = this.requireStore();
+      const evaluation = new Set(store.evaluationBatches());
+      const rows = store.db
+        .prepare(
           'SELECT batch AS name, COUNT(*) AS count, MIN(imported_at) AS firstImportedAt FROM images GROUP BY batch ORDER BY MIN(id)',
         )
-        .all() as { name: string; count: number; firstImportedAt: string }[],
-    }),
+        .all() as { name: string; count: number; firstImportedAt: string }[];
+      return { batches: rows.map((b) => ({ ...b, evaluationOnly: evaluation.has(b.name) })) };
+    },
+    'images.setEvaluation': ({ batch, evaluationOnly }) => {
+      this.requireStore().setEvaluationBatch(batch, evaluationOnly);
+      this.emit('project.changed', { what: 'labels' });
+      return { batch, evaluationOnly };
+    },
+    'labels.importFile': async (mapping) => {
+      const store = this.requireStore();
+      const rows = await readLabelFile(mapping);
+      const ids = store.imageIdsByPath(rows.map((r) => r.path));
+      const unmatched = rows.filter((r) => !ids.has(r.path));
+      if (ids.size === 0) {
+        throw new AppError(
+          'invalid_input',
+          `no row of ${mapping.file} matched an image of this project; tried ${unmatched
+            .slice(0, 3)
+            .map((r) => r.path)
+            .join(', ')}${unmatched.length > 3 ? ` and ${unmatched.length - 3} more` : ''}: import the images first, or fix the path template`,
+        );
+      }
+      const matched = rows.filter((r) => ids.has(r.path));
+      const good = matched.filter((r) => r.label === 'good').map((r) => ids.get(r.path)!);
+      const defect = matched.filter((r) => r.label === 'defect').map((r) => ids.get(r.path)!);
+      store.db.transaction(() => {
+        if (good.length) store.setLabels(good, 'good', null);
+        if (defect.length) store.setLabels(defect, 'defect', null);
+      })();
+      this.emit('project.changed', { what: 'labels' });
+      return {
+        labelled: matched.length,
+        good: good.length,
+        defect: defect.length,
+        unmatched: unmatched.length,
+        tried: unmatched.slice(0, 5).map((r) => r.path),
+      };
+    },
 
     // Model versions -------------------------------------------------------------------
     'models.delete': async ({ id }) => {

@@ -25,6 +25,9 @@ import type {
 import { AppError, isWriteDenied } from '../api/errors';
 import { migrate } from './schema';
 
+const EVALUATION_BATCHES_KEY = 'evaluation-batches';
+const EVALUATION_BATCHES_SQL = `SELECT j.value FROM settings st, json_each(st.value) j WHERE st.key = '${EVALUATION_BATCHES_KEY}'`;
+
 export const DB_FILE = 'project.sqlite';
 export const THUMBS_DIR = 'thumbs';
 export const MODELS_DIR = 'models';
@@ -514,6 +517,42 @@ export class ProjectStore {
   }
 
   /** Labelled, present images: what a training run learns from. */
+  /** Batches marked evaluation only: their labels never train (trainingSet leaves them out). */
+  evaluationBatches(): string[] {
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(EVALUATION_BATCHES_KEY) as
+      { value: string } | undefined;
+    try {
+      const v = r ? (JSON.parse(r.value) as unknown) : [];
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  setEvaluationBatch(batch: string, evaluationOnly: boolean): void {
+    const known = this.db.prepare('SELECT 1 FROM images WHERE batch = ? LIMIT 1').get(batch);
+    if (!known) throw new AppError('not_found', `there is no batch "${batch}" in this project`);
+    const set = new Set(this.evaluationBatches());
+    if (evaluationOnly) set.add(batch);
+    else set.delete(batch);
+    this.db
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(EVALUATION_BATCHES_KEY, JSON.stringify([...set].sort()));
+  }
+
+  /** Image ids by file path, for labels that name their images by path. */
+  imageIdsByPath(paths: string[]): Map<string, number> {
+    const stmt = this.db.prepare('SELECT id FROM images WHERE path = ?').pluck();
+    const out = new Map<string, number>();
+    for (const p of paths) {
+      const id = stmt.get(p) as number | undefined;
+      if (id !== undefined) out.set(p, id);
+    }
+    return out;
+  }
+
   trainingSet(): {
     normals: { id: number; path: string }[];
     anomalies: { id: number; path: string; cls: string }[];
@@ -522,7 +561,7 @@ export class ProjectStore {
       .prepare(
         `SELECT i.id, i.path, l.label, c.name AS cls FROM images i
          JOIN labels l ON l.image_id = i.id LEFT JOIN classes c ON c.id = l.class_id
-         WHERE i.status = 'ok' ORDER BY i.id`,
+         WHERE i.status = 'ok' AND i.batch NOT IN (${EVALUATION_BATCHES_SQL}) ORDER BY i.id`,
       )
       .all() as { id: number; path: string; label: 'good' | 'defect'; cls: string | null }[];
     return {
