@@ -619,11 +619,11 @@ export const operations = {
         id: ModelId,
         /** The file to write (".swanmodel" is added when missing)... */
         file: nonEmptyPath.optional(),
-        /** ...or a folder to write <project>-v<version>.swanmodel into. */
+        /** ...or a folder to write <project>-v<version>.swanmodel into; neither: the project's exports/ folder. */
         outDir: nonEmptyPath.optional(),
       })
-      .refine((v) => (v.file === undefined) !== (v.outDir === undefined), {
-        message: 'give either file or outDir',
+      .refine((v) => v.file === undefined || v.outDir === undefined, {
+        message: 'give either file or outDir, not both',
       }),
     output: z.object({ file: z.string(), bytes: z.number().int() }),
   },

@@ -67,7 +67,7 @@ export async function exportModel(
   const m = store.getModel(id);
   let file = target.file
     ? resolve(target.file)
-    : join(resolve(target.outDir as string), fileName(store.name, m.version));
+    : join(target.outDir ? resolve(target.outDir) : join(store.dir, 'exports'), fileName(store.name, m.version));
   if (extname(file).toLowerCase() !== SWANMODEL_EXT) file += SWANMODEL_EXT;
   const bytes = await exportModelArchive(store.modelDir(id), file, {
     app: 'swan-inspector',

@@ -27,6 +27,7 @@ let dir: string;
 let server: RunningServer;
 
 test.skip(!existsSync(FOLDER), `HeadCT not found at ${FOLDER}`);
+test.skip(process.env.SWAN_E2E_HEADCT !== '1', 'set SWAN_E2E_HEADCT=1 to play the HeadCT loop');
 
 test.beforeEach(async () => {
   ({ dir, server } = await startTestServer('swan-e2e-headct-'));

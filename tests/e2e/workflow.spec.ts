@@ -225,7 +225,8 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   expect(statSync(pdf).size).toBeGreaterThan(1000);
   // The report states the model's held-out metrics from the retrain's cross-validation.
   const text = execFileSync('pdftotext', ['-layout', pdf, '-'], { encoding: 'utf8' });
-  expect(text).toMatch(/Held-out metrics\s+AUC-ROC [01]\.\d{3}, AP [01]\.\d{3}, by \d-fold cross-validation/);
+  // Two labelled defects are too few for a held-out AUC: the report says so instead of a number.
+  expect(text).toMatch(/Held-out metrics\s+not measured: AUC-ROC not estimable: 35 good and 2 defect/);
   // Its first page, as an artifact to look at.
   const artifacts = join('test-results', 'report');
   mkdirSync(artifacts, { recursive: true });

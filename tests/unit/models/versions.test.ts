@@ -194,6 +194,9 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     ]);
     const named = await api.invoke('models.export', { id: v1.id, file: join(tmp.dir, 'exports', 'mine') });
     expect(named.file).toBe(join(tmp.dir, 'exports', 'mine.swanmodel'));
+    // No folder given: the project's own exports/ folder.
+    const plain = await api.invoke('models.export', { id: v1.id });
+    expect(plain.file).toBe(join(projectA, 'exports', 'Line_A-v1.swanmodel'));
 
     await api.invoke('project.open', { path: projectB });
     const imported = await api.invoke('models.import', { file: out.file });
