@@ -143,6 +143,10 @@ export function buildProgram(): Command {
     .addOption(backboneOption('mobilenet (fast, default) or resnet50 (accurate)').default('mobilenet'))
     .option('--name <name>', 'file name (without extension) under --out', 'table')
     .option('--out <dir>', 'folder to write into', 'docs/benchmarks')
+    .option(
+      '--merge <files...>',
+      'tables (JSON) to merge in, later ones winning a row both hold; alone: only merge',
+    )
     .action(async (...args: Parameters<typeof runBenchTable>) =>
       (await import('./commands/bench-table')).runBenchTable(...args),
     );

@@ -69,6 +69,8 @@ export interface BenchResult {
   per_class: { class: string; auc_roc: Stat; ap: Stat }[];
   runs: RunResult[];
   seconds: { features: number; train: number; score: number; total: number };
+  /** Commit the row was measured at, when it differs from its table's (merged tables). */
+  commit?: string;
 }
 
 export interface BenchHooks {

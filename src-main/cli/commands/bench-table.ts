@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { defaultDataRoot, NAMED_DATASETS, namedDatasetsIn, resolveDataset } from '../../data/datasets';
 import { repoRoot } from '../../engine/backbone';
@@ -6,6 +6,7 @@ import { tableMarkdown } from '../bench/markdown';
 import { METHODS, type Method } from '../bench/methods';
 import { gitProvenance } from '../bench/provenance';
 import { runTable, type TableResult } from '../bench/table';
+import { mergeTables, parseTable } from '../bench/merge';
 import { CliError } from '../cli-error';
 
 interface BenchTableCliOptions {
@@ -19,6 +20,7 @@ interface BenchTableCliOptions {
   backbone: string;
   name: string;
   out: string;
+  merge?: string[];
 }
 
 const list = (s: string) =>
@@ -43,8 +45,48 @@ export function parseMethods(text: string | undefined): Method[] {
   return names as Method[];
 }
 
+async function readTables(files: string[]): Promise<TableResult[]> {
+  const out: TableResult[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = await readFile(f, 'utf8');
+    } catch (err) {
+      throw new CliError(`--merge: cannot read ${f} (${(err as Error).message}).`);
+    }
+    try {
+      out.push(parseTable(text, f));
+    } catch (err) {
+      throw new CliError(`--merge: ${(err as Error).message}.`);
+    }
+  }
+  return out;
+}
+
 export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
   const dataRoot = opts.dataRoot ?? defaultDataRoot();
+  const earlier = await readTables(opts.merge ?? []);
+  const command = `npm run bench:table -- ${process.argv.slice(3).join(' ')}`.trim();
+  const out = resolve(opts.out);
+  const write = async (table: TableResult) => {
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, `${opts.name}.json`), `${JSON.stringify(table, null, 2)}\n`);
+    await writeFile(join(out, `${opts.name}.md`), tableMarkdown(table, opts.name));
+  };
+  const merged = (t?: TableResult) => {
+    try {
+      return mergeTables(t ? [...earlier, t] : earlier, command);
+    } catch (err) {
+      throw new CliError(`--merge: ${(err as Error).message}.`);
+    }
+  };
+  // Only merging: no data set or method asked for.
+  if (earlier.length && opts.datasets === undefined && opts.methods === undefined) {
+    const table = merged();
+    await write(table);
+    process.stdout.write(tableMarkdown(table, opts.name));
+    return;
+  }
   const names = opts.datasets ? list(opts.datasets) : namedDatasetsIn(dataRoot);
   const known = NAMED_DATASETS.map((d) => d.name);
   const unknown = names.filter((n) => !known.includes(n) && n !== 'sdd');
@@ -61,14 +103,7 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     datasets.push(ds);
   }
   const root = repoRoot();
-  const command = `npm run bench:table -- ${process.argv.slice(3).join(' ')}`.trim();
-  const out = resolve(opts.out);
-  await mkdir(out, { recursive: true });
-  const write = async (table: TableResult) => {
-    await writeFile(join(out, `${opts.name}.json`), `${JSON.stringify(table, null, 2)}\n`);
-    await writeFile(join(out, `${opts.name}.md`), tableMarkdown(table, opts.name));
-  };
-  const table = await runTable({
+  const fresh = await runTable({
     datasets,
     methods,
     shots,
@@ -79,8 +114,9 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     provenance: gitProvenance(root),
     command,
     log: (line) => process.stderr.write(`${line}\n`),
-    onPartial: write,
+    onPartial: (t) => write(earlier.length ? merged(t) : t),
   });
+  const table = earlier.length ? merged(fresh) : fresh;
   await write(table);
   process.stdout.write(tableMarkdown(table, opts.name));
   process.stderr.write(
