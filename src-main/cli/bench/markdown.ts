@@ -8,6 +8,9 @@ import type { TableResult } from './table';
 
 const f3 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 const pm = (s: Stat | undefined) => (s ? `${f3(s.mean)} ± ${f3(s.std)}` : '-');
+/** A row of fewer seeds than the table's says how many. */
+const pmOf = (r: BenchResult | undefined, s: Stat | undefined, seeds: number) =>
+  s && r && r.seeds < seeds ? `${pm(s)} (${r.seeds} seed${r.seeds === 1 ? '' : 's'})` : pm(s);
 
 interface Row {
   dataset: string;
@@ -83,7 +86,7 @@ export function tableMarkdown(t: TableResult, name: string): string {
           r.dataset,
           r.setting,
           String(r.shots),
-          ...methods.map((m) => pm(r.by[m]?.auc_roc)),
+          ...methods.map((m) => pmOf(r.by[m], r.by[m]?.auc_roc, t.seeds)),
           f3(pub.dra),
           f3(pub.ahl),
           f3(pub.patchcore),
@@ -95,7 +98,12 @@ export function tableMarkdown(t: TableResult, name: string): string {
     '',
     ...table(
       ['data', 'setting', 'shots', ...methods.map((m) => `\`${m}\``)],
-      all.map((r) => [r.dataset, r.setting, String(r.shots), ...methods.map((m) => pm(r.by[m]?.ap))]),
+      all.map((r) => [
+        r.dataset,
+        r.setting,
+        String(r.shots),
+        ...methods.map((m) => pmOf(r.by[m], r.by[m]?.ap, t.seeds)),
+      ]),
     ),
   ];
   const pixelRows = all.filter((r) => methods.some((m) => r.by[m]?.pixel_auc_roc));
@@ -113,7 +121,7 @@ export function tableMarkdown(t: TableResult, name: string): string {
           r.dataset,
           r.setting,
           String(r.shots),
-          ...methods.map((m) => pm(r.by[m]?.pixel_auc_roc)),
+          ...methods.map((m) => pmOf(r.by[m], r.by[m]?.pixel_auc_roc, t.seeds)),
         ]),
       ),
     );

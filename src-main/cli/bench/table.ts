@@ -125,7 +125,38 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
       const settings = settingsOf(ds, opts.shots);
       const runs = new Map<string, RunResult[]>();
       const key = (s: Setting, shots: number, m: Method) => `${s}/${shots}/${m}`;
-      // Seed outermost: every run of a seed shares its training normals' pseudo anomalies.
+      const done = results.length;
+      // This data set's rows from the runs so far (every seed finished).
+      const rowsOf = (seconds: number): BenchResult[] => {
+        const out: BenchResult[] = [];
+        for (const setting of settings) {
+          for (const shots of opts.shots) {
+            for (const method of opts.methods) {
+              const got = runs.get(key(setting, shots, method));
+              if (!got?.length) continue;
+              out.push(
+                summarise(
+                  {
+                    dataset: ds.name,
+                    setting,
+                    shots,
+                    seedStart: opts.seedStart,
+                    method,
+                    overrides: {},
+                    backend: session.backend.description,
+                    backbone: backboneInfo(session),
+                  },
+                  got,
+                  { features: data.featureSeconds, total: seconds },
+                ),
+              );
+            }
+          }
+        }
+        return out;
+      };
+      // Seed outermost: every run of a seed shares its training normals' pseudo anomalies, and
+      // the table after each seed is a whole table of fewer seeds.
       for (const seed of seedList(opts.seedStart, opts.seeds)) {
         for (const setting of settings) {
           for (const knownClass of casesOf(ds, setting)) {
@@ -138,33 +169,13 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
             }
           }
         }
+        const seconds = (performance.now() - td) / 1000;
+        perDataset[ds.name] = seconds;
+        results.splice(done, results.length - done, ...rowsOf(seconds));
+        await opts.onPartial?.(snapshot());
       }
-      const seconds = (performance.now() - td) / 1000;
-      perDataset[ds.name] = seconds;
-      for (const setting of settings) {
-        for (const shots of opts.shots) {
-          for (const method of opts.methods) {
-            results.push(
-              summarise(
-                {
-                  dataset: ds.name,
-                  setting,
-                  shots,
-                  seedStart: opts.seedStart,
-                  method,
-                  overrides: {},
-                  backend: session.backend.description,
-                  backbone: backboneInfo(session),
-                },
-                runs.get(key(setting, shots, method)) ?? [],
-                { features: data.featureSeconds, total: seconds },
-              ),
-            );
-          }
-        }
-      }
+      const seconds = perDataset[ds.name];
       opts.log?.(`${ds.name}: ${seconds.toFixed(0)} s`);
-      await opts.onPartial?.(snapshot());
     }
   } finally {
     await session.close();
