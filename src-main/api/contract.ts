@@ -40,6 +40,8 @@ export const ProjectInfo = z.object({
   threshold: z.number().nullable(),
   /** True when the project folder cannot be written (opened read-only). */
   readOnly: z.boolean(),
+  /** Leftovers of a crash or forced stop (temporary and orphan files) that opening removed. */
+  cleanedUp: z.array(z.string()).optional(),
 });
 export type ProjectInfo = z.infer<typeof ProjectInfo>;
 

@@ -101,6 +101,8 @@ export class ApiService {
   private scoring: { job: ScoringJob; done: number; done$: Promise<void> } | null = null;
   private nextScoringJob = 1;
   private heatmapScales = new Map<number, number>();
+  /** Imports, model files and reports in flight: a close aborts them and waits for them. */
+  private readonly jobs = new Set<{ abort: AbortController; done: Promise<unknown> }>();
 
   constructor(private readonly opts: ServiceOptions) {
     this.recent = new RecentList(join(opts.stateDir ?? opts.projectsRoot, 'recent-projects.json'));
@@ -222,7 +224,25 @@ export class ApiService {
   // Projects
   // -------------------------------------------------------------------------------------
 
+  /** Runs a long operation on the open project so that closing the project stops and awaits it. */
+  private track<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    const done = run(abort.signal);
+    const job = { abort, done };
+    this.jobs.add(job);
+    void done.then(
+      () => this.jobs.delete(job),
+      () => this.jobs.delete(job),
+    );
+    return done;
+  }
+
   private async closeProject(): Promise<boolean> {
+    const store = this.store;
+    // New calls see no project from here on; the jobs below still hold theirs.
+    this.store = null;
+    for (const j of this.jobs) j.abort.abort();
+    await Promise.allSettled([...this.jobs].map((j) => j.done));
     if (this.training) {
       this.host.cancel();
       await this.training.done;
@@ -231,11 +251,9 @@ export class ApiService {
       this.host.cancel();
       await this.scoring.done$;
     }
-    const had = this.store !== null;
-    this.store?.close();
-    this.store = null;
+    store?.close();
     this.heatmapScales.clear();
-    return had;
+    return store !== null;
   }
 
   private async setProject(store: ProjectStore): Promise<ProjectInfo> {
@@ -261,27 +279,16 @@ export class ApiService {
     'project.close': async () => ({ closed: await this.closeProject() }),
 
     // Import -------------------------------------------------------------------------
-    'import.run': async ({ source, batch, applyLabels }) => {
+    'import.run': ({ source, batch, applyLabels }) => {
       const store = this.requireStore();
-      const { candidates, skipped } = await expandSource(source);
-      return this.importAndNotify(store, candidates, skipped, batch, applyLabels ?? true);
-    },
-    'import.upload': async ({ files, batch }) => {
-      const store = this.requireStore();
-      const batchName = batch ?? this.defaultBatch();
-      // Dropped files have no path of their own: they are kept inside the project.
-      const dir = join(store.dir, 'uploads', new Date().toISOString().replace(/[:.]/g, '-'));
-      mkdirSync(dir, { recursive: true });
-      const candidates = files.map((f, k) => {
-        const safe = basename(f.name).replace(/[^\p{L}\p{N}._ -]+/gu, '_') || `file-${k}`;
-        const path = join(dir, `${String(k).padStart(4, '0')}-${safe}`);
-        writeFileSync(path, Buffer.from(f.dataBase64, 'base64'));
-        return { path };
+      return this.track(async (signal) => {
+        const { candidates, skipped } = await expandSource(source);
+        return this.importAndNotify(store, candidates, skipped, batch, applyLabels ?? true, signal);
       });
-      const summary = await this.importAndNotify(store, candidates, [], batchName, false);
-      // Keep the original names in the report: the stored ones carry a prefix.
-      summary.skipped = summary.skipped.map((s) => ({ ...s, name: s.name.replace(/^\d{4}-/, '') }));
-      return summary;
+    },
+    'import.upload': ({ files, batch }) => {
+      const store = this.requireStore();
+      return this.track((signal) => this.upload(store, files, batch, signal));
     },
 
     // Images -------------------------------------------------------------------------
@@ -454,12 +461,15 @@ export class ApiService {
       this.emit('project.changed', { what: 'models' });
       return { deleted: true };
     },
-    'models.export': ({ id, file, outDir }) => exportModel(this.requireStore(), id, { file, outDir }),
+    'models.export': ({ id, file, outDir }) => {
+      const store = this.requireStore();
+      return this.track(() => exportModel(store, id, { file, outDir }));
+    },
     'models.import': async ({ file, activate }) => {
       const store = this.requireStore();
       if (activate && this.scoring)
         throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
-      const m = await importModel(store, file, activate);
+      const m = await this.track(() => importModel(store, file, activate));
       this.emit('project.changed', { what: 'models' });
       return m;
     },
@@ -480,16 +490,40 @@ export class ApiService {
     'report.export': async ({ batch, format, outDir, modelId }) => {
       const store = this.requireStore();
       let last = 0;
-      return exportReport(store, { batch: batch ?? null, format, outDir, modelId }, (p) => {
-        // Throttled like import progress: a 5,000-image report must not flood the socket.
-        const t = Date.now();
-        if (p.done === p.total || p.done === 0 || t - last > 100) {
-          last = t;
-          this.emit('report.progress', p);
-        }
-      });
+      return this.track((signal) =>
+        exportReport(store, { batch: batch ?? null, format, outDir, modelId, signal }, (p) => {
+          // Throttled like import progress: a 5,000-image report must not flood the socket.
+          const t = Date.now();
+          if (p.done === p.total || p.done === 0 || t - last > 100) {
+            last = t;
+            this.emit('report.progress', p);
+          }
+        }),
+      );
     },
   };
+
+  private async upload(
+    store: ProjectStore,
+    files: OpParsedInput<'import.upload'>['files'],
+    batch: string | undefined,
+    signal: AbortSignal,
+  ) {
+    const batchName = batch ?? this.defaultBatch();
+    // Dropped files have no path of their own: they are kept inside the project.
+    const dir = join(store.dir, 'uploads', new Date().toISOString().replace(/[:.]/g, '-'));
+    mkdirSync(dir, { recursive: true });
+    const candidates = files.map((f, k) => {
+      const safe = basename(f.name).replace(/[^\p{L}\p{N}._ -]+/gu, '_') || `file-${k}`;
+      const path = join(dir, `${String(k).padStart(4, '0')}-${safe}`);
+      writeFileSync(path, Buffer.from(f.dataBase64, 'base64'));
+      return { path };
+    });
+    const summary = await this.importAndNotify(store, candidates, [], batchName, false, signal);
+    // Keep the original names in the report: the stored ones carry a prefix.
+    summary.skipped = summary.skipped.map((s) => ({ ...s, name: s.name.replace(/^\d{4}-/, '') }));
+    return summary;
+  }
 
   private defaultBatch(): string {
     return `import ${new Date().toISOString().slice(0, 19).replace('T', ' ')}`;
@@ -501,11 +535,13 @@ export class ApiService {
     skipped: Parameters<typeof importCandidates>[2],
     batch: string | undefined,
     applyLabels: boolean,
+    signal: AbortSignal,
   ) {
     let last = 0;
     const summary = await importCandidates(store, candidates, skipped, {
       batch: batch ?? this.defaultBatch(),
       applyLabels,
+      signal,
       onProgress: (done, total, current) => {
         // Throttled: a 10,000-file import must not flood the socket.
         const t = Date.now();
@@ -541,6 +577,8 @@ export class ApiService {
     }
     const { inputSize, validateFolds = DEFAULT_VALIDATE_FOLDS, ...engineSettings } = settings;
     const runId = store.startRun(settings);
+    // If the inspector activates another version meanwhile, the finished run does not override it.
+    const activeAtStart = store.activeModel()?.id ?? null;
     const outDir = store.runDir(runId);
     const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = {
       runId,
@@ -577,17 +615,20 @@ export class ApiService {
       .then(
         (result) => {
           // The model is completely saved: only now does it become a version, and active.
-          const model = store.addModel({
-            dir: relative(store.dir, resolve(result.modelDir)),
-            // What the engine really used (defaults filled in), else what was asked for.
-            settings: result.settings ?? settings,
-            labelGood: set.normals.length,
-            labelDefect: set.anomalies.length,
-            labelIds: [...set.normals, ...set.anomalies].map((x) => x.id),
-            metrics: result.metrics,
-            warnings: result.warnings,
-            runId,
-          });
+          const model = store.addModel(
+            {
+              dir: relative(store.dir, resolve(result.modelDir)),
+              // What the engine really used (defaults filled in), else what was asked for.
+              settings: result.settings ?? settings,
+              labelGood: set.normals.length,
+              labelDefect: set.anomalies.length,
+              labelIds: [...set.normals, ...set.anomalies].map((x) => x.id),
+              metrics: result.metrics,
+              warnings: result.warnings,
+              runId,
+            },
+            (store.activeModel()?.id ?? null) === activeAtStart,
+          );
           finish('done', model.id, model.version, null, result.warnings);
           this.emit('project.changed', { what: 'models' });
           if (this.store === store) {

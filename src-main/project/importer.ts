@@ -139,7 +139,7 @@ export async function importCandidates(
   store: ProjectStore,
   candidates: Candidate[],
   preSkipped: SkippedFile[],
-  opts: { batch: string; applyLabels: boolean; onProgress?: ImportProgress },
+  opts: { batch: string; applyLabels: boolean; onProgress?: ImportProgress; signal?: AbortSignal },
 ): Promise<ImportSummary> {
   const skipped = [...preSkipped];
   const importedIds: number[] = [];
@@ -161,6 +161,12 @@ export async function importCandidates(
   const importedSet = new Set<number>();
   const CHUNK = 8;
   for (let start = 0; start < candidates.length; start += CHUNK) {
+    if (opts.signal?.aborted) {
+      throw new AppError(
+        'no_project',
+        `the import was stopped because the project was closed: ${importedIds.length} of ${total} files were recorded`,
+      );
+    }
     const chunk = candidates.slice(start, start + CHUNK);
     const checked = await mapLimit(chunk, 2, async (cand): Promise<Checked | null> => {
       const path = resolve(cand.path);

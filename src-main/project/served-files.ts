@@ -15,8 +15,6 @@ import { readImageHeader } from '../data/decode';
 import type { ProjectStore } from './store';
 import { writePreview, writeThumbFromFile } from './thumbs';
 
-export const PREVIEWS_DIR = 'previews';
-
 /** Formats a browser shows, by libvips' name for them. */
 const BROWSER_TYPES: Record<string, string> = {
   jpeg: 'image/jpeg',
@@ -94,7 +92,7 @@ export async function servedImage(store: ProjectStore, id: number): Promise<Serv
   if (!header) return null;
   const type = BROWSER_TYPES[header.format];
   if (type) return { contentType: type, file: row.path };
-  const dir = join(store.dir, PREVIEWS_DIR);
+  const dir = store.previewsDir;
   const file = join(dir, `${row.sha256}.png`);
   if (!existsSync(file)) {
     await mkdir(dir, { recursive: true });

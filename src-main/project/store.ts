@@ -23,6 +23,7 @@ import type {
   TrainSettingsInput,
 } from '../api/contract';
 import { AppError, isWriteDenied } from '../api/errors';
+import { removeLeftovers } from './cleanup';
 import { migrate } from './schema';
 
 const EVALUATION_BATCHES_KEY = 'evaluation-batches';
@@ -32,6 +33,7 @@ export const DB_FILE = 'project.sqlite';
 export const THUMBS_DIR = 'thumbs';
 export const MODELS_DIR = 'models';
 export const CACHE_DIR = 'cache';
+export const PREVIEWS_DIR = 'previews';
 
 const now = (): string => new Date().toISOString();
 
@@ -139,6 +141,9 @@ export class ProjectStore {
   readonly thumbsDir: string;
   readonly modelsDir: string;
   readonly cacheDir: string;
+  readonly previewsDir: string;
+  /** Leftovers of a crash or a forced stop that opening removed (cleanup.ts), project-relative. */
+  cleanedUp: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -148,6 +153,7 @@ export class ProjectStore {
     this.thumbsDir = join(dir, THUMBS_DIR);
     this.modelsDir = join(dir, MODELS_DIR);
     this.cacheDir = join(dir, CACHE_DIR);
+    this.previewsDir = join(dir, PREVIEWS_DIR);
   }
 
   /** Creates a project in `dir`, which must be absent or empty. */
@@ -188,6 +194,11 @@ export class ProjectStore {
     probeWritable(dir);
     const store = ProjectStore.openAt(dir);
     store.failInterruptedRuns();
+    store.cleanedUp = removeLeftovers(dir, store.db, {
+      models: store.modelsDir,
+      thumbs: store.thumbsDir,
+      previews: store.previewsDir,
+    });
     store.refreshStatus();
     return store;
   }
@@ -247,6 +258,7 @@ export class ProjectStore {
       activeModelId: this.activeModelRow()?.id ?? null,
       threshold: this.getThreshold(),
       readOnly: false,
+      ...(this.cleanedUp.length ? { cleanedUp: this.cleanedUp } : {}),
     };
   }
 

@@ -19,6 +19,7 @@ import {
 } from '../api/threshold';
 import { heatmapPng } from '../project/heatmap-image';
 import { thumbBytes } from '../project/thumbs';
+import { notePendingFiles } from '../project/cleanup';
 import type { ProjectStore } from '../project/store';
 import { batchCounts, batchScores, histogram, type BatchQuery, type ReportRow } from './data';
 import { writeReportCsv } from './csv';
@@ -31,6 +32,8 @@ export interface ReportRequest {
   outDir: string;
   modelId?: number;
   date?: Date;
+  /** Aborted when the project closes: the export stops and removes its temporary files. */
+  signal?: AbortSignal;
 }
 
 export type ReportResult = OpOutput<'report.export'>;
@@ -153,13 +156,20 @@ export async function exportReport(
   const base = `report-${safeName(store.name)}-${safeName(req.batch ?? 'all')}-${stamp}`;
   const tag = randomBytes(3).toString('hex');
   const out: { pdf: string | null; csv: string | null } = { pdf: null, csv: null };
-  const temps: string[] = [];
+  const formats = req.format === 'both' ? (['csv', 'pdf'] as const) : [req.format];
+  const temps = formats.map((f) => `${join(dir, `${base}.${f}`)}.part-${tag}`);
+  // Noted in the project first: if the app dies mid-write, the next open removes them.
+  const forget = notePendingFiles(store.db, temps);
+  const progress: ReportProgress = (p) => {
+    if (req.signal?.aborted)
+      throw new AppError('no_project', 'the report export was stopped: the project was closed');
+    onProgress(p);
+  };
   try {
     if (req.format === 'csv' || req.format === 'both') {
       const file = join(dir, `${base}.csv`);
       const tmp = `${file}.part-${tag}`;
-      temps.push(tmp);
-      await writeReportCsv(q, tmp, (done) => onProgress({ format: 'csv', done, total: counts.inspected }));
+      await writeReportCsv(q, tmp, (done) => progress({ format: 'csv', done, total: counts.inspected }));
       await rename(tmp, file);
       out.csv = file;
     }
@@ -190,15 +200,16 @@ export async function exportReport(
       };
       const file = join(dir, `${base}.pdf`);
       const tmp = `${file}.part-${tag}`;
-      temps.push(tmp);
       await writeReportPdf(q, meta, images ?? storeImages(store, model?.id ?? null), tmp, (done, total) =>
-        onProgress({ format: 'pdf', done, total }),
+        progress({ format: 'pdf', done, total }),
       );
       await rename(tmp, file);
       out.pdf = file;
     }
+    forget();
   } catch (err) {
     await Promise.all(temps.map((t) => rm(t, { force: true })));
+    forget();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC') {
       throw new AppError('read_only', `Writing the report to ${dir} failed: ${(err as Error).message}`);
