@@ -119,63 +119,58 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
   };
   try {
     opts.log?.(`backend: ${session.backend.description}`);
-    for (const ds of opts.datasets) {
-      const td = performance.now();
-      const data = await BenchDataset.open(ds, session, opts, patch);
-      const settings = settingsOf(ds, opts.shots);
-      const runs = new Map<string, RunResult[]>();
-      const key = (s: Setting, shots: number, m: Method) => `${s}/${shots}/${m}`;
-      const done = results.length;
-      // This data set's rows from the runs so far (every seed finished).
-      const rowsOf = (seconds: number): BenchResult[] => {
-        const out: BenchResult[] = [];
-        for (const setting of settings) {
-          for (const shots of opts.shots) {
-            for (const method of opts.methods) {
-              const got = runs.get(key(setting, shots, method));
-              if (!got?.length) continue;
-              out.push(
-                summarise(
-                  {
-                    dataset: ds.name,
-                    setting,
-                    shots,
-                    seedStart: opts.seedStart,
-                    method,
-                    overrides: {},
-                    backend: session.backend.description,
-                    backbone: backboneInfo(session),
-                  },
-                  got,
-                  { features: data.featureSeconds, total: seconds },
-                ),
-              );
-            }
-          }
-        }
-        return out;
-      };
-      // Seed outermost: every run of a seed shares its training normals' pseudo anomalies, and
-      // the table after each seed is a whole table of fewer seeds.
-      for (const seed of seedList(opts.seedStart, opts.seeds)) {
-        for (const setting of settings) {
+    const key = (s: Setting, shots: number, m: Method) => `${s}/${shots}/${m}`;
+    const opened: BenchDataset[] = [];
+    const runs = opts.datasets.map(() => new Map<string, RunResult[]>());
+    // Every data set's rows from the runs so far.
+    const rows = (): BenchResult[] =>
+      opened.flatMap((data, i) =>
+        settingsOf(data.ds, opts.shots).flatMap((setting) =>
+          opts.shots.flatMap((shots) =>
+            opts.methods.flatMap((method) => {
+              const got = runs[i].get(key(setting, shots, method));
+              if (!got?.length) return [];
+              const ctx = {
+                dataset: data.ds.name,
+                setting,
+                shots,
+                seedStart: opts.seedStart,
+                method,
+                overrides: {},
+                backend: session.backend.description,
+                backbone: backboneInfo(session),
+              };
+              const time = { features: data.featureSeconds, total: perDataset[data.ds.name] ?? 0 };
+              return [summarise(ctx, got, time)];
+            }),
+          ),
+        ),
+      );
+    // Seeds outermost, over every data set: the table after each seed is a whole table of fewer
+    // seeds. The runs of one seed and data set share its training normals' pseudo anomalies.
+    for (const seed of seedList(opts.seedStart, opts.seeds)) {
+      for (let i = 0; i < opts.datasets.length; i++) {
+        const ds = opts.datasets[i];
+        const td = performance.now();
+        opened[i] ??= await BenchDataset.open(ds, session, opts, patch);
+        const data = opened[i];
+        for (const setting of settingsOf(ds, opts.shots)) {
           for (const knownClass of casesOf(ds, setting)) {
             for (const shots of opts.shots) {
               for (const method of opts.methods) {
                 const run = await data.run({ setting, shots, seed, knownClass, method });
                 const k = key(setting, shots, method);
-                runs.set(k, [...(runs.get(k) ?? []), run]);
+                runs[i].set(k, [...(runs[i].get(k) ?? []), run]);
               }
             }
           }
         }
         const seconds = (performance.now() - td) / 1000;
-        perDataset[ds.name] = seconds;
-        results.splice(done, results.length - done, ...rowsOf(seconds));
+        perDataset[ds.name] = (perDataset[ds.name] ?? 0) + seconds;
+        opts.log?.(`${ds.name} seed ${seed}: ${seconds.toFixed(0)} s`);
+        results.splice(0, results.length, ...rows());
         await opts.onPartial?.(snapshot());
       }
-      const seconds = perDataset[ds.name];
-      opts.log?.(`${ds.name}: ${seconds.toFixed(0)} s`);
     }
   } finally {
     await session.close();
