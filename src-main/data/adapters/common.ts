@@ -1,5 +1,6 @@
 /** Helpers shared by the data set adapters. */
-import { access, readdir, stat } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
 import { basename, extname, join } from 'node:path';
 import { DataError } from '../data-error';
 import { NORMAL_CLASS, type Dataset, type DatasetItem } from '../types';
@@ -131,4 +132,23 @@ export async function keepExisting(
     else warnings.push(`${item.path}: listed in ${basename(source)} but missing, skipped`);
   });
   return kept;
+}
+
+/**
+ * The rows of a labels CSV with a header (fields trimmed: headers may have a space after the
+ * comma), refusing a file that does not parse or lacks one of the named columns.
+ */
+export async function readLabelRows(
+  file: string,
+  columns: readonly string[],
+): Promise<Record<string, string>[]> {
+  let rows: Record<string, string>[];
+  try {
+    rows = parse(await readFile(file), { columns: true, trim: true, skip_empty_lines: true, bom: true });
+  } catch (err) {
+    throw new DataError(`${file}: not a readable CSV (${(err as Error).message})`);
+  }
+  if (rows.length === 0 || columns.some((c) => !(c in rows[0])))
+    throw new DataError(`${file}: expected the header "${columns.join(', ')}"`);
+  return rows;
 }

@@ -1,10 +1,15 @@
 /** Head CT (hemorrhage): labels.csv `id, hemorrhage`; id N is head_ct/NNN.png. */
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { DataError } from '../data-error';
 import type { Dataset, DatasetItem } from '../types';
-import { anomalyItem, keepExisting, makeDataset, normalItem, requireDirectory, requireFile } from './common';
+import {
+  anomalyItem,
+  keepExisting,
+  makeDataset,
+  normalItem,
+  readLabelRows,
+  requireDirectory,
+  requireFile,
+} from './common';
 
 export const HEADCT_ANOMALY_CLASS = 'hemorrhage';
 const EXPECTED = 'the head CT data set: labels.csv ("id, hemorrhage") and head_ct/NNN.png';
@@ -15,21 +20,7 @@ export async function loadHeadct(root: string): Promise<Dataset> {
   const labelsFile = join(dir, 'labels.csv');
   await requireFile(labelsFile, EXPECTED);
 
-  let rows: Record<string, string>[];
-  try {
-    // trim: the header has a space after the comma.
-    rows = parse(await readFile(labelsFile), {
-      columns: true,
-      trim: true,
-      skip_empty_lines: true,
-      bom: true,
-    });
-  } catch (err) {
-    throw new DataError(`${labelsFile}: not a readable CSV (${(err as Error).message})`);
-  }
-  if (rows.length === 0 || !('id' in rows[0]) || !(HEADCT_ANOMALY_CLASS in rows[0])) {
-    throw new DataError(`${labelsFile}: expected the header "id, hemorrhage"`);
-  }
+  const rows = await readLabelRows(labelsFile, ['id', HEADCT_ANOMALY_CLASS]);
 
   const warnings: string[] = [];
   const listed: DatasetItem[] = [];

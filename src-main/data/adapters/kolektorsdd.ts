@@ -2,10 +2,7 @@
  * KolektorSDD (the paper's "SDD"): labels.csv `path,label` (good / defect), one defect class
  * (crack), a pixel mask per image in masks/<image name>.png for localisation metrics.
  */
-import { readFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { DataError } from '../data-error';
 import type { Dataset, DatasetItem } from '../types';
 import { parseLabel } from './csv';
 import {
@@ -14,6 +11,7 @@ import {
   keepExisting,
   makeDataset,
   normalItem,
+  readLabelRows,
   requireDirectory,
   requireFile,
 } from './common';
@@ -27,19 +25,7 @@ export async function loadKolektorSdd(root: string): Promise<Dataset> {
   const labelsFile = join(dir, 'labels.csv');
   await requireFile(labelsFile, EXPECTED);
 
-  let rows: Record<string, string>[];
-  try {
-    rows = parse(await readFile(labelsFile), {
-      columns: true,
-      trim: true,
-      skip_empty_lines: true,
-      bom: true,
-    });
-  } catch (err) {
-    throw new DataError(`${labelsFile}: not a readable CSV (${(err as Error).message})`);
-  }
-  if (rows.length === 0 || !('path' in rows[0]) || !('label' in rows[0]))
-    throw new DataError(`${labelsFile}: expected the header "path,label"`);
+  const rows = await readLabelRows(labelsFile, ['path', 'label']);
 
   const warnings: string[] = [];
   const listed: DatasetItem[] = [];

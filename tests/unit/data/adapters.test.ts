@@ -247,7 +247,7 @@ describe('loadHeadct and loadElpv (their own label formats)', () => {
 
   it('refuses a KolektorSDD labels.csv of another header', async () => {
     text(at('sddbad', 'labels.csv'), 'file;class\nimages/a.jpg;good\n');
-    await expectDataError(loadKolektorSdd(at('sddbad')), 'expected the header "path,label"');
+    await expectDataError(loadKolektorSdd(at('sddbad')), 'expected the header "path, label"');
     await expectDataError(loadKolektorSdd(at('empty')), at('empty', 'labels.csv'), 'KolektorSDD');
   });
 
