@@ -6,7 +6,16 @@ import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { BrowserWindow, Menu, app, dialog, ipcMain, protocol, type IpcMainInvokeEvent } from 'electron';
+import {
+  BrowserWindow,
+  Menu,
+  app,
+  dialog,
+  ipcMain,
+  protocol,
+  session,
+  type IpcMainInvokeEvent,
+} from 'electron';
 import type { OpName, OpOutput, OpParsedInput } from '../api/contract';
 import { AppError } from '../api/errors';
 import { createService, type ApiService } from '../api/service';
@@ -15,7 +24,7 @@ import { registerDialogHandlers } from './dialogs';
 import { registerApiHandlers, type Dispatch } from './ipc';
 import { menuTemplate } from './menu';
 import { resolveImageRequest, type ProjectFiles } from './protocol';
-import { createMainWindow, isAllowedNavigation } from './window';
+import { createMainWindow, denyAllPermissions, isAllowedNavigation, rendererUrlFor } from './window';
 
 // Must run before 'ready': lets the renderer use swan-image:// URLs in <img> like https.
 protocol.registerSchemesAsPrivileged([
@@ -57,8 +66,11 @@ export function runElectronApp(): void {
     return;
   }
   const isDev = !app.isPackaged && !!process.env['ELECTRON_RENDERER_URL'];
-  const rendererUrl =
-    process.env['ELECTRON_RENDERER_URL'] ?? pathToFileURL(join(__dirname, '../renderer/index.html')).href;
+  const rendererUrl = rendererUrlFor(
+    app.isPackaged,
+    process.env['ELECTRON_RENDERER_URL'],
+    pathToFileURL(join(__dirname, '../renderer/index.html')).href,
+  );
   const preload = join(__dirname, '../preload/index.cjs');
   const service = createService({ projectsRoot: join(app.getPath('documents'), 'Swan Inspector') });
   let win: BrowserWindow | null = null;
@@ -72,6 +84,7 @@ export function runElectronApp(): void {
   });
 
   void app.whenReady().then(() => {
+    denyAllPermissions(session.defaultSession);
     registerApiHandlers(ipcMain, serviceDispatch(service), trusted);
     registerDialogHandlers(ipcMain, dialog, () => win, trusted);
     service.on((e) => win?.webContents.send(EVENT_CHANNEL, e));

@@ -2,7 +2,7 @@
  * The one application window. Kept separate from the wiring so its security-relevant
  * options can be asserted in a unit test without a running Electron.
  */
-import { BrowserWindow, shell, type BrowserWindowConstructorOptions } from 'electron';
+import { BrowserWindow, shell, type BrowserWindowConstructorOptions, type Session } from 'electron';
 
 /** Options every window gets: the renderer sees only what the preload exposes. */
 export function secureWindowOptions(preloadPath: string): BrowserWindowConstructorOptions {
@@ -26,6 +26,27 @@ export function secureWindowOptions(preloadPath: string): BrowserWindowConstruct
       spellcheck: false,
     },
   };
+}
+
+/**
+ * The page the window loads: the bundled renderer, or the dev server electron-vite names in
+ * ELECTRON_RENDERER_URL, in development only. A packaged app ignores the variable: its pages
+ * are trusted for IPC, so an environment variable must not choose them.
+ */
+export function rendererUrlFor(isPackaged: boolean, envUrl: string | undefined, bundled: string): string {
+  return !isPackaged && envUrl ? envUrl : bundled;
+}
+
+/** Deny by default: the app needs no camera, microphone, notifications, geolocation, HID... */
+export function denyAllPermissions(
+  session: Pick<
+    Session,
+    'setPermissionRequestHandler' | 'setPermissionCheckHandler' | 'setDevicePermissionHandler'
+  >,
+): void {
+  session.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
+  session.setPermissionCheckHandler(() => false);
+  session.setDevicePermissionHandler(() => false);
 }
 
 /** Pages the window may show: the bundled renderer (file://) or the dev server. */

@@ -14,6 +14,7 @@ const h = vi.hoisted(() => ({
   windows: [] as { options: Record<string, unknown>; sent: unknown[][]; url?: string }[],
   serviceCalls: [] as [string, unknown][],
   listeners: [] as ((e: unknown) => void)[],
+  permissions: {} as Record<string, (...args: unknown[]) => unknown>,
 }));
 
 vi.mock('electron', () => {
@@ -44,6 +45,13 @@ vi.mock('electron', () => {
     ipcMain: {
       handle: (ch: string, fn: (event: unknown, raw?: unknown) => Promise<unknown>) => h.handlers.set(ch, fn),
       removeHandler: (ch: string) => h.handlers.delete(ch),
+    },
+    session: {
+      defaultSession: {
+        setPermissionRequestHandler: (fn: (...a: unknown[]) => unknown) => (h.permissions.request = fn),
+        setPermissionCheckHandler: (fn: (...a: unknown[]) => unknown) => (h.permissions.check = fn),
+        setDevicePermissionHandler: (fn: (...a: unknown[]) => unknown) => (h.permissions.device = fn),
+      },
     },
     protocol: {
       registerSchemesAsPrivileged: (s: unknown) => h.privileged.push(s),
@@ -146,5 +154,14 @@ describe('Electron shell wiring', () => {
     h.listeners.forEach((l) => l({ event: 'project.changed', payload: { what: 'project' } }));
     await handle({ url: 'swan-image://image/1' });
     expect(currentCalls()).toBe(before + 1);
+  });
+
+  it('denies every permission request and check by default (issue 13, finding 6)', () => {
+    const granted: boolean[] = [];
+    for (const permission of ['media', 'geolocation', 'notifications', 'clipboard-read', 'hid'])
+      h.permissions.request?.({}, permission, (ok: boolean) => granted.push(ok), {});
+    expect(granted).toEqual([false, false, false, false, false]);
+    expect(h.permissions.check?.({}, 'media', 'file://', {})).toBe(false);
+    expect(h.permissions.device?.({ deviceType: 'hid' })).toBe(false);
   });
 });

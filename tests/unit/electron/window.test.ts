@@ -25,7 +25,7 @@ vi.mock('electron', () => {
   return { BrowserWindow, shell: { openExternal: vi.fn() } };
 });
 
-const { createMainWindow, isAllowedNavigation, secureWindowOptions } =
+const { createMainWindow, isAllowedNavigation, rendererUrlFor, secureWindowOptions } =
   await import('../../../src-main/electron/window');
 
 describe('main window', () => {
@@ -64,5 +64,12 @@ describe('main window', () => {
     expect(isAllowedNavigation('http://localhost:5173/x', 'http://localhost:5173/')).toBe(true);
     expect(isAllowedNavigation('http://localhost:5174/', 'http://localhost:5173/')).toBe(false);
     expect(isAllowedNavigation('not a url', 'http://localhost:5173/')).toBe(false);
+  });
+
+  it('honours ELECTRON_RENDERER_URL only when not packaged (issue 13, finding 6)', () => {
+    const bundled = 'file:///app/out/renderer/index.html';
+    expect(rendererUrlFor(false, 'http://localhost:5173', bundled)).toBe('http://localhost:5173');
+    expect(rendererUrlFor(true, 'http://evil.example', bundled)).toBe(bundled);
+    expect(rendererUrlFor(false, undefined, bundled)).toBe(bundled);
   });
 });
