@@ -49,6 +49,9 @@ const operations = {
     list: (input) => send('classes.list', input),
     create: (input) => send('classes.create', input),
   },
+  system: {
+    info: (input) => send('system.info', input),
+  },
   training: {
     start: (input) => send('training.start', input),
     cancel: (input) => send('training.cancel', input),

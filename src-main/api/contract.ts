@@ -240,6 +240,24 @@ export const ModelInfo = z.object({
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
+/** What the engine can run on this machine (engine/capabilities.ts), for the Train view. */
+export const SystemInfo = z.object({
+  backend: z.object({
+    /** 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu'. */
+    tag: z.string(),
+    description: z.string(),
+    gpu: z.boolean(),
+    native: z.boolean(),
+  }),
+  /** Whether full mode (backbone fine-tuning) runs here: a note when it does, what to install when not. */
+  fullMode: z.discriminatedUnion('ok', [
+    z.object({ ok: z.literal(true), note: z.string() }),
+    z.object({ ok: z.literal(false), message: z.string() }),
+  ]),
+  gpu: z.object({ found: z.boolean(), description: z.string() }),
+});
+export type SystemInfo = z.infer<typeof SystemInfo>;
+
 export const TrainProgressEvent = z.object({
   runId: RunId,
   stage: TrainStage,
@@ -488,6 +506,9 @@ export const operations = {
     input: z.strictObject({ name: z.string().trim().min(1, 'class name must not be empty').max(80) }),
     output: DefectClass,
   },
+
+  /** The backend and device the engine runs on, and whether full mode can run (no project needed). */
+  'system.info': { input: empty, output: SystemInfo },
 
   // Training
   'training.start': {

@@ -275,6 +275,7 @@ export class ApiService {
       return this.setProject(ProjectStore.open(target));
     },
     'project.current': () => this.store?.info() ?? null,
+    'system.info': () => this.host.systemInfo(),
     'project.listRecent': () => ({ projects: this.recent.list() }),
     'project.close': async () => ({ closed: await this.closeProject() }),
 

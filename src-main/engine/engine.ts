@@ -2,16 +2,18 @@
  * The engine's front: train a model from image files, and score image files with a saved
  * model. The CLI, the app's worker and the tests all come through here.
  */
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
 import { backendTag, initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
-import { backboneIdOf } from './backbone';
+import { backboneIdOf, backboneSpecFor } from './backbone';
+import { trainFullModel } from './full-mode';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
-import { saveModel, loadModel, type ModelManifest } from './model-file';
+import { BACKBONE_FILE, saveModel, loadModel, type ModelManifest } from './model-file';
 import { crossValidate, manifestValidation, validationMetrics, type ValidationResult } from './validate';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
@@ -20,7 +22,8 @@ export interface TrainRequest {
   anomalies: { id: string; path: string; cls: string }[];
   /** Model folder to write; replaced atomically once the new model is complete. */
   outDir: string;
-  inputSize?: 224 | 448;
+  /** Side of the square model input (the app offers 224 and 448; tests use less). */
+  inputSize?: number;
   /** 'mobilenet' (default, fast) or 'resnet50' (accurate); the manifest records it. */
   backbone?: string;
   /** Backbone layer feeding the heads (default: the backbone's default). */
@@ -55,9 +58,11 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   const settings = resolveSettings(req.settings);
   if (settings.mode === 'full') {
     // Refused before anything is read or computed: the backend decides (capabilities.ts).
-    const support = fullModeSupport(await initBackend());
+    const backend = await initBackend();
+    const support = fullModeSupport(backend);
     if (!support.ok) throw new EngineError(support.message);
-    throw new EngineError('Full mode is not wired into trainModel yet.');
+    if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
+    return trainFullModel(req, settings, backend);
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
@@ -180,12 +185,17 @@ export async function openScorer(
     expectBackbone === undefined ? {} : { backboneId: backboneIdOf(expectBackbone) },
   );
   const { backbone } = model.manifest;
-  const session = await FeatureSession.open({
-    ...sessionOpts,
-    backbone: backbone.id,
-    tapLayers: backbone.tapLayers,
+  const spec = backboneSpecFor(backbone.id, {
     inputSize: backbone.inputSize,
     featureLayer: backbone.featureLayer,
+    tapLayers: backbone.tapLayers,
+  });
+  // A full-mode model scores (and heatmaps) with its own fine-tuned backbone, whose features
+  // are cached under the SHA-256 of its weights.
+  const tuned = model.state.backbone ? model.manifest.files[BACKBONE_FILE] : undefined;
+  const session = await FeatureSession.open({
+    ...sessionOpts,
+    spec: tuned ? { ...spec, fineTuned: { modelDir: path.resolve(modelDir), sha256: tuned.sha256 } } : spec,
     levels: backbone.levels,
   });
   return {

@@ -18,3 +18,4 @@ export {
   type ValidationResult,
   type OutOfFoldScore,
 } from './validate';
+export { systemInfo, fullModeSupport, type SystemInfo as EngineSystemInfo } from './capabilities';

@@ -25,7 +25,14 @@ import {
   type StateOutline,
 } from './model-schema';
 
-/** The version this build writes (model-schema.ts lists those it reads). */
+/** The file holding a full-mode model's backbone weights; its SHA-256 keys the model's own features. */
+export const BACKBONE_FILE = 'backbone.bin';
+
+/**
+ * The version this build writes (model-schema.ts lists those it reads). 2: a full-mode model
+ * also holds its fine-tuned backbone (BACKBONE_FILE, DraState.backbone); version 1 files (fast
+ * mode only) still load.
+ */
 export const MODEL_FORMAT_VERSION = MODEL_FORMAT_VERSIONS[MODEL_FORMAT_VERSIONS.length - 1];
 
 /** The backbone a model's features come from; the scorer loads the same one. */
@@ -39,7 +46,7 @@ export interface ManifestBackbone {
 }
 
 export interface ModelManifest {
-  formatVersion: 1;
+  formatVersion: 1 | 2;
   createdAt: string;
   backbone: ManifestBackbone;
   /**
@@ -117,6 +124,7 @@ const STATE = 'state.json';
 function binFileFor(topKey: string): string {
   if (topKey === 'reference') return 'reference.bin';
   if (topKey === 'knn') return 'knn.bin';
+  if (topKey === 'backbone') return BACKBONE_FILE;
   return 'weights.bin';
 }
 

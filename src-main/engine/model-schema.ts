@@ -10,7 +10,7 @@
 import { z } from 'zod';
 
 /** Format versions this build reads. The writer writes the last one. */
-export const MODEL_FORMAT_VERSIONS = [1] as const;
+export const MODEL_FORMAT_VERSIONS = [1, 2] as const;
 
 const int = z.number().int();
 const count = int.min(0);

@@ -64,7 +64,25 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   matchedNormals: 5,
 };
 
+/**
+ * Full mode's defaults: dra.md's reference recipe, with the backbone fine-tuned. Batch 48 (32
+ * normals, 16 seen anomalies), Adam lr 2e-4 with L2 decay 1e-5, 30 epochs x 20 steps, the lr
+ * cut tenfold every 10 epochs (train/adam.ts stepDecayLr: at a third and two thirds of steps).
+ */
+export const FULL_MODE_RECIPE = {
+  batchNormals: 32,
+  batchAnomalies: 16,
+  learningRate: 2e-4,
+  weightDecay: 1e-5,
+  steps: 30 * 20,
+} as const satisfies Partial<TrainSettings>;
+
+/** The defaults of a mode: fast mode's, with the paper's recipe over them in full mode. */
+export function modeDefaults(mode: TrainSettings['mode']): TrainSettings {
+  return mode === 'full' ? { ...DEFAULT_SETTINGS, ...FULL_MODE_RECIPE, mode } : DEFAULT_SETTINGS;
+}
+
 export function resolveSettings(overrides: Partial<TrainSettings> = {}): TrainSettings {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  return { ...DEFAULT_SETTINGS, ...defined };
+  return { ...modeDefaults(overrides.mode ?? DEFAULT_SETTINGS.mode), ...defined };
 }

@@ -151,6 +151,12 @@ export interface TrainSettings {
    * train/matched.ts.
    */
   matchedNormals?: number;
+  /**
+   * Full mode: the first backbone layer that trains (it and every later one); the earlier layers
+   * stay frozen. Absent: the whole backbone trains, as in the paper. On the pure-JS cpu backend a
+   * backward pass through all of MobileNet takes minutes, so the tests fine-tune its last block.
+   */
+  fineTuneFrom?: string;
 }
 
 export type CombineRule = 'sum' | 'calibrated' | 'balanced';

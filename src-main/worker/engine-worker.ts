@@ -102,6 +102,20 @@ port.on('message', (msg: ToWorker) => {
     aborts.get(msg.jobId)?.abort();
     return;
   }
+  if (msg.type === 'info') {
+    engine()
+      .then((e) => e.systemInfo())
+      .then(
+        (info) => post({ type: 'info', requestId: msg.requestId, info }),
+        (err: unknown) =>
+          post({
+            type: 'info-failed',
+            requestId: msg.requestId,
+            message: err instanceof Error ? err.message : String(err),
+          }),
+      );
+    return;
+  }
   const ctl = new AbortController();
   aborts.set(msg.jobId, ctl);
   const run =

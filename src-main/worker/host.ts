@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TrainProgress } from '../engine/types';
+import type { SystemInfo } from '../api/contract';
 import type {
   FromWorker,
   ScoredItem,
@@ -99,6 +100,10 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   private closed = false;
   /** Set while we terminate the worker on purpose, so its exit is not taken for a crash. */
   private expectedExit = new WeakSet<Worker>();
+  private infoRequests = new Map<number, { resolve(i: SystemInfo): void; reject(e: Error): void }>();
+  private nextInfoId = 1;
+  /** The worker's backend is chosen once from the installed packages: asked once, then kept. */
+  private info: Promise<SystemInfo> | null = null;
 
   constructor(private readonly opts: EngineHostOptions = {}) {
     super();
@@ -113,6 +118,14 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
     const data: WorkerInit = { engineModule: this.opts.engineModule, tsEntry: entry.tsEntry };
     const w = new Worker(entry.file, { workerData: data });
     w.on('message', (m: FromWorker) => {
+      if (m.type === 'info' || m.type === 'info-failed') {
+        const pending = this.infoRequests.get(m.requestId);
+        this.infoRequests.delete(m.requestId);
+        if (m.type === 'info') pending?.resolve(m.info);
+        else pending?.reject(new Error(m.message));
+        if (this.infoRequests.size === 0 && !this.job) w.unref();
+        return;
+      }
       if (this.worker === w && this.job && 'jobId' in m && m.jobId === this.job.id) this.job.onMessage(m);
     });
     w.on('error', (err) => this.onWorkerGone(w, `the engine worker crashed: ${err.message}`));
@@ -127,6 +140,8 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   private onWorkerGone(w: Worker, message: string): void {
     if (this.worker !== w) return;
     this.worker = null;
+    for (const pending of this.infoRequests.values()) pending.reject(new WorkerCrashed(message));
+    this.infoRequests.clear();
     if (this.expectedExit.has(w) || this.closed) return;
     const job = this.job;
     this.job = null;
@@ -195,6 +210,22 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
         if (m.type === 'scored') onChunk(m.items, m.done, m.total);
       },
     );
+  }
+
+  /** The backend and device the worker runs on, and whether full mode can run there. */
+  systemInfo(): Promise<SystemInfo> {
+    if (this.closed) return Promise.reject(new Error('the engine host is closed'));
+    this.info ??= new Promise<SystemInfo>((resolve, reject) => {
+      const w = this.ensureWorker();
+      const requestId = this.nextInfoId++;
+      this.infoRequests.set(requestId, { resolve, reject });
+      w.ref();
+      w.postMessage({ type: 'info', requestId } satisfies ToWorker);
+    });
+    this.info.catch(() => {
+      this.info = null;
+    });
+    return this.info;
   }
 
   /**

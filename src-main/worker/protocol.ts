@@ -3,6 +3,7 @@
  * engine facade the worker uses. Structured-clone data only: Float32Arrays travel as is.
  */
 import type { ImageScore, ProgressFn, TrainProgress, TrainSettings } from '../engine/types';
+import type { SystemInfo } from '../api/contract';
 
 /** The engine facade as the worker calls it (src-main/engine/index.ts). */
 export interface EngineApi {
@@ -22,13 +23,16 @@ export interface EngineApi {
     >;
     close(): Promise<void>;
   }>;
+  /** engine/capabilities.ts systemInfo: the backend this worker runs on. */
+  systemInfo(): Promise<SystemInfo>;
 }
 
 export interface TrainJob {
   normals: { id: string; path: string }[];
   anomalies: { id: string; path: string; cls: string }[];
   outDir: string;
-  inputSize?: 224 | 448;
+  /** Side of the square model input (the app offers 224 and 448; tests use less). */
+  inputSize?: number;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
   /** K-fold cross-validation for held-out metrics (0 or absent: off). */
@@ -63,7 +67,9 @@ export interface TrainedModel {
 export type ToWorker =
   | { type: 'train'; jobId: number; job: TrainJob }
   | { type: 'score'; jobId: number; job: ScoreJob }
-  | { type: 'cancel'; jobId: number };
+  | { type: 'cancel'; jobId: number }
+  /** Answered at once, also while a job runs (the backend is chosen once per thread). */
+  | { type: 'info'; requestId: number };
 
 export type FromWorker =
   | { type: 'ready' }
@@ -72,7 +78,9 @@ export type FromWorker =
   | { type: 'scored'; jobId: number; items: ScoredItem[]; done: number; total: number }
   | { type: 'finished'; jobId: number }
   | { type: 'cancelled'; jobId: number }
-  | { type: 'failed'; jobId: number; name: string; message: string };
+  | { type: 'failed'; jobId: number; name: string; message: string }
+  | { type: 'info'; requestId: number; info: SystemInfo }
+  | { type: 'info-failed'; requestId: number; message: string };
 
 export interface WorkerInit {
   /** Module to load instead of the real engine (tests use a fake, fast engine). */

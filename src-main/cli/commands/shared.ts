@@ -40,6 +40,7 @@ const OPTIONAL_SETTING_KEYS = [
   'matchedNormals',
   'patchHidden',
   'outlierDir',
+  'fineTuneFrom',
 ];
 
 /** `--set key=value` pairs (values in JSON) as settings overrides, for ablations. */

@@ -9,7 +9,9 @@ import { ImageError } from '../../data/image-error';
 import type { RgbImage } from '../../data/types';
 import { initBackend, type BackendInfo, type BackendPreference } from '../backend';
 import { loadBackbone, type Backbone } from '../backbone';
-import type { BackboneSpec, FeatureMap } from '../types';
+import { EngineError, type BackboneSpec, type FeatureMap } from '../types';
+import { loadModel } from '../model-file';
+import { applyBackboneWeights } from '../train/train-full';
 import type { WorkItem, WorkResult } from './types';
 import { LUMA_BINS, lumaHistogram } from './luma-histogram';
 import { levelSize } from './level-size';
@@ -18,6 +20,14 @@ export { levelSize };
 
 export function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** A full-mode model's fine-tuned weights over the pretrained backbone, and its fused ops refolded. */
+async function applyFineTuned(backbone: Backbone, modelDir: string): Promise<void> {
+  const { state } = await loadModel(modelDir, { backboneId: backbone.id });
+  if (!state.backbone) throw new EngineError(`The model in ${modelDir} holds no fine-tuned backbone.`);
+  applyBackboneWeights(backbone.layersModel(), state);
+  backbone.sync();
 }
 
 export type Prepared = { ok: true; imgs: RgbImage[] } | { ok: false; error: string };
@@ -36,6 +46,17 @@ export class FeatureComputer {
   ): Promise<FeatureComputer> {
     const backend = await initBackend({ prefer });
     const backbone = await loadBackbone(spec);
+    try {
+      if (spec.fineTuned) await applyFineTuned(backbone, spec.fineTuned.modelDir);
+    } catch (err) {
+      backbone.dispose();
+      throw err;
+    }
+    return new FeatureComputer(backbone, backend, levels);
+  }
+
+  /** Around a backbone already loaded in this thread (full-mode training); dispose() frees it. */
+  static around(backbone: Backbone, backend: BackendInfo, levels: number): FeatureComputer {
     return new FeatureComputer(backbone, backend, levels);
   }
 

@@ -43,9 +43,37 @@ export interface FullBackbone {
   inputSize: number;
 }
 
+/** The layers of a model in order, nested models (a truncated backbone inside a wrapper) opened up. */
+function flatLayers(model: tf.LayersModel): tf.layers.Layer[] {
+  return model.layers.flatMap((l) => (l instanceof tf.LayersModel ? flatLayers(l) : [l]));
+}
+
+/** The backbone variables that train: every trainable one, or those from settings.fineTuneFrom on. */
+export function trainableBackboneWeights(model: tf.LayersModel, from?: string): tf.Variable[] {
+  let layers = flatLayers(model);
+  if (from !== undefined) {
+    const at = layers.findIndex((l) => l.name === from);
+    if (at < 0) {
+      const named = layers.filter((l) => l.trainableWeights.length > 0).map((l) => l.name);
+      throw new EngineError(
+        `fineTuneFrom: the backbone has no layer '${from}' (trainable layers: ${named.slice(-4).join(', ')}, ...).`,
+      );
+    }
+    layers = layers.slice(at);
+  }
+  return layers.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+}
+
 export interface FullTrainOptions extends TrainOptions {
-  /** Run on a non-native backend anyway (tests with tiny models). */
+  /** Run on a non-native backend anyway (the pure-JS cpu backend when asked for, tests). */
   allowSlowBackend?: boolean;
+  /**
+   * The fine-tuned backbone's features of the training normals and anomalies, for the reference
+   * map, the extra heads and the calibration. The app passes the path its scorer takes (decoded
+   * per level from the file, fused inference), so a model scores its own training images the
+   * way it was calibrated; absent, the layers model computes them from `data`.
+   */
+  finalFeatures?: () => Promise<{ normals: ImageFeatures[]; anomalies: ImageFeatures[] }>;
 }
 
 /** Side of pyramid level l for a square input. */
@@ -103,13 +131,25 @@ export function extractFeatures(
 /** Puts a full-mode state's fine-tuned weights into a backbone model of the same architecture. */
 export function applyBackboneWeights(model: tf.LayersModel, state: DraState): void {
   if (!state.backbone) return;
-  const current = model.getWeights();
+  const current = model.weights;
   if (current.length !== state.backbone.length) {
     throw new EngineError(
       `The model holds ${state.backbone.length} backbone weights, the backbone has ${current.length}.`,
     );
   }
-  model.setWeights(state.backbone.map((w) => tf.tensor(w.data, w.shape)));
+  state.backbone.forEach((w, i) => {
+    const want = current[i].shape.join('x');
+    if (w.shape.join('x') !== want)
+      throw new EngineError(
+        `Backbone weight ${i} (${w.name}) is ${w.shape.join('x')}, the backbone's is ${want}.`,
+      );
+  });
+  const tensors = state.backbone.map((w) => tf.tensor(w.data, w.shape));
+  try {
+    model.setWeights(tensors);
+  } finally {
+    tf.dispose(tensors);
+  }
 }
 
 export async function trainFull(
@@ -147,7 +187,7 @@ export async function trainFull(
     initRng,
   );
   const vars = headTensors(base, true);
-  const backboneVars = backbone.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const backboneVars = trainableBackboneWeights(backbone.model, settings.fineTuneFrom);
   const params = [...trainableList(vars), ...backboneVars];
   const adam = new ClippedAdam(params);
 
@@ -199,8 +239,14 @@ export async function trainFull(
     throwIfAborted(opts.signal);
 
     opts.onProgress?.({ stage: 'reference', step: 0, total: 1 });
-    const normalFeats = extractFeatures(backbone, data.normals, nLevels);
-    const anomalyFeats = settings.globalHead ? extractFeatures(backbone, data.anomalies, nLevels) : [];
+    const final = opts.finalFeatures
+      ? await opts.finalFeatures()
+      : {
+          normals: extractFeatures(backbone, data.normals, nLevels),
+          anomalies: settings.globalHead ? extractFeatures(backbone, data.anomalies, nLevels) : [],
+        };
+    const normalFeats = final.normals;
+    const anomalyFeats = settings.globalHead ? final.anomalies : [];
     const shapes = normalFeats[0].levels.map(({ h, w, c }) => ({ h, w, c }));
     const reference = shapes.map((s, l) => {
       const d = new Float32Array(s.h * s.w * s.c);
@@ -221,7 +267,7 @@ export async function trainFull(
       calibration: {},
       backbone: backbone.model.weights.map((w) => {
         const v = w.read();
-        return { name: w.name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+        return { name: w.originalName, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
       }),
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });

@@ -54,6 +54,15 @@ describe('engine worker through the API', () => {
     return f;
   }
 
+  it("system.info answers from the worker's engine, also while a job runs", async () => {
+    const info = await api.invoke('system.info', {});
+    expect(info.backend.tag).toBe('wasm');
+    expect(info.fullMode).toMatchObject({ ok: false, message: expect.stringMatching(/native TensorFlow/) });
+    const { runId } = await api.invoke('training.start', { settings: { steps: 20 } });
+    expect(await api.invoke('system.info', {})).toEqual(info);
+    await waitFor(() => finished(runId) !== undefined, 'training to finish');
+  });
+
   it('trains off the main thread with progress events, activates the saved model, scores and ranks', async () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);

@@ -66,7 +66,7 @@ describe('model file', () => {
   it('round-trips: identical scores after save and load; manifest describes the model', async () => {
     const dir = path.join(tmp, 'm1');
     const manifest = await save(dir);
-    expect(manifest.formatVersion).toBe(1);
+    expect(manifest.formatVersion).toBe(2);
     expect(Object.keys(manifest.files).sort()).toEqual([
       'knn.bin',
       'reference.bin',
@@ -101,9 +101,41 @@ describe('model file', () => {
     await save(dir);
     const mf = path.join(dir, 'manifest.json');
     const m = JSON.parse(await fs.readFile(mf, 'utf8'));
-    m.formatVersion = 2;
+    m.formatVersion = 3;
     await fs.writeFile(mf, JSON.stringify(m));
-    await expectProblem(loadModel(dir), 'version', /format version 2 is not supported/);
+    await expectProblem(loadModel(dir), 'version', /format version 3 is not supported/);
+  });
+
+  it('still loads a file of format version 1 (before fine-tuned backbones)', async () => {
+    const dir = path.join(tmp, 'v1');
+    await save(dir);
+    const mf = path.join(dir, 'manifest.json');
+    const m = JSON.parse(await fs.readFile(mf, 'utf8'));
+    m.formatVersion = 1;
+    await fs.writeFile(mf, JSON.stringify(m));
+    const loaded = await loadModel(dir);
+    expect(loaded.manifest.formatVersion).toBe(1);
+    expect(scoreFeatures(loaded.state, test).map((s) => s.total)).toEqual(
+      scoreFeatures(state, test).map((s) => s.total),
+    );
+  });
+
+  it("keeps a full-mode model's backbone weights in backbone.bin, checksummed", async () => {
+    const dir = path.join(tmp, 'full');
+    const weights = [
+      { name: 'conv1/kernel', shape: [3, 3, 3, 2], data: Float32Array.from({ length: 54 }, (_, i) => i / 7) },
+      { name: 'conv1/bias', shape: [2], data: Float32Array.from([0.5, -0.5]) },
+    ];
+    const manifest = await saveModel(dir, {
+      state: { ...state, backbone: weights },
+      backbone,
+      trainingImageIds: ['a'],
+    });
+    expect(manifest.files['backbone.bin']?.bytes).toBe(56 * 4);
+    const loaded = await loadModel(dir);
+    expect(loaded.state.backbone?.map((w) => w.name)).toEqual(['conv1/kernel', 'conv1/bias']);
+    expect(Array.from(loaded.state.backbone![0].data)).toEqual(Array.from(weights[0].data));
+    expect(loaded.state.backbone![1].shape).toEqual([2]);
   });
 
   it('refuses another backbone or input size', async () => {

@@ -245,7 +245,7 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
       await exportModelArchive(dir, file, info);
       return file;
     };
-    const v2format = await variant('v2', (m) => (m.formatVersion = 2));
+    const v2format = await variant('v99', (m) => (m.formatVersion = 99));
     const resnet = await variant('resnet', (m) => ((m.backbone as Record<string, unknown>).id = 'resnet18'));
     const truncated = join(tmp.dir, 'truncated.swanmodel');
     const bytes = readFileSync(good);
@@ -266,7 +266,7 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
     const cases: [string, RegExp][] = [
       [truncated, /damaged or truncated/],
       [notZip, /damaged or truncated|could not be read/],
-      [v2format, /format version 2 is not supported.*different version of Swan Inspector/],
+      [v2format, /format version 99 is not supported.*different version of Swan Inspector/],
       [resnet, /trained on backbone 'resnet18', not 'mobilenet_v1_0\.75'.*different pretrained network/],
       [slip, /outside the model folder/],
       [abs, /outside the model folder/],
