@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
 import { tempDir } from '../app/helpers';
 
 const require = createRequire(import.meta.url);
@@ -14,8 +15,9 @@ interface Loaded {
   asar: boolean;
   asarUnpack: string[];
   npmRebuild: boolean;
-  linux: { target: string[]; maintainer: string };
-  win: { target: { target: string; arch: string[] }[] };
+  linux: { target: string[]; maintainer: string; icon: string };
+  win: { target: { target: string; arch: string[] }[]; icon: string };
+  icon: string;
   nsis: Record<string, unknown>;
   directories: { output: string; buildResources: string };
 }
@@ -50,7 +52,11 @@ describe('electron-builder configuration', () => {
     expect(pkg.main.startsWith('./out/')).toBe(true);
     expect(c.files[0].filter).toContain('out/**/*');
     // The backbone goes to <resources>/models, where app-paths.ts looks when packaged.
-    expect(c.extraResources).toEqual([{ from: 'resources/models', to: 'models', filter: ['**/*'] }]);
+    // The bundled backbones' licences go to <resources>/licenses.
+    expect(c.extraResources).toEqual([
+      { from: 'resources/models', to: 'models', filter: ['**/*'] },
+      { from: 'resources/licenses', to: 'licenses', filter: ['**/*'] },
+    ]);
     // Native modules are unpacked from the asar and rebuilt for Electron.
     expect(c.asar).toBe(true);
     expect(c.asarUnpack).toEqual(
@@ -81,12 +87,83 @@ describe('electron-builder configuration', () => {
     }
   });
 
+  it('points every platform at icons that exist: a PNG size set for Linux, one ICO for Windows and NSIS', async () => {
+    const c = await loadConfig('build/electron-builder.yml');
+    expect(c.linux.icon).toBe('build/icons');
+    expect(c.win.icon).toBe('build/icon.ico');
+    expect(c.nsis).toMatchObject({ installerIcon: 'build/icon.ico', uninstallerIcon: 'build/icon.ico' });
+    expect(c.icon).toBe('build/icon.png');
+    const sizes = readdirSync(join(root, 'build/icons')).sort((a, b) => parseInt(a) - parseInt(b));
+    expect(sizes).toEqual([16, 24, 32, 48, 64, 128, 256, 512].map((n) => `${n}x${n}.png`));
+    for (const f of sizes) {
+      const n = parseInt(f);
+      expect(await sharp(join(root, 'build/icons', f)).metadata()).toMatchObject({
+        width: n,
+        height: n,
+        format: 'png',
+      });
+    }
+    expect(await icoSizes(readFileSync(join(root, 'build/icon.ico')))).toEqual([
+      16, 24, 32, 48, 64, 128, 256,
+    ]);
+  });
+
+  it("ships the bundled backbones' licence (Apache-2.0) in resources/licenses", () => {
+    const text = readFileSync(join(root, 'resources/licenses/Apache-2.0.txt'), 'utf8');
+    expect(text).toMatch(/Apache License\s+Version 2\.0, January 2004/);
+    expect(text).toContain('END OF TERMS AND CONDITIONS');
+    const notes = readFileSync(join(root, 'resources/licenses/BACKBONES.txt'), 'utf8');
+    expect(notes).toMatch(/mobilenet_v1_0\.75_224\/[\s\S]*Licence: Apache License 2\.0/);
+    expect(notes).toMatch(/resnet50_v2_imagenet\/[\s\S]*Licence: Apache License 2\.0/);
+  });
+
   it('git ignores the copied weights', () => {
     const out = execFileSync('git', ['check-ignore', 'resources/models/mobilenet_v1_0.75_224/model.json'], {
       cwd: root,
       encoding: 'utf8',
     });
     expect(out.trim()).toBe('resources/models/mobilenet_v1_0.75_224/model.json');
+  });
+});
+
+/** The image sizes of an ICO file, each entry checked to be a PNG of the size its directory says. */
+async function icoSizes(buf: Buffer): Promise<number[]> {
+  expect(buf.readUInt16LE(0)).toBe(0);
+  expect(buf.readUInt16LE(2)).toBe(1);
+  const out: number[] = [];
+  for (let i = 0; i < buf.readUInt16LE(4); i++) {
+    const e = 6 + 16 * i;
+    const size = buf.readUInt8(e) || 256;
+    const png = buf.subarray(buf.readUInt32LE(e + 12), buf.readUInt32LE(e + 12) + buf.readUInt32LE(e + 8));
+    expect(await sharp(png).metadata()).toMatchObject({ format: 'png', width: size, height: size });
+    out.push(size);
+  }
+  return out;
+}
+
+describe('scripts/make-icons.mjs', () => {
+  it('renders the SVG into the Linux PNG sizes, icon.png and a multi-size ICO', async () => {
+    const tmp = tempDir('swan-icons-');
+    try {
+      const r = spawnSync(process.execPath, [join(root, 'scripts/make-icons.mjs')], {
+        env: { ...process.env, SWAN_ICON_OUT: tmp.dir },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readdirSync(join(tmp.dir, 'icons'))).toHaveLength(8);
+      expect(await sharp(join(tmp.dir, 'icon.png')).metadata()).toMatchObject({ width: 512, height: 512 });
+      expect(await icoSizes(readFileSync(join(tmp.dir, 'icon.ico')))).toEqual([16, 24, 32, 48, 64, 128, 256]);
+      // Not a blank square: the glyph has light and dark pixels.
+      const { data } = await sharp(join(tmp.dir, 'icons', '64x64.png'))
+        .greyscale()
+        .raw()
+        .toBuffer({
+          resolveWithObject: true,
+        });
+      expect(Math.max(...data) - Math.min(...data)).toBeGreaterThan(150);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
 
