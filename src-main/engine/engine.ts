@@ -10,11 +10,11 @@ import { backendTag, initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
 import { backboneIdOf, backboneSpecFor } from './backbone';
 import { trainFullModel } from './full-mode';
-import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
 import { BACKBONE_FILE, saveModel, loadModel, type ModelManifest } from './model-file';
-import { crossValidate, manifestValidation, validationMetrics, type ValidationResult } from './validate';
+import { manifestValidation, validationMetrics, type ValidationResult } from './validate';
+import { trainChosen } from './choose';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
@@ -39,7 +39,8 @@ export interface TrainRequest {
   session?: FeatureSession;
   /**
    * K of a K-fold cross-validation run after training, before saving: its held-out metrics
-   * go into the manifest (validate.ts). 0 or absent: off, training costs what it did.
+   * go into the manifest (validate.ts), and it chooses the supervised heads' weight
+   * (choose.ts). 0 or absent: off, the fixed weights of settings.ts.
    */
   validateFolds?: number;
 }
@@ -101,32 +102,19 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
     throwIfAborted(req.signal);
     const tFeatures = performance.now();
 
-    const state = await trainFast(
-      {
-        normals: normalIdx.map((i) => feats[i].features!),
-        anomalies: anomalyIdx.map((i) => feats[i].features!),
-        pseudo,
-      },
+    const chosen = await trainChosen(
+      normalIdx.map((i, j) => ({ id: all[i].id, features: feats[i].features!, pseudo: pseudo[j] })),
+      anomalyIdx.map((i) => ({
+        id: all[i].id,
+        cls: req.anomalies[i - req.normals.length].cls,
+        features: feats[i].features!,
+      })),
       settings,
-      { onProgress: req.onProgress, signal: req.signal },
+      { folds: req.validateFolds ?? 0, onProgress: req.onProgress, signal: req.signal },
     );
-    const tTrain = performance.now();
-
-    let validation: ValidationResult | undefined;
-    if (req.validateFolds && req.validateFolds > 0) {
-      validation = await crossValidate(
-        normalIdx.map((i, j) => ({ id: all[i].id, features: feats[i].features!, pseudo: pseudo[j] })),
-        anomalyIdx.map((i) => ({
-          id: all[i].id,
-          cls: req.anomalies[i - req.normals.length].cls,
-          features: feats[i].features!,
-        })),
-        settings,
-        { folds: req.validateFolds, onProgress: req.onProgress, signal: req.signal },
-      );
-      throwIfAborted(req.signal);
-    }
+    const { state, validation } = chosen;
     const tValidate = performance.now();
+    const tTrain = tFeatures + chosen.trainSeconds * 1000;
 
     req.onProgress?.({ stage: 'save', step: 0, total: 1 });
     const manifest = await saveModel(req.outDir, {

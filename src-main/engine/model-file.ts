@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DraState } from './heads/state';
+import type { CombinationChoice } from './select';
 import type { TrainSettings } from './types';
 import { EngineError } from './types';
 import {
@@ -66,6 +67,8 @@ export interface ModelManifest {
    * trained without validation, and files written before it existed, have none.
    */
   validation?: ManifestValidation;
+  /** How much the supervised heads count, chosen on the validation, and why (engine/select.ts). */
+  combination?: CombinationChoice;
   files: Record<string, { sha256: string; bytes: number }>;
 }
 
@@ -263,6 +266,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
     calibration: state.calibration,
     metrics: { ...base.metrics },
     ...(base.validation ? { validation: base.validation } : {}),
+    ...(state.combination ? { combination: state.combination } : {}),
     files,
   };
 

@@ -33,6 +33,14 @@ import { throwIfAborted } from './train/abort';
 import type { HeadName, ImageFeatures, ProgressFn, TrainSettings } from './types';
 import { EngineError } from './types';
 import { Rng } from './util/rng';
+import { fitGaussianHead, gaussianApplies } from './infer/gaussian';
+import {
+  chooseCombination,
+  isUnsupervisedHead,
+  splitParts,
+  type CombinationChoice,
+  type PartScore,
+} from './select';
 
 export const VALIDATION_METHOD = 'k-fold cross-validation';
 
@@ -65,6 +73,12 @@ export interface ValidateOptions {
   signal?: AbortSignal;
   /** Sees every fold after it is trained (tests check the folds do not leak). */
   onFold?: (info: FoldInfo) => void;
+  /**
+   * Also gather the evidence for the weight of the supervised heads (select.ts) and choose it:
+   * the held-out normals' pseudo anomalies are scored too, and with defects of two or more
+   * classes one more model per class trains without that class (leave-one-class-out).
+   */
+  select?: boolean;
 }
 
 export interface OutOfFoldScore {
@@ -100,7 +114,15 @@ export interface ValidationResult {
   /** Why a metric is missing, or how a fold differed (e.g. trained without labelled defects). */
   notes: string[];
   seconds: number;
+  /** The supervised heads' weight chosen on this validation (ValidateOptions.select). */
+  combination?: CombinationChoice;
 }
+
+/**
+ * Pseudo-anomaly stand-ins scored per fold, at most: they cost a scoring pass each, and a
+ * few dozen per fold already give the guard's AUC a resolution of a few thousandths.
+ */
+export const STAND_INS_PER_FOLD = 64;
 
 /** Seed of fold f: derived from the model seed only, so the same seed gives the same folds and models. */
 export function foldSeed(seed: number, fold: number): number {
@@ -197,6 +219,9 @@ export async function crossValidate(
   const k = plan.folds;
   const foldHeads: HeadName[][] = [];
   const foldReference: { mean: number; std: number }[] = [];
+  /** Per fold, its training normals' two parts: the z reference again under the chosen weight. */
+  const foldTrainParts: PartScore[][] = [];
+  const pseudoStandIns: PartScore[] = [];
   const started = performance.now();
   for (let f = 0; f < k; f++) {
     throwIfAborted(opts.signal);
@@ -225,10 +250,12 @@ export async function crossValidate(
         notes.push(`fold ${f + 1} skipped (its images have no out-of-fold score): ${e.message}`);
         foldHeads.push([]);
         foldReference.push({ mean: 0, std: 1 });
+        foldTrainParts.push([]);
         continue;
       }
       throw e;
     }
+    state = withProjectGaussian(state, trainN, normals.length);
     if (trainA.length === 0 && anomalies.length > 0) {
       notes.push(
         `fold ${f + 1} held out every labelled defect, so it trained on pseudo anomalies only (no seen head)`,
@@ -246,8 +273,22 @@ export async function crossValidate(
       state,
       held.map((x) => x.features),
     );
-    const ref = spread(scoreFeatures(state, data.normals).map((x) => x.total));
+    const trainScores = scoreFeatures(state, data.normals);
+    const ref = spread(trainScores.map((x) => x.total));
     foldReference.push(ref);
+    foldTrainParts.push(trainScores.map((x) => splitParts(x.perHead, 0)));
+    if (opts.select) {
+      // Evenly spread over the held-out normals (their order is already the seeded shuffle's).
+      const step = heldN.length / Math.min(heldN.length, STAND_INS_PER_FOLD);
+      const variants = Array.from({ length: Math.min(heldN.length, STAND_INS_PER_FOLD) }, (_, j) =>
+        heldN[Math.floor(j * step)].pseudo.slice(0, 1),
+      ).flat();
+      const vs = scoreFeatures(state, variants);
+      pseudoStandIns.push(
+        ...s.slice(0, heldN.length).map((x) => splitParts(x.perHead, 0)),
+        ...vs.map((x) => splitParts(x.perHead, 1)),
+      );
+    }
     held.forEach((x, i) => {
       scores[x.id] = {
         label: i < heldN.length ? 'good' : 'defect',
@@ -259,10 +300,34 @@ export async function crossValidate(
     });
     foldHeads.push(Object.keys(s[0]?.perHead ?? {}) as HeadName[]);
   }
+  const seen = Object.values(scores).map((x) => splitParts(x.perHead, x.label === 'defect' ? 1 : 0));
+  // A weight between the parts means something only when the model has both.
+  const bothParts = seen.some((x) => x.supervised !== 0) && seen.some((x) => x.unsupervised !== 0);
+  const combination =
+    opts.select && k > 0 && bothParts
+      ? chooseCombination({
+          seen,
+          unseen: [
+            { kind: 'pseudo' as const, scores: pseudoStandIns },
+            ...(await leaveOneClassOut(normals, anomalies, plan, settings, opts)),
+          ],
+        })
+      : undefined;
   // The last fold's weights would otherwise stay cached until the next model is scored.
   releaseScoringTensors();
   if (k > 0) opts.onProgress?.({ stage: 'validate', step: k, total: k });
 
+  if (combination) {
+    // The out-of-fold scores as the model will score: its threshold is set on them.
+    const a = combination.supervisedWeight;
+    foldTrainParts.forEach((ps, f) => {
+      if (ps.length) foldReference[f] = spread(ps.map((p) => a * p.supervised + p.unsupervised));
+    });
+    for (const x of Object.values(scores)) reweight(x, a, foldReference[x.fold]);
+    notes.push(
+      `scored with the supervised heads' weight ${combination.supervisedWeight}, chosen on these same out-of-fold scores (so slightly optimistic)`,
+    );
+  }
   const entries = Object.values(scores);
   const labels = entries.map((e) => (e.label === 'defect' ? 1 : 0));
   const aucRocValue = metricOrNote(
@@ -312,7 +377,72 @@ export async function crossValidate(
     perHeadAucRoc,
     notes,
     seconds: (performance.now() - t0) / 1000,
+    ...(combination ? { combination } : {}),
   };
+}
+
+/**
+ * A fold trains on fewer normals than the project: when the project's model has a Gaussian
+ * head and the fold's count alone would not fit one, it is fitted anyway (shrinkage keeps it
+ * well posed), so the fold's scores are those of the heads the model has.
+ */
+function withProjectGaussian(state: DraState, trainN: readonly ValidationNormal[], projectNormals: number): DraState {
+  const dim = trainN[0]?.features.levels[0]?.c ?? 0;
+  if (state.gaussian || !state.settings.gaussianHead || !gaussianApplies(projectNormals, dim)) return state;
+  const fit = fitGaussianHead(
+    trainN.map((n) => n.features),
+    undefined,
+    projectNormals,
+  );
+  return { ...state, gaussian: fit.state, calibration: { ...state.calibration, gaussian: fit.calibration } };
+}
+
+/** Multiplies the supervised heads' contributions by `a`, and the total and its z with them. */
+function reweight(x: OutOfFoldScore, a: number, ref: { mean: number; std: number }): void {
+  const parts = splitParts(x.perHead, 0);
+  for (const h of Object.keys(x.perHead) as HeadName[]) if (!isUnsupervisedHead(h)) x.perHead[h]! *= a;
+  x.total = a * parts.supervised + parts.unsupervised;
+  x.z = (x.total - ref.mean) / ref.std;
+}
+
+/**
+ * Stand-ins for a defect kind nobody labelled, when two or more are: for each class, a model
+ * trained without it (and without one fold of normals) scores that class's defects and the
+ * held-out normals. Nothing when fewer than two classes are labelled.
+ */
+async function leaveOneClassOut(
+  normals: readonly ValidationNormal[],
+  anomalies: readonly ValidationAnomaly[],
+  plan: FoldPlan,
+  settings: TrainSettings,
+  opts: ValidateOptions,
+): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
+  const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
+  if (classes.length < 2) return [];
+  const scores: PartScore[] = [];
+  for (const [c, cls] of classes.entries()) {
+    throwIfAborted(opts.signal);
+    const f = c % plan.folds;
+    const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
+    const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
+    const trainA = anomalies.filter((a) => a.cls !== cls);
+    const heldA = anomalies.filter((a) => a.cls === cls);
+    const state = await trainFast(
+      {
+        normals: trainN.map((n) => n.features),
+        anomalies: trainA.map((a) => a.features),
+        pseudo: trainN.map((n) => n.pseudo),
+      },
+      { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
+      { signal: opts.signal },
+    ).then((st) => withProjectGaussian(st, trainN, normals.length));
+    const s = scoreFeatures(
+      state,
+      [...heldN, ...heldA].map((x) => x.features),
+    );
+    scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
+  }
+  return [{ kind: 'leave-one-class-out', scores }];
 }
 
 /** The numbers for a model manifest's metrics (flat, numbers only; method and notes go elsewhere). */

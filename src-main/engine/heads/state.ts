@@ -4,6 +4,7 @@
  */
 import type { FeatureMap, HeadName, TrainSettings } from '../types';
 import type { GlobalHeadState } from './global-head';
+import type { CombinationChoice } from '../select';
 
 /** Weights of the four DRA heads. Matrices are row-major [in, out]. */
 export interface DraWeights {
@@ -87,6 +88,11 @@ export interface DraState {
   gaussian?: GaussianState;
   /** The global head (settings.globalHead and at least one labelled defect). */
   global?: GlobalHeadState;
+  /**
+   * The supervised heads' weight chosen on the project's cross-validation (select.ts), with its
+   * evidence. Absent (trained without validation, or before it existed): weight 1.
+   */
+  combination?: CombinationChoice;
   /** Full mode only: fine-tuned backbone weights in the order of model.getWeights(). */
   backbone?: { name: string; shape: number[]; data: Float32Array }[];
 }

@@ -72,12 +72,20 @@ function cholesky(m: Matrix): Matrix {
   return chol.lowerTriangularMatrix;
 }
 
-/** Fits the Gaussian on the training normals. Call only when gaussianApplies. */
-export function fitGaussianHead(normals: readonly ImageFeatures[], shrink = GAUSSIAN_SHRINK): GaussianFit {
+/**
+ * Fits the Gaussian on the training normals. Call only when gaussianApplies to them, or to
+ * `projectNormals`: a cross-validation fold fits it on part of a project's normals whenever
+ * the project's model has one, so that its evidence is about the heads the model has.
+ */
+export function fitGaussianHead(
+  normals: readonly ImageFeatures[],
+  shrink = GAUSSIAN_SHRINK,
+  projectNormals = normals.length,
+): GaussianFit {
   const n = normals.length;
   const vecs = normals.map((f) => pooledVector(f.levels[0]));
   const dim = vecs[0]?.length ?? 0;
-  if (!gaussianApplies(n, dim)) {
+  if (n < 3 || !gaussianApplies(Math.max(n, projectNormals), dim)) {
     throw new EngineError(`The Gaussian head needs at least ${Math.max(3, dim)} normal images, got ${n}.`);
   }
   if (vecs.some((v) => v.length !== dim || !v.every(Number.isFinite))) {

@@ -16,6 +16,9 @@
  * head (whole-image classifier, heads/global-head.ts) add their z-scores (leave-one-out
  * calibration) times their weights under every rule; the global head's weight also grows with
  * the square root of the defects it learnt from (globalEvidence). Neither has a patch map.
+ * Under every rule the supervised heads (the paper's four and the global head) are then
+ * multiplied by the weight chosen on the project's own cross-validation (state.combination,
+ * select.ts; 1 when none was chosen).
  * perHead holds the values that add up to total (normality with a plus sign: it is
  * subtracted); raw holds the uncalibrated scores. The heatmap is the level-0 sum of the
  * patch heads' maps, scaled the same way (each patch map minus mean over std when calibrated,
@@ -52,6 +55,8 @@ export interface ScoreOptions {
   gaussianWeight?: number;
   /** Weight of the global head's z-score in the total (default settings.globalWeight, else 1). */
   globalWeight?: number;
+  /** Weight of the supervised heads (default state.combination's choice, else 1). */
+  supervisedWeight?: number;
   /** Images per forward pass. */
   batchSize?: number;
 }
@@ -179,6 +184,7 @@ export function scoreFeatures(
   const globalWeight =
     extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1) *
     (state.global ? globalEvidence(state.global) : 1);
+  const sup = opts.supervisedWeight ?? state.combination?.supervisedWeight ?? 1;
   const active = activeHeads(state.settings, state.hasSeen);
   const patchHeads = active.filter((x): x is 'seen' | 'pseudo' | 'residual' => x !== 'normality');
   const { h, w } = raw.maps;
@@ -189,13 +195,16 @@ export function scoreFeatures(
     for (const name of active) rawHeads[name] = raw[name][i];
     const perHead: Partial<Record<HeadName, number>> = {};
     for (const [name, v] of Object.entries(rawHeads) as [HeadName, number][]) {
-      perHead[name] = combine === 'calibrated' ? z(v, cal[name]) : v;
+      perHead[name] = sup * (combine === 'calibrated' ? z(v, cal[name]) : v);
     }
     const heat = new Float32Array(p);
+    // With the supervised heads off and no other map, their maps still show where to look.
+    const mapWeight = sup > 0 ? sup : knn?.patch ? 0 : 1;
     for (const name of patchHeads) {
       const m = raw.maps[name];
       const st = combine === 'calibrated' ? cal[name] : undefined;
-      for (let j = 0; j < p; j++) heat[j] += st ? (m[i * p + j] - st.mean) / st.std : m[i * p + j];
+      for (let j = 0; j < p; j++)
+        heat[j] += mapWeight * (st ? (m[i * p + j] - st.mean) / st.std : m[i * p + j]);
     }
     if (knn) {
       rawHeads.knn = knn.image[i];
@@ -217,7 +226,7 @@ export function scoreFeatures(
     }
     if (global) {
       rawHeads.global = global[i];
-      perHead.global = globalWeight * z(global[i], cal.global);
+      perHead.global = sup * globalWeight * z(global[i], cal.global);
     }
     const total =
       (perHead.global ?? 0) +

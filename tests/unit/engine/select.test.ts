@@ -1,0 +1,153 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { trainChosen } from '../../../src-main/engine/choose';
+import { scoreFeatures } from '../../../src-main/engine/infer';
+import {
+  chooseCombination,
+  pairedAucStandardError,
+  splitParts,
+  type PartScore,
+} from '../../../src-main/engine/select';
+import { resolveSettings } from '../../../src-main/engine/settings';
+import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
+import { Rng } from '../../../src-main/engine/util/rng';
+import { crossValidate, type ValidationAnomaly, type ValidationNormal } from '../../../src-main/engine/validate';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/**
+ * Scores whose unsupervised part separates defects by `unsupShift` standard deviations and
+ * whose supervised part by `supShift`, each with unit noise.
+ */
+function parts(seed: number, nGood: number, nDefect: number, supShift: number, unsupShift: number): PartScore[] {
+  const rng = new Rng(seed);
+  const gauss = () => {
+    const u = Math.max(1e-12, rng.next());
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+  };
+  return [
+    ...Array.from({ length: nGood }, () => ({ label: 0 as const, supervised: gauss(), unsupervised: gauss() })),
+    ...Array.from({ length: nDefect }, () => ({
+      label: 1 as const,
+      supervised: supShift + gauss(),
+      unsupervised: unsupShift + gauss(),
+    })),
+  ];
+}
+
+describe('chooseCombination', () => {
+  it('weighs the supervised heads in when they find the labelled kinds and do not cost the stand-ins', () => {
+    const c = chooseCombination({
+      seen: parts(1, 200, 40, 4, 1),
+      unseen: [{ kind: 'pseudo', scores: parts(2, 200, 100, 2, 1) }],
+    });
+    expect(c.supervisedWeight).toBeGreaterThan(0);
+    expect(c.candidates.every((x) => x.passesGuard)).toBe(true);
+  });
+
+  it('the guard: leans on the unsupervised heads when the supervised ones rank an unseen kind lower', () => {
+    const seen = parts(1, 200, 40, 4, 1);
+    // Stand-ins the supervised heads know nothing about: their part is noise there.
+    const c = chooseCombination({ seen, unseen: [{ kind: 'leave-one-class-out', scores: parts(3, 200, 100, 0, 2) }] });
+    expect(c.supervisedWeight).toBe(0);
+    expect(c.candidates.filter((x) => x.weight > 0).every((x) => !x.passesGuard)).toBe(true);
+    // Without that evidence the same seen kinds would have weighed them in.
+    expect(chooseCombination({ seen, unseen: [] }).supervisedWeight).toBeGreaterThan(0);
+  });
+
+  it('one labelled defect is no evidence: unsupervised only', () => {
+    const c = chooseCombination({ seen: parts(4, 50, 1, 10, 0), unseen: [] });
+    expect(c.supervisedWeight).toBe(0);
+    expect(c.standardError).toBeNull();
+    expect(c.nDefect).toBe(1);
+  });
+
+  it('a gain within one standard error is not taken', () => {
+    // Supervised part carries almost nothing; the unsupervised part alone is as good.
+    const c = chooseCombination({ seen: parts(5, 60, 5, 0.2, 2), unseen: [] });
+    expect(c.supervisedWeight).toBe(0);
+  });
+
+  it('no defect scored out of fold: unsupervised only, and says why', () => {
+    const c = chooseCombination({ seen: parts(6, 30, 0, 0, 0), unseen: [] });
+    expect(c.supervisedWeight).toBe(0);
+    expect(c.reason).toMatch(/no out-of-fold defect/);
+  });
+});
+
+describe('pairedAucStandardError', () => {
+  it('is 0 for a candidate against itself, positive between two, unbounded with one defect', () => {
+    const s = parts(7, 40, 8, 1, 1);
+    expect(pairedAucStandardError(s, 1, 1)).toBe(0);
+    expect(pairedAucStandardError(s, 0, 4)).toBeGreaterThan(0);
+    expect(pairedAucStandardError(parts(8, 40, 1, 1, 1), 0, 1)).toBe(Infinity);
+  });
+});
+
+describe('splitParts', () => {
+  it('adds the normality head with its minus sign to the supervised part', () => {
+    const p = splitParts({ seen: 1, pseudo: 2, residual: 3, normality: 4, global: 5, knn: 6, gaussian: 7 }, 1);
+    expect(p).toEqual({ label: 1, supervised: 1 + 2 + 3 - 4 + 5, unsupervised: 13 });
+  });
+});
+
+describe('trainChosen', () => {
+  const spec = { side: 4, channels: 6 };
+  function makeSet(seed: number, nGood: number, nDefect: number) {
+    const rng = new Rng(seed);
+    const normals: ValidationNormal[] = Array.from({ length: nGood }, (_, i) => {
+      const features = normalFeatures(rng, spec);
+      return { id: `g${i}`, features, pseudo: [withDefect(rng, features, { from: 2, to: 4 })] };
+    });
+    const anomalies: ValidationAnomaly[] = Array.from({ length: nDefect }, (_, i) => ({
+      id: `d${i}`,
+      cls: i % 2 ? 'crack' : 'scratch',
+      features: withDefect(rng, normalFeatures(rng, spec), { from: 0, to: 2 }),
+    }));
+    return { normals, anomalies };
+  }
+  const settings = resolveSettings({
+    seed: 3,
+    steps: 3,
+    batchNormals: 4,
+    batchAnomalies: 2,
+    residualReduce: 3,
+    residualWidth: 3,
+    normalityWidth: 4,
+    gaussianHead: false,
+  });
+
+  it('keeps the choice and its evidence (both stand-in kinds with two classes) and scores with it', async () => {
+    const { normals, anomalies } = makeSet(11, 12, 4);
+    const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 3 });
+    const c = state.combination!;
+    expect(validation?.combination).toEqual(c);
+    expect(c.candidates.map((x) => x.weight)).toContain(0);
+    expect(Object.keys(c.candidates[0].unseenAuc).sort()).toEqual(['leave-one-class-out', 'pseudo']);
+    // The out-of-fold scores (the threshold is set on them) are those of the chosen weight.
+    const plain = await crossValidate(normals, anomalies, settings, { folds: 3 });
+    for (const [id, x] of Object.entries(validation!.scores)) {
+      const p = splitParts(plain.scores[id].perHead, 0);
+      expect(x.total).toBeCloseTo(c.supervisedWeight * p.supervised + p.unsupervised, 4);
+    }
+    expect(validation!.notes.join(' ')).toMatch(new RegExp(`weight ${c.supervisedWeight}, chosen on these same`));
+    const feats = [...normals.slice(0, 3).map((n) => n.features), anomalies[0].features];
+    const s = scoreFeatures(state, feats);
+    const unsupOnly = scoreFeatures(state, feats, { supervisedWeight: 0 });
+    const full = scoreFeatures(state, feats, { supervisedWeight: 1 });
+    s.forEach((x, i) => {
+      const p = splitParts(full[i].perHead, 0);
+      expect(x.total).toBeCloseTo(c.supervisedWeight * p.supervised + p.unsupervised, 4);
+      expect(unsupOnly[i].total).toBeCloseTo(p.unsupervised, 4);
+    });
+  });
+
+  it('without folds: no choice, the fixed weights', async () => {
+    const { normals, anomalies } = makeSet(12, 10, 2);
+    const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 0 });
+    expect(state.combination).toBeUndefined();
+    expect(validation).toBeUndefined();
+  });
+});
