@@ -84,6 +84,8 @@ export const ManifestSchema = z.looseObject({
   metrics: z.record(z.string(), z.unknown()),
   /** Descriptive: a malformed one is dropped by the loader, not trusted (see loadModel). */
   validation: z.unknown().optional(),
+  /** Descriptive copy of state.combination (engine/select.ts). */
+  combination: z.unknown().optional(),
   files: z.record(fileName, z.looseObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: count })),
 });
 
@@ -151,6 +153,8 @@ function stateSchema<A extends z.ZodType>(arr: A) {
       })
       .optional(),
     backbone: z.array(z.looseObject({ name: z.string(), shape: z.array(count), data: arr })).optional(),
+    /** The supervised heads' weight chosen on the validation (engine/select.ts); its evidence is descriptive. */
+    combination: z.looseObject({ supervisedWeight: finite.min(0) }).optional(),
   });
 }
 

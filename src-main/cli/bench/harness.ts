@@ -11,6 +11,8 @@ import type { Dataset, DatasetItem, Setting } from '../../data/types';
 import { backboneIdOf, backboneSpecFor, RESNET50_ID } from '../../engine/backbone';
 import { FeatureSession, type PathFeatures } from '../../engine/feature-session';
 import { trainFast } from '../../engine/train';
+import { trainChosen } from '../../engine/choose';
+import { DEFAULT_VALIDATE_FOLDS } from '../../api/defaults';
 import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
 import { aucRoc, averagePrecision, headAnomalyScore, meanStd } from '../../engine/metrics';
 import type { FeatureMap, HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
@@ -36,6 +38,9 @@ export interface RunResult {
   perHead: Partial<Record<HeadName, number>>;
   /** Pixel AUROC of the heatmaps, when the data set has masks and the method a heatmap. */
   pixelAucRoc?: number;
+  /** swan: the supervised heads' weight its cross-validation chose (engine/select.ts). */
+  supervisedWeight?: number;
+  /** Training time; for swan it includes the cross-validation that chooses the weight. */
   trainSeconds: number;
   scoreSeconds: number;
   train: { normals: number; anomalies: number };
@@ -274,6 +279,7 @@ export class BenchDataset {
     let heatmaps: Heatmap[] | null = null;
     const perHead: Partial<Record<HeadName, number>> = {};
     let trainSeconds = 0;
+    let supervisedWeight: number | undefined;
     let t = performance.now();
     if (method === 'knn') {
       totals = knnBaselineScores(normals, testFeats);
@@ -288,10 +294,18 @@ export class BenchDataset {
       const settings = methodSettings(method, spec.overrides, seed);
       const pseudo = await this.pseudoFor(settings, trainNormals);
       t = performance.now();
-      const state = await trainFast(
-        { normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo },
-        settings,
-      );
+      // swan trains as the app's retrain does: with its cross-validation, which chooses the
+      // supervised heads' weight (engine/choose.ts); the paper's methods train alone.
+      const { state } =
+        method === 'swan'
+          ? await trainChosen(
+              trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
+              trainAnomalies.map((it) => ({ id: it.path, cls: it.cls ?? 'defect', features: this.feat(it)! })),
+              settings,
+              { folds: DEFAULT_VALIDATE_FOLDS },
+            )
+          : { state: await trainFast({ normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo }, settings) };
+      if (state.combination) supervisedWeight = state.combination.supervisedWeight;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
       const scores = scoreFeatures(state, testFeats);
@@ -311,6 +325,7 @@ export class BenchDataset {
       aucRoc: aucRoc(totals, labels),
       ap: averagePrecision(totals, labels),
       perHead,
+      ...(supervisedWeight !== undefined ? { supervisedWeight } : {}),
       trainSeconds,
       scoreSeconds: (performance.now() - t) / 1000,
       train: { normals: trainNormals.length, anomalies: trainAnomalies.length },
@@ -337,9 +352,10 @@ export class BenchDataset {
 function describeRun(dataset: string, spec: CaseSpec, run: RunResult): string {
   const cls = run.knownClass ? ` known=${run.knownClass}` : '';
   const px = run.pixelAucRoc === undefined ? '' : ` pixel ${run.pixelAucRoc.toFixed(4)}`;
+  const w = run.supervisedWeight === undefined ? '' : ` weight ${run.supervisedWeight}`;
   return (
     `${dataset} ${spec.setting} ${spec.shots}-shot ${spec.method} seed ${run.seed}${cls}: ` +
-    `AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)}${px} ` +
+    `AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)}${px}${w} ` +
     `(train ${run.train.normals}+${run.train.anomalies}, test ${run.test.normals}+${run.test.anomalies}, ` +
     `${run.trainSeconds.toFixed(1)} s)`
   );
