@@ -35,7 +35,7 @@ for (let seed = Number(startArg); seed < Number(startArg) + Number(seedsArg); se
       trainN.map((it, j) => ({ id: it.path, features: byPath.get(it.path)!.features!, pseudo: pool[j] })),
       split.trainAnomalies.map((it) => ({ id: it.path, cls: it.cls ?? 'defect', features: byPath.get(it.path)!.features! })),
       settings,
-      { folds: Number(foldsArg ?? 3) },
+      { folds: Number(foldsArg ?? 3), onlyToChoose: true },
     );
     const seconds = (performance.now() - t0) / 1000;
     const test = split.test.filter((it) => byPath.get(it.path)?.features);
@@ -56,8 +56,7 @@ for (let seed = Number(startArg); seed < Number(startArg) + Number(seedsArg); se
         chosenAuc: testAuc[c?.supervisedWeight ?? 1],
         knn,
         testAuc,
-        cv: c?.candidates.map((x) => [x.weight, x.seenAuc, x.unseenAuc, x.passesGuard]),
-        se: c?.standardError,
+        cv: c?.candidates.map((x) => [x.weight, x.seenAuc, x.unseenAuc, x.passesGuard, x.meanAuc]),
         reason: c?.reason,
         seconds,
       }),

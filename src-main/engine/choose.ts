@@ -11,11 +11,18 @@ import { trainFast } from './train';
 import type { FastTrainData } from './train';
 import { throwIfAborted } from './train/abort';
 import type { ProgressFn, TrainSettings } from './types';
+import { MIN_DEFECTS_TO_WEIGH, unsupervisedOnly } from './select';
 import { crossValidate, type ValidationAnomaly, type ValidationNormal, type ValidationResult } from './validate';
 
 export interface ChosenTrainOptions {
   /** K of the cross-validation (0: none, and no choice: the fixed weights of settings.ts). */
   folds: number;
+  /**
+   * Run the validation only where it can change the choice (the benchmark, which needs no
+   * held-out metrics): with fewer than MIN_DEFECTS_TO_WEIGH labelled defects the choice is
+   * unsupervised only whatever the folds say.
+   */
+  onlyToChoose?: boolean;
   onProgress?: ProgressFn;
   signal?: AbortSignal;
 }
@@ -42,6 +49,10 @@ export async function trainChosen(
   const state = await trainFast(data, settings, { onProgress: opts.onProgress, signal: opts.signal });
   const trainSeconds = (performance.now() - t0) / 1000;
   if (!(opts.folds > 0)) return { state, trainSeconds };
+  // (A model without an unsupervised head keeps weight 1: there is nothing to lean on.)
+  if (opts.onlyToChoose && anomalies.length < MIN_DEFECTS_TO_WEIGH && (state.knn || state.gaussian)) {
+    return { state: { ...state, combination: unsupervisedOnly(normals.length, anomalies.length) }, trainSeconds };
+  }
   const validation = await crossValidate(normals, anomalies, settings, {
     folds: opts.folds,
     onProgress: opts.onProgress,

@@ -7,11 +7,12 @@
  * pseudo defects (the paper's four and the global head); unsupervised: the distances to the
  * normals (kNN, Gaussian, PatchCore).
  *
- * Guard (unseen kinds): a candidate that ranks the stand-ins for unseen defects (defects of a
- * class left out of training, or pseudo anomalies of held-out normals) below the unsupervised
- * evidence alone is out. Among the others, the one-standard-error rule on the seen kinds: the
- * smallest a whose out-of-fold AUC is within one paired (DeLong) standard error of the best.
- * With a single labelled defect that error is unbounded, so the choice is a = 0.
+ * Evidence, all out of fold: seen kinds (held-out labelled defects against held-out normals)
+ * and stand-ins for unseen kinds (defects of a class left out of training, when two or more
+ * are labelled; pseudo anomalies of held-out normals). Guard: a candidate that ranks some
+ * stand-in kind below the unsupervised part alone is out. Of the rest, the one with the best
+ * mean AUC over seen kinds and stand-ins wins, the smaller weight on a tie. With one labelled
+ * defect there is no evidence about the supervised heads: a = 0.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -61,18 +62,18 @@ export interface CandidateEvidence {
   seenAuc: number | null;
   /** AUC-ROC per stand-in kind. */
   unseenAuc: Partial<Record<StandInKind, number>>;
+  /** Mean of the seen AUC and the stand-in AUCs: what the choice maximises. */
+  meanAuc: number | null;
   /** False when it ranks some stand-in kind below the unsupervised part alone. */
   passesGuard: boolean;
 }
 
+const RULE = 'best mean AUC over seen kinds and stand-ins, unseen-kind guard';
+
 /** What a model keeps of the choice (state.combination and the manifest): the weight and why. */
 export interface CombinationChoice {
-  rule: 'one-standard-error, unseen-kind guard';
+  rule: typeof RULE;
   supervisedWeight: number;
-  /** Standard error of the seen AUC's difference to the best candidate (null: not estimable). */
-  standardError: number | null;
-  /** Seen AUC of the best candidate that passes the guard. */
-  bestWeight: number | null;
   candidates: CandidateEvidence[];
   nGood: number;
   nDefect: number;
@@ -91,38 +92,21 @@ function aucOrNull(scores: readonly PartScore[], a: number): number | null {
 }
 
 /**
- * DeLong's structural components of each candidate's AUC on one set of scores: per defect,
- * the share of normals it outranks (ties count half), and per normal, the share of defects
- * outranking it.
+ * Below this many labelled defects the supervised heads cannot be weighed: the one defect is
+ * scored out of fold by a model that trained on no defect at all.
  */
-function structural(scores: readonly PartScore[], a: number): { v10: number[]; v01: number[] } {
-  const total = totalOf(a);
-  const pos = scores.filter((s) => s.label === 1).map(total);
-  const neg = scores.filter((s) => s.label === 0).map(total);
-  const psi = (x: number, y: number) => (x > y ? 1 : x === y ? 0.5 : 0);
-  const v10 = pos.map((x) => neg.reduce((acc, y) => acc + psi(x, y), 0) / neg.length);
-  const v01 = neg.map((y) => pos.reduce((acc, x) => acc + psi(x, y), 0) / pos.length);
-  return { v10, v01 };
-}
+export const MIN_DEFECTS_TO_WEIGH = 2;
 
-function variance(d: readonly number[]): number {
-  const m = d.reduce((s, x) => s + x, 0) / d.length;
-  return d.reduce((s, x) => s + (x - m) ** 2, 0) / (d.length - 1);
-}
-
-/**
- * Standard error of AUC(a) - AUC(b) on the same images (DeLong, Clarke-Pearson 1988);
- * Infinity with fewer than two defects or two normals, where it cannot be estimated.
- */
-export function pairedAucStandardError(scores: readonly PartScore[], a: number, b: number): number {
-  const nPos = scores.filter((s) => s.label === 1).length;
-  const nNeg = scores.length - nPos;
-  if (nPos < 2 || nNeg < 2) return Infinity;
-  const sa = structural(scores, a);
-  const sb = structural(scores, b);
-  const d10 = sa.v10.map((x, i) => x - sb.v10[i]);
-  const d01 = sa.v01.map((x, i) => x - sb.v01[i]);
-  return Math.sqrt(variance(d10) / nPos + variance(d01) / nNeg);
+/** The choice when the labels cannot weigh the supervised heads (no validation needed). */
+export function unsupervisedOnly(nGood: number, nDefect: number): CombinationChoice {
+  return {
+    rule: RULE,
+    supervisedWeight: 0,
+    candidates: [],
+    nGood,
+    nDefect,
+    reason: `${nDefect} labelled defect(s): too few to estimate what the supervised heads add, so unsupervised only`,
+  };
 }
 
 export function chooseCombination(
@@ -140,49 +124,27 @@ export function chooseCombination(
       unseenAuc[u.kind] = auc;
       if (auc < reference.get(u.kind)!) passesGuard = false;
     }
-    return { weight, seenAuc: aucOrNull(ev.seen, weight), unseenAuc, passesGuard };
+    const seenAuc = aucOrNull(ev.seen, weight);
+    const all = seenAuc === null ? [] : [seenAuc, ...Object.values(unseenAuc)];
+    const meanAuc = all.length ? all.reduce((x, y) => x + y, 0) / all.length : null;
+    return { weight, seenAuc, unseenAuc, meanAuc, passesGuard };
   });
   const nDefect = ev.seen.filter((s) => s.label === 1).length;
   const nGood = ev.seen.length - nDefect;
-  const base = { rule: 'one-standard-error, unseen-kind guard' as const, candidates, nGood, nDefect };
-  const allowed = candidates.filter((c) => c.passesGuard && c.seenAuc !== null);
-  if (allowed.length === 0) {
-    return {
-      ...base,
-      supervisedWeight: 0,
-      standardError: null,
-      bestWeight: null,
-      reason: 'no out-of-fold defect score to weigh the supervised heads by: unsupervised only',
-    };
-  }
-  // The best allowed candidate; on a tie, the one leaning more on the unsupervised part.
-  const best = allowed.reduce((b, c) => (c.seenAuc! > b.seenAuc! ? c : b));
-  for (const c of allowed) {
-    if (c.weight >= best.weight) break;
-    const se = pairedAucStandardError(ev.seen, best.weight, c.weight);
-    if (best.seenAuc! - c.seenAuc! <= se) {
-      return {
-        ...base,
-        supervisedWeight: c.weight,
-        standardError: Number.isFinite(se) ? se : null,
-        bestWeight: best.weight,
-        reason:
-          c.weight === 0
-            ? `the supervised heads' gain on the labelled kinds (${fmt(best.seenAuc! - c.seenAuc!)}) is within one standard error (${Number.isFinite(se) ? fmt(se) : 'not estimable with fewer than 2 defects'}): unsupervised only`
-            : `weight ${c.weight} is within one standard error of the best (${best.weight})`,
-      };
-    }
-  }
+  if (nDefect < MIN_DEFECTS_TO_WEIGH) return { ...unsupervisedOnly(nGood, nDefect), candidates };
+  const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
+  // Weight 0 always passes (it is the reference), so `allowed` is never empty here.
+  // On a tie the smaller weight wins: it leans on the unsupervised part.
+  const best = allowed.reduce((b, c) => (c.meanAuc! > b.meanAuc! ? c : b));
   const excluded = candidates.filter((c) => !c.passesGuard).map((c) => c.weight);
   return {
-    ...base,
+    rule: RULE,
     supervisedWeight: best.weight,
-    standardError: null,
-    bestWeight: best.weight,
+    candidates,
+    nGood,
+    nDefect,
     reason:
-      (best.weight === allowed[0].weight
-        ? `weight ${best.weight} ranks the labelled kinds best`
-        : `weight ${best.weight} ranks the labelled kinds best, more than one standard error above every smaller weight`) +
+      `weight ${best.weight} ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(allowed[0].meanAuc!)})` +
       (excluded.length
         ? `; weight ${excluded.join(', ')} ranked stand-ins for unseen kinds below the unsupervised heads alone`
         : ''),

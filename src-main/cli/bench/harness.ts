@@ -302,7 +302,7 @@ export class BenchDataset {
               trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
               trainAnomalies.map((it) => ({ id: it.path, cls: it.cls ?? 'defect', features: this.feat(it)! })),
               settings,
-              { folds: DEFAULT_VALIDATE_FOLDS },
+              { folds: DEFAULT_VALIDATE_FOLDS, onlyToChoose: true },
             )
           : { state: await trainFast({ normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo }, settings) };
       if (state.combination) supervisedWeight = state.combination.supervisedWeight;

@@ -4,7 +4,6 @@ import { trainChosen } from '../../../src-main/engine/choose';
 import { scoreFeatures } from '../../../src-main/engine/infer';
 import {
   chooseCombination,
-  pairedAucStandardError,
   splitParts,
   type PartScore,
 } from '../../../src-main/engine/select';
@@ -60,29 +59,18 @@ describe('chooseCombination', () => {
   it('one labelled defect is no evidence: unsupervised only', () => {
     const c = chooseCombination({ seen: parts(4, 50, 1, 10, 0), unseen: [] });
     expect(c.supervisedWeight).toBe(0);
-    expect(c.standardError).toBeNull();
     expect(c.nDefect).toBe(1);
   });
 
-  it('a gain within one standard error is not taken', () => {
-    // Supervised part carries almost nothing; the unsupervised part alone is as good.
-    const c = chooseCombination({ seen: parts(5, 60, 5, 0.2, 2), unseen: [] });
+  it('a supervised part that adds only noise is left out', () => {
+    const c = chooseCombination({ seen: parts(5, 200, 40, 0, 2), unseen: [] });
     expect(c.supervisedWeight).toBe(0);
   });
 
   it('no defect scored out of fold: unsupervised only, and says why', () => {
     const c = chooseCombination({ seen: parts(6, 30, 0, 0, 0), unseen: [] });
     expect(c.supervisedWeight).toBe(0);
-    expect(c.reason).toMatch(/no out-of-fold defect/);
-  });
-});
-
-describe('pairedAucStandardError', () => {
-  it('is 0 for a candidate against itself, positive between two, unbounded with one defect', () => {
-    const s = parts(7, 40, 8, 1, 1);
-    expect(pairedAucStandardError(s, 1, 1)).toBe(0);
-    expect(pairedAucStandardError(s, 0, 4)).toBeGreaterThan(0);
-    expect(pairedAucStandardError(parts(8, 40, 1, 1, 1), 0, 1)).toBe(Infinity);
+    expect(c.reason).toMatch(/too few/);
   });
 });
 
@@ -142,6 +130,15 @@ describe('trainChosen', () => {
       expect(x.total).toBeCloseTo(c.supervisedWeight * p.supervised + p.unsupervised, 4);
       expect(unsupOnly[i].total).toBeCloseTo(p.unsupervised, 4);
     });
+  });
+
+  it('one labelled defect and no metrics wanted: unsupervised only, without a validation', async () => {
+    const { normals, anomalies } = makeSet(13, 10, 1);
+    const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 3, onlyToChoose: true });
+    expect(validation).toBeUndefined();
+    expect(state.combination).toMatchObject({ supervisedWeight: 0, nDefect: 1 });
+    const s = scoreFeatures(state, [anomalies[0].features]);
+    expect(s[0].total).toBeCloseTo(s[0].perHead.knn!, 6);
   });
 
   it('without folds: no choice, the fixed weights', async () => {
