@@ -29,7 +29,7 @@ const inputOption = () =>
 
 // The engine's BACKBONE_NAMES (not imported: that module loads TF.js at start-up).
 const backboneOption = (what: string) =>
-  new Option('--backbone <name>', what).choices(['mobilenet', 'resnet50']);
+  new Option('--backbone <name>', what).choices(['mobilenet', 'resnet50', 'resnet18']);
 
 // Each command's module is imported when it runs: a command loads only what it needs (the
 // report's PDF and SQLite code cost a `swan train` about 0.3 s of start-up otherwise).
@@ -51,9 +51,9 @@ export function buildProgram(): Command {
     .option('--known-class <class>', 'hard setting: the labelled anomaly class')
     .addOption(inputOption())
     .addOption(
-      backboneOption('mobilenet (fast, default) or resnet50 (ResNet-50 v2 stages 1-3, accurate)').default(
-        'mobilenet',
-      ),
+      backboneOption(
+        "mobilenet (fast, default), resnet50 (ResNet-50 v2 stages 1-3, accurate) or resnet18 (the paper's; weights you supply, SWAN_RESNET18_DIR)",
+      ).default('mobilenet'),
     )
     .addOption(
       new Option('--mode <mode>', 'fast: frozen backbone; full: fine-tune (native TF only)')

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../../engine/backend';
 import { detectGpu, fullModeSupport } from '../../engine/capabilities';
-import { defaultBackboneSpec, readModelArtifacts, repoRoot } from '../../engine/backbone';
+import { backboneSpecFor, readModelArtifacts } from '../../engine/backbone';
 import { defaultCacheDir } from '../../engine/features/cache';
 
 const require = createRequire(import.meta.url);
@@ -51,7 +51,7 @@ async function checkLayersFolder(dir: string): Promise<string> {
   }
 }
 
-/** ResNet-50 v2 (helper "resnet"'s loader): one .npy file per tensor under weights/. */
+/** ResNet-50 v2: one .npy file per tensor under weights/ (backbone/resnet50-net.ts). */
 async function checkNpyFolder(dir: string): Promise<string> {
   const weights = path.join(dir, 'weights');
   if (!existsSync(weights)) return `not found (no weights/ in ${dir})`;
@@ -61,23 +61,23 @@ async function checkNpyFolder(dir: string): Promise<string> {
 }
 
 async function checkBackbones(): Promise<BackboneCheck[]> {
-  const shared = path.resolve(repoRoot(), '..', 'shared', 'models');
-  const where = (env: string, name: string) =>
-    process.env[env]
-      ? { dir: path.resolve(process.env[env]!), from: env }
-      : { dir: path.join(shared, name), from: '../shared/models' };
-  const mobilenet = defaultBackboneSpec();
-  const out: BackboneCheck[] = [
-    {
-      id: mobilenet.id,
-      dir: mobilenet.modelDir,
-      from: process.env.SWAN_BACKBONE_DIR ? 'SWAN_BACKBONE_DIR' : '../shared/models',
-      status: await checkLayersFolder(mobilenet.modelDir),
-    },
+  // The folders the engine itself would load (backbone/index.ts backboneSpecFor).
+  const backbones: { name: string; env: string; check: (dir: string) => Promise<string> }[] = [
+    { name: 'mobilenet', env: 'SWAN_BACKBONE_DIR', check: checkLayersFolder },
+    { name: 'resnet50', env: 'SWAN_RESNET50_DIR', check: checkNpyFolder },
+    { name: 'resnet18', env: 'SWAN_RESNET18_DIR', check: checkLayersFolder },
   ];
-  const resnet50 = where('SWAN_RESNET50_DIR', 'resnet50_v2_imagenet');
-  out.push({ id: 'resnet50_v2', ...resnet50, status: await checkNpyFolder(resnet50.dir) });
-  return out;
+  return Promise.all(
+    backbones.map(async (b) => {
+      const spec = backboneSpecFor(b.name);
+      return {
+        id: spec.id,
+        dir: spec.modelDir,
+        from: process.env[b.env] ? b.env : '../shared/models',
+        status: await b.check(spec.modelDir),
+      };
+    }),
+  );
 }
 
 /** Optional (ResNet-50 inference); a variable so that type checking does not require it. */

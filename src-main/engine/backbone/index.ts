@@ -7,7 +7,7 @@ import type { BackboneSpec } from '../types';
 import { EngineError } from '../types';
 import type { Backbone } from './backbone';
 import { loadMobilenet } from './mobilenet';
-import { loadResnet18, RESNET18_ID } from './resnet18';
+import { loadResnet18, RESNET18_FEATURE_LAYER, RESNET18_ID } from './resnet18';
 import { findPackageRoot } from '../util/package-root';
 import { assertModelDir, weightsIdentity } from './fs-io';
 import { loadResnet50 } from './resnet50';
@@ -87,7 +87,11 @@ export function backboneWeightsIdentity(spec: BackboneSpec): Promise<string> {
 }
 
 /** Backbone names a user types (CLI, settings), by engine id. */
-export const BACKBONE_NAMES = { mobilenet: MOBILENET_ID, resnet50: RESNET50_ID } as const;
+export const BACKBONE_NAMES = {
+  mobilenet: MOBILENET_ID,
+  resnet50: RESNET50_ID,
+  resnet18: RESNET18_ID,
+} as const;
 export type BackboneName = keyof typeof BACKBONE_NAMES;
 
 /** The engine id of a user-facing name ('mobilenet', 'resnet50') or of an id itself. */
@@ -96,6 +100,22 @@ export function backboneIdOf(name: string): string {
   if (byName) return byName;
   if ((Object.values(BACKBONE_NAMES) as string[]).includes(name) || name === RESNET18_ID) return name;
   throw new EngineError(`Unknown backbone '${name}' (choose ${Object.keys(BACKBONE_NAMES).join(' or ')})`);
+}
+
+/**
+ * ResNet-18 up to layer4, the paper's backbone. No weights ship with the app: it is selectable
+ * (`--backbone resnet18`) once its ImageNet weights are in a TF.js layers folder named as in
+ * resnet18.ts (converted from torchvision): $SWAN_RESNET18_DIR, else ../shared/models/resnet18.
+ * Without them, loading says which folder it looked in.
+ */
+export const RESNET18_DIR_NAME = 'resnet18';
+
+export function resnet18Spec(inputSize = 224, featureLayer: string = RESNET18_FEATURE_LAYER): BackboneSpec {
+  const modelDir =
+    process.env.SWAN_RESNET18_DIR ?? path.resolve(repoRoot(), '..', 'shared', 'models', RESNET18_DIR_NAME);
+  // Pooled for the global head one stage earlier, as for the other backbones.
+  const pooledLayer = featureLayer === RESNET18_FEATURE_LAYER ? 'layer3' : undefined;
+  return { id: RESNET18_ID, modelDir, featureLayer, inputSize, ...(pooledLayer ? { pooledLayer } : {}) };
 }
 
 /**
@@ -136,6 +156,10 @@ export function backboneSpecFor(
 ): BackboneSpec {
   const id = backboneIdOf(backbone);
   if (id === RESNET50_ID) return resnet50Spec(opts.inputSize, opts.featureLayer, opts.tapLayers);
+  if (id === RESNET18_ID) {
+    const spec = resnet18Spec(opts.inputSize, opts.featureLayer);
+    return opts.tapLayers && opts.tapLayers.length > 0 ? { ...spec, tapLayers: opts.tapLayers } : spec;
+  }
   if (id !== MOBILENET_ID)
     throw new EngineError(`Backbone '${id}' has no default folder: give a BackboneSpec`);
   const spec = defaultBackboneSpec(opts.inputSize, opts.featureLayer);

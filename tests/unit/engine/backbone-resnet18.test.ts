@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src-main/engine/backend';
 import {
+  backboneSpecFor,
   backboneFromModel,
   buildResnet18,
   fileSystemSaver,
@@ -102,6 +103,32 @@ describe('ResNet-18 backbone (random weights)', () => {
     expect(maxAbsDiff(b224, ref) / scale).toBeLessThan(1e-4);
     tf.dispose([x224, x448, a224, b224, a448, ref]);
     loaded.dispose();
+  });
+
+  it('is selectable by name once its weights folder exists (SWAN_RESNET18_DIR), and says where it looked when not', async () => {
+    const saved = path.join(dir, 'resnet18-selectable');
+    await model.save(fileSystemSaver(saved));
+    const before = process.env.SWAN_RESNET18_DIR;
+    try {
+      process.env.SWAN_RESNET18_DIR = saved;
+      const spec = backboneSpecFor('resnet18', { inputSize: 224 });
+      expect(spec).toMatchObject({
+        id: RESNET18_ID,
+        modelDir: saved,
+        featureLayer: 'layer4',
+        pooledLayer: 'layer3',
+      });
+      const bb = await loadBackbone(spec);
+      expect(bb).toMatchObject({ channels: 512, stride: 32 });
+      bb.dispose();
+      process.env.SWAN_RESNET18_DIR = path.join(dir, 'absent');
+      await expect(loadBackbone(backboneSpecFor('resnet18'))).rejects.toThrow(
+        /resnet18: model folder not found \(looked in .*absent\)/,
+      );
+    } finally {
+      if (before === undefined) delete process.env.SWAN_RESNET18_DIR;
+      else process.env.SWAN_RESNET18_DIR = before;
+    }
   });
 
   it('refuses a model.json whose layers do not match ResNet-18', async () => {
