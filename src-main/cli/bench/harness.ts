@@ -300,11 +300,20 @@ export class BenchDataset {
         method === 'swan'
           ? await trainChosen(
               trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
-              trainAnomalies.map((it) => ({ id: it.path, cls: it.cls ?? 'defect', features: this.feat(it)! })),
+              trainAnomalies.map((it) => ({
+                id: it.path,
+                cls: it.cls ?? 'defect',
+                features: this.feat(it)!,
+              })),
               settings,
               { folds: DEFAULT_VALIDATE_FOLDS, onlyToChoose: true },
             )
-          : { state: await trainFast({ normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo }, settings) };
+          : {
+              state: await trainFast(
+                { normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo },
+                settings,
+              ),
+            };
       if (state.combination) supervisedWeight = state.combination.supervisedWeight;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();

@@ -1,6 +1,7 @@
 /**
  * The benchmark's methods, each named for what runs:
- * - `swan`: the product default (DEFAULT_SETTINGS, whatever it is at the commit).
+ * - `swan`: the product default as the app trains it (DEFAULT_SETTINGS and the cross-validated
+ *   choice of engine/choose.ts, whatever they are at the commit).
  * - `dra`: the paper's DRA, its four heads summed (seen + pseudo + residual - normality), no
  *   head beyond the paper, random normals in every batch.
  * - `devnet`: the seen head alone (DevNet's deviation network on the frozen features).
