@@ -33,7 +33,11 @@ for (let seed = Number(startArg); seed < Number(startArg) + Number(seedsArg); se
     const t0 = performance.now();
     const chosen = await trainChosen(
       trainN.map((it, j) => ({ id: it.path, features: byPath.get(it.path)!.features!, pseudo: pool[j] })),
-      split.trainAnomalies.map((it) => ({ id: it.path, cls: it.cls ?? 'defect', features: byPath.get(it.path)!.features! })),
+      split.trainAnomalies.map((it) => ({
+        id: it.path,
+        cls: it.cls ?? 'defect',
+        features: byPath.get(it.path)!.features!,
+      })),
       settings,
       { folds: Number(foldsArg ?? 3), onlyToChoose: true },
     );
@@ -45,13 +49,26 @@ for (let seed = Number(startArg); seed < Number(startArg) + Number(seedsArg); se
       splitParts(s.perHead, labels[i] as 0 | 1),
     );
     const testAuc = Object.fromEntries(
-      CANDIDATE_WEIGHTS.map((a) => [a, aucRoc(parts.map((p) => a * p.supervised + p.unsupervised), labels)]),
+      CANDIDATE_WEIGHTS.map((a) => [
+        a,
+        aucRoc(
+          parts.map((p) => a * p.supervised + p.unsupervised),
+          labels,
+        ),
+      ]),
     );
     const c = chosen.state.combination;
-    const knn = aucRoc(knnBaselineScores(chosen.state.knn ? trainN.map((it) => byPath.get(it.path)!.features!) : [], feats), labels);
+    const knn = aucRoc(
+      knnBaselineScores(chosen.state.knn ? trainN.map((it) => byPath.get(it.path)!.features!) : [], feats),
+      labels,
+    );
     console.log(
       JSON.stringify({
-        dataset: ds.name, setting, shots: Number(shotsArg), seed, knownClass,
+        dataset: ds.name,
+        setting,
+        shots: Number(shotsArg),
+        seed,
+        knownClass,
         chosen: c?.supervisedWeight ?? null,
         chosenAuc: testAuc[c?.supervisedWeight ?? 1],
         knn,

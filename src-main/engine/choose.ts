@@ -8,11 +8,16 @@
 import { performance } from 'node:perf_hooks';
 import type { DraState } from './heads/state';
 import { trainFast } from './train';
-import type { FastTrainData } from './train';
 import { throwIfAborted } from './train/abort';
 import type { ProgressFn, TrainSettings } from './types';
 import { MIN_DEFECTS_TO_WEIGH, unsupervisedOnly } from './select';
-import { crossValidate, type ValidationAnomaly, type ValidationNormal, type ValidationResult } from './validate';
+import {
+  crossValidate,
+  trainingData,
+  type ValidationAnomaly,
+  type ValidationNormal,
+  type ValidationResult,
+} from './validate';
 
 export interface ChosenTrainOptions {
   /** K of the cross-validation (0: none, and no choice: the fixed weights of settings.ts). */
@@ -40,18 +45,19 @@ export async function trainChosen(
   settings: TrainSettings,
   opts: ChosenTrainOptions,
 ): Promise<ChosenModel> {
-  const data: FastTrainData = {
-    normals: normals.map((n) => n.features),
-    anomalies: anomalies.map((a) => a.features),
-    pseudo: normals.map((n) => n.pseudo),
-  };
   const t0 = performance.now();
-  const state = await trainFast(data, settings, { onProgress: opts.onProgress, signal: opts.signal });
+  const state = await trainFast(trainingData(normals, anomalies), settings, {
+    onProgress: opts.onProgress,
+    signal: opts.signal,
+  });
   const trainSeconds = (performance.now() - t0) / 1000;
   if (!(opts.folds > 0)) return { state, trainSeconds };
   // (A model without an unsupervised head keeps weight 1: there is nothing to lean on.)
   if (opts.onlyToChoose && anomalies.length < MIN_DEFECTS_TO_WEIGH && (state.knn || state.gaussian)) {
-    return { state: { ...state, combination: unsupervisedOnly(normals.length, anomalies.length) }, trainSeconds };
+    return {
+      state: { ...state, combination: unsupervisedOnly(normals.length, anomalies.length) },
+      trainSeconds,
+    };
   }
   const validation = await crossValidate(normals, anomalies, settings, {
     folds: opts.folds,

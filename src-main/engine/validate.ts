@@ -124,6 +124,18 @@ export interface ValidationResult {
  */
 export const STAND_INS_PER_FOLD = 64;
 
+/** What trainFast reads, from labelled images with their pseudo-anomaly variants. */
+export function trainingData(
+  normals: readonly ValidationNormal[],
+  anomalies: readonly ValidationAnomaly[],
+): FastTrainData {
+  return {
+    normals: normals.map((n) => n.features),
+    anomalies: anomalies.map((a) => a.features),
+    pseudo: normals.map((n) => n.pseudo),
+  };
+}
+
 /** Seed of fold f: derived from the model seed only, so the same seed gives the same folds and models. */
 export function foldSeed(seed: number, fold: number): number {
   return (Math.imul((seed ^ 0x2545f491) >>> 0, 0x9e3779b1) ^ Math.imul(fold + 1, 0x85ebca6b)) >>> 1;
@@ -232,11 +244,7 @@ export async function crossValidate(
     const trainA = anomalies.filter((_, i) => plan.anomalyFold[i] !== f);
     const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
     const heldA = anomalies.filter((_, i) => plan.anomalyFold[i] === f);
-    const data: FastTrainData = {
-      normals: trainN.map((n) => n.features),
-      anomalies: trainA.map((a) => a.features),
-      pseudo: trainN.map((n) => n.pseudo),
-    };
+    const data = trainingData(trainN, trainA);
     let state: DraState;
     try {
       state = await trainFast(
@@ -386,7 +394,11 @@ export async function crossValidate(
  * head and the fold's count alone would not fit one, it is fitted anyway (shrinkage keeps it
  * well posed), so the fold's scores are those of the heads the model has.
  */
-function withProjectGaussian(state: DraState, trainN: readonly ValidationNormal[], projectNormals: number): DraState {
+function withProjectGaussian(
+  state: DraState,
+  trainN: readonly ValidationNormal[],
+  projectNormals: number,
+): DraState {
   const dim = trainN[0]?.features.levels[0]?.c ?? 0;
   if (state.gaussian || !state.settings.gaussianHead || !gaussianApplies(projectNormals, dim)) return state;
   const fit = fitGaussianHead(
@@ -428,11 +440,7 @@ async function leaveOneClassOut(
     const trainA = anomalies.filter((a) => a.cls !== cls);
     const heldA = anomalies.filter((a) => a.cls === cls);
     const state = await trainFast(
-      {
-        normals: trainN.map((n) => n.features),
-        anomalies: trainA.map((a) => a.features),
-        pseudo: trainN.map((n) => n.pseudo),
-      },
+      trainingData(trainN, trainA),
       { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
       { signal: opts.signal },
     ).then((st) => withProjectGaussian(st, trainN, normals.length));

@@ -74,7 +74,8 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
       console.log(`held-out metrics not measured (${v.folds > 0 ? how : 'no folds'})`);
     }
     for (const n of v.notes) console.log(`  note: ${n}`);
-    if (v.combination) console.log(`supervised heads' weight ${v.combination.supervisedWeight}: ${v.combination.reason}`);
+    if (v.combination)
+      console.log(`supervised heads' weight ${v.combination.supervisedWeight}: ${v.combination.reason}`);
   }
   console.log(
     `seconds: features ${s.features.toFixed(2)}, train ${s.train.toFixed(2)}` +

@@ -2,15 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainChosen } from '../../../src-main/engine/choose';
 import { scoreFeatures } from '../../../src-main/engine/infer';
-import {
-  chooseCombination,
-  splitParts,
-  type PartScore,
-} from '../../../src-main/engine/select';
+import { chooseCombination, splitParts, type PartScore } from '../../../src-main/engine/select';
 import { resolveSettings } from '../../../src-main/engine/settings';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
 import { Rng } from '../../../src-main/engine/util/rng';
-import { crossValidate, type ValidationAnomaly, type ValidationNormal } from '../../../src-main/engine/validate';
+import {
+  crossValidate,
+  type ValidationAnomaly,
+  type ValidationNormal,
+} from '../../../src-main/engine/validate';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -20,14 +20,24 @@ beforeAll(async () => {
  * Scores whose unsupervised part separates defects by `unsupShift` standard deviations and
  * whose supervised part by `supShift`, each with unit noise.
  */
-function parts(seed: number, nGood: number, nDefect: number, supShift: number, unsupShift: number): PartScore[] {
+function parts(
+  seed: number,
+  nGood: number,
+  nDefect: number,
+  supShift: number,
+  unsupShift: number,
+): PartScore[] {
   const rng = new Rng(seed);
   const gauss = () => {
     const u = Math.max(1e-12, rng.next());
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
   };
   return [
-    ...Array.from({ length: nGood }, () => ({ label: 0 as const, supervised: gauss(), unsupervised: gauss() })),
+    ...Array.from({ length: nGood }, () => ({
+      label: 0 as const,
+      supervised: gauss(),
+      unsupervised: gauss(),
+    })),
     ...Array.from({ length: nDefect }, () => ({
       label: 1 as const,
       supervised: supShift + gauss(),
@@ -49,7 +59,10 @@ describe('chooseCombination', () => {
   it('the guard: leans on the unsupervised heads when the supervised ones rank an unseen kind lower', () => {
     const seen = parts(1, 200, 40, 4, 1);
     // Stand-ins the supervised heads know nothing about: their part is noise there.
-    const c = chooseCombination({ seen, unseen: [{ kind: 'leave-one-class-out', scores: parts(3, 200, 100, 0, 2) }] });
+    const c = chooseCombination({
+      seen,
+      unseen: [{ kind: 'leave-one-class-out', scores: parts(3, 200, 100, 0, 2) }],
+    });
     expect(c.supervisedWeight).toBe(0);
     expect(c.candidates.filter((x) => x.weight > 0).every((x) => !x.passesGuard)).toBe(true);
     // Without that evidence the same seen kinds would have weighed them in.
@@ -76,7 +89,10 @@ describe('chooseCombination', () => {
 
 describe('splitParts', () => {
   it('adds the normality head with its minus sign to the supervised part', () => {
-    const p = splitParts({ seen: 1, pseudo: 2, residual: 3, normality: 4, global: 5, knn: 6, gaussian: 7 }, 1);
+    const p = splitParts(
+      { seen: 1, pseudo: 2, residual: 3, normality: 4, global: 5, knn: 6, gaussian: 7 },
+      1,
+    );
     expect(p).toEqual({ label: 1, supervised: 1 + 2 + 3 - 4 + 5, unsupervised: 13 });
   });
 });
@@ -120,7 +136,9 @@ describe('trainChosen', () => {
       const p = splitParts(plain.scores[id].perHead, 0);
       expect(x.total).toBeCloseTo(c.supervisedWeight * p.supervised + p.unsupervised, 4);
     }
-    expect(validation!.notes.join(' ')).toMatch(new RegExp(`weight ${c.supervisedWeight}, chosen on these same`));
+    expect(validation!.notes.join(' ')).toMatch(
+      new RegExp(`weight ${c.supervisedWeight}, chosen on these same`),
+    );
     const feats = [...normals.slice(0, 3).map((n) => n.features), anomalies[0].features];
     const s = scoreFeatures(state, feats);
     const unsupOnly = scoreFeatures(state, feats, { supervisedWeight: 0 });
@@ -134,7 +152,10 @@ describe('trainChosen', () => {
 
   it('one labelled defect and no metrics wanted: unsupervised only, without a validation', async () => {
     const { normals, anomalies } = makeSet(13, 10, 1);
-    const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 3, onlyToChoose: true });
+    const { state, validation } = await trainChosen(normals, anomalies, settings, {
+      folds: 3,
+      onlyToChoose: true,
+    });
     expect(validation).toBeUndefined();
     expect(state.combination).toMatchObject({ supervisedWeight: 0, nDefect: 1 });
     const s = scoreFeatures(state, [anomalies[0].features]);
