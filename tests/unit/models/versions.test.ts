@@ -85,6 +85,19 @@ async function craftZip(
 
 const listModelsDir = (project: string) => readdirSync(join(project, 'models')).sort();
 
+/** The import is refused with `message`, and nothing is written: no folder (temporary or not), no row. */
+async function expectImportRefused(api: ApiService, project: string, file: string, message: RegExp) {
+  const r = await api.call('models.import', { file, activate: true });
+  expect(r.ok, file).toBe(false);
+  if (!r.ok) {
+    expect(r.error.code).toBe('invalid_input');
+    expect(r.error.message).toMatch(message);
+    expect(r.error.message).toMatch(/nothing was imported/i);
+  }
+  expect(listModelsDir(project)).toEqual([]);
+  expect((await api.invoke('models.list', {})).models).toEqual([]);
+}
+
 describe('model versions: list, activate, delete, export and import .swanmodel', () => {
   let tmp: ReturnType<typeof tempDir>;
   let api: ApiService;
@@ -271,18 +284,7 @@ describe('model versions: list, activate, delete, export and import .swanmodel',
       [slip, /outside the model folder/],
       [abs, /outside the model folder/],
     ];
-    for (const [file, msg] of cases) {
-      const r = await api.call('models.import', { file });
-      expect(r.ok, file).toBe(false);
-      if (!r.ok) {
-        expect(r.error.code).toBe('invalid_input');
-        expect(r.error.message).toMatch(msg);
-        expect(r.error.message).toMatch(/nothing was imported/i);
-      }
-      // Nothing written: no model folder, no temporary folder, no row.
-      expect(listModelsDir(projectB)).toEqual([]);
-    }
-    expect((await api.invoke('models.list', {})).models).toEqual([]);
+    for (const [file, msg] of cases) await expectImportRefused(api, projectB, file, msg);
     expect(existsSync(join(tmp.dir, 'evil-slip.txt'))).toBe(false);
     expect(existsSync(join(projectB, 'evil-slip.txt'))).toBe(false);
     expect(existsSync(absName)).toBe(false);
@@ -351,17 +353,7 @@ describe('model import checks the file whole (issue 13, finding 1)', () => {
     return file;
   }
 
-  async function expectRefused(file: string, message: RegExp) {
-    const r = await api.call('models.import', { file, activate: true });
-    expect(r.ok, file).toBe(false);
-    if (!r.ok) {
-      expect(r.error.code).toBe('invalid_input');
-      expect(r.error.message).toMatch(message);
-      expect(r.error.message).toMatch(/nothing was imported/i);
-    }
-    expect(listModelsDir(project)).toEqual([]);
-    expect((await api.invoke('models.list', {})).models).toEqual([]);
-  }
+  const expectRefused = (file: string, message: RegExp) => expectImportRefused(api, project, file, message);
 
   it('refuses a feature layer the backbone lacks, naming the field (it used to import and activate)', async () => {
     const file = await variant('layer', { manifest: (m) => (m.backbone.featureLayer = 'x') });
