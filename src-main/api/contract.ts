@@ -268,6 +268,19 @@ export const TrainProgressEvent = z.object({
 });
 export type TrainProgressEvent = z.infer<typeof TrainProgressEvent>;
 
+const TrainingFinished = z.object({
+  runId: RunId,
+  status: RunStatus.exclude(['running']),
+  modelId: ModelId.nullable(),
+  version: z.number().int().nullable(),
+  error: z.string().nullable(),
+  warnings: z.array(z.string()),
+});
+
+/** Every loss point of a run, by head: a reload redraws the whole curve. */
+const LossHistory = z.record(z.string(), z.array(z.object({ step: z.number().int(), value: z.number() })));
+
+
 export const ScoringScope = z.enum(['all', 'unscored']);
 
 export const ScoringJob = z.object({
@@ -521,7 +534,14 @@ export const operations = {
   },
   'training.status': {
     input: empty,
-    output: z.object({ run: TrainingRun.nullable(), progress: TrainProgressEvent.nullable() }),
+    output: z.object({
+      run: TrainingRun.nullable(),
+      progress: TrainProgressEvent.nullable(),
+      /** The running run's losses so far, else the last run's (of this session). */
+      losses: LossHistory,
+      /** How the last run of this session ended (null while one runs, or none ran). */
+      lastFinished: TrainingFinished.nullable(),
+    }),
   },
   'training.runs': { input: empty, output: z.object({ runs: z.array(TrainingRun) }) },
 
@@ -722,14 +742,7 @@ export const events = {
     current: z.string().optional(),
   }),
   'training.progress': TrainProgressEvent,
-  'training.finished': z.object({
-    runId: RunId,
-    status: RunStatus.exclude(['running']),
-    modelId: ModelId.nullable(),
-    version: z.number().int().nullable(),
-    error: z.string().nullable(),
-    warnings: z.array(z.string()),
-  }),
+  'training.finished': TrainingFinished,
   'scoring.progress': z.object({ jobId: z.number().int(), done: z.number().int(), total: z.number().int() }),
   'scoring.finished': z.object({
     jobId: z.number().int(),

@@ -98,6 +98,9 @@ export class ApiService {
   private readonly host: EngineHost;
   private readonly listeners = new Set<(e: AnyEvent) => void>();
   private training: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } | null = null;
+  /** Loss points of the running (else the last) run, and how the last one ended: for a reloaded UI. */
+  private lossHistory: Record<string, { step: number; value: number }[]> = {};
+  private lastFinished: EventPayload<'training.finished'> | null = null;
   private scoring: { job: ScoringJob; done: number; done$: Promise<void> } | null = null;
   private nextScoringJob = 1;
   private heatmapScales = new Map<number, number>();
@@ -253,6 +256,8 @@ export class ApiService {
     }
     store?.close();
     this.heatmapScales.clear();
+    this.lossHistory = {};
+    this.lastFinished = null;
     return store !== null;
   }
 
@@ -337,8 +342,14 @@ export class ApiService {
     },
     'training.status': () => {
       const store = this.requireStore();
-      if (!this.training) return { run: null, progress: null };
-      return { run: store.getRun(this.training.runId), progress: this.training.progress };
+      if (!this.training)
+        return { run: null, progress: null, losses: this.lossHistory, lastFinished: this.lastFinished };
+      return {
+        run: store.getRun(this.training.runId),
+        progress: this.training.progress,
+        losses: this.lossHistory,
+        lastFinished: null,
+      };
     },
     'training.runs': () => ({ runs: this.requireStore().listRuns() }),
 
@@ -587,6 +598,8 @@ export class ApiService {
       done: Promise.resolve(),
     };
     this.training = state;
+    this.lossHistory = {};
+    this.lastFinished = null;
     const finish = (
       status: 'done' | 'failed' | 'cancelled',
       modelId: number | null,
@@ -595,7 +608,8 @@ export class ApiService {
       warnings: string[],
     ) => {
       this.training = null;
-      this.emit('training.finished', { runId, status, modelId, version, error, warnings });
+      this.lastFinished = { runId, status, modelId, version, error, warnings };
+      this.emit('training.finished', this.lastFinished);
     };
     state.done = this.host
       .train(
@@ -610,6 +624,10 @@ export class ApiService {
         },
         (p) => {
           state.progress = { runId, ...p };
+          if (p.stage === 'train' && p.losses) {
+            for (const [head, value] of Object.entries(p.losses))
+              if (Number.isFinite(value)) (this.lossHistory[head] ??= []).push({ step: p.step, value });
+          }
           this.emit('training.progress', state.progress);
         },
       )

@@ -9,6 +9,25 @@ type TrainingRun = OpOutput<'training.runs'>['runs'][number];
 type ModelInfo = OpOutput<'models.list'>['models'][number];
 export type TrainSettings = NonNullable<OpInput<'training.start'>['settings']>;
 
+/** Stages of a retrain in the order they run; scoring of every image follows the training run. */
+const STAGE_ORDER = ['queued', 'features', 'pseudo', 'train', 'reference', 'calibrate', 'validate', 'save', 'scoring'];
+const STAGE_KEY = 'swan-stage-seconds';
+function loadStageSeconds(): Record<string, number> {
+  try {
+    const v = JSON.parse(localStorage.getItem(STAGE_KEY) ?? '{}') as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, number>) : {};
+  } catch {
+    return {};
+  }
+}
+function saveStageSeconds(v: Record<string, number>): void {
+  try {
+    localStorage.setItem(STAGE_KEY, JSON.stringify(v));
+  } catch {
+    // Storage full or off: the ETA falls back to the stage's own.
+  }
+}
+
 export interface LossPoint {
   step: number;
   value: number;
@@ -29,10 +48,45 @@ export const useTrainingStore = defineStore('training', () => {
   const running = computed(() => runId.value !== null);
   const activeModel = computed(() => models.value.find((m) => m.active) ?? null);
 
+  /**
+   * One ETA for the whole retrain: the stage in progress (its own ETA, else what it took
+   * last time minus its time so far) plus what every later stage, and the scoring after,
+   * took in the last run (kept in this browser). Null until a stage's cost is known.
+   */
+  const stageStarted = new Map<string, number>();
+  const stageSeconds = ref<Record<string, number>>(loadStageSeconds());
+  const now = ref(Date.now());
+  setInterval(() => (now.value = Date.now()), 1000);
+  function markStage(stage: string): void {
+    if (stageStarted.has(stage)) return;
+    const t = Date.now();
+    const prev = [...stageStarted.keys()].pop();
+    if (prev) stageSeconds.value = { ...stageSeconds.value, [prev]: (t - stageStarted.get(prev)!) / 1000 };
+    stageStarted.set(stage, t);
+  }
+  const etaSeconds = computed<number | null>(() => {
+    const p = progress.value;
+    if (!p) return null;
+    const i = STAGE_ORDER.indexOf(p.stage);
+    const last = loadStageSeconds();
+    const started = stageStarted.get(p.stage);
+    const elapsed = started ? (now.value - started) / 1000 : 0;
+    const current =
+      p.etaSeconds ?? (last[p.stage] !== undefined ? Math.max(0, last[p.stage] - elapsed) : undefined);
+    if (current === undefined) return null;
+    let rest = 0;
+    for (const s of STAGE_ORDER.slice(i + 1)) {
+      if (last[s] === undefined) continue;
+      rest += last[s];
+    }
+    return current + rest;
+  });
+
   function onProgress(p: Progress): void {
     if (runId.value === null) runId.value = p.runId;
     if (p.runId !== runId.value) return;
     progress.value = p;
+    markStage(p.stage);
     if (p.stage === 'train' && p.losses) {
       const next = { ...losses.value };
       for (const [head, value] of Object.entries(p.losses)) {
@@ -45,6 +99,7 @@ export const useTrainingStore = defineStore('training', () => {
 
   async function onFinished(f: Finished): Promise<void> {
     lastFinished.value = f;
+    if (f.status === 'done') markStage('scoring');
     runId.value = null;
     progress.value = null;
     await refresh();
@@ -62,12 +117,18 @@ export const useTrainingStore = defineStore('training', () => {
     if (status.run?.status === 'running') {
       runId.value = status.run.id;
       progress.value = status.progress;
+      // A reload mid-run: the whole curve so far, not from the reload on.
+      if (Object.keys(status.losses).length >= Object.keys(losses.value).length) losses.value = status.losses;
+    } else if (status.lastFinished && !lastFinished.value) {
+      lastFinished.value = status.lastFinished;
+      losses.value = status.losses;
     }
     scoring.value = { done: s.done, total: s.total, active: s.job !== null };
   }
 
   async function start(settings: TrainSettings): Promise<void> {
     losses.value = {};
+    stageStarted.clear();
     lastFinished.value = null;
     progress.value = null;
     const res = await api().call('training.start', { settings });
@@ -87,6 +148,12 @@ export const useTrainingStore = defineStore('training', () => {
       }),
       api().on('scoring.finished', () => {
         scoring.value = { ...scoring.value, active: false };
+        const started = stageStarted.get('scoring');
+        if (started) {
+          stageSeconds.value = { ...stageSeconds.value, scoring: (Date.now() - started) / 1000 };
+          saveStageSeconds(stageSeconds.value);
+          stageStarted.clear();
+        }
       }),
     ];
     return () => offs.forEach((off) => off());
@@ -102,6 +169,7 @@ export const useTrainingStore = defineStore('training', () => {
     scoring,
     running,
     activeModel,
+    etaSeconds,
     refresh,
     start,
     cancel,

@@ -77,6 +77,11 @@ describe('engine worker through the API', () => {
     expect(progress.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(progress[0]).toMatchObject({ stage: 'train', total: 6, losses: { seen: 1, pseudo: 2 } });
     expect(progress[5].etaSeconds).toBe(0);
+    // A reloaded UI gets the whole loss history and how the run ended.
+    const after = await api.invoke('training.status', {});
+    expect(after.losses.seen.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(after.losses.pseudo[0]).toEqual({ step: 1, value: 2 });
+    expect(after.lastFinished).toMatchObject({ status: 'done', version: 1 });
 
     const models = await api.invoke('models.list', {});
     expect(models.models).toHaveLength(1);
