@@ -576,6 +576,8 @@ export const operations = {
       rates: ThresholdRates.nullable(),
       scale: ScoreScale.nullable(),
       queue: QueueCounts.nullable(),
+      /** Reasons to trust the rates less (e.g. the unlabelled images unlike the labelled good ones). */
+      warnings: z.array(z.string()),
     }),
   },
   /**
@@ -610,6 +612,7 @@ export const operations = {
       rates: ThresholdRates,
       scale: ScoreScale.nullable(),
       queue: QueueCounts.nullable(),
+      warnings: z.array(z.string()),
     }),
   },
   'threshold.histogram': {

@@ -382,7 +382,7 @@ export class ApiService {
       const store = this.requireStore();
       const model = store.activeModel();
       const threshold = store.getThreshold();
-      if (!model) return { threshold, source: null, rates: null, scale: null, queue: null };
+      if (!model) return { threshold, source: null, rates: null, scale: null, queue: null, warnings: [] };
       return {
         threshold,
         source: thresholdSource(store.db, model.id, threshold !== null),
@@ -410,7 +410,7 @@ export class ApiService {
       })();
       this.emit('project.changed', { what: 'threshold' });
       const v = verdict(store.db, model.id, t);
-      return { threshold: t, flagged, source, rates: v.rates!, scale: v.scale, queue: v.queue };
+      return { threshold: t, flagged, source, rates: v.rates!, scale: v.scale, queue: v.queue, warnings: v.warnings };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
 

@@ -152,13 +152,41 @@ export function queueCounts(db: Database.Database, modelId: number, threshold: n
   return { unlabelled: r.unlabelled, flagged: threshold === null ? 0 : (r.flagged ?? 0) };
 }
 
+const quantile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.min(s.length - 1, Math.ceil(p * s.length) - 1))];
+};
+
+/**
+ * When the unlabelled images score well above what the labelled good ones predict (90 % of
+ * them above the median good evidence), the labelled good images do not stand for this
+ * batch and the expected false alarms are too low: say so. On the HeadCT loop subsets
+ * (scripts/threshold-loop.ts) this fired on the one labelled set whose goods were unlike
+ * the rest, and on no other.
+ */
+export function shiftWarning(ev: Evidence[], unlabelled: number[]): string | null {
+  const good = countedEvidence(ev, 'good').map((e) => e.score);
+  if (good.length < 5 || unlabelled.length < 20) return null;
+  if (quantile(unlabelled, 0.1) <= quantile(good, 0.5)) return null;
+  return 'the unlabelled images score higher than the labelled good images predict (90 % of them above the typical labelled good image): the good labels may not represent these images, so expect more false alarms than shown; label some good images from the low end of the queue';
+}
+
 /** Everything a view shows about a model's threshold, from the one rule. */
 export function verdict(db: Database.Database, modelId: number, threshold: number | null) {
   const ev = modelEvidence(db, modelId);
+  const pool = db
+    .prepare(
+      `SELECT s.total FROM scores s LEFT JOIN labels l ON l.image_id = s.image_id
+       WHERE s.model_id = ? AND l.label IS NULL`,
+    )
+    .pluck()
+    .all(modelId) as number[];
+  const shift = shiftWarning(ev, pool);
   return {
     rates: threshold === null ? null : ratesAt(threshold, ev),
     scale: scoreScale(ev),
     queue: queueCounts(db, modelId, threshold),
+    warnings: shift ? [shift] : [],
   };
 }
 

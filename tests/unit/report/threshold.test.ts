@@ -1,7 +1,12 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiService } from '../../../src-main/api/service';
-import { thresholdForCatch, thresholdForFalseAlarms } from '../../../src-main/api/threshold';
+import {
+  shiftWarning,
+  thresholdForCatch,
+  thresholdForFalseAlarms,
+  type Evidence,
+} from '../../../src-main/api/threshold';
 import { tempDir } from '../app/helpers';
 import { buildProject, type SyntheticImage } from './helpers';
 
@@ -26,6 +31,24 @@ describe('threshold from a target (pure rules)', () => {
     expect(t).toBeLessThan(0.1);
     expect(t).toBeGreaterThan(0.0999);
     expect(thresholdForCatch([], 0.9, all)).toBeNull();
+  });
+});
+
+describe('the unlabelled images unlike the labelled good ones', () => {
+  const good: Evidence[] = Array.from({ length: 10 }, (_, i) => ({
+    imageId: i + 1,
+    label: 'good',
+    score: i,
+    basis: 'out-of-fold',
+  }));
+  it('warns when 90 % of the unlabelled images score above the median good evidence, not otherwise', () => {
+    const high = Array.from({ length: 30 }, (_, i) => 5 + i);
+    expect(shiftWarning(good, high)).toMatch(/may not represent these images/);
+    const mixed = Array.from({ length: 30 }, (_, i) => i - 5);
+    expect(shiftWarning(good, mixed)).toBeNull();
+    // Too little to judge: no warning.
+    expect(shiftWarning(good.slice(0, 4), high)).toBeNull();
+    expect(shiftWarning(good, high.slice(0, 10))).toBeNull();
   });
 });
 
@@ -88,6 +111,7 @@ describe('threshold.set / threshold.get with targets', () => {
       rates: r.rates,
       scale: r.scale,
       queue: r.queue,
+      warnings: [],
     });
   });
 
