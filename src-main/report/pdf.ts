@@ -106,7 +106,7 @@ export function modelMetricRows(metrics: Record<string, unknown> | null): [strin
         'Held-out metrics',
         held.headline
           ? `${held.headline}, by ${held.how} (out-of-fold scores)`
-          : `not measured: ${held.notes.find((n) => /not computed|needs at least/.test(n)) ?? held.how}`,
+          : `not measured: ${held.notes.find((n) => /not computed|needs at least|not estimable/.test(n)) ?? held.how}`,
       ],
     ];
     if (held.perHead) rows.push(['Per-head AUC-ROC', held.perHead]);

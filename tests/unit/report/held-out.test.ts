@@ -65,6 +65,13 @@ describe('report: held-out metrics of the model', () => {
   });
 
   it('a model without cross-validation says so; one that could not measure says why', () => {
+    // Two defects: an AUC was computed, but too few to mean anything: no number printed.
+    expect(
+      modelMetricRows({ folds: 3, n_good: 35, n_defect: 2, auc_roc: 0.99, ap: 0.9, method: 'k-fold cross-validation' })[0],
+    ).toEqual([
+      'Held-out metrics',
+      'not measured: AUC-ROC not estimable: 35 good and 2 defect labelled images are too few (at least 5 and 3)',
+    ]);
     expect(modelMetricRows(null)).toEqual([
       ['Held-out metrics', 'none recorded at training (the model was trained without cross-validation)'],
     ]);
