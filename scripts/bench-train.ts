@@ -8,6 +8,7 @@
  * Steps and learning rate default to FAST_MODE_RECOMMENDED (heads/options.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { cpuMs, referenceOpMs } from './reference-op';
 import '@tensorflow/tfjs-backend-wasm';
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
@@ -61,13 +62,22 @@ async function main(): Promise<void> {
     ...(values.width ? { residualWidth: Number(values.width) } : {}),
   });
 
+  const refBefore = referenceOpMs();
   let firstStep = 0;
-  // CPU time as well as wall time: on a shared machine wall time mostly measures the others.
+  // Steps 2..N only (the first builds kernels, calibration runs after the last), in wall and
+  // CPU time: on a shared machine wall time mostly measures the others.
+  let stepsFrom = { wall: 0, cpu: 0 };
+  let stepsTo = { wall: 0, cpu: 0 };
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const state = await trainFast({ normals, anomalies, pseudo }, settings, {
     onProgress: (p) => {
-      if (p.stage === 'train' && p.step === 1) firstStep = performance.now() - t0;
+      if (p.stage !== 'train') return;
+      if (p.step === 1) {
+        firstStep = performance.now() - t0;
+        stepsFrom = { wall: performance.now(), cpu: cpuMs() };
+      }
+      if (p.step === settings.steps) stepsTo = { wall: performance.now(), cpu: cpuMs() };
     },
   });
   const trainMs = performance.now() - t0;
@@ -79,6 +89,11 @@ async function main(): Promise<void> {
   const reps = 4;
   for (let r = 0; r < reps; r++) scoreFeatures(state, queries);
   const scoreMs = (performance.now() - t1) / reps;
+  const refAfter = referenceOpMs();
+  const refMs = Math.min(refBefore, refAfter);
+  const n = Math.max(1, settings.steps - 1);
+  const stepWallMs = (stepsTo.wall - stepsFrom.wall) / n;
+  const stepCpuMs = (stepsTo.cpu - stepsFrom.cpu) / n;
 
   console.log(
     JSON.stringify(
@@ -95,6 +110,10 @@ async function main(): Promise<void> {
         loadAverage: os.loadavg()[0],
         firstStepMs: +firstStep.toFixed(0),
         msPerStep: +((trainMs - firstStep) / Math.max(1, settings.steps - 1)).toFixed(1),
+        stepWallMs: +stepWallMs.toFixed(1),
+        stepCpuMs: +stepCpuMs.toFixed(1),
+        referenceOpCpuMs: +refMs.toFixed(2),
+        stepPerReferenceOp: +(stepCpuMs / refMs).toFixed(2),
         scoreImagesPerSecond: +((queries.length / scoreMs) * 1000).toFixed(0),
       },
       null,

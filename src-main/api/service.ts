@@ -264,6 +264,8 @@ export class ApiService {
   private async setProject(store: ProjectStore): Promise<ProjectInfo> {
     await this.closeProject();
     this.store = store;
+    // The engine starts now, not on the first retrain: backend, backbone, feature session.
+    this.host.warm({ cacheDir: store.cacheDir });
     this.recent.touch(store.dir, store.name);
     this.emit('project.changed', { what: 'project' });
     return store.info();
@@ -440,7 +442,9 @@ export class ApiService {
           `no row of ${mapping.file} matched an image of this project; tried ${unmatched
             .slice(0, 3)
             .map((r) => r.path)
-            .join(', ')}${unmatched.length > 3 ? ` and ${unmatched.length - 3} more` : ''}: import the images first, or fix the path template`,
+            .join(
+              ', ',
+            )}${unmatched.length > 3 ? ` and ${unmatched.length - 3} more` : ''}: import the images first, or fix the path template`,
         );
       }
       const matched = rows.filter((r) => ids.has(r.path));

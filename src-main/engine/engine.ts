@@ -165,6 +165,11 @@ export async function openScorer(
   > & {
     /** Refuse a model trained on another backbone (a name or id, backbone/index.ts backboneIdOf). */
     expectBackbone?: string;
+    /**
+     * An open session to score with when it reads the model's backbone (a warm engine's):
+     * the scorer then leaves it open. Otherwise the scorer opens its own.
+     */
+    session?: FeatureSession;
   } = {},
 ): Promise<Scorer> {
   const { expectBackbone, ...sessionOpts } = opts;
@@ -181,11 +186,18 @@ export async function openScorer(
   // A full-mode model scores (and heatmaps) with its own fine-tuned backbone, whose features
   // are cached under the SHA-256 of its weights.
   const tuned = model.state.backbone ? model.manifest.files[BACKBONE_FILE] : undefined;
-  const session = await FeatureSession.open({
-    ...sessionOpts,
-    spec: tuned ? { ...spec, fineTuned: { modelDir: path.resolve(modelDir), sha256: tuned.sha256 } } : spec,
-    levels: backbone.levels,
-  });
+  // A warm session (pretrained weights) cannot serve a fine-tuned model.
+  const { session: given, ...rest } = sessionOpts;
+  const own = tuned !== undefined || !given?.serves(backbone);
+  const session = own
+    ? await FeatureSession.open({
+        ...rest,
+        spec: tuned
+          ? { ...spec, fineTuned: { modelDir: path.resolve(modelDir), sha256: tuned.sha256 } }
+          : spec,
+        levels: backbone.levels,
+      })
+    : given!;
   return {
     manifest: model.manifest,
     backend: session.backend.description,
@@ -200,6 +212,13 @@ export async function openScorer(
           : { path: f.path, ok: false, error: f.error ?? `${f.path}: unreadable` },
       );
     },
-    close: () => session.close(),
+    close: async () => {
+      if (own) await session.close();
+    },
   };
+}
+
+/** A feature session to keep open between jobs (the app's warm engine). */
+export function openSession(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
+  return FeatureSession.open(opts);
 }

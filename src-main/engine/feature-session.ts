@@ -78,6 +78,30 @@ export class FeatureSession {
     return this.extractor.backend;
   }
 
+  /** Whether this session computes the features of a model trained on `backbone`. */
+  serves(backbone: {
+    id: string;
+    inputSize: number;
+    featureLayer: string;
+    levels: number;
+    tapLayers?: string[];
+  }): boolean {
+    const s = this.spec;
+    return (
+      !s.fineTuned &&
+      s.id === backbone.id &&
+      s.inputSize === backbone.inputSize &&
+      s.featureLayer === backbone.featureLayer &&
+      this.levels === backbone.levels &&
+      (s.tapLayers ?? []).join() === (backbone.tapLayers ?? []).join()
+    );
+  }
+
+  /** Starts the backbone workers now, so that the first image not in the cache does not wait for them. */
+  warm(): Promise<void> {
+    return this.extractor.warm();
+  }
+
   async ofPaths(
     paths: string[],
     onProgress?: (done: number, total: number) => void,

@@ -1,6 +1,7 @@
 export {
   trainModel,
   openScorer,
+  openSession,
   type TrainRequest,
   type TrainResult,
   type Scorer,

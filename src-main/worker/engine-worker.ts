@@ -4,7 +4,17 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { appMetrics } from '../models/held-out';
-import type { EngineApi, FromWorker, ScoredItem, ScoreJob, ToWorker, TrainJob, WorkerInit } from './protocol';
+import type {
+  EngineApi,
+  EngineSession,
+  FromWorker,
+  ScoredItem,
+  ScoreJob,
+  ToWorker,
+  TrainJob,
+  WarmRequest,
+  WorkerInit,
+} from './protocol';
 
 /** Scoring goes in small chunks so results are saved, and cancel is seen, as it goes. */
 const SCORE_CHUNK = 8;
@@ -23,6 +33,40 @@ function engine(): Promise<EngineApi> {
 }
 
 const post = (m: FromWorker): void => port.postMessage(m);
+
+/**
+ * The feature session kept open between jobs: the backend, the backbone workers and the
+ * in-memory feature cache stay warm from one retrain to the next. One at a time, for one
+ * cache folder and input size; a job for another opens a new one.
+ */
+let open: { key: string; session: Promise<EngineSession> } | null = null;
+
+async function sessionFor(req: WarmRequest): Promise<EngineSession | undefined> {
+  const e = await engine();
+  if (!e.openSession) return undefined;
+  const key = JSON.stringify([req.cacheDir ?? null, req.inputSize ?? 224]);
+  if (open?.key !== key) {
+    const old = open;
+    const session = e.openSession({ cacheDir: req.cacheDir, inputSize: req.inputSize });
+    open = { key, session };
+    // A session that failed to open is not kept: the next job tries again, and reports why.
+    session.catch(() => {
+      if (open?.session === session) open = null;
+    });
+    void old?.session.then((s) => s.close()).catch(() => undefined);
+  }
+  return open.session;
+}
+
+/** The open session if it reads this cache folder (the scorer checks the backbone). */
+function sessionForCache(cacheDir: string | undefined): Promise<EngineSession> | undefined {
+  return open && JSON.parse(open.key)[0] === (cacheDir ?? null) ? open.session : undefined;
+}
+
+async function warm(req: WarmRequest): Promise<void> {
+  const session = await sessionFor(req);
+  await session?.warm();
+}
 const aborts = new Map<number, AbortController>();
 
 class Cancelled extends Error {}
@@ -53,6 +97,7 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
   const e = await engine();
   const result = await e.trainModel({
     ...job,
+    session: await sessionFor(job),
     signal,
     onProgress: (progress) => post({ type: 'progress', jobId, progress }),
   });
@@ -71,7 +116,10 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
 
 async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise<void> {
   const e = await engine();
-  const scorer = await e.openScorer(job.modelDir, { cacheDir: job.cacheDir });
+  const scorer = await e.openScorer(job.modelDir, {
+    cacheDir: job.cacheDir,
+    session: await sessionForCache(job.cacheDir)?.catch(() => undefined),
+  });
   try {
     let done = 0;
     for (let k = 0; k < job.items.length; k += SCORE_CHUNK) {
@@ -114,6 +162,11 @@ port.on('message', (msg: ToWorker) => {
             message: err instanceof Error ? err.message : String(err),
           }),
       );
+    return;
+  }
+  if (msg.type === 'warm') {
+    // Best effort: a job that needs the session meets (and reports) the same failure.
+    warm(msg.request).catch(() => undefined);
     return;
   }
   const ctl = new AbortController();

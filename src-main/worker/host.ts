@@ -16,6 +16,7 @@ import type {
   ToWorker,
   TrainedModel,
   TrainJob,
+  WarmRequest,
   WorkerInit,
 } from './protocol';
 
@@ -104,6 +105,8 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   private nextInfoId = 1;
   /** The worker's backend is chosen once from the installed packages: asked once, then kept. */
   private info: Promise<SystemInfo> | null = null;
+  /** The last warm request, repeated to every worker started after it (restarts included). */
+  private warmRequest: WarmRequest | null = null;
 
   constructor(private readonly opts: EngineHostOptions = {}) {
     super();
@@ -134,6 +137,7 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
     );
     // A worker with no job must not keep the process alive.
     w.unref();
+    if (this.warmRequest) w.postMessage({ type: 'warm', request: this.warmRequest } satisfies ToWorker);
     return w;
   }
 
@@ -186,6 +190,17 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
       w.ref();
       w.postMessage(msg(id));
     });
+  }
+
+  /**
+   * Starts the worker now and has it open a feature session for this cache (backend,
+   * backbone workers): the next job does not wait for them. Repeated after a restart.
+   */
+  warm(request: WarmRequest): void {
+    if (this.closed) return;
+    this.warmRequest = request;
+    if (this.worker) this.worker.postMessage({ type: 'warm', request } satisfies ToWorker);
+    else this.ensureWorker();
   }
 
   /** Trains in the worker; resolves with the saved model, or rejects (JobCancelled, WorkerCrashed, engine error). */

@@ -5,14 +5,24 @@
 import type { ImageScore, ProgressFn, TrainProgress, TrainSettings } from '../engine/types';
 import type { SystemInfo } from '../api/contract';
 
-/** The engine facade as the worker calls it (src-main/engine/index.ts). */
+/** A feature session the worker keeps open between jobs (engine/feature-session.ts). */
+export interface EngineSession {
+  warm(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The engine facade as the worker calls it (src-main/engine/index.ts). Sessions are
+ * optional: an engine without them (the tests' fake) runs each job cold.
+ */
 export interface EngineApi {
   trainModel(
-    req: TrainJob & { onProgress?: ProgressFn; signal?: AbortSignal },
+    req: TrainJob & { onProgress?: ProgressFn; signal?: AbortSignal; session?: EngineSession },
   ): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
+  openSession?(opts: { cacheDir?: string; inputSize?: number }): Promise<EngineSession>;
   openScorer(
     modelDir: string,
-    opts?: { cacheDir?: string; workers?: number },
+    opts?: { cacheDir?: string; workers?: number; session?: EngineSession },
   ): Promise<{
     manifest: unknown;
     score(
@@ -37,6 +47,12 @@ export interface TrainJob {
   cacheDir?: string;
   /** K-fold cross-validation for held-out metrics (0 or absent: off). */
   validateFolds?: number;
+}
+
+/** What a warm engine keeps ready: a feature session for this cache and input size. */
+export interface WarmRequest {
+  cacheDir?: string;
+  inputSize?: number;
 }
 
 export interface ScoreJob {
@@ -68,6 +84,7 @@ export type ToWorker =
   | { type: 'train'; jobId: number; job: TrainJob }
   | { type: 'score'; jobId: number; job: ScoreJob }
   | { type: 'cancel'; jobId: number }
+  | { type: 'warm'; request: WarmRequest }
   /** Answered at once, also while a job runs (the backend is chosen once per thread). */
   | { type: 'info'; requestId: number };
 

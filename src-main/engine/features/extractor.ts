@@ -2,6 +2,7 @@
  * Feature extraction with an on-disk cache: hashes each input, serves cached maps, and sends
  * the misses in batches to the workers (or computes them in this thread).
  */
+import { LRUCache } from 'lru-cache';
 import { fileContentHash } from '../../data/decode';
 import { assertBackboneDir, backboneWeightsIdentity } from '../backbone';
 import { backendTag, initBackend } from '../backend';
@@ -22,6 +23,20 @@ import type {
 
 /** Hashing and cache reads in flight at once: enough to hide file latency, few file handles. */
 const LOOKUP_CONCURRENCY = 8;
+
+/**
+ * Features kept in memory by content hash within a byte budget: a retrain in a warm engine
+ * reads its training images' and pseudo anomalies' maps from here instead of from disk.
+ * Default 1 GiB (SWAN_FEATURE_MEMORY_MB overrides; 0 turns it off).
+ */
+function memoryCache(): LRUCache<string, ImageFeatures> | null {
+  const mb = Number(process.env.SWAN_FEATURE_MEMORY_MB ?? 1024);
+  if (!Number.isFinite(mb) || mb <= 0) return null;
+  return new LRUCache<string, ImageFeatures>({
+    maxSize: mb * 2 ** 20,
+    sizeCalculation: (f) => f.levels.reduce((s, m) => s + m.data.byteLength, f.pooled?.byteLength ?? 0) || 1,
+  });
+}
 
 interface Engine {
   backend: FeatureExtractor['backend'];
@@ -79,6 +94,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     ...(spec.fineTuned ? { fineTuned: spec.fineTuned.sha256 } : {}),
     ...(tapLayers.length > 0 ? { tapLayers } : {}),
   });
+  const memory = memoryCache();
   let started: Promise<Engine> | null = null;
   const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers));
   let engineBackend: FeatureExtractor['backend'] | null = null;
@@ -121,6 +137,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
                 if (r.pooled) features.pooled = r.pooled;
                 if (r.taps) features.taps = r.taps;
                 writes.push(cache.write(b.hash, features));
+                memory?.set(b.hash, features);
                 settle(indices, { ok: true, features, hash: b.hash });
               } else {
                 const error = r.error.includes(b.name) ? r.error : `${b.name}: ${r.error}`;
@@ -147,7 +164,11 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
         return;
       }
       waiting.set(hash, [i]);
-      const hit = await cache.read(hash);
+      let hit = memory?.get(hash) ?? null;
+      if (!hit) {
+        hit = await cache.read(hash);
+        if (hit) memory?.set(hash, hit);
+      }
       if (hit) {
         const indices = waiting.get(hash)!;
         waiting.delete(hash);
@@ -188,6 +209,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
       return engineBackend ?? threadBackend;
     },
     extract,
+    warm: async () => {
+      await engineNow();
+    },
     close: async () => {
       // A start that failed has nothing to close; its error reached the extraction that needed it.
       const engine = started ? await started.catch(() => null) : null;

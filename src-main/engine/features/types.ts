@@ -33,6 +33,8 @@ export interface FeatureExtractor {
     inputs: FeatureInput[],
     onProgress?: (done: number, total: number) => void,
   ): Promise<FeatureResult[]>;
+  /** Starts the backbone workers now (they otherwise start on the first cache miss). */
+  warm(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -4,21 +4,30 @@
  * recipe with the step count scaled down.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ProgressFn, TrainSettings } from '../types';
+import type { HeadName, ProgressFn, TrainSettings } from '../types';
 import { EngineError } from '../types';
 import { Rng } from '../util/rng';
 import { disposeHeadTensors, forwardLevel, headTensors, readWeights, trainableList } from '../heads/forward';
 import { initWeights } from '../heads/init';
 import { activeHeads, ALL_DRA_HEADS } from '../heads/active';
-import { headOptions } from '../heads/options';
-import type { DraState } from '../heads/state';
+import { headOptions, type HeadOptions } from '../heads/options';
+import type { DraState, DraWeights } from '../heads/state';
 import { throwIfAborted, yieldToEventLoop } from './abort';
 import { optimiseStep, reportStep, type StepContext } from './step';
 import { ClippedAdam, stepDecayLr } from './adam';
 import { assembleLevel, meanMap } from './batch';
 import type { FastTrainData } from './batch';
 import type { DraHead } from './losses';
-import { planBatch } from './sampler';
+import { planBatch, type BatchPlan } from './sampler';
+import {
+  fastStepApplies,
+  PlainAdam,
+  StepBuffers,
+  stepGradients,
+  stepParams,
+  weightsFromParams,
+} from './fast-step';
+import { updateRunningBn } from './step';
 import type { SamplerConfig } from './sampler';
 import { transformCount } from './transforms';
 import { finishState } from '../infer/calibrate';
@@ -29,6 +38,8 @@ export type { FastTrainData } from './batch';
 export interface TrainOptions {
   onProgress?: ProgressFn;
   signal?: AbortSignal;
+  /** Force the tape or the written-out step (benchmarks compare them); default: written out where it applies. */
+  stepper?: 'tape' | 'written';
 }
 
 /** Checks that every map has the same shape per level; returns the level shapes used. */
@@ -75,7 +86,7 @@ export function checkFastData(data: FastTrainData, levels: number): { h: number;
   return shapes;
 }
 
-export { updateRunningBn } from './step';
+export { updateRunningBn };
 
 export async function trainFast(
   data: FastTrainData,
@@ -103,9 +114,6 @@ export async function trainFast(
     },
     initRng,
   );
-  const vars = headTensors(base, true);
-  const params = trainableList(vars);
-  const adam = new ClippedAdam(params);
   const samplerCfg: SamplerConfig = {
     normals: data.normals.length,
     anomalies: data.anomalies.length,
@@ -128,24 +136,16 @@ export async function trainFast(
     );
   const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
 
-  const stepCtx: StepContext = { params, adam, base, settings, lossRng, skip };
+  const stepper = (opts.stepper ? opts.stepper === 'written' : fastStepApplies(settings))
+    ? writtenOutStepper(base, shapes, ho, data, settings, lossRng, skip)
+    : tapeStepper(base, shapes, data, settings, lossRng, skip);
   const started = Date.now();
   try {
     for (let step = 0; step < steps; step++) {
       throwIfAborted(opts.signal);
       const plan = planBatch(sampleRng, samplerCfg);
-      const labels = plan.items.map((s) => s.label);
-      const assembled = shapes.map((_, l) => assembleLevel(data, plan, l));
       const lr = stepDecayLr(settings.learningRate, step, steps);
-
-      const losses = optimiseStep(stepCtx, labels, lr, () =>
-        assembled.map((a) => {
-          const x = tf.tensor4d(a.x, [labels.length, a.h, a.w, a.c]);
-          const ref = tf.tensor3d(a.ref, [a.h, a.w, a.c]);
-          const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
-          return forwardLevel(vars, x, ref, { training: true }, true, pooled);
-        }),
-      );
+      const losses = stepper.step(plan, lr);
       reportStep(opts, step, steps, started, losses);
       // Lets an abort (or a progress message) through between steps.
       await yieldToEventLoop();
@@ -153,7 +153,7 @@ export async function trainFast(
     throwIfAborted(opts.signal);
 
     opts.onProgress?.({ stage: 'reference', step: 0, total: 1 });
-    const weights = readWeights(vars, base);
+    const weights = stepper.weights();
     const state: DraState = {
       formatVersion: 1,
       settings: { ...settings },
@@ -167,7 +167,72 @@ export async function trainFast(
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
     return finishState(state, data.normals, data.anomalies);
   } finally {
-    adam.dispose();
-    disposeHeadTensors(vars);
+    stepper.dispose();
   }
+}
+
+interface Stepper {
+  step(plan: BatchPlan, lr: number): Partial<Record<HeadName, number>>;
+  weights(): DraWeights;
+  dispose(): void;
+}
+
+/** The backward pass written out (fast-step.ts): the default heads. */
+function writtenOutStepper(
+  base: DraWeights,
+  shapes: { h: number; w: number; c: number }[],
+  ho: HeadOptions,
+  data: FastTrainData,
+  settings: TrainSettings,
+  lossRng: Rng,
+  skip: DraHead[],
+): Stepper {
+  const params = stepParams(base);
+  const adam = new PlainAdam(params);
+  const dims = { reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden };
+  const buffers = new StepBuffers();
+  return {
+    step(plan, lr) {
+      const r = stepGradients(params, shapes, dims, data, plan, settings, lossRng, skip, buffers);
+      adam.step(r.grads, lr, settings.weightDecay, settings.gradClip);
+      for (const s of r.bn) updateRunningBn(base, s.mean, s.variance, s.count);
+      return r.losses;
+    },
+    weights: () => weightsFromParams(params, base),
+    dispose() {},
+  };
+}
+
+/** TF.js's gradient tape over forwardLevel: the per-patch MLP heads and the unreduced residual. */
+function tapeStepper(
+  base: DraWeights,
+  shapes: { h: number; w: number; c: number }[],
+  data: FastTrainData,
+  settings: TrainSettings,
+  lossRng: Rng,
+  skip: DraHead[],
+): Stepper {
+  const vars = headTensors(base, true);
+  const params = trainableList(vars);
+  const adam = new ClippedAdam(params);
+  const ctx: StepContext = { params, adam, base, settings, lossRng, skip };
+  return {
+    step(plan, lr) {
+      const labels = plan.items.map((s) => s.label);
+      const assembled = shapes.map((_, l) => assembleLevel(data, plan, l));
+      return optimiseStep(ctx, labels, lr, () =>
+        assembled.map((a) => {
+          const x = tf.tensor4d(a.x, [labels.length, a.h, a.w, a.c]);
+          const ref = tf.tensor3d(a.ref, [a.h, a.w, a.c]);
+          const pooled = tf.tensor2d(a.pooled, [labels.length, a.c]);
+          return forwardLevel(vars, x, ref, { training: true }, true, pooled);
+        }),
+      );
+    },
+    weights: () => readWeights(vars, base),
+    dispose() {
+      adam.dispose();
+      disposeHeadTensors(vars);
+    },
+  };
 }

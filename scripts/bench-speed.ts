@@ -1,0 +1,300 @@
+/**
+ * Retrain speed, end to end, in one run (issue 12's targets), each number in seconds and as a
+ * multiple of the backbone's own per-image cost measured here first, since machines differ:
+ *   1. backbone: new images per second (cold cache, both pyramid levels, two workers);
+ *   2. the app's API path as the UI drives it: a project in a temp folder, HeadCT imported,
+ *      20 good + 10 defects labelled (170 unlabelled), Retrain -> re-scored queue, cold (the
+ *      project's fresh feature cache) then warm (features cached, engine warm); the background
+ *      cross-validation's time is printed too (not on the way to the queue);
+ *   3. re-scoring the 200 cached images, and scoring new ones;
+ *   4. the CLI's warm retrain of HeadCT 10-shot (process wall time);
+ *   5. one head training step, the written-out step and TF.js's tape, CPU time and as a multiple
+ *      of a reference matMul.
+ *
+ *   npm run bench:speed [-- --data-root DIR] [--skip-cli]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { cpuMs, referenceOpMs } from './reference-op';
+import { parse } from 'csv-parse/sync';
+import { readFileSync } from 'node:fs';
+import { events as contractEvents, type AnyEvent } from '../src-main/api/contract';
+import { ApiService } from '../src-main/api/service';
+import { defaultBackboneSpec } from '../src-main/engine/backbone';
+import { createFeatureExtractor } from '../src-main/engine/features';
+import { initBackend } from '../src-main/engine/backend';
+import { trainFast } from '../src-main/engine/train';
+import { resolveSettings } from '../src-main/engine/settings';
+import type { FeatureMap, ImageFeatures } from '../src-main/engine/types';
+import { Rng } from '../src-main/engine/util/rng';
+
+const { values } = parseArgs({
+  options: {
+    'data-root': { type: 'string', default: process.env.SWAN_DATA_ROOT ?? '/work/shared/datasets' },
+    'skip-cli': { type: 'boolean', default: false },
+  },
+});
+const headct = path.join(values['data-root']!, 'headct');
+const load = () => os.loadavg()[0].toFixed(1);
+let perImage = NaN;
+const rows: { what: string; seconds: number; load: string; note?: string }[] = [];
+function report(what: string, seconds: number, note?: string): void {
+  rows.push({ what, seconds, load: load(), note });
+  const ratio = seconds / perImage;
+  console.log(
+    `${what.padEnd(52)} ${seconds.toFixed(2).padStart(8)} s  = ${ratio.toFixed(0).padStart(5)} backbone images` +
+      `  (load ${load()})${note ? `  ${note}` : ''}`,
+  );
+}
+
+const images = readdirSync(path.join(headct, 'head_ct'))
+  .filter((f) => f.endsWith('.png'))
+  .sort()
+  .map((f) => path.join(headct, 'head_ct', f));
+const labels = new Map<number, number>(
+  (parse(readFileSync(path.join(headct, 'labels.csv')), { from_line: 2 }) as string[][]).map((r) => [
+    Number(r[0]),
+    Number(r[1]),
+  ]),
+);
+
+async function backboneCost(): Promise<void> {
+  const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'swan-speed-fx-'));
+  try {
+    const fx = await createFeatureExtractor({
+      spec: defaultBackboneSpec(224),
+      levels: 2,
+      cacheDir,
+      workers: 2,
+    });
+    // Older engines start the workers on the first image (the same script measures before and after).
+    await (fx as { warm?: () => Promise<void> }).warm?.();
+    const sample = images.slice(0, 40).map((p) => ({ path: p }));
+    const t0 = performance.now();
+    const r = await fx.extract(sample);
+    const s = (performance.now() - t0) / 1000;
+    await fx.close();
+    if (r.some((x) => !x.ok)) throw new Error('backbone: an image failed');
+    perImage = s / sample.length;
+    console.log(`backend: ${fx.backend.description}`);
+    console.log(
+      `backbone (MobileNetV1-0.75, 224, 2 levels, 2 workers, cold cache): ${(1 / perImage).toFixed(1)} images/s, ` +
+        `${(perImage * 1000).toFixed(0)} ms per image (load ${load()}); every ratio below is in these units`,
+    );
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+}
+
+/** Waits for the first event after `from` that `pick` accepts. */
+function waitEvent(
+  events: AnyEvent[],
+  from: number,
+  pick: (e: AnyEvent) => boolean,
+  ms = 900_000,
+): Promise<AnyEvent> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      const e = events.slice(from).find(pick);
+      if (e) return resolve(e);
+      if (Date.now() - t0 > ms) return reject(new Error('timed out'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+async function appPath(): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'swan-speed-app-'));
+  const api = new ApiService({ projectsRoot: root });
+  const events: AnyEvent[] = [];
+  api.on((e) => events.push(e));
+  try {
+    await api.invoke('project.create', { name: 'speed' });
+    const { importedIds } = await api.invoke('import.run', {
+      source: { kind: 'paths', paths: images },
+      applyLabels: false,
+    });
+    const byFile = new Map(images.map((p, i) => [Number(path.basename(p, '.png')), importedIds[i]]));
+    const good = [...labels]
+      .filter(([, l]) => l === 0)
+      .slice(0, 20)
+      .map(([k]) => byFile.get(k)!);
+    const defect = [...labels]
+      .filter(([, l]) => l === 1)
+      .slice(0, 10)
+      .map(([k]) => byFile.get(k)!);
+    await api.invoke('labels.set', { ids: good, label: 'good' });
+    await api.invoke('labels.set', { ids: defect, label: 'defect', className: 'hemorrhage' });
+    console.log(`app: ${importedIds.length} images, ${good.length} good + ${defect.length} defects labelled`);
+    for (const kind of ['cold', 'warm'] as const) {
+      const from = events.length;
+      const t0 = performance.now();
+      await api.invoke('training.start', {});
+      const trained = await waitEvent(events, from, (e) => e.event === 'training.finished');
+      const tTrained = performance.now();
+      if ((trained.payload as { status: string }).status !== 'done')
+        throw new Error(`retrain ${kind}: ${JSON.stringify(trained.payload)}`);
+      await waitEvent(events, from, (e) => e.event === 'scoring.finished');
+      const tScored = performance.now();
+      report(
+        `app retrain -> re-scored queue, ${kind}`,
+        (tScored - t0) / 1000,
+        `(model saved at ${((tTrained - t0) / 1000).toFixed(1)} s)`,
+      );
+      // Before the pipeline change, the cross-validation ran inside the retrain (no such event).
+      if (!('validation.finished' in contractEvents)) continue;
+      const v = await waitEvent(events, from, (e) => (e.event as string) === 'validation.finished');
+      report(
+        `  then held-out metrics in the background, ${kind}`,
+        (performance.now() - tScored) / 1000,
+        `(${(v.payload as { status: string }).status})`,
+      );
+    }
+    // Re-scoring every image with cached features, then scoring new images (a fresh copy of each).
+    {
+      const from = events.length;
+      const t0 = performance.now();
+      await api.invoke('scoring.start', { scope: 'all' });
+      await waitEvent(events, from, (e) => e.event === 'scoring.finished');
+      const s = (performance.now() - t0) / 1000;
+      report(
+        `re-score ${importedIds.length} cached images`,
+        s,
+        `${(importedIds.length / s).toFixed(0)} images/s`,
+      );
+    }
+  } finally {
+    await api.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function newImagesScoring(): Promise<void> {
+  // New images: a fresh project trained on the 30 labelled images, then the other 170 imported
+  // and scored (features not cached: the backbone runs).
+  const root = mkdtempSync(path.join(os.tmpdir(), 'swan-speed-new-'));
+  const api = new ApiService({ projectsRoot: root });
+  const events: AnyEvent[] = [];
+  api.on((e) => events.push(e));
+  try {
+    await api.invoke('project.create', { name: 'speed-new' });
+    const normals = [...labels].filter(([, l]) => l === 0).map(([k]) => k);
+    const defects = [...labels].filter(([, l]) => l === 1).map(([k]) => k);
+    const pick = new Set([...normals.slice(0, 20), ...defects.slice(0, 10)]);
+    const file = (k: number) => images.find((p) => Number(path.basename(p, '.png')) === k)!;
+    const first = await api.invoke('import.run', {
+      source: { kind: 'paths', paths: [...pick].map(file) },
+      applyLabels: false,
+    });
+    await api.invoke('labels.set', { ids: first.importedIds.slice(0, 20), label: 'good' });
+    await api.invoke('labels.set', { ids: first.importedIds.slice(20), label: 'defect', className: 'h' });
+    let from = events.length;
+    await api.invoke('training.start', { settings: { validateFolds: 0 } });
+    await waitEvent(events, from, (e) => e.event === 'scoring.finished');
+    const rest = images.filter((p) => !pick.has(Number(path.basename(p, '.png'))));
+    await api.invoke('import.run', { source: { kind: 'paths', paths: rest }, applyLabels: false });
+    from = events.length;
+    const t0 = performance.now();
+    await api.invoke('scoring.start', { scope: 'unscored' });
+    await waitEvent(events, from, (e) => e.event === 'scoring.finished');
+    const s = (performance.now() - t0) / 1000;
+    report(`score ${rest.length} new images`, s, `${(rest.length / s).toFixed(1)} images/s`);
+  } finally {
+    await api.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+function cliWarmRetrain(): void {
+  const out = mkdtempSync(path.join(os.tmpdir(), 'swan-speed-cli-'));
+  const run = () => {
+    const t0 = performance.now();
+    execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src-main/cli/swan.ts',
+        'train',
+        '--data',
+        'headct',
+        '--shots',
+        '10',
+        '--seed',
+        '0',
+        '--out',
+        path.join(out, 'm'),
+      ],
+      { stdio: 'pipe', env: { ...process.env, SWAN_DATA_ROOT: values['data-root'] } },
+    );
+    return (performance.now() - t0) / 1000;
+  };
+  try {
+    run(); // fills the shared feature cache if it is not yet
+    report('CLI retrain HeadCT 10-shot, warm cache (process)', run());
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+async function headStep(): Promise<void> {
+  await initBackend({ prefer: 'wasm' });
+  const rng = new Rng(1);
+  const map = (h: number): FeatureMap => {
+    const data = new Float32Array(h * h * 768);
+    for (let i = 0; i < data.length; i++) data[i] = Math.max(0, rng.normal()) * 1.5;
+    return { h, w: h, c: 768, data };
+  };
+  const image = (): ImageFeatures => ({ levels: [map(7), map(4)] });
+  const normals = Array.from({ length: 75 }, image);
+  const data = {
+    normals,
+    anomalies: Array.from({ length: 10 }, image),
+    pseudo: normals.map(() => [image(), image(), image(), image()]),
+  };
+  const steps = 12;
+  const settings = resolveSettings({ steps, knnHead: false, gaussianHead: false, globalHead: false });
+  const ref = referenceOpMs();
+  const perStep: Record<string, number> = {};
+  for (const stepper of ['tape', 'written'] as const) {
+    let from = 0;
+    let to = 0;
+    await trainFast(data, settings, {
+      stepper,
+      onProgress: (p) => {
+        if (p.stage !== 'train') return;
+        if (p.step === 2) from = cpuMs();
+        if (p.step === steps) to = cpuMs();
+      },
+    });
+    perStep[stepper] = (to - from) / (steps - 2);
+  }
+  const refAfter = Math.min(ref, referenceOpMs());
+  for (const [k, ms] of Object.entries(perStep))
+    report(
+      `head step (batch 48, 2 levels), ${k === 'tape' ? 'TF.js tape (before)' : 'written out (now)'}`,
+      ms / 1000,
+      `CPU; ${(ms / refAfter).toFixed(1)} reference matMuls`,
+    );
+  console.log(
+    `head step: written out / tape = ${(perStep.written / perStep.tape).toFixed(2)} (reference matMul ${refAfter.toFixed(1)} ms CPU)`,
+  );
+}
+
+console.log(
+  `bench:speed  ${new Date().toISOString()}  cores ${os.cpus().length}  load ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+);
+await backboneCost();
+await appPath();
+await newImagesScoring();
+if (!values['skip-cli']) cliWarmRetrain();
+await headStep();
+console.log(JSON.stringify({ perImageSeconds: perImage, rows }));
