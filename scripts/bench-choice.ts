@@ -39,7 +39,7 @@ for (let seed = Number(startArg); seed < Number(startArg) + Number(seedsArg); se
         features: byPath.get(it.path)!.features!,
       })),
       settings,
-      { folds: Number(foldsArg ?? 3), onlyToChoose: true },
+      { folds: Number(foldsArg ?? 3) },
     );
     const seconds = (performance.now() - t0) / 1000;
     const test = split.test.filter((it) => byPath.get(it.path)?.features);

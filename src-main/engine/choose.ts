@@ -10,7 +10,6 @@ import type { DraState } from './heads/state';
 import { trainFast } from './train';
 import { throwIfAborted } from './train/abort';
 import type { ProgressFn, TrainSettings } from './types';
-import { MIN_DEFECTS_TO_WEIGH, unsupervisedOnly } from './select';
 import {
   crossValidate,
   trainingData,
@@ -22,12 +21,6 @@ import {
 export interface ChosenTrainOptions {
   /** K of the cross-validation (0: none, and no choice: the fixed weights of settings.ts). */
   folds: number;
-  /**
-   * Run the validation only where it can change the choice (the benchmark, which needs no
-   * held-out metrics): with fewer than MIN_DEFECTS_TO_WEIGH labelled defects the choice is
-   * unsupervised only whatever the folds say.
-   */
-  onlyToChoose?: boolean;
   onProgress?: ProgressFn;
   signal?: AbortSignal;
 }
@@ -52,13 +45,6 @@ export async function trainChosen(
   });
   const trainSeconds = (performance.now() - t0) / 1000;
   if (!(opts.folds > 0)) return { state, trainSeconds };
-  // (A model without an unsupervised head keeps weight 1: there is nothing to lean on.)
-  if (opts.onlyToChoose && anomalies.length < MIN_DEFECTS_TO_WEIGH && (state.knn || state.gaussian)) {
-    return {
-      state: { ...state, combination: unsupervisedOnly(normals.length, anomalies.length) },
-      trainSeconds,
-    };
-  }
   const validation = await crossValidate(normals, anomalies, settings, {
     folds: opts.folds,
     onProgress: opts.onProgress,

@@ -12,7 +12,7 @@
  * are labelled; pseudo anomalies of held-out normals). Guard: a candidate that ranks some
  * stand-in kind below the unsupervised part alone is out. Of the rest, the one with the best
  * mean AUC over seen kinds and stand-ins wins, the smaller weight on a tie. With one labelled
- * defect there is no evidence about the supervised heads: a = 0.
+ * defect there is no seen-kind evidence: the largest weight up to 1 that the guard allows.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -92,22 +92,13 @@ function aucOrNull(scores: readonly PartScore[], a: number): number | null {
 }
 
 /**
- * Below this many labelled defects the supervised heads cannot be weighed: the one defect is
- * scored out of fold by a model that trained on no defect at all.
+ * Below this many labelled defects there is no seen-kind evidence: the one defect is scored out
+ * of fold by a model that trained on no defect at all.
  */
 export const MIN_DEFECTS_TO_WEIGH = 2;
 
-/** The choice when the labels cannot weigh the supervised heads (no validation needed). */
-export function unsupervisedOnly(nGood: number, nDefect: number): CombinationChoice {
-  return {
-    rule: RULE,
-    supervisedWeight: 0,
-    candidates: [],
-    nGood,
-    nDefect,
-    reason: `${nDefect} labelled defect(s): too few to estimate what the supervised heads add, so unsupervised only`,
-  };
-}
+/** Without seen-kind evidence no weight above the fixed one (settings.ts) is taken. */
+const FIXED_WEIGHT = 1;
 
 export function chooseCombination(
   ev: SelectionEvidence,
@@ -131,7 +122,22 @@ export function chooseCombination(
   });
   const nDefect = ev.seen.filter((s) => s.label === 1).length;
   const nGood = ev.seen.length - nDefect;
-  if (nDefect < MIN_DEFECTS_TO_WEIGH) return { ...unsupervisedOnly(nGood, nDefect), candidates };
+  if (nDefect < MIN_DEFECTS_TO_WEIGH) {
+    // Only the guard speaks: the largest weight up to the fixed one that passes it.
+    const pick = candidates.filter((c) => c.passesGuard && c.weight <= FIXED_WEIGHT).pop()!;
+    return {
+      rule: RULE,
+      supervisedWeight: pick.weight,
+      candidates,
+      nGood,
+      nDefect,
+      reason:
+        `${nDefect} labelled defect(s): no out-of-fold evidence on the labelled kinds, so at most the fixed weight ${FIXED_WEIGHT}` +
+        (pick.weight < FIXED_WEIGHT
+          ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
+          : ''),
+    };
+  }
   const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
   // Weight 0 always passes (it is the reference), so `allowed` is never empty here.
   // On a tie the smaller weight wins: it leans on the unsupervised part.

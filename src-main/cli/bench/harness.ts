@@ -306,7 +306,7 @@ export class BenchDataset {
                 features: this.feat(it)!,
               })),
               settings,
-              { folds: DEFAULT_VALIDATE_FOLDS, onlyToChoose: true },
+              { folds: DEFAULT_VALIDATE_FOLDS },
             )
           : {
               state: await trainFast(

@@ -69,10 +69,14 @@ describe('chooseCombination', () => {
     expect(chooseCombination({ seen, unseen: [] }).supervisedWeight).toBeGreaterThan(0);
   });
 
-  it('one labelled defect is no evidence: unsupervised only', () => {
-    const c = chooseCombination({ seen: parts(4, 50, 1, 10, 0), unseen: [] });
-    expect(c.supervisedWeight).toBe(0);
+  it('one labelled defect: no weight above the fixed one, and the guard can take it to 0', () => {
+    const seen = parts(4, 50, 1, 10, 0);
+    const c = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: parts(2, 200, 100, 2, 1) }] });
+    expect(c.supervisedWeight).toBe(1);
     expect(c.nDefect).toBe(1);
+    expect(c.reason).toMatch(/no out-of-fold evidence on the labelled kinds/);
+    const guarded = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: parts(3, 200, 100, 0, 2) }] });
+    expect(guarded.supervisedWeight).toBe(0);
   });
 
   it('a supervised part that adds only noise is left out', () => {
@@ -80,10 +84,10 @@ describe('chooseCombination', () => {
     expect(c.supervisedWeight).toBe(0);
   });
 
-  it('no defect scored out of fold: unsupervised only, and says why', () => {
+  it('no defect scored out of fold: at most the fixed weight, and says why', () => {
     const c = chooseCombination({ seen: parts(6, 30, 0, 0, 0), unseen: [] });
-    expect(c.supervisedWeight).toBe(0);
-    expect(c.reason).toMatch(/too few/);
+    expect(c.supervisedWeight).toBe(1);
+    expect(c.reason).toMatch(/0 labelled defect\(s\)/);
   });
 });
 
@@ -150,16 +154,12 @@ describe('trainChosen', () => {
     });
   });
 
-  it('one labelled defect and no metrics wanted: unsupervised only, without a validation', async () => {
+  it('one labelled defect: the validation still runs the guard', async () => {
     const { normals, anomalies } = makeSet(13, 10, 1);
-    const { state, validation } = await trainChosen(normals, anomalies, settings, {
-      folds: 3,
-      onlyToChoose: true,
-    });
-    expect(validation).toBeUndefined();
-    expect(state.combination).toMatchObject({ supervisedWeight: 0, nDefect: 1 });
-    const s = scoreFeatures(state, [anomalies[0].features]);
-    expect(s[0].total).toBeCloseTo(s[0].perHead.knn!, 6);
+    const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 3 });
+    expect(validation?.combination).toEqual(state.combination);
+    expect(state.combination!.supervisedWeight).toBeLessThanOrEqual(1);
+    expect(state.combination!.candidates.every((c) => c.unseenAuc.pseudo !== undefined)).toBe(true);
   });
 
   it('without folds: no choice, the fixed weights', async () => {
