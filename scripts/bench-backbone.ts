@@ -4,7 +4,9 @@
  * first one printed at the end: timings on a shared machine only compare within one run).
  *
  *   npx tsx scripts/bench-backbone.ts [--images DIR] [--count 200] [--workers 2] [--size 224]
- *       [--backbone mobilenet,resnet50]
+ *       [--backbone mobilenet,resnet50:tfjs,resnet50:onnxruntime]
+ * Each entry is a backbone, optionally with its runtime (auto when absent: onnxruntime for
+ * resnet50 when installed). SWAN_ORT_THREADS sets onnxruntime's threads per worker.
  *
  * Prints the machine load next to the numbers: other processes on a 2-core machine halve them.
  */
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { backboneSpecFor } from '../src-main/engine/backbone';
 import { createFeatureExtractor } from '../src-main/engine/features';
+import type { RuntimePreference } from '../src-main/engine/features/runtime';
 
 const { values } = parseArgs({
   options: {
@@ -55,15 +58,17 @@ interface Measured {
 }
 
 async function measure(name: string): Promise<Measured> {
+  const [backbone, runtime] = name.split(':') as [string, RuntimePreference | undefined];
   const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'swan-bench-'));
   try {
     const t0 = performance.now();
     const fx = await createFeatureExtractor({
-      spec: backboneSpecFor(name, { inputSize: size }),
+      spec: backboneSpecFor(backbone, { inputSize: size }),
       levels,
       cacheDir,
       workers,
       backend,
+      runtime,
     });
     const startup = (performance.now() - t0) / 1000;
     console.log(`\n[${name}] backend: ${fx.backend.description}`);
@@ -72,6 +77,7 @@ async function measure(name: string): Promise<Measured> {
     );
     let t = performance.now();
     await fx.extract(warmUp);
+    console.log(`runtime: ${fx.runtime}`);
     console.log(
       `startup: cache key ${startup.toFixed(2)} s, workers + weights + ${warmUp.length} warm-up images ` +
         `${((performance.now() - t) / 1000).toFixed(2)} s; load average before: ${load()}`,

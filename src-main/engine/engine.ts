@@ -50,6 +50,8 @@ export interface TrainResult {
   manifest: ModelManifest;
   warnings: string[];
   backend: string;
+  /** What ran the frozen backbone (onnxruntime or tfjs), as FeatureSession.runtime says. */
+  runtime: string;
   seconds: { features: number; train: number; validate?: number; save: number; total: number };
   /** Present when validateFolds was asked for. */
   validation?: ValidationResult;
@@ -133,6 +135,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
       manifest,
       warnings,
       backend: session.backend.description,
+      runtime: session.runtime,
       seconds: {
         features: (tFeatures - t0) / 1000,
         train: (tTrain - tFeatures) / 1000,

@@ -4,6 +4,7 @@
  * variants of the training normals, all through the on-disk feature cache.
  */
 import { createFeatureExtractor, type FeatureExtractor } from './features';
+import type { RuntimePreference } from './features/runtime';
 import { initBackend } from './backend';
 import { backboneSpecFor } from './backbone';
 import { loadImageResized } from '../data/decode';
@@ -23,6 +24,8 @@ export interface FeatureSessionOptions {
   cacheDir?: string;
   workers?: number;
   backend?: 'auto' | 'wasm' | 'cpu';
+  /** Runtime of the frozen backbone: 'auto' (onnxruntime when installed and able), 'tfjs', 'onnxruntime'. */
+  runtime?: RuntimePreference;
   spec?: BackboneSpec;
 }
 
@@ -70,6 +73,7 @@ export class FeatureSession {
       cacheDir: opts.cacheDir,
       workers: opts.workers,
       backend: opts.backend,
+      runtime: opts.runtime,
     });
     return new FeatureSession(spec, levels, extractor);
   }
@@ -100,6 +104,11 @@ export class FeatureSession {
   /** Starts the backbone workers now, so that the first image not in the cache does not wait for them. */
   warm(): Promise<void> {
     return this.extractor.warm();
+  }
+
+  /** What runs the backbone (features/runtime.ts), once a feature had to be computed. */
+  get runtime(): string {
+    return this.extractor.runtime;
   }
 
   async ofPaths(

@@ -153,6 +153,7 @@ export async function trainFullModel(
     manifest,
     warnings,
     backend: backend.description,
+    runtime: 'tfjs (full mode: the backbone trains)',
     seconds: {
       features: (tFeatures - t0) / 1000,
       train: (tTrain - tFeatures) / 1000,

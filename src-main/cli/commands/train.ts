@@ -60,6 +60,7 @@ export async function runTrain(opts: TrainOptions): Promise<void> {
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
   const s = result.seconds;
   console.log(`backend: ${result.backend}`);
+  console.log(`backbone runtime: ${result.runtime}`);
   console.log(
     `trained on ${split.trainNormals.length} good + ${split.trainAnomalies.length} defect images -> ${result.modelDir}`,
   );

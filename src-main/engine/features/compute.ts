@@ -3,16 +3,18 @@
  * worker thread or in the caller's thread; the same code either way, so both give the same
  * numbers.
  */
-import * as tf from '@tensorflow/tfjs';
 import { loadImageResized, resizeRgb } from '../../data/decode';
 import { ImageError } from '../../data/image-error';
 import type { RgbImage } from '../../data/types';
 import { initBackend, type BackendInfo, type BackendPreference } from '../backend';
 import { loadBackbone, type Backbone } from '../backbone';
+import { loadOnnxFeatureNet } from '../backbone/onnx-runtime';
 import { EngineError, type BackboneSpec, type FeatureMap } from '../types';
 import { loadModel } from '../model-file';
 import { applyBackboneWeights } from '../train/train-full';
 import type { WorkItem, WorkResult } from './types';
+import { tfjsFeatureNet, type FeatureNet, type NetOutput } from './feature-net';
+import type { RuntimeChoice } from './runtime';
 import { LUMA_BINS, lumaHistogram } from './luma-histogram';
 import { levelSize } from './level-size';
 
@@ -34,7 +36,7 @@ export type Prepared = { ok: true; imgs: RgbImage[] } | { ok: false; error: stri
 
 export class FeatureComputer {
   private constructor(
-    readonly backbone: Backbone,
+    readonly net: FeatureNet,
     readonly backend: BackendInfo,
     readonly levels: number,
   ) {}
@@ -43,8 +45,16 @@ export class FeatureComputer {
     spec: BackboneSpec,
     levels: number,
     prefer: BackendPreference,
+    runtime: RuntimeChoice = { kind: 'tfjs', description: 'tfjs' },
   ): Promise<FeatureComputer> {
     const backend = await initBackend({ prefer });
+    if (runtime.kind === 'onnxruntime') {
+      return new FeatureComputer(
+        await loadOnnxFeatureNet(spec, runtime.modelPath, runtime.threads),
+        backend,
+        levels,
+      );
+    }
     const backbone = await loadBackbone(spec);
     try {
       if (spec.fineTuned) await applyFineTuned(backbone, spec.fineTuned.modelDir);
@@ -52,12 +62,12 @@ export class FeatureComputer {
       backbone.dispose();
       throw err;
     }
-    return new FeatureComputer(backbone, backend, levels);
+    return new FeatureComputer(tfjsFeatureNet(backbone), backend, levels);
   }
 
   /** Around a backbone already loaded in this thread (full-mode training); dispose() frees it. */
   static around(backbone: Backbone, backend: BackendInfo, levels: number): FeatureComputer {
-    return new FeatureComputer(backbone, backend, levels);
+    return new FeatureComputer(tfjsFeatureNet(backbone), backend, levels);
   }
 
   /**
@@ -65,7 +75,7 @@ export class FeatureComputer {
    * the level above: a resize of a resize is blurrier than the torchvision pipeline.
    */
   private async decode(item: WorkItem): Promise<RgbImage[]> {
-    const sizes = Array.from({ length: this.levels }, (_, l) => levelSize(this.backbone.inputSize, l));
+    const sizes = Array.from({ length: this.levels }, (_, l) => levelSize(this.net.inputSize, l));
     if (item.kind === 'path') return Promise.all(sizes.map((s) => loadImageResized(item.path, s)));
     const { image, label } = item;
     if (image.width * image.height * 3 !== image.data.length || image.width < 1 || image.height < 1) {
@@ -96,7 +106,7 @@ export class FeatureComputer {
   }
 
   /** The forward passes, one per level, over the items that decoded. */
-  run(decoded: Prepared[]): WorkResult[] {
+  async run(decoded: Prepared[]): Promise<WorkResult[]> {
     const good = decoded.flatMap((d, i) => (d.ok ? [{ i, imgs: d.imgs }] : []));
     const perItem: FeatureMap[][] = decoded.map(() => []);
     const pooled: (Float32Array | undefined)[] = decoded.map(() => undefined);
@@ -104,7 +114,7 @@ export class FeatureComputer {
     try {
       for (let level = 0; level < this.levels && good.length > 0; level++) {
         // The pooled statistics and the taps come from the level-0 pass (the model input size).
-        const out = this.forward(
+        const out = await this.forward(
           good.map((g) => g.imgs[level]!),
           level === 0,
         );
@@ -126,63 +136,24 @@ export class FeatureComputer {
     });
   }
 
-  /**
-   * One forward pass over same-size images; returns one HWC map (and pooled vector) per image,
-   * and at level 0 the maps of the tap layers.
-   */
-  private forward(
-    imgs: RgbImage[],
-    levelZero: boolean,
-  ): { maps: FeatureMap[]; pooled?: Float32Array[]; taps?: Record<string, FeatureMap>[] } {
+  /** One forward pass over same-size images; the pooled vectors get the input's luminance histogram. */
+  private async forward(imgs: RgbImage[], levelZero: boolean): Promise<NetOutput> {
     const { width: w, height: h } = imgs[0]!;
     const pixels = new Float32Array(imgs.length * w * h * 3);
     imgs.forEach((img, k) => pixels.set(img.data, k * w * h * 3));
-    const x = tf.tensor4d(pixels, [imgs.length, h, w, 3]);
-    const { tapLayers } = this.backbone;
-    let out: { map: tf.Tensor4D; pooled?: tf.Tensor2D; taps: tf.Tensor4D[] };
-    try {
-      out = levelZero
-        ? this.backbone.featuresTapped(x, this.backbone.pooledLayer !== undefined)
-        : { map: this.backbone.features(x), taps: [] };
-    } finally {
-      x.dispose();
-    }
-    const maps = perImage(out.map, imgs.length);
-    const perTap = out.taps.map((t) => perImage(t, imgs.length));
-    const taps =
-      perTap.length > 0
-        ? imgs.map((_, k) => Object.fromEntries(tapLayers.map((name, j) => [name, perTap[j]![k]!])))
-        : undefined;
-    const pool = out.pooled;
-    if (!pool) return { maps, ...(taps ? { taps } : {}) };
-    const dim = pool.shape[1];
-    const flat = pool.dataSync() as Float32Array;
-    pool.dispose();
+    const out = await this.net.forward(pixels, imgs.length, h, w, levelZero);
+    if (!out.pooled) return out;
     // The layer statistics, then the input's luminance histogram (POOLED_CONTENT).
-    const pooled = imgs.map((img, k) => {
-      const v = new Float32Array(dim + LUMA_BINS);
-      v.set(flat.subarray(k * dim, (k + 1) * dim));
-      v.set(lumaHistogram(img), dim);
+    const pooled = out.pooled.map((stats, k) => {
+      const v = new Float32Array(stats.length + LUMA_BINS);
+      v.set(stats);
+      v.set(lumaHistogram(imgs[k]!), stats.length);
       return v;
     });
-    return { maps, pooled, ...(taps ? { taps } : {}) };
+    return { ...out, pooled };
   }
 
   dispose(): void {
-    this.backbone.dispose();
+    this.net.dispose();
   }
-}
-
-/** A batch's [N, h, w, c] tensor as one HWC map per image (each with its own buffer); disposes it. */
-function perImage(t: tf.Tensor4D, n: number): FeatureMap[] {
-  const [, fh, fw, fc] = t.shape;
-  const all = t.dataSync() as Float32Array;
-  t.dispose();
-  const per = fh * fw * fc;
-  return Array.from({ length: n }, (_, k) => ({
-    h: fh,
-    w: fw,
-    c: fc,
-    data: all.slice(k * per, (k + 1) * per),
-  }));
 }

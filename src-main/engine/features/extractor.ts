@@ -11,6 +11,7 @@ import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
 import { describeError, FeatureComputer, levelSize } from './compute';
 import { WorkerPool } from './pool';
+import { chooseRuntime } from './runtime';
 import { POOLED_CONTENT } from './luma-histogram';
 import type {
   FeatureExtractor,
@@ -40,22 +41,39 @@ function memoryCache(): LRUCache<string, ImageFeatures> | null {
 
 interface Engine {
   backend: FeatureExtractor['backend'];
+  runtime: string;
   run(items: WorkItem[]): Promise<WorkResult[]>;
   close(): Promise<void>;
 }
 
-async function startEngine(opts: FeatureExtractorOptions, levels: number, workers: number): Promise<Engine> {
+async function startEngine(
+  opts: FeatureExtractorOptions,
+  levels: number,
+  workers: number,
+  cacheDir: string,
+): Promise<Engine> {
   const backend = opts.backend ?? 'auto';
+  const runtime = await chooseRuntime(opts.spec, {
+    prefer: opts.runtime,
+    cacheDir,
+    workers: Math.max(1, workers),
+  });
   if (workers === 0) {
-    const computer = await FeatureComputer.create(opts.spec, levels, backend);
+    const computer = await FeatureComputer.create(opts.spec, levels, backend, runtime);
     return {
       backend: computer.backend,
+      runtime: runtime.description,
       run: (items) => computer.compute(items),
       close: async () => computer.dispose(),
     };
   }
-  const pool = await WorkerPool.start(workers, { spec: opts.spec, levels, backend });
-  return { backend: pool.backend, run: (items) => pool.run(items), close: () => pool.close() };
+  const pool = await WorkerPool.start(workers, { spec: opts.spec, levels, backend, runtime });
+  return {
+    backend: pool.backend,
+    runtime: runtime.description,
+    run: (items) => pool.run(items),
+    close: () => pool.close(),
+  };
 }
 
 function nameOf(input: FeatureInput): string {
@@ -82,7 +100,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   // features are all cached never pays for them, and they do not compete with it for the CPU.
   // Until then the backend is this thread's: the workers pick the same one (same packages).
   const threadBackend = await initBackend({ prefer: opts.backend });
-  const cache = new FeatureCache(opts.cacheDir ?? defaultCacheDir(), {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  // Not keyed on the runtime: onnxruntime and TF.js agree to float rounding (resnet50 test).
+  const cache = new FeatureCache(cacheDir, {
     backboneId: spec.id,
     weights: await backboneWeightsIdentity(spec),
     featureLayer: spec.featureLayer,
@@ -96,8 +116,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   });
   const memory = memoryCache();
   let started: Promise<Engine> | null = null;
-  const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers));
+  const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers, cacheDir));
   let engineBackend: FeatureExtractor['backend'] | null = null;
+  let engineRuntime: string | null = null;
 
   async function extract(
     inputs: FeatureInput[],
@@ -125,6 +146,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
         engineNow()
           .then((engine) => {
             engineBackend = engine.backend;
+            engineRuntime = engine.runtime;
             return engine.run(sent.map((b) => b.item));
           })
           .then((out) => {
@@ -207,6 +229,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   return {
     get backend() {
       return engineBackend ?? threadBackend;
+    },
+    get runtime() {
+      return engineRuntime ?? 'not started (every feature so far came from the cache)';
     },
     extract,
     warm: async () => {

@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { BackendInfo, BackendPreference } from '../backend';
 import type { BackboneSpec } from '../types';
+import type { RuntimeChoice } from './runtime';
 import { EngineError } from '../types';
 import type { FromWorker, ToWorker, WorkItem, WorkResult } from './types';
 
@@ -74,7 +75,7 @@ export class WorkerPool {
 
   static async start(
     count: number,
-    init: { spec: BackboneSpec; levels: number; backend: BackendPreference },
+    init: { spec: BackboneSpec; levels: number; backend: BackendPreference; runtime: RuntimeChoice },
   ): Promise<WorkerPool> {
     const script = workerScript();
     const workers = Array.from(

@@ -2,6 +2,7 @@
 import type { RgbImage } from '../../data/types';
 import type { BackendInfo, BackendPreference } from '../backend';
 import type { BackboneSpec, FeatureMap, ImageFeatures } from '../types';
+import type { RuntimeChoice, RuntimePreference } from './runtime';
 
 /**
  * A file, or an in-memory image (e.g. a pseudo-anomaly variant) under a unique stable key
@@ -21,6 +22,8 @@ export interface FeatureExtractorOptions {
   /** Worker threads, default 2; 0 computes in this thread. */
   workers?: number;
   backend?: BackendPreference;
+  /** Runtime of the frozen backbone (features/runtime.ts); default 'auto', env SWAN_RUNTIME. */
+  runtime?: RuntimePreference;
   /** Images per forward pass. Default 8. */
   batchSize?: number;
 }
@@ -28,6 +31,8 @@ export interface FeatureExtractorOptions {
 export interface FeatureExtractor {
   /** The backend the features are computed on (the workers' backend in worker mode). */
   backend: BackendInfo;
+  /** What runs the backbone: 'tfjs (<why>)' or onnxruntime with its threads. */
+  runtime: string;
   /** One result per input, in input order. A bad image never fails the batch. */
   extract(
     inputs: FeatureInput[],
@@ -46,7 +51,7 @@ export type WorkResult =
   | { ok: false; error: string };
 
 export type ToWorker =
-  | { type: 'init'; spec: BackboneSpec; levels: number; backend: BackendPreference }
+  | { type: 'init'; spec: BackboneSpec; levels: number; backend: BackendPreference; runtime: RuntimeChoice }
   | { type: 'batch'; id: number; items: WorkItem[] };
 
 export type FromWorker =

@@ -21,7 +21,7 @@ function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
 
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'init') {
-    FeatureComputer.create(msg.spec, msg.levels, msg.backend).then(
+    FeatureComputer.create(msg.spec, msg.levels, msg.backend, msg.runtime).then(
       (c) => {
         computer = c;
         send({ type: 'ready', backend: c.backend });
@@ -36,7 +36,7 @@ port.on('message', (msg: ToWorker) => {
     let results: WorkResult[];
     try {
       if (!computer || !prepared) throw new Error('worker used before it was ready');
-      results = computer.run(await prepared);
+      results = await computer.run(await prepared);
     } catch (err) {
       results = items.map(() => ({ ok: false, error: describeError(err) }));
     }

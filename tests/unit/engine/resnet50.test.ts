@@ -8,13 +8,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openScorer, trainModel } from '../../../src-main/engine/engine';
 import { createFeatureExtractor } from '../../../src-main/engine/features';
 import { initBackend } from '../../../src-main/engine/backend';
-import { loadBackbone, resnet50Spec, type Backbone } from '../../../src-main/engine/backbone';
+import {
+  backboneSpecFor,
+  loadBackbone,
+  resnet50Spec,
+  type Backbone,
+} from '../../../src-main/engine/backbone';
 import { backboneFromModel } from '../../../src-main/engine/backbone/backbone';
 import { parseNpy, readNpy } from '../../../src-main/engine/backbone/npy';
 import { IMAGENET_NORMALIZATION } from '../../../src-main/engine/backbone/normalize';
 import { buildResnet50 } from '../../../src-main/engine/backbone/resnet50';
 import { loadResnet50Weights } from '../../../src-main/engine/backbone/resnet50-net';
 import { EngineError } from '../../../src-main/engine/types';
+import {
+  ensureOnnxModel,
+  loadOnnxFeatureNet,
+  onnxruntimeVersion,
+} from '../../../src-main/engine/backbone/onnx-runtime';
+import { chooseRuntime } from '../../../src-main/engine/features/runtime';
+
+const haveOrt = (await onnxruntimeVersion()).version !== null;
 
 const spec = resnet50Spec(224, 'stage3', ['stage1', 'stage2']);
 const REF = path.join(spec.modelDir, 'reference');
@@ -200,6 +213,88 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and 
     }
     await expect(openScorer(out, { cacheDir, expectBackbone: 'mobilenet' })).rejects.toThrow(
       /trained on backbone 'resnet50_v2', not 'mobilenet_v1_0.75'/,
+    );
+  });
+});
+
+describe.skipIf(!haveWeights || !haveOrt)('ResNet-50 v2 on onnxruntime-node', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'swan-onnx-'));
+    await initBackend({ prefer: 'wasm' });
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('gives the reference outputs and the TF.js features to float rounding, from a graph built once', async () => {
+    const file = await ensureOnnxModel(spec, dir);
+    expect(await ensureOnnxModel(spec, dir)).toBe(file); // built once, then reused
+    const net = await loadOnnxFeatureNet(spec, file, 2);
+    const rgb = await readNpy(path.join(REF, 'panda_224_rgb_uint8.npy'));
+    const out = await net.forward(Float32Array.from(rgb.data), 1, 224, 224, true);
+    net.dispose();
+    const ort = { stage3: out.maps[0]!, stage1: out.taps![0]!.stage1!, stage2: out.taps![0]!.stage2! };
+    const bb = await loadBackbone(spec);
+    const x = await pandaInput();
+    const tfjs = bb.featuresTapped(x, true);
+    const tfjsMaps = { stage3: tfjs.map, stage1: tfjs.taps[0]!, stage2: tfjs.taps[1]! };
+    const vsRef: Record<string, number> = {};
+    const vsTfjs: Record<string, number> = {};
+    for (const stage of ['stage1', 'stage2', 'stage3'] as const) {
+      const ref = await reference(`panda_224_${stage}_nhwc.npy`);
+      expect([ort[stage].h, ort[stage].w, ort[stage].c]).toEqual(ref.shape);
+      vsRef[stage] = relError(ort[stage].data, ref.data);
+      vsTfjs[stage] = relError(ort[stage].data, tfjsMaps[stage].dataSync() as Float32Array);
+    }
+    const pooledTfjs = tfjs.pooled!.dataSync() as Float32Array;
+    vsTfjs.pooled = relError(out.pooled![0]!, pooledTfjs);
+    console.log('ResNet-50 onnxruntime relative L2 error vs reference:', vsRef, 'vs TF.js wasm:', vsTfjs);
+    for (const e of Object.values(vsRef)) expect(e).toBeLessThan(1e-4);
+    for (const e of Object.values(vsTfjs)) expect(e).toBeLessThan(1e-5);
+    tf.dispose([x, tfjs.map, tfjs.pooled!, ...tfjs.taps]);
+    bb.dispose();
+  });
+
+  it('is chosen automatically for resnet50 and runs in the feature workers, matching TF.js there', async () => {
+    const one = resnet50Spec(224, 'stage3', ['stage2']);
+    const auto = await chooseRuntime(one, { cacheDir: dir, workers: 2 });
+    expect(auto).toMatchObject({ kind: 'onnxruntime', threads: 1 });
+    expect(auto.description).toMatch(/^onnxruntime-node \d/);
+    const tfjsOnly = await chooseRuntime(one, { prefer: 'tfjs', cacheDir: dir, workers: 2 });
+    expect(tfjsOnly.kind).toBe('tfjs');
+    const file = path.join(REF, '..', '..', 'panda.jpg');
+    const run = async (runtime: 'tfjs' | 'onnxruntime') => {
+      const fx = await createFeatureExtractor({
+        spec: one,
+        levels: 2,
+        workers: 1,
+        runtime,
+        cacheDir: path.join(dir, `cache-${runtime}`),
+      });
+      try {
+        const [r] = await fx.extract([{ path: file }]);
+        return { r: r!, runtime: fx.runtime };
+      } finally {
+        await fx.close();
+      }
+    };
+    const [a, b] = [await run('tfjs'), await run('onnxruntime')];
+    expect(a.runtime).toBe('tfjs (requested)');
+    expect(b.runtime).toMatch(/^onnxruntime-node/);
+    expect(a.r.ok && b.r.ok).toBe(true);
+    if (!a.r.ok || !b.r.ok) return;
+    const [fa, fb] = [a.r.features, b.r.features];
+    fa.levels.forEach((m, l) => expect(relError(fb.levels[l]!.data, m.data)).toBeLessThan(1e-5));
+    expect(relError(fb.taps!.stage2!.data, fa.taps!.stage2!.data)).toBeLessThan(1e-5);
+    expect(relError(fb.pooled!, fa.pooled!)).toBeLessThan(1e-5);
+  });
+
+  it('refuses onnxruntime for a backbone it has no graph for, and says why auto fell back', async () => {
+    const mobilenet = backboneSpecFor('mobilenet');
+    await expect(
+      chooseRuntime(mobilenet, { prefer: 'onnxruntime', cacheDir: dir, workers: 1 }),
+    ).rejects.toThrow(/onnxruntime has no graph for mobilenet_v1_0.75/);
+    expect((await chooseRuntime(mobilenet, { cacheDir: dir, workers: 1 })).description).toBe(
+      'tfjs (onnxruntime has no graph for mobilenet_v1_0.75)',
     );
   });
 });
