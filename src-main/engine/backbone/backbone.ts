@@ -3,7 +3,7 @@
  * model for full-mode fine-tuning, and shape facts (channels, stride) measured at load.
  */
 import * as tf from '@tensorflow/tfjs';
-import { EngineError } from '../types';
+import { EngineError, type BackboneSpec } from '../types';
 import { compileFused } from './fuse';
 import { normalize, PixelNormalize, type Normalization } from './normalize';
 
@@ -62,6 +62,29 @@ export interface BackboneParts {
   normalization: Normalization;
   /** Name of the ImageNet softmax output layer, when the model keeps its classifier. */
   classifierOutput?: string;
+}
+
+/**
+ * backboneFromModel for a loader: the spec's layers, and the model disposed when the backbone
+ * cannot be made (an unknown layer), so a failed load leaks nothing.
+ */
+export function backboneOfSpec(
+  spec: BackboneSpec,
+  parts: Omit<BackboneParts, 'id' | 'inputSize' | 'featureLayer' | 'pooledLayer' | 'tapLayers'>,
+): Backbone {
+  try {
+    return backboneFromModel({
+      id: spec.id,
+      inputSize: spec.inputSize,
+      featureLayer: spec.featureLayer,
+      pooledLayer: spec.pooledLayer,
+      tapLayers: spec.tapLayers,
+      ...parts,
+    });
+  } catch (err) {
+    parts.model.dispose();
+    throw err;
+  }
 }
 
 /** Stride is measured on a small probe: robust to any padding scheme of the graph. */

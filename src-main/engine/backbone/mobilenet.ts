@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneSpec } from '../types';
 import { EngineError } from '../types';
-import { backboneFromModel, type Backbone } from './backbone';
+import { backboneOfSpec, type Backbone } from './backbone';
 import { assertModelDir, readModelArtifacts } from './fs-io';
 import { MOBILENET_NORMALIZATION } from './normalize';
 
@@ -41,18 +41,9 @@ export async function loadMobilenet(spec: BackboneSpec): Promise<Backbone> {
     throw new EngineError(`Cannot build MobileNet from ${spec.modelDir}: ${(err as Error).message}`);
   }
   const hasClassifier = model.layers.some((l) => l.name === 'act_softmax');
-  try {
-    return backboneFromModel({
-      id: spec.id,
-      inputSize: spec.inputSize,
-      featureLayer: spec.featureLayer,
-      pooledLayer: spec.pooledLayer,
-      model,
-      normalization: MOBILENET_NORMALIZATION,
-      classifierOutput: hasClassifier ? model.layers[model.layers.length - 1]!.name : undefined,
-    });
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
+  return backboneOfSpec(spec, {
+    model,
+    normalization: MOBILENET_NORMALIZATION,
+    classifierOutput: hasClassifier ? model.layers[model.layers.length - 1]!.name : undefined,
+  });
 }

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneSpec } from '../types';
 import { EngineError } from '../types';
-import { backboneFromModel, type Backbone } from './backbone';
+import { backboneOfSpec, type Backbone } from './backbone';
 import { assertModelDir, readModelArtifacts } from './fs-io';
 import { IMAGENET_NORMALIZATION } from './normalize';
 
@@ -104,16 +104,9 @@ export async function loadResnet18(spec: BackboneSpec): Promise<Backbone> {
   const model = buildResnet18();
   try {
     await loadResnet18Weights(model, spec.modelDir);
-    return backboneFromModel({
-      id: spec.id,
-      inputSize: spec.inputSize,
-      featureLayer: spec.featureLayer,
-      pooledLayer: spec.pooledLayer,
-      model,
-      normalization: IMAGENET_NORMALIZATION,
-    });
   } catch (err) {
     model.dispose();
     throw err;
   }
+  return backboneOfSpec(spec, { model, normalization: IMAGENET_NORMALIZATION });
 }

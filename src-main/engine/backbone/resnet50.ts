@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneSpec } from '../types';
-import { backboneFromModel, type Backbone } from './backbone';
+import { backboneOfSpec, type Backbone } from './backbone';
 import { IMAGENET_NORMALIZATION } from './normalize';
 import {
   loadResnet50Weights,
@@ -88,19 +88,5 @@ export function buildResnet50(weights: Resnet50Weights): tf.LayersModel {
 
 export async function loadResnet50(spec: BackboneSpec): Promise<Backbone> {
   const weights = await loadResnet50Weights(spec.modelDir);
-  const model = buildResnet50(weights);
-  try {
-    return backboneFromModel({
-      id: spec.id,
-      inputSize: spec.inputSize,
-      featureLayer: spec.featureLayer,
-      pooledLayer: spec.pooledLayer,
-      tapLayers: spec.tapLayers,
-      model,
-      normalization: IMAGENET_NORMALIZATION,
-    });
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
+  return backboneOfSpec(spec, { model: buildResnet50(weights), normalization: IMAGENET_NORMALIZATION });
 }
