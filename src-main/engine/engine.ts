@@ -6,13 +6,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
 import { resolveSettings } from './settings';
-import { backendTag, initBackend } from './backend';
+import { initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
 import { backboneIdOf, backboneSpecFor } from './backbone';
 import { trainFullModel } from './full-mode';
 import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
-import { BACKBONE_FILE, saveModel, loadModel, type ModelManifest } from './model-file';
+import { BACKBONE_FILE, loadModel, type ModelManifest } from './model-file';
+import { saveTrained } from './save-trained';
 import { manifestValidation, validationMetrics, type ValidationResult } from './validate';
 import { trainChosen } from './choose';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
@@ -118,17 +119,19 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
     const tValidate = performance.now();
     const tTrain = tFeatures + chosen.trainSeconds * 1000;
 
-    req.onProgress?.({ stage: 'save', step: 0, total: 1 });
-    const manifest = await saveModel(req.outDir, {
-      state,
-      backbone: { ...session.spec, levels: session.levels },
-      backend: { tag: backendTag(session.backend), description: session.backend.description },
-      trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
-      ...(validation
-        ? { metrics: validationMetrics(validation), validation: manifestValidation(validation) }
-        : {}),
-    });
-    req.onProgress?.({ stage: 'save', step: 1, total: 1 });
+    const manifest = await saveTrained(
+      req.outDir,
+      session.backend,
+      {
+        state,
+        backbone: { ...session.spec, levels: session.levels },
+        trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
+        ...(validation
+          ? { metrics: validationMetrics(validation), validation: manifestValidation(validation) }
+          : {}),
+      },
+      req.onProgress,
+    );
     const tEnd = performance.now();
     return {
       modelDir: req.outDir,

@@ -9,11 +9,11 @@ import { performance } from 'node:perf_hooks';
 import { listImagesDeep } from '../data/adapters/common';
 import { loadImageResized } from '../data/decode';
 import type { RgbImage } from '../data/types';
-import { backendTag, type BackendInfo } from './backend';
+import type { BackendInfo } from './backend';
 import { backboneSpecFor, loadBackbone } from './backbone';
 import { OUTLIER_MAX } from './feature-session';
 import { FeatureComputer } from './features/compute';
-import { saveModel } from './model-file';
+import { saveTrained } from './save-trained';
 import { throwIfAborted } from './train/abort';
 import { trainFull } from './train/train-full';
 import { EngineError, type ImageFeatures, type TrainSettings } from './types';
@@ -139,14 +139,16 @@ export async function trainFullModel(
   throwIfAborted(req.signal);
   const tTrain = performance.now();
 
-  req.onProgress?.({ stage: 'save', step: 0, total: 1 });
-  const manifest = await saveModel(req.outDir, {
-    state,
-    backbone: { ...spec, levels },
-    backend: { tag: backendTag(backend), description: backend.description },
-    trainingImageIds: [...normals.map((d) => d.id), ...anomalies.map((d) => d.id)],
-  });
-  req.onProgress?.({ stage: 'save', step: 1, total: 1 });
+  const manifest = await saveTrained(
+    req.outDir,
+    backend,
+    {
+      state,
+      backbone: { ...spec, levels },
+      trainingImageIds: [...normals.map((d) => d.id), ...anomalies.map((d) => d.id)],
+    },
+    req.onProgress,
+  );
   const tEnd = performance.now();
   return {
     modelDir: req.outDir,

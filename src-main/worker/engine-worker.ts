@@ -118,6 +118,7 @@ async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise
   const e = await engine();
   const scorer = await e.openScorer(job.modelDir, {
     cacheDir: job.cacheDir,
+    workers: job.workers,
     session: await sessionForCache(job.cacheDir)?.catch(() => undefined),
   });
   try {

@@ -58,6 +58,8 @@ export interface WarmRequest {
 export interface ScoreJob {
   modelDir: string;
   cacheDir?: string;
+  /** Feature worker threads (default 2; 0 computes in the engine worker's own thread). */
+  workers?: number;
   items: { id: number; path: string }[];
 }
 

@@ -79,7 +79,13 @@ describe.skipIf(!haveBackbone)('full mode through the engine worker (cpu backend
   const scoreWith = async (modelDir: string): Promise<ScoredItem[]> => {
     const items: ScoredItem[] = [];
     await host.score(
-      { modelDir, cacheDir: job.cacheDir, items: tests.map((path, id) => ({ id: id + 1, path })) },
+      // In the engine worker's thread: the same FeatureComputer as a feature worker, one backbone load.
+      {
+        modelDir,
+        cacheDir: job.cacheDir,
+        workers: 0,
+        items: tests.map((path, id) => ({ id: id + 1, path })),
+      },
       (chunk) => items.push(...chunk),
     );
     return items;
@@ -144,18 +150,21 @@ describe.skipIf(!haveBackbone)('full mode through the engine worker (cpu backend
     expect(gap(worker, recomputed)).toBeLessThan(1e-3 * Math.max(1, ...worker.map(Math.abs)));
     expect(gap(worker, frozen)).toBeGreaterThan(100 * gap(worker, recomputed));
     bb.dispose();
-  });
+  }, 300_000);
 
   it('cancels between steps: no model is left behind', async () => {
     const outDir = join(tmp.dir, 'cancelled');
     let asked = false;
-    const run = host.train({ ...job, outDir, settings: { ...job.settings, steps: 500 } }, (p) => {
+    // Its own worker: independent of the test above.
+    const own = new EngineHost();
+    const run = own.train({ ...job, outDir, settings: { ...job.settings, steps: 500 } }, (p) => {
       if (p.stage === 'train' && !asked) {
         asked = true;
-        host.cancel();
+        own.cancel();
       }
     });
     await expect(run).rejects.toBeInstanceOf(JobCancelled);
     expect(existsSync(outDir)).toBe(false);
-  });
+    await own.close();
+  }, 120_000);
 });
