@@ -97,7 +97,8 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
   const e = await engine();
   const result = await e.trainModel({
     ...job,
-    session: await sessionFor(job),
+    // Full mode reads images, not cached features: a warm session would only cost backbone loads.
+    session: job.settings?.mode === 'full' ? undefined : await sessionFor(job),
     signal,
     onProgress: (progress) => post({ type: 'progress', jobId, progress }),
   });
