@@ -2,12 +2,12 @@
  * The CSV half of a report: one row per image of the batch, streamed to disk a page of
  * rows at a time with backpressure, so a batch of any size needs the memory of one page.
  */
-import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
 import { toScale } from '../api/threshold';
 import { headSign } from '../engine/types';
 import { headNames, imagePages, type BatchQuery, type ReportRow } from './data';
+import { writeThroughStream } from './file-stream';
 
 export function decision(
   row: Pick<ReportRow, 'total'>,
@@ -40,72 +40,68 @@ export async function writeReportCsv(
   onRow: (done: number) => void = () => {},
 ): Promise<number> {
   const heads = headNames(q);
-  const out = createWriteStream(file);
-  const csv = stringify({
-    header: true,
-    columns: [
-      'id',
-      'path',
-      'name',
-      'batch',
-      'status',
-      'score',
-      'score_baseline',
-      ...heads.map((h) => `head_${h}`),
-      'decision',
-      'threshold',
-      'label',
-      'class',
-      'rate_basis',
-      'rate_score',
-      'rate_outcome',
-      'score_raw',
-      'threshold_raw',
-    ],
-  });
-  csv.pipe(out);
-  const failed = new Promise<never>((_, rej) => {
-    out.on('error', rej);
-    csv.on('error', rej);
-  });
-  failed.catch(() => undefined);
-  // Which evidence counts per label: held-out when the label has any (threshold.ts countedEvidence).
-  const counted = new Set<string>();
-  for (const label of ['good', 'defect'] as const) {
-    const ev = [...(q.evidence?.values() ?? [])].filter((e) => e.label === label);
-    counted.add(`${label}:${ev.some((e) => e.basis !== 'in-sample') ? 'held' : 'in'}`);
-  }
-  const scale = q.scale ?? null;
-  const unit = scale?.unit ?? 1;
-  let n = 0;
-  for (const page of imagePages(q)) {
-    for (const r of page) {
-      // score = score_baseline + the head columns: each head as it enters the total (normality subtracted).
-      const ok = csv.write([
-        r.id,
-        r.path,
-        r.name,
-        r.batch,
-        r.status,
-        num(r.total === null ? null : toScale(r.total, scale)),
-        num(r.total === null ? null : -(scale?.offset ?? 0) / unit),
-        ...heads.map((h) => num(r.perHead?.[h] === undefined ? null : (headSign(h) * r.perHead[h]) / unit)),
-        decision(r, q.threshold),
-        num(q.threshold === null ? null : toScale(q.threshold, scale)),
-        r.label ?? 'unlabelled',
-        r.className ?? '',
-        ...rateOutcome(q, r, counted),
-        num(r.total),
-        num(q.threshold),
-      ]);
-      n++;
-      if (!ok) await Promise.race([once(csv, 'drain'), failed]);
+  return writeThroughStream(file, async ({ out, failed, watch }) => {
+    const csv = stringify({
+      header: true,
+      columns: [
+        'id',
+        'path',
+        'name',
+        'batch',
+        'status',
+        'score',
+        'score_baseline',
+        ...heads.map((h) => `head_${h}`),
+        'decision',
+        'threshold',
+        'label',
+        'class',
+        'rate_basis',
+        'rate_score',
+        'rate_outcome',
+        'score_raw',
+        'threshold_raw',
+      ],
+    });
+    csv.pipe(out);
+    watch(csv);
+    // Which evidence counts per label: held-out when the label has any (threshold.ts countedEvidence).
+    const counted = new Set<string>();
+    for (const label of ['good', 'defect'] as const) {
+      const ev = [...(q.evidence?.values() ?? [])].filter((e) => e.label === label);
+      counted.add(`${label}:${ev.some((e) => e.basis !== 'in-sample') ? 'held' : 'in'}`);
     }
-    onRow(n);
-    // Let other requests run between pages.
-    await new Promise((r) => setImmediate(r));
-  }
-  csv.end();
-  await Promise.race([once(out, 'finish'), failed]);
-  return n;
+    const scale = q.scale ?? null;
+    const unit = scale?.unit ?? 1;
+    let n = 0;
+    for (const page of imagePages(q)) {
+      for (const r of page) {
+        // score = score_baseline + the head columns: each head as it enters the total (normality subtracted).
+        const ok = csv.write([
+          r.id,
+          r.path,
+          r.name,
+          r.batch,
+          r.status,
+          num(r.total === null ? null : toScale(r.total, scale)),
+          num(r.total === null ? null : -(scale?.offset ?? 0) / unit),
+          ...heads.map((h) => num(r.perHead?.[h] === undefined ? null : (headSign(h) * r.perHead[h]) / unit)),
+          decision(r, q.threshold),
+          num(q.threshold === null ? null : toScale(q.threshold, scale)),
+          r.label ?? 'unlabelled',
+          r.className ?? '',
+          ...rateOutcome(q, r, counted),
+          num(r.total),
+          num(q.threshold),
+        ]);
+        n++;
+        if (!ok) await Promise.race([once(csv, 'drain'), failed]);
+      }
+      onRow(n);
+      // Let other requests run between pages.
+      await new Promise((r) => setImmediate(r));
+    }
+    csv.end();
+    return n;
+  });
 }

@@ -4,14 +4,13 @@
  * of images however many images are flagged; the flagged images are read a few at a time.
  * The same code runs in every front door (Electron, browser mode, CLI): no browser needed.
  */
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import PDFDocument from 'pdfkit';
 import type { ModelInfo, ReportCounts, ScoreScale, ThresholdRates } from '../api/contract';
 import { pct, toScale } from '../api/threshold';
 import { headSign } from '../engine/types';
 import { heldOutSummary } from '../models/held-out';
 import { flaggedIds, rowsById, type BatchQuery, type Histogram, type ReportRow } from './data';
+import { writeThroughStream } from './file-stream';
 
 export interface ReportMeta {
   projectName: string;
@@ -69,7 +68,8 @@ const fmt = (x: number | null | undefined, d = 4): string =>
 function basisWords(basis: ThresholdRates['goodBasis'], kind: string): string {
   if (basis === 'held-out') return `${kind} images not trained on`;
   if (basis === 'out-of-fold') return `${kind} images, those trained on by their cross-validation scores,`;
-  if (basis === 'in-sample') return `${kind} images, by the model's own scores of its training images (optimistic),`;
+  if (basis === 'in-sample')
+    return `${kind} images, by the model's own scores of its training images (optimistic),`;
   return `${kind} images`;
 }
 
@@ -484,81 +484,77 @@ export async function writeReportPdf(
       CreationDate: meta.date,
     },
   });
-  const out = createWriteStream(file);
-  const failed = new Promise<never>((_, rej) => {
-    out.on('error', rej);
-    doc.on('error', rej);
-  });
-  failed.catch(() => undefined);
-  doc.pipe(out);
-  let pages = 1;
-  const ids = flaggedIds(q);
-  // Pages are written as they fill (memory stays at one page), so the count comes first:
-  // the summary, the flagged rows at a fixed number per page, the sign-off where it fits.
-  const top = PAGE.margin + doc.font('Helvetica-Bold').fontSize(13).currentLineHeight(true) + 8;
-  const perPage = Math.max(1, Math.floor((PAGE.h - PAGE.margin - top) / ROW_H));
-  const rowPages = Math.max(1, Math.ceil(ids.length / perPage));
-  const lastRows = ids.length - (rowPages - 1) * perPage;
-  const endY = top + (ids.length === 0 ? 30 : lastRows * ROW_H);
-  const signOffPage = endY + 10 + SIGN_OFF_H > PAGE.h - PAGE.margin;
-  const totalPages = 1 + rowPages + (signOffPage ? 1 : 0);
-  const footer = (): void => pageFooter(doc, pages, totalPages);
-  drawSummary(doc, meta);
-  footer();
-
-  onFlagged(0, ids.length);
-  doc.addPage();
-  pages++;
-  let y = pageHeader(doc, meta, `Flagged images (${ids.length})`);
-  let onPage = 0;
-  if (ids.length === 0) {
-    doc
-      .font('Helvetica')
-      .fontSize(11)
-      .fillColor(COLORS.muted)
-      .text(
-        meta.threshold === null
-          ? 'No threshold is set, so no image is flagged.'
-          : meta.counts.inspected === 0
-            ? 'This batch has no images: nothing was inspected, nothing is flagged.'
-            : 'No image of this batch scored above the threshold.',
-        PAGE.margin,
-        y,
-      );
-  }
-  for (let start = 0; start < ids.length; start += FLAGGED_CHUNK) {
-    const rows = rowsById(q, ids.slice(start, start + FLAGGED_CHUNK));
-    const pics = await Promise.all(
-      rows.map(async (r) => {
-        const thumb = await images.thumbnail(r).catch(() => null);
-        const overlay = await images.overlay(r, thumb).catch(() => null);
-        return { thumb, overlay };
-      }),
-    );
-    rows.forEach((r, k) => {
-      if (onPage === perPage) {
-        footer();
-        doc.addPage();
-        pages++;
-        onPage = 0;
-        y = pageHeader(doc, meta, 'Flagged images (continued)');
-      }
-      onPage++;
-      drawFlaggedRow(doc, r, start + k + 1, pics[k], y, meta.scale);
-      y += ROW_H;
-    });
-    onFlagged(Math.min(ids.length, start + rows.length), ids.length);
-  }
-  if (ids.length === 0) y += 30;
-  if (signOffPage) {
+  return writeThroughStream(file, async ({ out, watch }) => {
+    watch(doc);
+    doc.pipe(out);
+    let pages = 1;
+    const ids = flaggedIds(q);
+    // Pages are written as they fill (memory stays at one page), so the count comes first:
+    // the summary, the flagged rows at a fixed number per page, the sign-off where it fits.
+    const top = PAGE.margin + doc.font('Helvetica-Bold').fontSize(13).currentLineHeight(true) + 8;
+    const perPage = Math.max(1, Math.floor((PAGE.h - PAGE.margin - top) / ROW_H));
+    const rowPages = Math.max(1, Math.ceil(ids.length / perPage));
+    const lastRows = ids.length - (rowPages - 1) * perPage;
+    const endY = top + (ids.length === 0 ? 30 : lastRows * ROW_H);
+    const signOffPage = endY + 10 + SIGN_OFF_H > PAGE.h - PAGE.margin;
+    const totalPages = 1 + rowPages + (signOffPage ? 1 : 0);
+    const footer = (): void => pageFooter(doc, pages, totalPages);
+    drawSummary(doc, meta);
     footer();
+
+    onFlagged(0, ids.length);
     doc.addPage();
     pages++;
-    y = pageHeader(doc, meta, 'Sign-off');
-  }
-  drawSignOff(doc, y + 10);
-  footer();
-  doc.end();
-  await Promise.race([once(out, 'finish'), failed]);
-  return { flagged: ids.length, pages };
+    let y = pageHeader(doc, meta, `Flagged images (${ids.length})`);
+    let onPage = 0;
+    if (ids.length === 0) {
+      doc
+        .font('Helvetica')
+        .fontSize(11)
+        .fillColor(COLORS.muted)
+        .text(
+          meta.threshold === null
+            ? 'No threshold is set, so no image is flagged.'
+            : meta.counts.inspected === 0
+              ? 'This batch has no images: nothing was inspected, nothing is flagged.'
+              : 'No image of this batch scored above the threshold.',
+          PAGE.margin,
+          y,
+        );
+    }
+    for (let start = 0; start < ids.length; start += FLAGGED_CHUNK) {
+      const rows = rowsById(q, ids.slice(start, start + FLAGGED_CHUNK));
+      const pics = await Promise.all(
+        rows.map(async (r) => {
+          const thumb = await images.thumbnail(r).catch(() => null);
+          const overlay = await images.overlay(r, thumb).catch(() => null);
+          return { thumb, overlay };
+        }),
+      );
+      rows.forEach((r, k) => {
+        if (onPage === perPage) {
+          footer();
+          doc.addPage();
+          pages++;
+          onPage = 0;
+          y = pageHeader(doc, meta, 'Flagged images (continued)');
+        }
+        onPage++;
+        drawFlaggedRow(doc, r, start + k + 1, pics[k], y, meta.scale);
+        y += ROW_H;
+      });
+      onFlagged(Math.min(ids.length, start + rows.length), ids.length);
+    }
+    if (ids.length === 0) y += 30;
+    if (signOffPage) {
+      footer();
+      doc.addPage();
+      pages++;
+      y = pageHeader(doc, meta, 'Sign-off');
+    }
+    drawSignOff(doc, y + 10);
+    footer();
+    doc.end();
+    return { flagged: ids.length, pages };
+  });
 }
