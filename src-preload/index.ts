@@ -90,6 +90,7 @@ const KNOWN_EVENTS = [
   'training.finished',
   'scoring.progress',
   'scoring.finished',
+  'validation.finished',
   'worker.crashed',
   'project.changed',
   'report.progress',

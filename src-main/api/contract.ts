@@ -221,6 +221,18 @@ export const TrainingRun = z.object({
 });
 export type TrainingRun = z.infer<typeof TrainingRun>;
 
+/**
+ * A retrain's cross-validation runs after its model is active and the queue scored: until it
+ * is 'done', the model scores with a provisional weight of its supervised heads and has no
+ * held-out metrics (threshold rates are in-sample). Absent: validated while training, or never.
+ */
+export const ModelValidation = z.object({
+  status: z.enum(['pending', 'running', 'done', 'failed']),
+  folds: z.number().int(),
+  error: z.string().nullable(),
+});
+export type ModelValidation = z.infer<typeof ModelValidation>;
+
 export const ModelInfo = z.object({
   id: ModelId,
   /** 1, 2, 3... per project. */
@@ -237,6 +249,7 @@ export const ModelInfo = z.object({
    */
   metrics: z.record(z.string(), z.unknown()).nullable(),
   warnings: z.array(z.string()),
+  validation: ModelValidation.optional(),
 });
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
@@ -279,7 +292,6 @@ const TrainingFinished = z.object({
 
 /** Every loss point of a run, by head: a reload redraws the whole curve. */
 const LossHistory = z.record(z.string(), z.array(z.object({ step: z.number().int(), value: z.number() })));
-
 
 export const ScoringScope = z.enum(['all', 'unscored']);
 
@@ -752,6 +764,16 @@ export const events = {
     status: z.enum(['done', 'failed', 'cancelled']),
     scored: z.number().int(),
     failed: z.array(z.object({ id: ImageId, error: z.string() })),
+    error: z.string().nullable(),
+  }),
+  /**
+   * A model's background cross-validation ended. 'done': its chosen weight and held-out
+   * metrics are in (ModelInfo.metrics), and the queue is re-scored next; 'cancelled': a
+   * retrain or scoring came first, it runs again after.
+   */
+  'validation.finished': z.object({
+    modelId: ModelId,
+    status: z.enum(['done', 'failed', 'cancelled']),
     error: z.string().nullable(),
   }),
   /** The engine worker died; it is restarted for the next job. */

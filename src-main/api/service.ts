@@ -43,6 +43,7 @@ import { ProjectStore } from '../project/store';
 import { deleteModel, exportModel, importModel } from '../models/versions';
 import { evaluateModel } from '../report/evaluate';
 import { exportReport } from '../report/export';
+import { BackgroundValidation } from './background-validation';
 import { EngineHost, JobCancelled, WorkerCrashed, type EngineHostOptions } from '../worker/host';
 import type { ScoredItem } from '../worker/protocol';
 
@@ -92,16 +93,27 @@ function safeFolderName(name: string): string {
   return s || 'project';
 }
 
+interface TrainingState {
+  runId: number;
+  progress: TrainProgressEvent | null;
+  done: Promise<void>;
+  /** training.cancel came (possibly before the engine was free to start it). */
+  cancelRequested: boolean;
+}
+
 export class ApiService {
   private store: ProjectStore | null = null;
   private readonly recent: RecentList;
   private readonly host: EngineHost;
   private readonly listeners = new Set<(e: AnyEvent) => void>();
-  private training: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } | null = null;
+  private training: TrainingState | null = null;
   /** Loss points of the running (else the last) run, and how the last one ended: for a reloaded UI. */
   private lossHistory: Record<string, { step: number; value: number }[]> = {};
   private lastFinished: EventPayload<'training.finished'> | null = null;
-  private scoring: { job: ScoringJob; done: number; done$: Promise<void> } | null = null;
+  private scoring: { job: ScoringJob; done: number; done$: Promise<void>; cancelRequested: boolean } | null =
+    null;
+  /** Retrains' cross-validations, run when the engine is free (background-validation.ts). */
+  private readonly validation: BackgroundValidation;
   private nextScoringJob = 1;
   private heatmapScales = new Map<number, number>();
   /** Imports, model files and reports in flight: a close aborts them and waits for them. */
@@ -111,6 +123,10 @@ export class ApiService {
     this.recent = new RecentList(join(opts.stateDir ?? opts.projectsRoot, 'recent-projects.json'));
     this.host = new EngineHost(opts.worker);
     this.host.on('crashed', (message) => this.emit('worker.crashed', { message, restarted: true }));
+    this.validation = new BackgroundValidation(this.host, {
+      emit: (event, payload) => this.emit(event, payload),
+      validated: (store, modelId) => this.afterValidation(store, modelId),
+    });
   }
 
   // -------------------------------------------------------------------------------------
@@ -246,6 +262,10 @@ export class ApiService {
     this.store = null;
     for (const j of this.jobs) j.abort.abort();
     await Promise.allSettled([...this.jobs].map((j) => j.done));
+    // Jobs still waiting for a background validation to yield the engine must not start.
+    if (this.training) this.training.cancelRequested = true;
+    if (this.scoring) this.scoring.cancelRequested = true;
+    await this.validation.clear();
     if (this.training) {
       this.host.cancel();
       await this.training.done;
@@ -266,6 +286,8 @@ export class ApiService {
     this.store = store;
     // The engine starts now, not on the first retrain: backend, backbone, feature session.
     this.host.warm({ cacheDir: store.cacheDir });
+    this.validation.resume(store);
+    this.engineIdle(store);
     this.recent.touch(store.dir, store.name);
     this.emit('project.changed', { what: 'project' });
     return store.info();
@@ -340,7 +362,11 @@ export class ApiService {
     'training.cancel': ({ runId }) => {
       if (!this.training || (runId !== undefined && runId !== this.training.runId))
         return { cancelled: false };
-      return { cancelled: this.host.cancel() };
+      if (this.training.cancelRequested) return { cancelled: false };
+      this.training.cancelRequested = true;
+      // While a background validation still yields the engine, the run stops before it starts.
+      this.host.cancel();
+      return { cancelled: true };
     },
     'training.status': () => {
       const store = this.requireStore();
@@ -361,14 +387,21 @@ export class ApiService {
     'models.activate': ({ id }) => {
       if (this.scoring)
         throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');
-      const m = this.requireStore().activateModel(id);
+      const store = this.requireStore();
+      const m = store.activateModel(id);
       this.emit('project.changed', { what: 'models' });
+      this.engineIdle(store);
       return m;
     },
 
     // Scoring ------------------------------------------------------------------------
     'scoring.start': ({ scope }) => this.startScoring(scope),
-    'scoring.cancel': () => ({ cancelled: this.scoring !== null && this.host.cancel() }),
+    'scoring.cancel': () => {
+      if (!this.scoring || this.scoring.cancelRequested) return { cancelled: false };
+      this.scoring.cancelRequested = true;
+      this.host.cancel();
+      return { cancelled: true };
+    },
     'scoring.status': () => {
       const store = this.requireStore();
       return {
@@ -412,7 +445,15 @@ export class ApiService {
       })();
       this.emit('project.changed', { what: 'threshold' });
       const v = verdict(store.db, model.id, t);
-      return { threshold: t, flagged, source, rates: v.rates!, scale: v.scale, queue: v.queue, warnings: v.warnings };
+      return {
+        threshold: t,
+        flagged,
+        source,
+        rates: v.rates!,
+        scale: v.scale,
+        queue: v.queue,
+        warnings: v.warnings,
+      };
     },
     'threshold.histogram': ({ bins }) => this.requireStore().histogram(bins),
 
@@ -472,8 +513,10 @@ export class ApiService {
           'busy',
           'this model is scoring images: wait for it or cancel it before deleting it',
         );
+      await this.validation.forget(id);
       await deleteModel(store, id);
       this.heatmapScales.delete(id);
+      this.engineIdle(store);
       this.emit('project.changed', { what: 'models' });
       return { deleted: true };
     },
@@ -596,11 +639,7 @@ export class ApiService {
     // If the inspector activates another version meanwhile, the finished run does not override it.
     const activeAtStart = store.activeModel()?.id ?? null;
     const outDir = store.runDir(runId);
-    const state: { runId: number; progress: TrainProgressEvent | null; done: Promise<void> } = {
-      runId,
-      progress: null,
-      done: Promise.resolve(),
-    };
+    const state: TrainingState = { runId, progress: null, done: Promise.resolve(), cancelRequested: false };
     this.training = state;
     this.lossHistory = {};
     this.lastFinished = null;
@@ -614,27 +653,38 @@ export class ApiService {
       this.training = null;
       this.lastFinished = { runId, status, modelId, version, error, warnings };
       this.emit('training.finished', this.lastFinished);
+      if (status !== 'done') this.engineIdle(store);
     };
-    state.done = this.host
-      .train(
-        {
-          normals: set.normals.map((n) => ({ id: String(n.id), path: n.path })),
-          anomalies: set.anomalies.map((a) => ({ id: String(a.id), path: a.path, cls: a.cls })),
-          outDir,
-          inputSize,
-          settings: engineSettings,
-          cacheDir: store.cacheDir,
-          validateFolds,
-        },
-        (p) => {
-          state.progress = { runId, ...p };
-          if (p.stage === 'train' && p.losses) {
-            for (const [head, value] of Object.entries(p.losses))
-              if (Number.isFinite(value)) (this.lossHistory[head] ??= []).push({ step: p.step, value });
-          }
-          this.emit('training.progress', state.progress);
-        },
-      )
+    const normals = set.normals.map((n) => ({ id: String(n.id), path: n.path }));
+    const anomalies = set.anomalies.map((a) => ({ id: String(a.id), path: a.path, cls: a.cls }));
+    const previous = store.activeModel();
+    state.done = this.validation
+      .yieldEngine()
+      .then(() => {
+        if (state.cancelRequested) throw new JobCancelled();
+        return this.host.train(
+          {
+            normals,
+            anomalies,
+            outDir,
+            inputSize,
+            settings: engineSettings,
+            cacheDir: store.cacheDir,
+            validateFolds,
+            // The model is active and scores the queue first; its cross-validation runs after.
+            validation: 'later',
+            ...(previous ? { provisionalFrom: store.modelDir(previous.id) } : {}),
+          },
+          (p) => {
+            state.progress = { runId, ...p };
+            if (p.stage === 'train' && p.losses) {
+              for (const [head, value] of Object.entries(p.losses))
+                if (Number.isFinite(value)) (this.lossHistory[head] ??= []).push({ step: p.step, value });
+            }
+            this.emit('training.progress', state.progress);
+          },
+        );
+      })
       .then(
         (result) => {
           // The model is completely saved: only now does it become a version, and active.
@@ -652,6 +702,14 @@ export class ApiService {
             },
             (store.activeModel()?.id ?? null) === activeAtStart,
           );
+          if (result.validationPending)
+            this.validation.add(store, model.id, {
+              modelDir: store.modelDir(model.id),
+              normals,
+              anomalies,
+              folds: result.validationPending.folds,
+              cacheDir: store.cacheDir,
+            });
           finish('done', model.id, model.version, null, result.warnings);
           this.emit('project.changed', { what: 'models' });
           if (this.store === store) {
@@ -696,7 +754,29 @@ export class ApiService {
     return { runId };
   }
 
-  private startScoring(scope: 'all' | 'unscored'): ScoringJob {
+  /**
+   * Re-scores with the weight the model's cross-validation chose (from cached features), and
+   * sets its automatic threshold again on the held-out evidence that came with it.
+   */
+  private afterValidation(store: ProjectStore, modelId: number): void {
+    if (this.store !== store || this.training || this.scoring) return;
+    if (store.activeModel()?.id !== modelId) return;
+    try {
+      this.startScoring('all', { refreshAutomaticThreshold: true });
+    } catch {
+      // The queue keeps its provisional scores; the next scoring uses the chosen weight.
+    }
+  }
+
+  /** Nothing the user asked for holds the engine: a pending background validation may run. */
+  private engineIdle(store: ProjectStore): void {
+    if (this.store === store && !this.training && !this.scoring) this.validation.runNext(store);
+  }
+
+  private startScoring(
+    scope: 'all' | 'unscored',
+    opts: { refreshAutomaticThreshold?: boolean } = {},
+  ): ScoringJob {
     const store = this.requireStore();
     this.assertIdle();
     const model = store.activeModel();
@@ -704,7 +784,7 @@ export class ApiService {
       throw new AppError('not_found', 'there is no model yet: label some images and train one first');
     const items = store.imagesToScore(model.id, scope);
     const job: ScoringJob = { jobId: this.nextScoringJob++, modelId: model.id, total: items.length };
-    const state = { job, done: 0, done$: Promise.resolve() };
+    const state = { job, done: 0, done$: Promise.resolve(), cancelRequested: false };
     this.scoring = state;
     const failed: { id: number; error: string }[] = [];
     let scored = 0;
@@ -712,16 +792,23 @@ export class ApiService {
       this.scoring = null;
       this.heatmapScales.delete(model.id);
       try {
-        if (status === 'done' && store.getThreshold(model.id) === null) {
+        const current = store.getThreshold(model.id);
+        const refresh =
+          opts.refreshAutomaticThreshold &&
+          current !== null &&
+          thresholdSource(store.db, model.id, true)?.kind === 'auto';
+        if (status === 'done' && (current === null || refresh)) {
           // Every new model gets its own threshold from its own held-out evidence (threshold.ts).
           const t = automaticThreshold(store.db, model.id) ?? store.scoreQuantile(model.id, 0.9);
           if (t !== null) store.setThreshold(t, model.id);
+          if (refresh) this.emit('project.changed', { what: 'threshold' });
         }
       } catch {
         // A threshold is a convenience; the scores are saved.
       }
       this.emit('scoring.finished', { jobId: job.jobId, status, scored, failed, error });
       this.emit('project.changed', { what: 'scores' });
+      this.engineIdle(store);
     };
     const modelDir = store.modelDir(model.id);
     let writeError: unknown = null;
@@ -745,7 +832,10 @@ export class ApiService {
     const run =
       items.length === 0
         ? Promise.resolve()
-        : this.host.score({ modelDir, cacheDir: store.cacheDir, items }, onChunk);
+        : this.validation.yieldEngine().then(() => {
+            if (state.cancelRequested) throw new JobCancelled();
+            return this.host.score({ modelDir, cacheDir: store.cacheDir, items }, onChunk);
+          });
     state.done$ = run.then(
       () => (writeError ? finish('failed', this.errorShape(writeError).message) : finish('done', null)),
       (err: unknown) => {

@@ -10,12 +10,13 @@ import { initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
 import { backboneIdOf, backboneSpecFor } from './backbone';
 import { trainFullModel } from './full-mode';
-import { throwIfAborted } from './train/abort';
 import { scoreFeatures } from './infer';
 import { BACKBONE_FILE, loadModel, type ModelManifest } from './model-file';
 import { saveTrained } from './save-trained';
 import { manifestValidation, validationMetrics, type ValidationResult } from './validate';
 import { trainChosen } from './choose';
+import { chosenWeightOf, withProvisionalCombination } from './provisional';
+import { openTrainingSession, trainingImages } from './training-images';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
@@ -44,6 +45,14 @@ export interface TrainRequest {
    * (choose.ts). 0 or absent: off, the fixed weights of settings.ts.
    */
   validateFolds?: number;
+  /**
+   * 'inline' (default): the cross-validation runs before the model is saved. 'later' (the
+   * app): the model is saved at once with a provisional weight of its supervised heads
+   * (provisional.ts) and validateModel() runs the same cross-validation afterwards.
+   */
+  validation?: 'inline' | 'later';
+  /** With validation 'later': a previous model whose chosen weight is the provisional one. */
+  provisionalFrom?: string;
 }
 
 export interface TrainResult {
@@ -54,8 +63,10 @@ export interface TrainResult {
   /** What ran the frozen backbone (onnxruntime or tfjs), as FeatureSession.runtime says. */
   runtime: string;
   seconds: { features: number; train: number; validate?: number; save: number; total: number };
-  /** Present when validateFolds was asked for. */
+  /** Present when validateFolds was asked for (and ran inline). */
   validation?: ValidationResult;
+  /** With validation 'later': the folds validateModel() is to run. */
+  validationPending?: { folds: number };
 }
 
 export async function trainModel(req: TrainRequest): Promise<TrainResult> {
@@ -70,51 +81,23 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
-  const session =
-    req.session ??
-    (await FeatureSession.open({
-      backbone: req.backbone,
-      inputSize: req.inputSize,
-      featureLayer: req.featureLayer,
-      tapLayers: req.tapLayers,
-      cacheDir: req.cacheDir,
-      workers: req.workers,
-    }));
+  const session = req.session ?? (await openTrainingSession(req));
   try {
-    const warnings: string[] = [];
-    const report = (stage: 'features' | 'pseudo') => (done: number, total: number) =>
-      req.onProgress?.({ stage, step: done, total });
-    const all = [...req.normals, ...req.anomalies];
-    const feats = await session.ofPaths(
-      all.map((x) => x.path),
-      report('features'),
-    );
-    throwIfAborted(req.signal);
-    for (const f of feats) if (f.error) warnings.push(f.error);
-    const usable = (i: number) => feats[i].features !== null;
-    const normalIdx = req.normals.map((_, i) => i).filter(usable);
-    const anomalyIdx = req.anomalies.map((_, i) => i + req.normals.length).filter(usable);
-    if (normalIdx.length < 2)
-      throw new EngineError('Fewer than 2 good images could be read; nothing was trained.');
-    const { pool: pseudo, warnings: pseudoWarnings } = await session.pseudoFor(
-      settings,
-      normalIdx.map((i) => ({ path: feats[i].path, hash: feats[i].hash! })),
-      report('pseudo'),
-    );
-    warnings.push(...pseudoWarnings);
-    throwIfAborted(req.signal);
+    const data = await trainingImages(session, req, settings);
+    const { warnings } = data;
     const tFeatures = performance.now();
 
-    const chosen = await trainChosen(
-      normalIdx.map((i, j) => ({ id: all[i].id, features: feats[i].features!, pseudo: pseudo[j] })),
-      anomalyIdx.map((i) => ({
-        id: all[i].id,
-        cls: req.anomalies[i - req.normals.length].cls,
-        features: feats[i].features!,
-      })),
-      settings,
-      { folds: req.validateFolds ?? 0, onProgress: req.onProgress, signal: req.signal },
-    );
+    const later = req.validation === 'later' && (req.validateFolds ?? 0) > 0;
+    const chosen = await trainChosen(data.normals, data.anomalies, settings, {
+      folds: later ? 0 : (req.validateFolds ?? 0),
+      onProgress: req.onProgress,
+      signal: req.signal,
+    });
+    if (later)
+      chosen.state = withProvisionalCombination(
+        chosen.state,
+        req.provisionalFrom ? await chosenWeightOf(req.provisionalFrom) : undefined,
+      );
     const { state, validation } = chosen;
     const tValidate = performance.now();
     const tTrain = tFeatures + chosen.trainSeconds * 1000;
@@ -125,7 +108,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
       {
         state,
         backbone: { ...session.spec, levels: session.levels },
-        trainingImageIds: [...normalIdx.map((i) => all[i].id), ...anomalyIdx.map((i) => all[i].id)],
+        trainingImageIds: data.ids,
         ...(validation
           ? { metrics: validationMetrics(validation), validation: manifestValidation(validation) }
           : {}),
@@ -147,6 +130,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
         total: (tEnd - t0) / 1000,
       },
       ...(validation ? { validation } : {}),
+      ...(later ? { validationPending: { folds: req.validateFolds! } } : {}),
     };
   } finally {
     if (!req.session) await session.close();

@@ -7,6 +7,7 @@ export {
   type Scorer,
   type ScoreResult,
 } from './engine';
+export { validateModel, type ValidateModelRequest, type ValidateModelResult } from './validate-model';
 export { FeatureSession } from './feature-session';
 export { DEFAULT_SETTINGS, resolveSettings } from './settings';
 export type { ModelManifest, ManifestValidation } from './model-file';

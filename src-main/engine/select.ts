@@ -72,7 +72,8 @@ const RULE = 'best mean AUC over seen kinds and stand-ins, unseen-kind guard';
 
 /** What a model keeps of the choice (state.combination and the manifest): the weight and why. */
 export interface CombinationChoice {
-  rule: typeof RULE;
+  /** RULE, or provisional.ts PROVISIONAL_RULE before the validation has chosen. */
+  rule: string;
   supervisedWeight: number;
   candidates: CandidateEvidence[];
   nGood: number;

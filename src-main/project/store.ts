@@ -17,6 +17,7 @@ import type {
   ImageSummary,
   LabelValue,
   ModelInfo,
+  ModelValidation,
   ProjectInfo,
   RunStatus,
   TrainingRun,
@@ -669,7 +670,41 @@ export class ProjectStore {
       labelCounts: { good: r.label_good, defect: r.label_defect },
       metrics: r.metrics ? (JSON.parse(r.metrics) as Record<string, unknown>) : null,
       warnings: JSON.parse(r.warnings) as string[],
+      ...this.validationOf(r.id),
     };
+  }
+
+  private validationOf(modelId: number): { validation?: ModelValidation } {
+    const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(`validation:${modelId}`) as
+      { value: string } | undefined;
+    return r ? { validation: JSON.parse(r.value) as ModelValidation } : {};
+  }
+
+  /** The images (ids) a model was trained on, as recorded when it was added. */
+  modelLabelIds(id: number): number[] {
+    const r = this.db.prepare('SELECT label_ids FROM models WHERE id = ?').get(id) as
+      { label_ids: string } | undefined;
+    if (!r) throw new AppError('not_found', `model ${id} does not exist in this project`);
+    return JSON.parse(r.label_ids) as number[];
+  }
+
+  /** Where the model's background cross-validation stands (ModelInfo.validation). */
+  setValidation(modelId: number, v: ModelValidation): void {
+    this.db
+      .prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(`validation:${modelId}`, JSON.stringify(v));
+  }
+
+  /** The held-out metrics of a background cross-validation, and its status 'done', in one transaction. */
+  finishValidation(modelId: number, metrics: Record<string, unknown> | null, folds: number): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE models SET metrics = ? WHERE id = ?')
+        .run(metrics ? JSON.stringify(metrics) : null, modelId);
+      this.setValidation(modelId, { status: 'done', folds, error: null });
+    })();
   }
 
   /**

@@ -12,6 +12,7 @@ import type {
   ScoreJob,
   ToWorker,
   TrainJob,
+  ValidateJob,
   WarmRequest,
   WorkerInit,
 } from './protocol';
@@ -111,8 +112,22 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
       metrics: manifestMetrics(result.manifest),
       settings: manifestSettings(result.manifest),
       warnings: result.warnings,
+      ...(result.validationPending ? { validationPending: result.validationPending } : {}),
     },
   });
+}
+
+async function validate(jobId: number, job: ValidateJob, signal: AbortSignal): Promise<void> {
+  const e = await engine();
+  if (!e.validateModel) throw new Error('this engine cannot validate a saved model');
+  const result = await e.validateModel({
+    ...job,
+    session: await sessionForCache(job.cacheDir)?.catch(() => undefined),
+    signal,
+    onProgress: (progress) => post({ type: 'progress', jobId, progress }),
+  });
+  if (signal.aborted) throw new Cancelled();
+  post({ type: 'validated', jobId, result: { metrics: manifestMetrics(result.manifest) } });
 }
 
 async function score(jobId: number, job: ScoreJob, signal: AbortSignal): Promise<void> {
@@ -174,7 +189,11 @@ port.on('message', (msg: ToWorker) => {
   const ctl = new AbortController();
   aborts.set(msg.jobId, ctl);
   const run =
-    msg.type === 'train' ? train(msg.jobId, msg.job, ctl.signal) : score(msg.jobId, msg.job, ctl.signal);
+    msg.type === 'train'
+      ? train(msg.jobId, msg.job, ctl.signal)
+      : msg.type === 'validate'
+        ? validate(msg.jobId, msg.job, ctl.signal)
+        : score(msg.jobId, msg.job, ctl.signal);
   run
     .then(() =>
       post(

@@ -16,6 +16,8 @@ import type {
   ToWorker,
   TrainedModel,
   TrainJob,
+  ValidatedModel,
+  ValidateJob,
   WarmRequest,
   WorkerInit,
 } from './protocol';
@@ -217,6 +219,23 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
     return result;
   }
 
+  /** Cross-validates a saved model in the worker (ValidateJob); resolves with its new metrics. */
+  async validate(
+    job: ValidateJob,
+    onProgress: (p: TrainProgress) => void = () => undefined,
+  ): Promise<ValidatedModel> {
+    let result: ValidatedModel | null = null;
+    await this.run(
+      (jobId) => ({ type: 'validate', jobId, job }),
+      (m) => {
+        if (m.type === 'progress') onProgress(m.progress);
+        else if (m.type === 'validated') result = m.result;
+      },
+    );
+    if (!result) throw new Error('the engine worker finished validating without a result');
+    return result;
+  }
+
   /** Scores in the worker; results arrive per chunk through onChunk. */
   score(job: ScoreJob, onChunk: (items: ScoredItem[], done: number, total: number) => void): Promise<void> {
     return this.run(
@@ -244,10 +263,11 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   }
 
   /**
-   * Asks the running job to stop; if it has not within CANCEL_GRACE_MS (the engine is
-   * deep in a computation), the worker is terminated and a fresh one started.
+   * Asks the running job to stop; if it has not within graceMs (the engine is deep in a
+   * computation), the worker is terminated and a fresh one started (cold: its feature
+   * session is lost, so a background job that yields to the user's gets a longer grace).
    */
-  cancel(): boolean {
+  cancel(graceMs = CANCEL_GRACE_MS): boolean {
     const job = this.job;
     const w = this.worker;
     if (!job || !w || job.cancelling) return false;
@@ -261,7 +281,7 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
       void w.terminate();
       job.reject(new JobCancelled());
       if (!this.closed) this.worker = this.spawn();
-    }, CANCEL_GRACE_MS);
+    }, graceMs);
     return true;
   }
 

@@ -18,7 +18,16 @@ export interface EngineSession {
 export interface EngineApi {
   trainModel(
     req: TrainJob & { onProgress?: ProgressFn; signal?: AbortSignal; session?: EngineSession },
-  ): Promise<{ modelDir: string; manifest: unknown; warnings: string[] }>;
+  ): Promise<{
+    modelDir: string;
+    manifest: unknown;
+    warnings: string[];
+    validationPending?: { folds: number };
+  }>;
+  /** engine/validate-model.ts: the deferred cross-validation of a saved model. */
+  validateModel?(
+    req: ValidateJob & { onProgress?: ProgressFn; signal?: AbortSignal; session?: EngineSession },
+  ): Promise<{ manifest: unknown }>;
   openSession?(opts: { cacheDir?: string; inputSize?: number }): Promise<EngineSession>;
   openScorer(
     modelDir: string,
@@ -47,6 +56,27 @@ export interface TrainJob {
   cacheDir?: string;
   /** K-fold cross-validation for held-out metrics (0 or absent: off). */
   validateFolds?: number;
+  /**
+   * 'later': save and score first with a provisional weight of the supervised heads; the
+   * cross-validation runs afterwards as a ValidateJob. Absent: inline, before saving.
+   */
+  validation?: 'inline' | 'later';
+  /** With 'later': the model folder whose chosen weight is the provisional one. */
+  provisionalFrom?: string;
+}
+
+/** The deferred cross-validation of a saved model, on the images it trained on. */
+export interface ValidateJob {
+  modelDir: string;
+  normals: { id: string; path: string }[];
+  anomalies: { id: string; path: string; cls: string }[];
+  folds: number;
+  cacheDir?: string;
+}
+
+export interface ValidatedModel {
+  /** The model's metrics with the held-out ones, as ModelInfo.metrics (models/held-out.ts). */
+  metrics: Record<string, unknown> | null;
 }
 
 /** What a warm engine keeps ready: a feature session for this cache and input size. */
@@ -80,11 +110,14 @@ export interface TrainedModel {
   /** The settings the engine actually used (defaults filled in) and its backbone, from the manifest. */
   settings: Record<string, unknown> | null;
   warnings: string[];
+  /** Saved with its cross-validation still to run (TrainJob validation 'later'). */
+  validationPending?: { folds: number };
 }
 
 export type ToWorker =
   | { type: 'train'; jobId: number; job: TrainJob }
   | { type: 'score'; jobId: number; job: ScoreJob }
+  | { type: 'validate'; jobId: number; job: ValidateJob }
   | { type: 'cancel'; jobId: number }
   | { type: 'warm'; request: WarmRequest }
   /** Answered at once, also while a job runs (the backend is chosen once per thread). */
@@ -95,6 +128,7 @@ export type FromWorker =
   | { type: 'progress'; jobId: number; progress: TrainProgress }
   | { type: 'trained'; jobId: number; result: TrainedModel }
   | { type: 'scored'; jobId: number; items: ScoredItem[]; done: number; total: number }
+  | { type: 'validated'; jobId: number; result: ValidatedModel }
   | { type: 'finished'; jobId: number }
   | { type: 'cancelled'; jobId: number }
   | { type: 'failed'; jobId: number; name: string; message: string }

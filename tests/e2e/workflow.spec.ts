@@ -154,6 +154,21 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
       { timeout: 5 * 60_000 },
     )
     .toBe(0);
+  // The retrain's cross-validation runs once the queue is scored, then the queue is scored
+  // again with the weight it chose: wait for both before reading scores.
+  await expect
+    .poll(
+      async () => {
+        const { model } = await apiCall<{ model: { validation?: { status: string } } | null }>(
+          server!,
+          'models.active',
+        );
+        const { job } = await apiCall<{ job: unknown }>(server!, 'scoring.status');
+        return job === null ? model?.validation?.status : 'scoring';
+      },
+      { timeout: 5 * 60_000 },
+    )
+    .toBe('done');
   await shot(page, '05-train-done', info);
 
   // Review: the six defective parts lead the queue

@@ -48,10 +48,30 @@ describe('app with the real engine', () => {
         .map((e) => (e.payload as EventPayload<'training.progress'>).stage),
     );
     expect(stages.has('train')).toBe(true);
-    // The app cross-validates every retrain (3 folds by default) for held-out metrics.
-    expect(stages.has('validate')).toBe(true);
+    // The queue is scored before the cross-validation: the model has no held-out metrics yet,
+    // and its rates are in-sample.
+    expect(stages.has('validate')).toBe(false);
+    const first = (await api.invoke('models.active', {})).model!;
+    expect(first.metrics).toBeNull();
+    expect(first.validation).toMatchObject({ folds: 3, error: null });
+    expect(['pending', 'running']).toContain(first.validation!.status);
+    expect((await api.invoke('threshold.get', {})).rates?.goodBasis).toBe('in-sample');
+    // The app cross-validates every retrain (3 folds by default) in the background, then
+    // re-scores the queue with the weight it chose.
+    await waitFor(() => events.some((e) => e.event === 'validation.finished'), 'validation', 240_000);
+    expect(events.find((e) => e.event === 'validation.finished')!.payload).toEqual({
+      modelId: first.id,
+      status: 'done',
+      error: null,
+    });
+    await waitFor(
+      () => events.filter((e) => e.event === 'scoring.finished').length === 2,
+      're-scoring',
+      120_000,
+    );
     // The model records the settings the engine really used, defaults included.
     const model = (await api.invoke('models.active', {})).model!;
+    expect(model.validation).toEqual({ status: 'done', folds: 3, error: null });
     expect(model.settings).toMatchObject({
       steps: 10,
       seed: expect.any(Number),

@@ -227,6 +227,75 @@ describe('engine worker through the API', () => {
     expect(existsSync(join(project.path, 'models', `run-${runId}`))).toBe(false);
   });
 
+  it('a retrain scores first and cross-validates after; a retrain meanwhile supersedes it, and the newest model is validated', async () => {
+    const validationOf = async (id: number) =>
+      (await api.invoke('models.list', {})).models.find((m) => m.id === id)!.validation;
+    await trainToEnd({ seed: 555 });
+    const first = (await api.invoke('models.active', {})).model!;
+    expect(first.metrics).toMatchObject({ aucRoc: 0.5 });
+    await waitFor(async () => (await validationOf(first.id))?.status === 'running', 'validation to start');
+    // The engine is busy with the validation, yet a retrain is not refused: it comes first.
+    const t0 = Date.now();
+    const { runId } = await api.invoke('training.start', { settings: { seed: 555 } });
+    await waitFor(() => finished(runId) !== undefined, 'second retrain');
+    expect(finished(runId)!.status).toBe('done');
+    expect(Date.now() - t0).toBeLessThan(1400);
+    expect(events.find((e) => e.event === 'validation.finished')!.payload).toEqual({
+      modelId: first.id,
+      status: 'cancelled',
+      error: null,
+    });
+    expect(await validationOf(first.id)).toEqual({ status: 'pending', folds: 3, error: null });
+    const second = finished(runId)!.modelId!;
+    await waitFor(
+      () =>
+        events.some(
+          (e) =>
+            e.event === 'validation.finished' && e.payload.modelId === second && e.payload.status === 'done',
+        ),
+      'validation of the new model',
+    );
+    const model = (await api.invoke('models.active', {})).model!;
+    expect(model.id).toBe(second);
+    expect(model.validation).toEqual({ status: 'done', folds: 3, error: null });
+    expect(Object.keys(model.metrics!.out_of_fold as object)).toHaveLength(5);
+    // Then the queue is scored again (the weight may have changed) and the automatic threshold follows.
+    const at = events.findIndex(
+      (e) => e.event === 'validation.finished' && e.payload.modelId === second && e.payload.status === 'done',
+    );
+    await waitFor(
+      () => events.slice(at).some((e) => e.event === 'scoring.finished'),
+      're-scoring after validation',
+    );
+    expect((await api.invoke('threshold.get', {})).rates?.goodBasis).toBe('out-of-fold');
+    // Only the active model's validation runs; the superseded one waits.
+    expect(await validationOf(first.id)).toEqual({ status: 'pending', folds: 3, error: null });
+  });
+
+  it('a validation the project closed on resumes when it opens again', async () => {
+    await trainToEnd({ seed: 555 });
+    const model = (await api.invoke('models.active', {})).model!;
+    await waitFor(
+      async () => (await api.invoke('models.active', {})).model!.validation?.status === 'running',
+      'validation',
+    );
+    const project = (await api.invoke('project.current', {}))!;
+    await api.invoke('project.close', {});
+    expect(events.filter((e) => e.event === 'validation.finished').map((e) => e.payload)).toEqual([
+      { modelId: model.id, status: 'cancelled', error: null },
+    ]);
+    await api.invoke('project.open', { path: project.path });
+    await waitFor(
+      () => events.some((e) => e.event === 'validation.finished' && e.payload.status === 'done'),
+      'the resumed validation',
+    );
+    expect((await api.invoke('models.active', {})).model!.validation).toEqual({
+      status: 'done',
+      folds: 3,
+      error: null,
+    });
+  });
+
   it('rescoring unscored images only scores new ones', async () => {
     await trainToEnd({ steps: 1 });
     const f = join(tmp.dir, 'late.png');
