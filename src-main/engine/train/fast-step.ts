@@ -1,8 +1,8 @@
 /**
  * One fast-mode training step of the four DRA heads with the backward pass written out: the
  * large products (the 1x1 read-out of the feature maps, the residual head's 3x3 conv as
- * im2col, the normality head's first layer, and their gradients) are plain matMuls on the
- * TF.js backend, everything else (gathers, shifts, BatchNorm, top-K, the losses, Adam) loops
+ * im2col, the normality head's first layer, and their gradients) are plain matMuls
+ * (matmul-runtime.ts: onnxruntime's GEMM, else TF.js), everything else (gathers, shifts, BatchNorm, top-K, the losses, Adam) loops
  * over Float32Arrays. The same arithmetic as forwardLevel + tf.variableGrads (a test compares
  * the gradients), without the tape's hundreds of small kernels, transposes and shift matrices
  * per step.
@@ -15,7 +15,6 @@
  * Applies to the paper's 1x1 patch heads with the residual reduction (patchHidden 0,
  * residualReduce > 0): other settings train through the tape (train-fast.ts).
  */
-import * as tf from '@tensorflow/tfjs';
 import type { HeadName, ImageFeatures, LossKind, TrainSettings } from '../types';
 import type { Rng } from '../util/rng';
 import type { DraWeights } from '../heads/state';
@@ -25,6 +24,10 @@ import { averagePool, featuresOf, type FastTrainData } from './batch';
 import { DEVIATION_MARGIN, priorStats, routeLabels, type DraHead } from './losses';
 import type { BatchPlan } from './sampler';
 import { cachedPermutation } from './transforms';
+import { tfjsMatMul, type HeadMatMul } from './matmul-runtime';
+
+/** The products a step needs: a @ b, and where the runtime has it, a^T @ b without a transposed copy. */
+export type StepMatMul = Pick<HeadMatMul, 'matMul' | 'matMulTA'>;
 
 /** Whether the written-out step covers these settings. */
 export function fastStepApplies(s: TrainSettings): boolean {
@@ -152,8 +155,8 @@ export function weightsFromParams(p: StepParams, base: DraWeights): DraWeights {
 export class StepBuffers {
   private readonly buffers = new Map<string, Float32Array>();
 
-  /** A zeroed array of `size` values, valid until the next call with the same name. */
-  get(name: string, size: number): Float32Array {
+  /** An array of `size` values (zeroed unless the caller overwrites all of it), valid until the next call with the same name. */
+  get(name: string, size: number, zero = true): Float32Array {
     let b = this.buffers.get(name);
     if (!b || b.length < size) {
       b = new Float32Array(size);
@@ -161,7 +164,7 @@ export class StepBuffers {
       return b;
     }
     const view = b.subarray(0, size);
-    view.fill(0);
+    if (zero) view.fill(0);
     return view;
   }
 
@@ -186,17 +189,6 @@ export class StepBuffers {
 
 /** Bytes of transposed maps a training run keeps (a few hundred images' worth). */
 const TRANSPOSE_BUDGET = 256 * 2 ** 20;
-
-/** a [m, k] @ b [k, n] on the TF.js backend. */
-function matMul(a: Float32Array, m: number, k: number, b: Float32Array, n: number): Float32Array {
-  const ta = tf.tensor2d(a, [m, k]);
-  const tb = tf.tensor2d(b, [k, n]);
-  const tc = tf.matMul(ta, tb);
-  // Not returned through tf.tidy: it would walk the typed array element by element.
-  const out = tc.dataSync() as Float32Array;
-  tf.dispose([ta, tb, tc]);
-  return out;
-}
 
 /** d loss / d score of one sample, and its loss (dra.md's deviation loss, or BCE / focal on the score as a logit). */
 function lossAndGrad(
@@ -258,7 +250,7 @@ function neighbours(h: number, w: number): Int32Array {
 }
 
 /** One map's rows into X [rows, c] at row0, and its columns into XT [c, rows] (from its transpose T when given). */
-function packMap(
+function packMapT(
   d: Float32Array,
   T: Float32Array | null,
   X: Float32Array,
@@ -327,7 +319,7 @@ function im2col(
   pl: number,
   r: number,
   im: Float32Array,
-  imT: Float32Array,
+  imT: Float32Array | null,
   m0: number,
   itemRows: number,
   RT: Float32Array,
@@ -348,6 +340,7 @@ function im2col(
       }
     }
   }
+  if (!imT) return;
   // imT row by row from R's transpose, so that both sides stay in cache.
   const n = B * pl;
   for (let j = 0; j < n; j++) for (let ch = 0; ch < r; ch++) RT[ch * n + j] = R[j * r + ch];
@@ -379,18 +372,21 @@ function residualForward(
   vari: Float64Array,
   inv: Float64Array,
 ): void {
+  const { convB, gamma, beta, out } = p;
   mean.fill(0);
   vari.fill(0);
   for (let m = m0; m < m0 + n; m++) {
+    const o = m * W;
     for (let ch = 0; ch < W; ch++) {
-      const v = (Z[m * W + ch] += p.convB[ch]);
+      const v = (Z[o + ch] += convB[ch]);
       mean[ch] += v;
     }
   }
   for (let ch = 0; ch < W; ch++) mean[ch] /= n;
   for (let m = m0; m < m0 + n; m++) {
+    const o = m * W;
     for (let ch = 0; ch < W; ch++) {
-      const d = Z[m * W + ch] - mean[ch];
+      const d = Z[o + ch] - mean[ch];
       vari[ch] += d * d;
     }
   }
@@ -400,13 +396,15 @@ function residualForward(
   }
   const outB = p.outB[0];
   for (let m = m0; m < m0 + n; m++) {
+    const o = m * W;
     let s = outB;
     for (let ch = 0; ch < W; ch++) {
-      const z = (Z[m * W + ch] - mean[ch]) * inv[ch];
-      normed[m * W + ch] = z;
-      const a = Math.max(0, z * p.gamma[ch] + p.beta[ch]);
-      act[m * W + ch] = a;
-      s += a * p.out[ch];
+      const z = (Z[o + ch] - mean[ch]) * inv[ch];
+      normed[o + ch] = z;
+      const y = z * gamma[ch] + beta[ch];
+      const a = y > 0 ? y : 0;
+      act[o + ch] = a;
+      s += a * out[ch];
     }
     resPre[m] = s;
   }
@@ -487,35 +485,44 @@ function residualBackward(
   let dOutB = 0;
   sumD.fill(0);
   sumDN.fill(0);
+  const { out, gamma } = p;
+  const accOut = acc.out;
+  const accGamma = acc.gamma;
+  const accBeta = acc.beta;
+  const accConvB = acc.convB;
   for (let j = 0; j < n; j++) {
     if (dMap[j] === 0) continue;
-    const m = m0 + j;
-    const dr = dMap[j] * sgn(resPre[m]);
+    const o = (m0 + j) * W;
+    const oj = j * W;
+    const dr = dMap[j] * sgn(resPre[m0 + j]);
     dOutB += dr;
     for (let ch = 0; ch < W; ch++) {
-      const a = act[m * W + ch];
-      acc.out[ch] += a * dr;
+      const a = act[o + ch];
+      accOut[ch] += a * dr;
       if (a > 0) {
-        const g = dr * p.out[ch];
-        acc.gamma[ch] += g * normed[m * W + ch];
-        acc.beta[ch] += g;
-        dNormed[j * W + ch] = g * p.gamma[ch];
+        const g = dr * out[ch];
+        accGamma[ch] += g * normed[o + ch];
+        accBeta[ch] += g;
+        dNormed[oj + ch] = g * gamma[ch];
       }
     }
   }
   for (let j = 0; j < n; j++) {
+    const o = (m0 + j) * W;
+    const oj = j * W;
     for (let ch = 0; ch < W; ch++) {
-      const d = dNormed[j * W + ch];
+      const d = dNormed[oj + ch];
       sumD[ch] += d;
-      sumDN[ch] += d * normed[(m0 + j) * W + ch];
+      sumDN[ch] += d * normed[o + ch];
     }
   }
   for (let j = 0; j < n; j++) {
+    const o = (m0 + j) * W;
+    const oj = j * W;
     for (let ch = 0; ch < W; ch++) {
-      const m = m0 + j;
-      const g = (inv[ch] / n) * (n * dNormed[j * W + ch] - sumD[ch] - normed[m * W + ch] * sumDN[ch]);
-      dZ[m * W + ch] = g;
-      acc.convB[ch] += g;
+      const g = (inv[ch] / n) * (n * dNormed[oj + ch] - sumD[ch] - normed[o + ch] * sumDN[ch]);
+      dZ[o + ch] = g;
+      accConvB[ch] += g;
     }
   }
   return dOutB;
@@ -606,7 +613,7 @@ function topKScores(
  * `skip`: heads whose losses are left out; `lossRng` draws the deviation loss's prior
  * samples, head by head in the order draLoss uses.
  */
-export function stepGradients(
+export async function stepGradients(
   p: StepParams,
   shapes: readonly LevelShape[],
   dims: { reduceTo: number; width: number; hidden: number },
@@ -616,7 +623,9 @@ export function stepGradients(
   lossRng: Rng,
   skip: readonly DraHead[],
   buf: StepBuffers = new StepBuffers(),
-): StepResult {
+  mm: StepMatMul = { matMul: tfjsMatMul },
+): Promise<StepResult> {
+  const { matMul, matMulTA } = mm;
   const L = shapes.length;
   const c = shapes[0].c;
   const r = dims.reduceTo;
@@ -666,19 +675,21 @@ export function stepGradients(
   const refSrc = shapes.map((_, l) => srcRows(l, refU, plan.references));
 
   // ---- 1x1 read-out of every distinct map: Y = X @ inW --------------------------------
-  const X = buf.get('X', rows * c);
-  const XT = buf.get('XT', c * rows);
+  // With a transposing product (matMulTA) no transposed copy of X is needed for inW's gradient.
+  const X = buf.get('X', rows * c, false);
+  const XT = matMulTA ? null : buf.get('XT', c * rows);
   for (let l = 0; l < L; l++)
     for (let u = 0; u < U; u++) {
       const d = feats[u].levels[l].data;
-      packMap(d, buf.transposed(d, P[l], c), X, XT, rowOff[l] + u * P[l], rows, P[l], c);
+      if (XT) packMapT(d, buf.transposed(d, P[l], c), X, XT, rowOff[l] + u * P[l], rows, P[l], c);
+      else X.set(d, (rowOff[l] + u * P[l]) * c);
     }
-  const Y = matMul(X, rows, c, p.inW, cols);
+  const Y = await matMul(X, rows, c, p.inW, cols);
 
   // ---- residual head: conv -> BatchNorm (batch statistics per level) -> ReLU -> 1x1 -> |.| ----
   const K9 = 9 * r;
   const im = buf.get('im', itemRows * K9);
-  const imT = buf.get('imT', K9 * itemRows);
+  const imT = matMulTA ? null : buf.get('imT', K9 * itemRows);
   const patchPre: Float32Array[] = [];
   for (let l = 0; l < L; l++) {
     const pre = new Float32Array(B * P[l] * 2);
@@ -687,7 +698,7 @@ export function stepGradients(
     patchPre.push(pre);
     im2col(R, nbs[l], B, P[l], r, im, imT, itemRowOff[l], itemRows, buf.get(`RT${l}`, B * P[l] * r));
   }
-  const Z = matMul(im, itemRows, K9, p.conv, W);
+  const Z = await matMul(im, itemRows, K9, p.conv, W);
   const normed = buf.get('normed', itemRows * W);
   const act = buf.get('act', itemRows * W);
   const resPre = new Float32Array(itemRows);
@@ -705,16 +716,16 @@ export function stepGradients(
 
   // ---- normality head on the pooled maps (a dihedral transform leaves the pool unchanged) ----
   const pooled = new Float32Array(L * B * c);
-  const pooledT = new Float32Array(c * L * B);
+  const pooledT = matMulTA ? null : new Float32Array(c * L * B);
   for (let l = 0; l < L; l++) {
     for (let i = 0; i < B; i++) {
       const v = averagePool(feats[itemU[i]].levels[l]);
       const row = l * B + i;
       pooled.set(v, row * c);
-      for (let k = 0; k < c; k++) pooledT[k * L * B + row] = v[k];
+      if (pooledT) for (let k = 0; k < c; k++) pooledT[k * L * B + row] = v[k];
     }
   }
-  const G = matMul(pooled, L * B, c, p.w1, H);
+  const G = await matMul(pooled, L * B, c, p.w1, H);
   const hidden = new Float32Array(L * B * H);
   const normPre = new Float32Array(L * B);
   normalityForward(G, H, p, hidden, normPre);
@@ -782,7 +793,9 @@ export function stepGradients(
     const dW2 = new Float32Array(H);
     const dB1 = new Float64Array(H);
     const dB2 = normalityBackward(dRow, normPre, hidden, H, p.w2, dHid, dW2, dB1);
-    grads.w1 = matMul(pooledT, c, L * B, dHid, H);
+    grads.w1 = matMulTA
+      ? await matMulTA(pooled, c, L * B, dHid, H)
+      : await matMul(pooledT!, c, L * B, dHid, H);
     grads.b1 = Float32Array.from(dB1);
     grads.w2 = dW2;
     grads.b2 = Float32Array.of(dB2);
@@ -837,7 +850,7 @@ export function stepGradients(
         new Float64Array(W),
       );
     }
-    grads.conv = matMul(imT, K9, itemRows, dZ, W);
+    grads.conv = matMulTA ? await matMulTA(im, K9, itemRows, dZ, W) : await matMul(imT!, K9, itemRows, dZ, W);
     grads.convB = Float32Array.from(acc.convB);
     grads.gamma = Float32Array.from(acc.gamma);
     grads.beta = Float32Array.from(acc.beta);
@@ -852,7 +865,7 @@ export function stepGradients(
     for (let k = 0; k < 9; k++)
       for (let ch = 0; ch < r; ch++)
         for (let co = 0; co < W; co++) convRe[(k * W + co) * r + ch] = p.conv[(k * r + ch) * W + co];
-    const dR = matMul(dZs, itemRows, KW, convRe, r);
+    const dR = await matMul(dZs, itemRows, KW, convRe, r);
     for (let l = 0; l < L; l++)
       scatterResidual(
         dR,
@@ -866,8 +879,34 @@ export function stepGradients(
         dY,
       );
   }
-  if (reaches('inW')) grads.inW = matMul(XT, c, rows, dY, cols);
+  if (reaches('inW'))
+    grads.inW = matMulTA ? await matMulTA(X, c, rows, dY, cols) : await matMul(XT!, c, rows, dY, cols);
   return { losses, grads, bn };
+}
+
+/** One parameter's Adam update, in a small function of arrays and numbers V8 optimises on its own. */
+function adamUpdate(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  scale: number,
+  weightDecay: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  stepSize: number,
+  bc2: number,
+): void {
+  const c1 = 1 - beta1;
+  const c2 = 1 - beta2;
+  const n = p.length;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i] * scale + p[i] * weightDecay;
+    m[i] = beta1 * m[i] + c1 * gi;
+    v[i] = beta2 * v[i] + c2 * gi * gi;
+    p[i] -= (m[i] / (Math.sqrt(v[i] / bc2) + eps)) * stepSize;
+  }
 }
 
 /**
@@ -904,12 +943,7 @@ export class PlainAdam {
       const p = this.params[name];
       const m = (this.m[name] ??= new Float32Array(p.length));
       const v = (this.v[name] ??= new Float32Array(p.length));
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i] * scale + p[i] * weightDecay;
-        m[i] = this.beta1 * m[i] + (1 - this.beta1) * gi;
-        v[i] = this.beta2 * v[i] + (1 - this.beta2) * gi * gi;
-        p[i] -= (m[i] / (Math.sqrt(v[i] / bc2) + this.eps)) * (lr / bc1);
-      }
+      adamUpdate(p, g, m, v, scale, weightDecay, this.beta1, this.beta2, this.eps, lr / bc1, bc2);
     }
     return norm;
   }

@@ -32,6 +32,7 @@ import type { SamplerConfig } from './sampler';
 import { transformCount } from './transforms';
 import { finishState } from '../infer/calibrate';
 import { matchedNormals } from './matched';
+import { headMatMul, type HeadMatMul, type MatMulRuntime } from './matmul-runtime';
 
 export type { FastTrainData } from './batch';
 
@@ -40,6 +41,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Force the tape or the written-out step (benchmarks compare them); default: written out where it applies. */
   stepper?: 'tape' | 'written';
+  /** Runtime of the written-out step's products (matmul-runtime.ts); default: the fastest installed. */
+  matMul?: MatMulRuntime;
 }
 
 /** Checks that every map has the same shape per level; returns the level shapes used. */
@@ -137,7 +140,7 @@ export async function trainFast(
   const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
 
   const stepper = (opts.stepper ? opts.stepper === 'written' : fastStepApplies(settings))
-    ? writtenOutStepper(base, shapes, ho, data, settings, lossRng, skip)
+    ? writtenOutStepper(base, shapes, ho, data, settings, lossRng, skip, await headMatMul(opts.matMul))
     : tapeStepper(base, shapes, data, settings, lossRng, skip);
   const started = Date.now();
   try {
@@ -145,7 +148,7 @@ export async function trainFast(
       throwIfAborted(opts.signal);
       const plan = planBatch(sampleRng, samplerCfg);
       const lr = stepDecayLr(settings.learningRate, step, steps);
-      const losses = stepper.step(plan, lr);
+      const losses = await stepper.step(plan, lr);
       reportStep(opts, step, steps, started, losses);
       // Lets an abort (or a progress message) through between steps.
       await yieldToEventLoop();
@@ -172,7 +175,10 @@ export async function trainFast(
 }
 
 interface Stepper {
-  step(plan: BatchPlan, lr: number): Partial<Record<HeadName, number>>;
+  step(
+    plan: BatchPlan,
+    lr: number,
+  ): Partial<Record<HeadName, number>> | Promise<Partial<Record<HeadName, number>>>;
   weights(): DraWeights;
   dispose(): void;
 }
@@ -186,14 +192,15 @@ function writtenOutStepper(
   settings: TrainSettings,
   lossRng: Rng,
   skip: DraHead[],
+  mm: HeadMatMul,
 ): Stepper {
   const params = stepParams(base);
   const adam = new PlainAdam(params);
   const dims = { reduceTo: ho.reduceTo, width: ho.width, hidden: ho.hidden };
   const buffers = new StepBuffers();
   return {
-    step(plan, lr) {
-      const r = stepGradients(params, shapes, dims, data, plan, settings, lossRng, skip, buffers);
+    async step(plan, lr) {
+      const r = await stepGradients(params, shapes, dims, data, plan, settings, lossRng, skip, buffers, mm);
       adam.step(r.grads, lr, settings.weightDecay, settings.gradClip);
       for (const s of r.bn) updateRunningBn(base, s.mean, s.variance, s.count);
       return r.losses;

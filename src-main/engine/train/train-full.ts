@@ -267,7 +267,11 @@ export async function trainFull(
       calibration: {},
       backbone: backbone.model.weights.map((w) => {
         const v = w.read();
-        return { name: w.originalName, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
+        return {
+          name: w.originalName,
+          shape: [...v.shape],
+          data: Float32Array.from(v.dataSync() as Float32Array),
+        };
       }),
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });

@@ -8,12 +8,15 @@ import { draLoss, type DraHead } from '../../../src-main/engine/train/losses';
 import { planBatch } from '../../../src-main/engine/train/sampler';
 import {
   PARAM_NAMES,
+  StepBuffers,
   stepGradients,
+  type StepMatMul,
   stepParams,
   type ParamName,
 } from '../../../src-main/engine/train/fast-step';
 import type { FeatureMap, ImageFeatures, LossKind } from '../../../src-main/engine/types';
 import { Rng } from '../../../src-main/engine/util/rng';
+import { headMatMul } from '../../../src-main/engine/train/matmul-runtime';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -44,7 +47,13 @@ function problem(seed: number): FastTrainData {
 }
 
 /** Gradients of the same loss through forwardLevel and TF.js's tape (what training used before). */
-function tapeGradients(data: FastTrainData, seed: number, loss: LossKind, skip: DraHead[]) {
+async function tapeGradients(
+  data: FastTrainData,
+  seed: number,
+  loss: LossKind,
+  skip: DraHead[],
+  mm: StepMatMul,
+) {
   const weights = initWeights({ channels: C, reduceTo: 5, width: 6, hidden: 7 }, new Rng(seed));
   const plan = planBatch(new Rng(seed + 1), {
     normals: 6,
@@ -92,7 +101,7 @@ function tapeGradients(data: FastTrainData, seed: number, loss: LossKind, skip: 
     return { grads: byName, bn, perHead };
   });
   disposeHeadTensors(t);
-  const mine = stepGradients(
+  const mine = await stepGradients(
     stepParams(weights),
     SHAPES,
     { reduceTo: 5, width: 6, hidden: 7 },
@@ -101,6 +110,8 @@ function tapeGradients(data: FastTrainData, seed: number, loss: LossKind, skip: 
     { loss, topKRatio: 0.25 },
     new Rng(seed + 2),
     skip,
+    new StepBuffers(),
+    mm,
   );
   return { tape: out, mine };
 }
@@ -120,9 +131,15 @@ describe('written-out fast-mode step', () => {
     ['bce', ['seen']],
     ['focal', ['normality', 'residual']],
   ] as [LossKind, DraHead[]][]) {
-    it(`gives the tape's losses, gradients and BatchNorm statistics (${loss} loss, skipping ${skip.join(', ') || 'nothing'})`, () => {
-      for (const seed of [3, 11]) {
-        const { tape, mine } = tapeGradients(problem(seed), seed, loss, skip);
+    it(`gives the tape's losses, gradients and BatchNorm statistics (${loss} loss, skipping ${skip.join(', ') || 'nothing'}), with either runtime's products`, async () => {
+      for (const [seed, runtime] of [
+        [3, 'tfjs'],
+        [11, 'tfjs'],
+        [3, 'onnxruntime'],
+      ] as const) {
+        const mm = await headMatMul(runtime);
+        expect(mm.runtime).toBe(runtime);
+        const { tape, mine } = await tapeGradients(problem(seed), seed, loss, skip, mm);
         expect(Object.keys(mine.losses).sort()).toEqual(Object.keys(tape.perHead).sort());
         for (const [h, v] of Object.entries(tape.perHead))
           expect(mine.losses[h as DraHead]!).toBeCloseTo(v, 4);
