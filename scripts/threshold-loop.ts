@@ -1,10 +1,16 @@
 /**
- * Plays the inspector's HeadCT loop on the engine (no app): label 10 hemorrhages + 20
- * normals, train + cross-validate, decide the top 12 unlabelled of the queue, train again.
- * Writes every score (final model, every fold model on every image, out-of-fold) to JSON so
- * threshold rules can be compared on the images that stayed unlabelled.
+ * Plays the inspector's HeadCT loop on the engine (no app), as the app's retrain trains
+ * (trainFast + the cross-validation that chooses the supervised weight, engine/choose.ts):
+ * label 10 hemorrhages + 20 normals, train + cross-validate, decide the top 12 unlabelled of
+ * the queue, train again. Writes every score (final model and every fold model on every
+ * image, under the chosen weight; out-of-fold scores and z) to JSON so threshold rules can be
+ * compared on the images that stayed unlabelled.
  *
- *   nice -n 10 npx tsx scripts/threshold-loop.ts --out /tmp/loop.json [--subsets 0,1]
+ * Subsets: a number n is a seeded random draw (n = 0: ids 0-9 and 100-119); `e2e` is the
+ * labelled set of tests/e2e/headct-loop.spec.ts (verification only: rules are chosen on the
+ * numbered subsets).
+ *
+ *   nice -n 10 npx tsx scripts/threshold-loop.ts --out /tmp/loop.json [--subsets 1,2,3]
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +19,7 @@ import { FeatureSession } from '../src-main/engine/feature-session';
 import { resolveSettings } from '../src-main/engine/settings';
 import { trainFast } from '../src-main/engine/train';
 import { scoreFeatures } from '../src-main/engine/infer';
-import { crossValidate } from '../src-main/engine/validate';
+import { crossValidate, trainingData } from '../src-main/engine/validate';
 import { Rng } from '../src-main/engine/util/rng';
 import type { DraState } from '../src-main/engine/heads/state';
 
@@ -25,18 +31,29 @@ const { values } = parseArgs({
   },
 });
 
+function labelSet(subset: string, ids: number[]): { hem: number[]; nor: number[] } {
+  if (subset === 'e2e')
+    return {
+      hem: Array.from({ length: 10 }, (_, k) => 5 + 10 * k),
+      nor: Array.from({ length: 20 }, (_, k) => 102 + 5 * k),
+    };
+  const n = Number(subset);
+  if (n === 0) return { hem: ids.slice(0, 10), nor: ids.slice(100, 120) };
+  const rng = new Rng(1000 + n);
+  return { hem: rng.sample(ids.slice(0, 100), 10), nor: rng.sample(ids.slice(100), 20) };
+}
+
 async function main(): Promise<void> {
   const session = await FeatureSession.open({});
   const ids = Array.from({ length: 200 }, (_, i) => i);
   const paths = ids.map((i) => join(values.root!, 'head_ct', `${String(i).padStart(3, '0')}.png`));
   const defect = (i: number) => i < 100;
   const feats = await session.ofPaths(paths);
+  const all = feats.map((f) => f.features!);
   const settings = resolveSettings({});
   const out: unknown[] = [];
-  for (const subset of values.subsets!.split(',').map(Number)) {
-    const rng = new Rng(1000 + subset);
-    const hem = subset === 0 ? ids.slice(0, 10) : rng.sample(ids.slice(0, 100), 10);
-    const nor = subset === 0 ? ids.slice(100, 120) : rng.sample(ids.slice(100), 20);
+  for (const subset of values.subsets!.split(',')) {
+    const { hem, nor } = labelSet(subset, ids);
     const labelled = new Set([...hem, ...nor]);
     const rounds = [];
     for (let round = 1; round <= 2; round++) {
@@ -49,26 +66,35 @@ async function main(): Promise<void> {
         )
       ).pool;
       const t0 = Date.now();
-      const state = await trainFast(
-        { normals: normals.map((i) => feats[i].features!), anomalies: anomalies.map((i) => feats[i].features!), pseudo },
-        settings,
-      );
+      const vn = normals.map((i, j) => ({ id: String(i), features: all[i], pseudo: pseudo[j] }));
+      const va = anomalies.map((i) => ({ id: String(i), cls: 'defect', features: all[i] }));
+      const trained = await trainFast(trainingData(vn, va), settings);
       const folds: { fold: number; trainNormalIds: string[]; state: DraState }[] = [];
-      const v = await crossValidate(
-        normals.map((i, j) => ({ id: String(i), features: feats[i].features!, pseudo: pseudo[j] })),
-        anomalies.map((i) => ({ id: String(i), cls: 'defect', features: feats[i].features! })),
-        settings,
-        { folds: 3, onFold: (f) => folds.push(f) },
-      );
-      const all = feats.map((f) => f.features!);
+      const v = await crossValidate(vn, va, settings, { folds: 3, select: true, onFold: (f) => folds.push(f) });
+      const combination = v.combination;
+      const state = combination ? { ...trained, combination } : trained;
       const final = scoreFeatures(state, all).map((s) => s.total);
       const foldAll = folds.map((f) => ({
         trainNormalIds: f.trainNormalIds.map(Number),
-        scores: scoreFeatures(f.state, all).map((s) => s.total),
+        scores: scoreFeatures(combination ? { ...f.state, combination } : f.state, all).map((s) => s.total),
       }));
-      const oof = Object.fromEntries(Object.entries(v.scores).map(([id, s]) => [id, { fold: s.fold, total: s.total }]));
-      rounds.push({ round, labelled: [...labelled].sort((a, b) => a - b), final, folds: foldAll, oof, auc: v.aucRoc, seconds: (Date.now() - t0) / 1000 });
-      console.log(`subset ${subset} round ${round}: ${normals.length} good / ${anomalies.length} defect, cv auc ${v.aucRoc?.toFixed(3)}, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      const oof = Object.fromEntries(
+        Object.entries(v.scores).map(([id, s]) => [id, { fold: s.fold, total: s.total, z: s.z }]),
+      );
+      rounds.push({
+        round,
+        labelled: [...labelled].sort((a, b) => a - b),
+        weight: combination?.supervisedWeight ?? 1,
+        final,
+        folds: foldAll,
+        foldReference: v.foldReference,
+        oof,
+        auc: v.aucRoc,
+        seconds: (Date.now() - t0) / 1000,
+      });
+      console.log(
+        `subset ${subset} round ${round}: ${normals.length} good / ${anomalies.length} defect, weight ${combination?.supervisedWeight}, cv auc ${v.aucRoc?.toFixed(3)}, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+      );
       // The queue: unlabelled by final score, highest first; decide the top 12 by ground truth.
       const queue = ids.filter((i) => !labelled.has(i)).sort((a, b) => final[b] - final[a]);
       for (const i of queue.slice(0, 12)) labelled.add(i);

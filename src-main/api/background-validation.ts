@@ -10,6 +10,7 @@ import type { EventName, EventPayload } from './contract';
 import type { ProjectStore } from '../project/store';
 import { JobCancelled, WorkerCrashed, type EngineHost } from '../worker/host';
 import type { ValidateJob } from '../worker/protocol';
+import { referenceSample } from './threshold';
 
 /**
  * How long a validation may take to stop when the user's job needs the engine: past it the
@@ -96,7 +97,9 @@ export class BackgroundValidation {
     store.setValidation(modelId, { status: 'running', folds: job.folds, error: null });
     const state = { modelId, done: Promise.resolve(), yielded: false };
     this.running = state;
-    state.done = this.host.validate(job).then(
+    // The images outside the training set, now scored: the fold models score them too (threshold.ts).
+    const training = new Set([...job.normals, ...job.anomalies].map((x) => Number(x.id)));
+    state.done = this.host.validate({ ...job, reference: referenceSample(store.db, training) }).then(
       (result) => {
         this.running = null;
         this.pending.delete(modelId);

@@ -347,6 +347,8 @@ export const ThresholdRates = z.object({
   defectBasis: RateBasis,
   /** Set when too few images stand behind the rates for them to be more than a rough guide. */
   thinEvidence: z.string().nullable(),
+  /** Labelled defects not counted: picked from an earlier model's queue (api/threshold.ts queuePicks). */
+  defectsPicked: z.number().int().optional(),
 });
 export type ThresholdRates = z.infer<typeof ThresholdRates>;
 
@@ -436,6 +438,8 @@ export const ModelEvaluation = z.object({
   heads: z.record(z.string(), CurveSet),
   /** On the images the threshold's rates count (api/threshold.ts), the same as Review, the PDF and the CSV. */
   confusion: Confusion,
+  /** How the threshold of the confusion counts was chosen (null: none set). */
+  thresholdSource: ThresholdSource.nullable(),
   /** Why curves are missing, for people. */
   note: z.string().nullable(),
   /** Which images and scores the total's curves and the confusion use, for people. */

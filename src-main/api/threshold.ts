@@ -6,7 +6,11 @@
 import type Database from 'better-sqlite3';
 import type { QueueCounts, ScoreScale, ThresholdRates, ThresholdSource } from './contract';
 import { AppError } from './errors';
-import { outOfFoldScores, type OutOfFoldEntry } from '../models/held-out';
+import { EVALUATION_BATCHES_KEY } from '../project/store';
+import { outOfFoldScores, referenceScores, type OutOfFoldEntry, type ReferenceScores } from '../models/held-out';
+import { AUTO_FALSE_ALARMS } from './threshold-rule';
+
+export { AUTO_FALSE_ALARMS, describeSource, pct } from './threshold-rule';
 
 export interface LabelledScore {
   imageId: number;
@@ -45,31 +49,123 @@ export function trainedIds(db: Database.Database, modelId: number): Set<number> 
   }
 }
 
-/** A model's out-of-fold scores by image id: raw (the fold model's scale) and z (carries over). */
-export function outOfFold(db: Database.Database, modelId: number): Map<number, OutOfFoldEntry> {
+function metricsOf(db: Database.Database, modelId: number): Record<string, unknown> | null {
   const r = db.prepare('SELECT metrics FROM models WHERE id = ?').get(modelId) as
     { metrics: string | null } | undefined;
-  if (!r?.metrics) return new Map();
+  if (!r?.metrics) return null;
   try {
-    return outOfFoldScores(JSON.parse(r.metrics) as Record<string, unknown>);
+    return JSON.parse(r.metrics) as Record<string, unknown>;
   } catch {
-    return new Map();
+    return null;
   }
+}
+
+/** A model's out-of-fold scores by image id: raw (the fold model's scale) and z (carries over). */
+export function outOfFold(db: Database.Database, modelId: number): Map<number, OutOfFoldEntry> {
+  return outOfFoldScores(metricsOf(db, modelId));
+}
+
+/** Images the fold models score besides their held-out ones, at most (a scoring pass each). */
+export const REFERENCE_IMAGES = 256;
+
+/**
+ * The images a retrain's fold models also score (engine TrainRequest.reference): readable
+ * images outside the training set, evenly spread over the project by id, at most `max`.
+ */
+export function referenceSample(
+  db: Database.Database,
+  training: ReadonlySet<number>,
+  max = REFERENCE_IMAGES,
+): { id: string; path: string }[] {
+  const rows = (
+    db.prepare(`SELECT id, path FROM images WHERE status = 'ok' ORDER BY id`).all() as { id: number; path: string }[]
+  ).filter((r) => !training.has(r.id));
+  const step = Math.max(1, rows.length / max);
+  const picked = Array.from({ length: Math.min(max, rows.length) }, (_, k) => rows[Math.floor(k * step)]);
+  return picked.map((r) => ({ id: String(r.id), path: r.path }));
+}
+
+/** Fewer unlabelled images than this scored by both a fold model and the final one: map by z instead. */
+export const MIN_REFERENCE = 20;
+
+/**
+ * Per fold, a map from the fold model's scale to the final model's, fitted on the images
+ * neither trained on (the fold models' reference scores against the final model's scores of
+ * the same images): least squares of the final score on the fold score. Null for a fold
+ * with too few such images.
+ */
+export function foldMappings(
+  ref: ReferenceScores | null,
+  finalScores: ReadonlyMap<number, number>,
+): (((x: number) => number) | null)[] {
+  if (!ref) return [];
+  return ref.folds.map((scores) => {
+    const xs: number[] = [];
+    const ys: number[] = [];
+    scores.forEach((x, j) => {
+      const y = finalScores.get(ref.ids[j]);
+      if (y !== undefined) {
+        xs.push(x);
+        ys.push(y);
+      }
+    });
+    if (xs.length < MIN_REFERENCE) return null;
+    const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+    let sxy = 0;
+    let sxx = 0;
+    xs.forEach((x, k) => {
+      sxy += (x - mx) * (ys[k] - my);
+      sxx += (x - mx) ** 2;
+    });
+    if (!(sxx > 1e-12)) return null;
+    const b = sxy / sxx;
+    return (x: number) => my + b * (x - mx);
+  });
 }
 
 /**
  * One labelled image's evidence on the model's own score scale, and where it comes from:
  * 'held-out': the model did not train on it, its own score; 'out-of-fold': trained on, so
- * the score a fold model without it gave, carried over to this model's scale (its z against
- * the fold model's training normals, times this model's spread of in-sample good scores,
- * plus their mean: fold models and the final model do not share a scale); 'in-sample':
- * trained on and not cross-validated, its own score (optimistic).
+ * the score a fold model without it gave, carried over to this model's scale (fold models
+ * and the final model do not share a scale): by foldMappings, fitted on unlabelled images
+ * both scored, when the model has them; else (older models) its z against the fold model's
+ * training normals, times this model's spread of in-sample good scores, plus their mean;
+ * 'in-sample': trained on and not cross-validated, its own score (optimistic).
  */
 export interface Evidence {
   imageId: number;
   label: 'good' | 'defect';
   score: number;
   basis: 'held-out' | 'out-of-fold' | 'in-sample';
+  /** A defect labelled from an earlier model's queue (queuePicks): not a random sample of the defects. */
+  picked?: true;
+}
+
+/**
+ * Defects labelled because an earlier model flagged them: labelled after that model was
+ * made, scored by it without its having trained on them, above its threshold, outside the
+ * evaluation batches. Decided from the top of the queue, they are the defects easiest to
+ * find, and they leave the queue: counted, they promise a catch rate the images still in the
+ * queue do not reach (scripts/threshold-rules.ts --picks). Good images picked the same way
+ * still count: they are the high-scoring normals the false-alarm rate is about.
+ */
+export function queuePicks(db: Database.Database, modelId: number): Set<number> {
+  const rows = db
+    .prepare(
+      `SELECT DISTINCT l.image_id AS id FROM labels l
+       JOIN images i ON i.id = l.image_id
+       JOIN models p ON p.id <> @m AND p.created_at < (SELECT created_at FROM models WHERE id = @m)
+         AND l.updated_at > p.created_at
+       JOIN scores s ON s.image_id = l.image_id AND s.model_id = p.id
+       JOIN settings t ON t.key = 'threshold:' || p.id AND s.total > CAST(t.value AS REAL)
+       WHERE l.label = 'defect'
+         AND l.image_id NOT IN (SELECT value FROM json_each(p.label_ids))
+         AND i.batch NOT IN (SELECT value FROM json_each(COALESCE((SELECT value FROM settings WHERE key = @eval), '[]')))`,
+    )
+    .pluck()
+    .all({ m: modelId, eval: EVALUATION_BATCHES_KEY }) as number[];
+  return new Set(rows);
 }
 
 function meanSd(xs: number[]): { mean: number; sd: number } {
@@ -85,31 +181,55 @@ function meanSd(xs: number[]): { mean: number; sd: number } {
 export function modelEvidence(db: Database.Database, modelId: number, batch?: string | null): Evidence[] {
   const all = labelledScores(db, modelId);
   const trained = trainedIds(db, modelId);
-  const oof = outOfFold(db, modelId);
+  const metrics = metricsOf(db, modelId);
+  const oof = outOfFoldScores(metrics);
   const ref = meanSd(all.filter((r) => r.label === 'good' && trained.has(r.imageId)).map((r) => r.total));
+  const refScores = referenceScores(metrics?.reference_scores);
+  const maps = refScores
+    ? foldMappings(
+        refScores,
+        new Map(
+          (
+            db
+              .prepare(
+                'SELECT image_id AS id, total FROM scores WHERE model_id = ? AND image_id IN (SELECT value FROM json_each(?))',
+              )
+              .all(modelId, JSON.stringify(refScores.ids)) as {
+              id: number;
+              total: number;
+            }[]
+          ).map((s) => [s.id, s.total]),
+        ),
+      )
+    : [];
+  const carried = (o: OutOfFoldEntry): number => {
+    const map = o.fold !== undefined ? maps[o.fold] : null;
+    if (map) return map(o.total);
+    return o.z !== undefined ? ref.mean + ref.sd * o.z : o.total;
+  };
   const rows = batch ? labelledScores(db, modelId, batch) : all;
+  const picks = queuePicks(db, modelId);
   return rows.map((r) => {
-    if (!trained.has(r.imageId)) return { imageId: r.imageId, label: r.label, score: r.total, basis: 'held-out' };
+    const pick = picks.has(r.imageId) ? ({ picked: true } as const) : {};
+    if (!trained.has(r.imageId))
+      return { imageId: r.imageId, label: r.label, score: r.total, basis: 'held-out', ...pick };
     const o = oof.get(r.imageId);
-    if (o)
-      return {
-        imageId: r.imageId,
-        label: r.label,
-        score: o.z !== undefined ? ref.mean + ref.sd * o.z : o.total,
-        basis: 'out-of-fold',
-      };
-    return { imageId: r.imageId, label: r.label, score: r.total, basis: 'in-sample' };
+    if (o) return { imageId: r.imageId, label: r.label, score: carried(o), basis: 'out-of-fold', ...pick };
+    return { imageId: r.imageId, label: r.label, score: r.total, basis: 'in-sample', ...pick };
   });
 }
 
 /**
  * The images that count for one label's rate: the held-out and out-of-fold ones when there
- * are any (they predict unseen images), else the in-sample ones.
+ * are any (they predict unseen images), else the in-sample ones; of the defects, those not
+ * picked from an earlier queue when any are left.
  */
 export function countedEvidence(ev: Evidence[], label: 'good' | 'defect'): Evidence[] {
   const mine = ev.filter((e) => e.label === label);
   const held = mine.filter((e) => e.basis !== 'in-sample');
-  return held.length > 0 ? held : mine;
+  const base = held.length > 0 ? held : mine;
+  const unpicked = base.filter((e) => !e.picked);
+  return unpicked.length > 0 ? unpicked : base;
 }
 
 function basisOf(counted: Evidence[]): ThresholdRates['goodBasis'] {
@@ -246,6 +366,7 @@ export function ratesAt(threshold: number, ev: Evidence[]): ThresholdRates {
     goodBasis: basisOf(good),
     defectBasis: basisOf(defect),
     thinEvidence: thin.length ? `only ${thin.join(' and ')} behind these rates: the intervals are wide` : null,
+    defectsPicked: ev.filter((e) => e.label === 'defect' && e.picked && !defect.includes(e)).length,
   };
 }
 
@@ -284,8 +405,6 @@ export function thresholdForTarget(
   return t;
 }
 
-/** The false-alarm share on the good evidence the automatic threshold aims at. */
-export const AUTO_FALSE_ALARMS = 0.15;
 
 /**
  * The automatic threshold of a new model, from its own held-out evidence (never a previous
@@ -319,24 +438,4 @@ export function thresholdSource(
   } catch {
     return { kind: 'value' };
   }
-}
-
-/** One sentence for people (reports). */
-export function describeSource(source: ThresholdSource | null): string {
-  if (!source) return 'no threshold set';
-  switch (source.kind) {
-    case 'value':
-      return 'set by hand';
-    case 'auto':
-      return 'suggested automatically after scoring (at most 2 % false alarms on good-labelled images, by held-out scores when there are any; the 90th percentile of all scores without good labels)';
-    case 'falseAlarmRate':
-      return `from a target of at most ${pct(source.target)} false alarms on good-labelled images (held-out scores when there are any)`;
-    case 'catchRate':
-      return `from a target of at least ${pct(source.target)} of known defects caught`;
-  }
-}
-
-export function pct(x: number | null): string {
-  if (x === null) return '-';
-  return `${(x * 100).toFixed(Number.isInteger(x * 100) ? 0 : 1)} %`;
 }

@@ -88,8 +88,10 @@ export interface ManifestValidation {
   /** z: the total against the fold model's training normals (validate.ts); absent in older files. */
   outOfFold: Record<
     string,
-    { label: 'good' | 'defect'; total: number; z?: number; perHead: Record<string, number> }
+    { label: 'good' | 'defect'; fold?: number; total: number; z?: number; perHead: Record<string, number> }
   >;
+  /** Every fold model's scores of images no label stood for (validate.ts ReferenceScores). */
+  reference?: { ids: string[]; folds: number[][] };
 }
 
 export interface SavedModel {

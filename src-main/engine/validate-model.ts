@@ -23,6 +23,12 @@ export interface ValidateModelRequest extends LabelledImages {
   workers?: number;
   /** A warm session; used when it reads the model's backbone, else the call opens its own. */
   session?: FeatureSession;
+  /**
+   * Images outside the training set (the queue has scored them, so their features are
+   * cached): every fold model scores them too, which puts its scores on the model's scale
+   * (api/threshold.ts foldMappings). Unreadable ones are skipped.
+   */
+  reference?: { id: string; path: string }[];
 }
 
 export interface ValidateModelResult {
@@ -60,11 +66,18 @@ export async function validateModel(req: ValidateModelRequest): Promise<Validate
       throw new EngineError(
         'Validation: these are not the images the model trained on (a label or an image changed); nothing was changed.',
       );
+    const refs = req.reference ?? [];
+    const refFeatures = refs.length ? await session.ofPaths(refs.map((r) => r.path)) : [];
+    throwIfAborted(req.signal);
     const validation = await crossValidate(data.normals, data.anomalies, settings, {
       folds: req.folds,
       select: true,
       onProgress: req.onProgress,
       signal: req.signal,
+      reference: refs.flatMap((r, i) => {
+        const features = refFeatures[i].features;
+        return features ? [{ id: r.id, features }] : [];
+      }),
     });
     throwIfAborted(req.signal);
     const { combination: _provisional, ...state } = model.state;

@@ -79,6 +79,17 @@ export interface ValidateOptions {
    * classes one more model per class trains without that class (leave-one-class-out).
    */
   select?: boolean;
+  /**
+   * Images no label stands for (the unlabelled pool, or a sample of it): every fold model
+   * scores them, so its scores can be put on the final model's scale by images neither saw.
+   */
+  reference?: readonly { id: string; features: ImageFeatures }[];
+}
+
+/** Scores of ValidateOptions.reference: folds[f][j] is fold f's score of ids[j] (empty: fold skipped). */
+export interface ReferenceScores {
+  ids: string[];
+  folds: number[][];
 }
 
 export interface OutOfFoldScore {
@@ -116,6 +127,8 @@ export interface ValidationResult {
   seconds: number;
   /** The supervised heads' weight chosen on this validation (ValidateOptions.select). */
   combination?: CombinationChoice;
+  /** Present when ValidateOptions.reference was given, under the chosen weight. */
+  reference?: ReferenceScores;
 }
 
 /**
@@ -233,6 +246,7 @@ export async function crossValidate(
   const foldReference: { mean: number; std: number }[] = [];
   /** Per fold, its training normals' two parts: the z reference again under the chosen weight. */
   const foldTrainParts: PartScore[][] = [];
+  const referenceParts: PartScore[][] = [];
   const pseudoStandIns: PartScore[] = [];
   const started = performance.now();
   for (let f = 0; f < k; f++) {
@@ -259,6 +273,7 @@ export async function crossValidate(
         foldHeads.push([]);
         foldReference.push({ mean: 0, std: 1 });
         foldTrainParts.push([]);
+        referenceParts.push([]);
         continue;
       }
       throw e;
@@ -285,6 +300,14 @@ export async function crossValidate(
     const ref = spread(trainScores.map((x) => x.total));
     foldReference.push(ref);
     foldTrainParts.push(trainScores.map((x) => splitParts(x.perHead, 0)));
+    referenceParts.push(
+      opts.reference?.length
+        ? scoreFeatures(
+            state,
+            opts.reference.map((r) => r.features),
+          ).map((x) => splitParts(x.perHead, 0))
+        : [],
+    );
     if (opts.select) {
       // Evenly spread over the held-out normals (their order is already the seeded shuffle's).
       const step = heldN.length / Math.min(heldN.length, STAND_INS_PER_FOLD);
@@ -336,6 +359,13 @@ export async function crossValidate(
       `scored with the supervised heads' weight ${combination.supervisedWeight}, chosen on these same out-of-fold scores (so slightly optimistic)`,
     );
   }
+  const weight = combination?.supervisedWeight ?? 1;
+  const reference = opts.reference?.length
+    ? {
+        ids: opts.reference.map((r) => r.id),
+        folds: referenceParts.map((ps) => ps.map((p) => weight * p.supervised + p.unsupervised)),
+      }
+    : undefined;
   const entries = Object.values(scores);
   const labels = entries.map((e) => (e.label === 'defect' ? 1 : 0));
   const aucRocValue = metricOrNote(
@@ -386,6 +416,7 @@ export async function crossValidate(
     notes,
     seconds: (performance.now() - t0) / 1000,
     ...(combination ? { combination } : {}),
+    ...(reference ? { reference } : {}),
   };
 }
 
@@ -474,8 +505,9 @@ export function manifestValidation(v: ValidationResult): ManifestValidation {
     outOfFold: Object.fromEntries(
       Object.entries(v.scores).map(([id, s]) => [
         id,
-        { label: s.label, total: s.total, z: s.z, perHead: s.perHead as Record<string, number> },
+        { label: s.label, fold: s.fold, total: s.total, z: s.z, perHead: s.perHead as Record<string, number> },
       ]),
     ),
+    ...(v.reference ? { reference: v.reference } : {}),
   };
 }

@@ -6,7 +6,8 @@
  * Layout of ModelInfo.metrics when the model was cross-validated:
  *   auc_roc, ap, auc_roc_<head>, folds, n_good, n_defect   numbers
  *   method: 'k-fold cross-validation', notes: string[]
- *   out_of_fold: { "<image id>": { label: 'good' | 'defect', total } }
+ *   out_of_fold: { "<image id>": { label: 'good' | 'defect', total, z?, fold? } }
+ *   reference_scores: { ids, folds }   every fold model's scores of unlabelled images
  */
 import { compareHeads } from '../engine/types';
 
@@ -15,6 +16,38 @@ export interface OutOfFoldEntry {
   total: number;
   /** The total against its fold model's training normals (engine/validate.ts); older models lack it. */
   z?: number;
+  /** Which fold held it out (older models lack it). */
+  fold?: number;
+}
+
+/** Fold f's scores of unlabelled images: folds[f][j] for image ids[j] (engine/validate.ts ReferenceScores). */
+export interface ReferenceScores {
+  ids: number[];
+  folds: number[][];
+}
+
+const finiteNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+function entryOf(s: { label?: unknown; total?: unknown; z?: unknown; fold?: unknown } | undefined): OutOfFoldEntry | null {
+  if (!(s?.label === 'good' || s?.label === 'defect') || !finiteNum(s.total)) return null;
+  return {
+    label: s.label,
+    total: s.total,
+    ...(finiteNum(s.z) ? { z: s.z } : {}),
+    ...(Number.isInteger(s.fold) && (s.fold as number) >= 0 ? { fold: s.fold as number } : {}),
+  };
+}
+
+/** Reference scores from a manifest's validation or ModelInfo.metrics; null when absent or malformed. */
+export function referenceScores(v: unknown): ReferenceScores | null {
+  const r = v as { ids?: unknown; folds?: unknown } | null | undefined;
+  if (!r || !Array.isArray(r.ids) || !Array.isArray(r.folds)) return null;
+  const ids = r.ids.map(Number);
+  if (!ids.every(Number.isInteger)) return null;
+  const folds = r.folds.map((f) =>
+    Array.isArray(f) && f.length === ids.length && f.every(finiteNum) ? (f as number[]) : [],
+  );
+  return { ids, folds };
 }
 
 /** ModelInfo.metrics from a manifest (null when it has no metrics). */
@@ -25,7 +58,8 @@ export function appMetrics(manifest: unknown): Record<string, unknown> | null {
         validation?: {
           method?: unknown;
           notes?: unknown;
-          outOfFold?: Record<string, { label?: unknown; total?: unknown; z?: unknown }>;
+          outOfFold?: Record<string, { label?: unknown; total?: unknown; z?: unknown; fold?: unknown }>;
+          reference?: unknown;
         };
       }
     | null
@@ -39,18 +73,12 @@ export function appMetrics(manifest: unknown): Record<string, unknown> | null {
     if (Array.isArray(v.notes) && v.notes.length) out.notes = v.notes.filter((n) => typeof n === 'string');
     const oof: Record<string, OutOfFoldEntry> = {};
     for (const [id, s] of Object.entries(v.outOfFold ?? {})) {
-      if (
-        (s?.label === 'good' || s?.label === 'defect') &&
-        typeof s.total === 'number' &&
-        Number.isFinite(s.total)
-      )
-        oof[id] = {
-          label: s.label,
-          total: s.total,
-          ...(typeof s.z === 'number' && Number.isFinite(s.z) ? { z: s.z } : {}),
-        };
+      const e = entryOf(s);
+      if (e) oof[id] = e;
     }
     out.out_of_fold = oof;
+    const ref = referenceScores(v.reference);
+    if (ref) out.reference_scores = ref;
     const pooled = pooledAuc(oof);
     if (pooled) {
       out.auc_roc = pooled.auc;
@@ -70,8 +98,8 @@ export function outOfFoldScores(
   if (!oof || typeof oof !== 'object') return out;
   for (const [id, s] of Object.entries(oof as Record<string, Partial<OutOfFoldEntry>>)) {
     const n = Number(id);
-    if (Number.isInteger(n) && (s?.label === 'good' || s?.label === 'defect') && typeof s.total === 'number')
-      out.set(n, { label: s.label, total: s.total, ...(typeof s.z === 'number' ? { z: s.z } : {}) });
+    const e = entryOf(s);
+    if (Number.isInteger(n) && e) out.set(n, e);
   }
   return out;
 }
@@ -81,6 +109,7 @@ export function withoutImageScores(metrics: Record<string, unknown> | null): Rec
   if (!metrics) return null;
   const rest = { ...metrics };
   delete rest.out_of_fold;
+  delete rest.reference_scores;
   return rest;
 }
 

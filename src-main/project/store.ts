@@ -27,7 +27,7 @@ import { AppError, isWriteDenied } from '../api/errors';
 import { removeLeftovers } from './cleanup';
 import { migrate } from './schema';
 
-const EVALUATION_BATCHES_KEY = 'evaluation-batches';
+export const EVALUATION_BATCHES_KEY = 'evaluation-batches';
 const EVALUATION_BATCHES_SQL = `SELECT j.value FROM settings st, json_each(st.value) j WHERE st.key = '${EVALUATION_BATCHES_KEY}'`;
 
 export const DB_FILE = 'project.sqlite';

@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
-import { toScale } from '../api/threshold';
+import { countedEvidence, toScale } from '../api/threshold';
 import { headSign } from '../engine/types';
 import { headNames, imagePages, type BatchQuery, type ReportRow } from './data';
 import { writeThroughStream } from './file-stream';
@@ -24,11 +24,10 @@ const num = (x: number | null | undefined): string => (x === null || x === undef
  * How a labelled image enters the threshold's rates (api/threshold.ts ratesAt): counting
  * the rows by rate_outcome gives the report's, Review's and Evaluate's numbers.
  */
-function rateOutcome(q: BatchQuery, r: ReportRow, counted: Set<string>): [string, string, string] {
+function rateOutcome(q: BatchQuery, r: ReportRow, counted: Set<number>): [string, string, string] {
   const e = q.evidence?.get(r.id);
   if (!e || q.threshold === null) return ['', '', ''];
-  const key = `${e.label}:${e.basis === 'in-sample' ? 'in' : 'held'}`;
-  if (!counted.has(key)) return [e.basis, num(toScale(e.score, q.scale ?? null)), 'not counted'];
+  if (!counted.has(r.id)) return [e.basis, num(toScale(e.score, q.scale ?? null)), 'not counted'];
   const above = e.score > q.threshold;
   const outcome = e.label === 'good' ? (above ? 'false alarm' : 'good pass') : above ? 'caught' : 'missed';
   return [e.basis, num(toScale(e.score, q.scale ?? null)), outcome];
@@ -65,12 +64,11 @@ export async function writeReportCsv(
     });
     csv.pipe(out);
     watch(csv);
-    // Which evidence counts per label: held-out when the label has any (threshold.ts countedEvidence).
-    const counted = new Set<string>();
-    for (const label of ['good', 'defect'] as const) {
-      const ev = [...(q.evidence?.values() ?? [])].filter((e) => e.label === label);
-      counted.add(`${label}:${ev.some((e) => e.basis !== 'in-sample') ? 'held' : 'in'}`);
-    }
+    // Which evidence counts: the rates' own rule (threshold.ts countedEvidence).
+    const ev = [...(q.evidence?.values() ?? [])];
+    const counted = new Set(
+      [...countedEvidence(ev, 'good'), ...countedEvidence(ev, 'defect')].map((e) => e.imageId),
+    );
     const scale = q.scale ?? null;
     const unit = scale?.unit ?? 1;
     let n = 0;

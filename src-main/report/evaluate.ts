@@ -6,7 +6,7 @@
 import type Database from 'better-sqlite3';
 import type { CurveSet, ModelEvaluation } from '../api/contract';
 import { AppError } from '../api/errors';
-import { countedEvidence, labelledScores, modelEvidence, type Evidence } from '../api/threshold';
+import { countedEvidence, labelledScores, modelEvidence, thresholdSource, type Evidence } from '../api/threshold';
 import { aucRoc, averagePrecision, headAnomalyScore, prCurve, rocCurve } from '../engine/metrics';
 
 export function curveSet(scores: number[], labels: number[]): CurveSet {
@@ -108,6 +108,7 @@ export function evaluateModel(
     total,
     heads,
     confusion,
+    thresholdSource: thresholdSource(db, modelId, threshold !== null),
     note,
     basis,
     counted: { good: confusion.tn + confusion.fp, defect: confusion.tp + confusion.fn },

@@ -276,6 +276,11 @@ function drawSummary(doc: PDFKit.PDFDocument, m: ReportMeta): void {
         ? 'no defect-labelled image to measure it on'
         : `${pct(r.catchRate)} (${r.caught} of ${r.defectCount} ${basisWords(r.defectBasis, 'defect')} above it${interval(r.catchInterval)})`,
     ]);
+    if (r.defectsPicked)
+      rateRows.push([
+        'Not counted',
+        `${r.defectsPicked} defects decided from an earlier model's queue: the easiest to find, and no longer among the images to inspect`,
+      ]);
     if (r.thinEvidence) rateRows.push(['Caution', r.thinEvidence]);
   }
   y = keyValues(doc, rateRows, x, y);

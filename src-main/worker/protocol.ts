@@ -72,6 +72,8 @@ export interface ValidateJob {
   anomalies: { id: string; path: string; cls: string }[];
   folds: number;
   cacheDir?: string;
+  /** Images outside the training set the fold models score too (validate-model.ts). */
+  reference?: { id: string; path: string }[];
 }
 
 export interface ValidatedModel {

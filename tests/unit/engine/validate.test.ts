@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { pooledVector } from '../../../src-main/engine/infer';
+import { pooledVector, scoreFeatures } from '../../../src-main/engine/infer';
+import { appMetrics } from '../../../src-main/models/held-out';
 import { loadModel, saveModel } from '../../../src-main/engine/model-file';
 import { resolveSettings } from '../../../src-main/engine/settings';
 import { trainFast } from '../../../src-main/engine/train';
@@ -99,10 +100,23 @@ describe('crossValidate', () => {
     const { normals, anomalies } = makeSet(1, 9, 4);
     const folds: FoldInfo[] = [];
     const progress: TrainProgress[] = [];
+    // Unlabelled images: every fold model scores them too (their scale against the final model's).
+    const reference = makeSet(11, 3, 2);
+    const refs = [...reference.normals, ...reference.anomalies].map((x) => ({ id: `u-${x.id}`, features: x.features }));
     const v = await crossValidate(normals, anomalies, settings(), {
       folds: 3,
       onFold: (f) => folds.push(f),
       onProgress: (p) => progress.push(p),
+      reference: refs,
+    });
+    expect(v.reference?.ids).toEqual(refs.map((r) => r.id));
+    expect(v.reference?.folds).toHaveLength(3);
+    folds.forEach((f) => {
+      const own = scoreFeatures(
+        f.state,
+        refs.map((r) => r.features),
+      ).map((x) => x.total);
+      v.reference!.folds[f.fold].forEach((x, j) => expect(x).toBeCloseTo(own[j], 4));
     });
     expect(v.folds).toBe(3);
     expect(v.method).toBe('k-fold cross-validation');
@@ -229,7 +243,9 @@ describe('crossValidate', () => {
   it('the manifest round-trip carries the metrics and the out-of-fold scores; older manifests still load', async () => {
     const { normals, anomalies } = makeSet(7, 6, 2);
     const s = settings();
-    const v = await crossValidate(normals, anomalies, s, { folds: 2 });
+    // App image ids are numbers.
+    const refs = makeSet(8, 2, 1).normals.map((n, k) => ({ id: String(100 + k), features: n.features }));
+    const v = await crossValidate(normals, anomalies, s, { folds: 2, select: true, reference: refs });
     const state = await trainFast(
       {
         normals: normals.map((n) => n.features),
@@ -254,6 +270,13 @@ describe('crossValidate', () => {
       expect(loaded.manifest.metrics).toEqual(validationMetrics(v));
       expect(loaded.manifest.metrics.auc_roc).toBe(v.aucRoc);
       expect(loaded.manifest.validation).toEqual(validation);
+      // Which fold held each image out, and every fold's scores of the unlabelled images, under
+      // the chosen weight: what the app maps the out-of-fold evidence with.
+      expect(validation.reference).toEqual(v.reference);
+      expect(v.reference!.folds.map((f) => f.length)).toEqual([2, 2]);
+      for (const [id, o] of Object.entries(validation.outOfFold)) expect(o.fold).toBe(v.scores[id].fold);
+      const app = appMetrics(loaded.manifest)!;
+      expect(app.reference_scores).toEqual({ ids: [100, 101], folds: v.reference!.folds });
       // Re-saving a loaded model keeps them.
       await saveModel(path.join(tmp, 'm2'), loaded);
       expect((await loadModel(path.join(tmp, 'm2'))).manifest.validation).toEqual(validation);
