@@ -100,6 +100,7 @@ describe('threshold.set / threshold.get with targets', () => {
       goodBasis: 'held-out',
       defectBasis: 'held-out',
       thinEvidence: 'only 2 good images and 1 defects behind these rates: the intervals are wide',
+      defectsPicked: 0,
     });
     // The score scale: 0 at the mean of the held-out good scores (0.3, 0.5), unit their spread.
     expect(r.scale).toEqual({ offset: 0.4, unit: expect.closeTo(0.1414, 4), basis: 'held-out', goodCount: 2 });
