@@ -3,7 +3,10 @@
  * itself uses no labelled defect): which layers, which input size, how large a coreset.
  *
  *   npx tsx scripts/bench-patchcore.ts --datasets bottle,kolektorsdd --layers conv_pw_11_relu,conv_pw_13_relu \
- *     [--input 224] [--seeds 3] [--seed-start 100] [--ratio 0.1] [--max 2048] [--projection 128]
+ *     [--input 224] [--seeds 3] [--seed-start 100] [--ratio 0.1] [--max 2048] [--projection 128] \
+ *     [--embed 0] [--candidates 0]
+ *
+ * --embed 128 --candidates 20000 --max 2048 is the product head's bank (infer/patchcore-head.ts).
  *
  * Each layer is extracted at --input (one level, cached). Prints image and pixel AUROC per data
  * set and the fit + scoring time next to the features' time, from the same run.
@@ -32,6 +35,8 @@ const { values } = parseArgs({
     ratio: { type: 'string', default: '0.1' },
     max: { type: 'string', default: '2048' },
     projection: { type: 'string', default: '128' },
+    embed: { type: 'string', default: '0' },
+    candidates: { type: 'string', default: '0' },
   },
 });
 
@@ -51,6 +56,8 @@ const source: PatchCoreSource = {
     coresetRatio: Number(values.ratio),
     coresetMax: Number(values.max),
     projectionDim: Number(values.projection),
+    embedDim: Number(values.embed),
+    candidateMax: Number(values.candidates),
   },
 };
 try {
@@ -78,7 +85,7 @@ try {
       ? ` pixel ${r.pixel_auc_roc.mean.toFixed(3)} ± ${r.pixel_auc_roc.std.toFixed(3)}`
       : '';
     console.log(
-      `${ds.name} layers ${layers.join('+')} @${input} ratio ${values.ratio} max ${values.max}: ` +
+      `${ds.name} layers ${layers.join('+')} @${input} ratio ${values.ratio} max ${values.max} embed ${values.embed} candidates ${values.candidates}: ` +
         `AUC-ROC ${r.auc_roc.mean.toFixed(3)} ± ${r.auc_roc.std.toFixed(3)}${px} ` +
         `(fit+score ${r.seconds.train.toFixed(0)} s, features ${data.featureSeconds.toFixed(0)} s, load ${os.loadavg()[0].toFixed(1)})`,
     );

@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FeatureSession, type FeatureSessionOptions } from './feature-session';
-import { resolveSettings } from './settings';
+import { DEFAULT_SETTINGS, resolveSettings } from './settings';
+import { headTapLayers } from './infer/patchcore-head';
 import { initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
 import { backboneIdOf, backboneSpecFor } from './backbone';
@@ -81,7 +82,24 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
-  const session = req.session ?? (await openTrainingSession(req));
+  // The PatchCore head reads a backbone tap: a given session without it cannot serve it.
+  const tapLayers =
+    req.tapLayers ?? headTapLayers(settings, req.session?.spec.id ?? backboneIdOf(req.backbone ?? 'mobilenet'));
+  const given =
+    req.session && tapLayers.every((t) => req.session!.spec.tapLayers?.includes(t)) ? req.session : undefined;
+  const session =
+    given ??
+    (await openTrainingSession({
+      ...req,
+      ...(req.session
+        ? {
+            backbone: req.session.spec.id,
+            inputSize: req.session.spec.inputSize,
+            featureLayer: req.session.spec.featureLayer,
+          }
+        : {}),
+      tapLayers,
+    }));
   try {
     const data = await trainingImages(session, req, settings);
     const { warnings } = data;
@@ -133,7 +151,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
       ...(later ? { validationPending: { folds: req.validateFolds! } } : {}),
     };
   } finally {
-    if (!req.session) await session.close();
+    if (!given) await session.close();
   }
 }
 
@@ -208,7 +226,9 @@ export async function openScorer(
   };
 }
 
-/** A feature session to keep open between jobs (the app's warm engine). */
+/** A feature session to keep open between jobs (the app's warm engine), with the taps the default heads read. */
 export function openSession(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
-  return FeatureSession.open(opts);
+  const tapLayers =
+    opts.tapLayers ?? (opts.spec ? undefined : headTapLayers(DEFAULT_SETTINGS, backboneIdOf(opts.backbone ?? 'mobilenet')));
+  return FeatureSession.open({ ...opts, ...(tapLayers?.length ? { tapLayers } : {}) });
 }

@@ -1,7 +1,7 @@
 /**
  * The model file: a folder holding manifest.json (what the model is, checksums of every
  * other file) and the trained state split into state.json (structure, small numbers) and
- * binary float32 files (weights.bin, reference.bin, knn.bin).
+ * binary float32 files (weights.bin, reference.bin, knn.bin, patchcore.bin).
  *
  * Writes are atomic at the folder level: everything is written and fsynced into a temporary
  * sibling folder, which is then renamed into place; an existing model at the destination is
@@ -129,6 +129,7 @@ const STATE = 'state.json';
 function binFileFor(topKey: string): string {
   if (topKey === 'reference') return 'reference.bin';
   if (topKey === 'knn') return 'knn.bin';
+  if (topKey === 'patchcore') return 'patchcore.bin';
   if (topKey === 'backbone') return BACKBONE_FILE;
   return 'weights.bin';
 }

@@ -40,6 +40,8 @@ export const TrainSettingsSchema = z.looseObject({
   knnWeight: finite.optional(),
   gaussianHead: z.boolean().optional(),
   gaussianWeight: finite.optional(),
+  patchcoreHead: z.boolean().optional(),
+  patchcoreWeight: finite.optional(),
   globalHead: z.boolean().optional(),
   globalWeight: finite.optional(),
   patchHidden: count.optional(),
@@ -140,6 +142,20 @@ function stateSchema<A extends z.ZodType>(arr: A) {
       .optional(),
     gaussian: z
       .looseObject({ dim: positive, count: positive, shrink: finite, mean: arr, whiten: arr })
+      .optional(),
+    patchcore: z
+      .looseObject({
+        dim: positive,
+        count: positive,
+        h: positive,
+        w: positive,
+        from: count,
+        bank: arr,
+        source: arr,
+        projection: arr.optional(),
+        taps: z.array(z.string()),
+        fingerprints: arr,
+      })
       .optional(),
     global: z
       .looseObject({
@@ -251,6 +267,14 @@ export function shapeProblems(manifest: ManifestParsed, state: StateOutline): st
     if (g.dim !== c) out.push(`gaussian.dim: ${g.dim}, the feature maps have ${c} channels`);
     expectLen('gaussian.mean', g.mean, g.dim);
     expectLen('gaussian.whiten', g.whiten, g.dim * g.dim);
+  }
+  if (state.patchcore) {
+    const p = state.patchcore;
+    expectLen('patchcore.bank', p.bank, p.count * p.dim);
+    expectLen('patchcore.source', p.source, p.count);
+    if (p.fingerprints.length % 2 !== 0) out.push('patchcore.fingerprints: an odd count of numbers');
+    if (p.projection && p.projection.length % p.dim !== 0)
+      out.push(`patchcore.projection: ${p.projection.length} numbers, not a multiple of ${p.dim}`);
   }
   if (state.global) {
     const g = state.global;

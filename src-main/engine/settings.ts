@@ -29,6 +29,8 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   knnWeight: 3,
   gaussianHead: true,
   gaussianWeight: 3,
+  patchcoreHead: false,
+  patchcoreWeight: 3,
   globalHead: true,
   globalWeight: 1.25,
   combine: 'balanced',

@@ -26,12 +26,13 @@ export interface ImageFeatures {
   taps?: Record<string, FeatureMap>;
 }
 
-export type HeadName = 'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'gaussian' | 'global';
+export type HeadName =
+  'seen' | 'pseudo' | 'residual' | 'normality' | 'knn' | 'gaussian' | 'patchcore' | 'global';
 
 export const DRA_HEADS: readonly HeadName[] = ['seen', 'pseudo', 'residual', 'normality'];
 
 /** Display order of the heads (app, held-out metrics): the paper's four, then the extra heads. */
-export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'gaussian', 'global'];
+export const HEAD_ORDER: readonly HeadName[] = [...DRA_HEADS, 'knn', 'gaussian', 'patchcore', 'global'];
 
 /** A head's place in HEAD_ORDER; a head it does not know sorts after every known one. */
 function headRank(head: string): number {
@@ -133,6 +134,13 @@ export interface TrainSettings {
   gaussianHead?: boolean;
   /** Weight of the Gaussian head's z-score in the total (absent: 1). */
   gaussianWeight?: number;
+  /**
+   * Extra head beyond the paper: PatchCore on the training normals (infer/patchcore-head.ts),
+   * on level 0 and the backbone taps the features carry (patchCoreTapLayers).
+   */
+  patchcoreHead?: boolean;
+  /** Weight of the PatchCore head's z-score in the total (absent: 1). */
+  patchcoreWeight?: number;
   /**
    * Extra head beyond the paper: a whole-image classifier of the labelled defects on pooled
    * feature statistics (heads/global-head.ts). Trained only when defects are labelled.

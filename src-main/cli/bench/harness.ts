@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { makeSplit } from '../../data/splits';
 import type { Dataset, DatasetItem, Setting } from '../../data/types';
-import { backboneIdOf, backboneSpecFor, RESNET50_ID } from '../../engine/backbone';
+import { backboneIdOf, backboneSpecFor } from '../../engine/backbone';
 import { FeatureSession, type PathFeatures } from '../../engine/feature-session';
 import { trainFast } from '../../engine/train';
 import { trainChosen } from '../../engine/choose';
@@ -22,6 +22,7 @@ import {
   patchEmbedding,
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
+import { patchCoreTapLayers } from '../../engine/infer/patchcore-head';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
 import { isTrained, methodLabel, methodSettings, type Method } from './methods';
 
@@ -210,32 +211,79 @@ export class BenchDataset {
    * image of the data set is scored once; every run of the seed (any setting or shot count: the
    * method uses no labelled defect) reads its test images' scores from there.
    */
+  private async loadPatchMaps(): Promise<void> {
+    if (this.patchMaps) return;
+    if (!this.patchSource) throw new Error('patchcore needs a PatchCoreSource (its feature layers)');
+    const t = performance.now();
+    const maps: (Map<string, ImageFeatures | null> | 'main')[] = [];
+    for (const layer of this.patchSource.layers) {
+      if (layer === 'main') {
+        maps.push('main');
+        continue;
+      }
+      const got = await layer.ofPaths(
+        this.ds.items.map((it) => it.path),
+        (d, n) => this.hooks.onProgress?.('patchcore features', d, n),
+      );
+      maps.push(new Map(got.map((f) => [f.path, f.features])));
+    }
+    this.patchMaps = maps;
+    this.featureSeconds += (performance.now() - t) / 1000;
+  }
+
+  /**
+   * The features as a session with the PatchCore head's tap (BackboneSpec.tapLayers) gives them
+   * in the app: the tap's level-0 map comes from the PatchCore source's session of that layer
+   * (same backbone, same input size), so the feature cache of the DRA layer stays as it is.
+   * Pseudo anomalies get it on their first variant, the one the cross-validation's stand-ins use.
+   */
+  private async tapped(
+    items: DatasetItem[],
+    feats: ImageFeatures[],
+    pseudo: ImageFeatures[][],
+    settings: TrainSettings,
+  ): Promise<{ feats: ImageFeatures[]; pseudo: ImageFeatures[][] }> {
+    await this.loadPatchMaps();
+    const taps = patchCoreTapLayers(this.session.spec.id);
+    const src = this.patchSource!.layers.find(
+      (l): l is FeatureSession => l !== 'main' && taps.includes(l.spec.featureLayer),
+    );
+    if (!src) throw new Error(`the PatchCore head needs a session of ${taps.join(', ')}`);
+    const layer = src.spec.featureLayer;
+    const maps = this.patchMaps![this.patchSource!.layers.indexOf(src)] as Map<string, ImageFeatures | null>;
+    const tap = (f: ImageFeatures, m: ImageFeatures | null | undefined): ImageFeatures => {
+      if (!m) throw new Error(`no ${layer} features for an image the heads read`);
+      return { ...f, taps: { ...f.taps, [layer]: m.levels[0] } };
+    };
+    const key = JSON.stringify([layer, settings.pseudo, items.map((n) => n.path)]);
+    if (pseudo.length > 0 && this.pseudoTapKey !== key) {
+      const t = performance.now();
+      this.pseudoTaps = await src.pseudoPool(
+        items.map((it) => ({ path: it.path, hash: this.byPath.get(it.path)!.hash! })),
+        1,
+        (d, n) => this.hooks.onProgress?.('patchcore pseudo anomalies', d, n),
+      );
+      this.pseudoTapKey = key;
+      this.featureSeconds += (performance.now() - t) / 1000;
+    }
+    return {
+      feats: items.map((it, j) => tap(feats[j], maps.get(it.path))),
+      pseudo: pseudo.map((pool, j) => pool.map((f, k) => (k === 0 ? tap(f, this.pseudoTaps[j]?.[0]) : f))),
+    };
+  }
+
+  private pseudoTapKey = '';
+  private pseudoTaps: ImageFeatures[][] = [];
+
   private async patchCoreFor(trainNormals: DatasetItem[], seed: number): Promise<PatchCoreSeed> {
     const key = JSON.stringify([seed, trainNormals.map((n) => n.path)]);
     if (this.patchcore?.key === key) return this.patchcore;
-    if (!this.patchSource) throw new Error('patchcore needs a PatchCoreSource (its feature layers)');
-    if (!this.patchMaps) {
-      const t = performance.now();
-      const maps: (Map<string, ImageFeatures | null> | 'main')[] = [];
-      for (const layer of this.patchSource.layers) {
-        if (layer === 'main') {
-          maps.push('main');
-          continue;
-        }
-        const got = await layer.ofPaths(
-          this.ds.items.map((it) => it.path),
-          (d, n) => this.hooks.onProgress?.('patchcore features', d, n),
-        );
-        maps.push(new Map(got.map((f) => [f.path, f.features])));
-      }
-      this.patchMaps = maps;
-      this.featureSeconds += (performance.now() - t) / 1000;
-    }
+    await this.loadPatchMaps();
     const usable = (it: DatasetItem) => !!this.feat(it) && this.patchLayers(it) !== null;
     const t = performance.now();
     const model = fitPatchCore(
       trainNormals.filter(usable).map((it) => patchEmbedding(this.patchLayers(it)!)),
-      { ...this.patchSource.options, seed },
+      { ...this.patchSource!.options, seed },
     );
     const inTrain = new Set(trainNormals.map((n) => n.path));
     const others = this.ds.items.filter((it) => !inTrain.has(it.path) && usable(it));
@@ -271,9 +319,10 @@ export class BenchDataset {
     const trainNormals = split.trainNormals.filter((it) => this.feat(it));
     const trainAnomalies = split.trainAnomalies.filter((it) => this.feat(it));
     const test = split.test.filter((it) => this.feat(it));
-    const testFeats = test.map((it) => this.feat(it)!);
+    let testFeats = test.map((it) => this.feat(it)!);
     const labels = test.map((it) => it.label);
-    const normals = trainNormals.map((it) => this.feat(it)!);
+    let normals = trainNormals.map((it) => this.feat(it)!);
+    let anomalies = trainAnomalies.map((it) => this.feat(it)!);
 
     let totals: number[];
     let heatmaps: Heatmap[] | null = null;
@@ -292,7 +341,14 @@ export class BenchDataset {
       trainSeconds = pc.fitSeconds;
     } else {
       const settings = methodSettings(method, spec.overrides, seed);
-      const pseudo = await this.pseudoFor(settings, trainNormals);
+      let pseudo = await this.pseudoFor(settings, trainNormals);
+      if (settings.patchcoreHead) {
+        const n = await this.tapped(trainNormals, normals, pseudo, settings);
+        normals = n.feats;
+        pseudo = n.pseudo;
+        anomalies = (await this.tapped(trainAnomalies, anomalies, [], settings)).feats;
+        testFeats = (await this.tapped(test, testFeats, [], settings)).feats;
+      }
       t = performance.now();
       // swan trains as the app's retrain does: with its cross-validation, which chooses the
       // supervised heads' weight (engine/choose.ts); the paper's methods train alone.
@@ -300,20 +356,11 @@ export class BenchDataset {
         method === 'swan'
           ? await trainChosen(
               trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
-              trainAnomalies.map((it) => ({
-                id: it.path,
-                cls: it.cls ?? 'defect',
-                features: this.feat(it)!,
-              })),
+              trainAnomalies.map((it, j) => ({ id: it.path, cls: it.cls ?? 'defect', features: anomalies[j] })),
               settings,
               { folds: DEFAULT_VALIDATE_FOLDS },
             )
-          : {
-              state: await trainFast(
-                { normals, anomalies: trainAnomalies.map((it) => this.feat(it)!), pseudo },
-                settings,
-              ),
-            };
+          : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
       if (state.combination) supervisedWeight = state.combination.supervisedWeight;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
@@ -387,30 +434,32 @@ export interface BenchOptions extends BenchHooks {
 }
 
 /**
- * PatchCore's finer layer for the default MobileNet: conv_pw_11 (stride 16, 384 channels),
- * beside the DRA feature layer conv_pw_13 (stride 32, 768), the two last resolutions of its
- * pyramid as the paper takes ResNet's stages 2 and 3.
+ * PatchCore's layers: the DRA feature layer (the main session's) and the finer layer of the
+ * pair (infer/patchcore-head.ts patchCoreTapLayers: MobileNet's conv_pw_11, ResNet-50's stage 2),
+ * the latter in a one-level session of its own.
  */
-export const PATCHCORE_FINE_LAYER = 'conv_pw_11_relu';
-/** With ResNet-50 v2 (DRA feature layer stage3): the paper's own pair, stages 2 and 3. */
-export const PATCHCORE_FINE_LAYER_RESNET50 = 'stage2';
-
 export async function openPatchCoreSource(
   inputSize: number,
   cacheDir?: string,
   options?: Partial<PatchCoreOptions>,
   backbone = 'mobilenet',
 ): Promise<PatchCoreSource> {
-  const resnet = backboneIdOf(backbone) === RESNET50_ID;
+  const [fine] = patchCoreTapLayers(backboneIdOf(backbone));
+  if (!fine) throw new Error(`PatchCore: no finer layer known for the backbone ${backbone}`);
   const session = await FeatureSession.open({
-    spec: backboneSpecFor(backbone, {
-      inputSize,
-      featureLayer: resnet ? PATCHCORE_FINE_LAYER_RESNET50 : PATCHCORE_FINE_LAYER,
-    }),
+    spec: backboneSpecFor(backbone, { inputSize, featureLayer: fine }),
     levels: 1,
     cacheDir,
   });
   return { layers: [session, 'main'], ...(options ? { options } : {}) };
+}
+
+/** Whether these methods read PatchCore's layers: the baseline, or `swan` with the PatchCore head on. */
+export function usesPatchCoreLayers(methods: readonly Method[], overrides?: Partial<TrainSettings>): boolean {
+  return (
+    methods.includes('patchcore') ||
+    (methods.includes('swan') && methodSettings('swan', overrides).patchcoreHead === true)
+  );
 }
 
 export function seedList(start: number, count: number): number[] {
@@ -432,7 +481,7 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
     cacheDir: opts.cacheDir,
   });
   const patch =
-    method === 'patchcore'
+    usesPatchCoreLayers([method], opts.settings)
       ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
       : undefined;
   const runs: RunResult[] = [];

@@ -23,6 +23,7 @@ export function isTrained(m: Method): m is TrainedMethod {
 const NO_EXTRA_HEADS: Partial<TrainSettings> = {
   knnHead: false,
   gaussianHead: false,
+  patchcoreHead: false,
   globalHead: false,
   combine: 'sum',
   matchedNormals: 0,

@@ -14,6 +14,7 @@ import {
   casesOf,
   closePatchCoreSource,
   openPatchCoreSource,
+  usesPatchCoreLayers,
   patchCoreLayerNames,
   seedList,
   summarise,
@@ -79,7 +80,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
     featureLayer: opts.featureLayer,
     cacheDir: opts.cacheDir,
   });
-  const patch = opts.methods.includes('patchcore')
+  const patch = usesPatchCoreLayers(opts.methods)
     ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
     : undefined;
   const results: BenchResult[] = [];

@@ -5,6 +5,7 @@
 import type { FeatureMap, HeadName, TrainSettings } from '../types';
 import type { GlobalHeadState } from './global-head';
 import type { CombinationChoice } from '../select';
+import type { PatchCoreHeadState } from '../infer/patchcore-head';
 
 /** Weights of the four DRA heads. Matrices are row-major [in, out]. */
 export interface DraWeights {
@@ -86,6 +87,8 @@ export interface DraState {
   knn?: KnnState;
   /** The Gaussian head (settings.gaussianHead and enough normals, infer/gaussian.ts). */
   gaussian?: GaussianState;
+  /** The PatchCore head (settings.patchcoreHead, infer/patchcore-head.ts). */
+  patchcore?: PatchCoreHeadState;
   /** The global head (settings.globalHead and at least one labelled defect). */
   global?: GlobalHeadState;
   /**

@@ -15,6 +15,7 @@ import { scoreRaw } from './score';
 import { activeHeads } from '../heads/active';
 import { fitGlobalHead } from '../heads/global-head';
 import { fitGaussianHead, gaussianApplies } from './gaussian';
+import { fitPatchCoreHead } from './patchcore-head';
 
 /**
  * `anomalies` (the labelled defects' features) feed the global head; without them, or with
@@ -47,11 +48,17 @@ export function finishState(
     gaussian = fit.state;
     calibration.gaussian = fit.calibration;
   }
+  let patchcore = state.patchcore;
+  if (state.settings.patchcoreHead && normals.length >= 2) {
+    const fit = fitPatchCoreHead(normals, state.settings.seed);
+    patchcore = fit.state;
+    calibration.patchcore = fit.calibration;
+  }
   let global = state.global;
   if (state.settings.globalHead && anomalies.length > 0 && normals.length >= 2) {
     const fit = fitGlobalHead(normals, anomalies);
     global = fit.state;
     calibration.global = fit.calibration;
   }
-  return { ...state, knn, gaussian, global, calibration };
+  return { ...state, knn, gaussian, patchcore, global, calibration };
 }

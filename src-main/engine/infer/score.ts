@@ -16,6 +16,8 @@
  * head (whole-image classifier, heads/global-head.ts) add their z-scores (leave-one-out
  * calibration) times their weights under every rule; the global head's weight also grows with
  * the square root of the defects it learnt from (globalEvidence). Neither has a patch map.
+ * The PatchCore head (infer/patchcore-head.ts) adds its z-score (leave-one-out calibration)
+ * times patchcoreWeight, and its patch map, so scaled, to the heatmap.
  * Under every rule the supervised heads (the paper's four and the global head) are then
  * multiplied by the weight chosen on the project's own cross-validation (state.combination,
  * select.ts; 1 when none was chosen).
@@ -35,6 +37,8 @@ import { knnScores } from './knn';
 import { activeHeads } from '../heads/active';
 import { globalEvidence, globalScores } from '../heads/global-head';
 import { gaussianScores } from './gaussian';
+import { patchCoreHeadScores } from './patchcore-head';
+import { resizeMap } from './patchcore';
 
 export interface RawScores {
   seen: Float32Array;
@@ -53,6 +57,8 @@ export interface ScoreOptions {
   knnWeight?: number;
   /** Weight of the Gaussian head's z-score in the total (default settings.gaussianWeight, else 1). */
   gaussianWeight?: number;
+  /** Weight of the PatchCore head's z-score in the total (default settings.patchcoreWeight, else 1). */
+  patchcoreWeight?: number;
   /** Weight of the global head's z-score in the total (default settings.globalWeight, else 1). */
   globalWeight?: number;
   /** Weight of the supervised heads (default state.combination's choice, else 1). */
@@ -180,6 +186,8 @@ export function scoreFeatures(
   const knnWeight = extraWeight(opts.knnWeight ?? state.settings.knnWeight ?? 1);
   const gaussian = state.gaussian ? gaussianScores(state.gaussian, feats) : undefined;
   const gaussianWeight = extraWeight(opts.gaussianWeight ?? state.settings.gaussianWeight ?? 1);
+  const pc = state.patchcore ? patchCoreHeadScores(state.patchcore, feats) : undefined;
+  const patchcoreWeight = extraWeight(opts.patchcoreWeight ?? state.settings.patchcoreWeight ?? 1);
   const global = state.global ? globalScores(state.global, feats) : undefined;
   const globalWeight =
     extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1) *
@@ -199,7 +207,7 @@ export function scoreFeatures(
     }
     const heat = new Float32Array(p);
     // With the supervised heads off and no other map, their maps still show where to look.
-    const mapWeight = sup > 0 ? sup : knn?.patch ? 0 : 1;
+    const mapWeight = sup > 0 ? sup : knn?.patch || pc ? 0 : 1;
     for (const name of patchHeads) {
       const m = raw.maps[name];
       const st = combine === 'calibrated' ? cal[name] : undefined;
@@ -224,6 +232,14 @@ export function scoreFeatures(
       rawHeads.gaussian = gaussian[i];
       perHead.gaussian = gaussianWeight * z(gaussian[i], cal.gaussian);
     }
+    if (pc) {
+      rawHeads.patchcore = pc.score[i];
+      perHead.patchcore = patchcoreWeight * z(pc.score[i], cal.patchcore);
+      // Its map (on the finest grid of its layers) resampled onto the heads' grid.
+      const pp = pc.h * pc.w;
+      const m = resizeMap({ h: pc.h, w: pc.w, c: 1, data: pc.maps.subarray(i * pp, (i + 1) * pp) }, h, w);
+      for (let j = 0; j < p; j++) heat[j] += patchcoreWeight * z(m.data[j], cal.patchcore);
+    }
     if (global) {
       rawHeads.global = global[i];
       perHead.global = sup * globalWeight * z(global[i], cal.global);
@@ -231,6 +247,7 @@ export function scoreFeatures(
     const total =
       (perHead.global ?? 0) +
       (perHead.gaussian ?? 0) +
+      (perHead.patchcore ?? 0) +
       (perHead.seen ?? 0) +
       (perHead.pseudo ?? 0) +
       (perHead.residual ?? 0) -

@@ -101,3 +101,32 @@ describe('PatchCore scores', () => {
     expect(() => patchCoreScores(model, [map(4, 4, 5, () => 0)])).toThrow(/query map/);
   });
 });
+
+describe('PatchCore bank options (the product head)', () => {
+  const rng = new Rng(3);
+  const noise = (): FeatureMap => map(4, 4, 16, () => rng.normal());
+  const normals = Array.from({ length: 10 }, noise);
+
+  it('projects the patches (embedDim), samples the candidates (candidateMax) and records each patch source', () => {
+    const m = fitPatchCore(normals, { coresetRatio: 0.5, coresetMax: 0, embedDim: 8, candidateMax: 40, seed: 1 });
+    expect(m.dim).toBe(8);
+    expect(m.projection?.length).toBe(16 * 8);
+    expect(m.from).toBe(160);
+    expect(m.count).toBe(40); // every candidate: half of 160 patches is more than 40
+    expect(m.source.length).toBe(m.count);
+    expect(new Set(m.source).size).toBeGreaterThan(1);
+    expect(Math.max(...m.source)).toBeLessThan(10);
+    // A query of the input's dimension is projected like the bank.
+    expect(patchCoreScores(m, [noise()]).score[0]).toBeGreaterThan(0);
+  });
+
+  it('scores a training image without its own patches when told to (leave-one-out)', () => {
+    const m = fitPatchCore(normals, { coresetRatio: 1, coresetMax: 0, seed: 1 });
+    const own = patchCoreScores(m, normals.slice(0, 1));
+    expect(own.score[0]).toBeLessThan(0.01); // every patch is in the bank
+    const loo = patchCoreScores(m, normals.slice(0, 1), [0]);
+    expect(loo.score[0]).toBeGreaterThan(1);
+    // Leaving out another image changes nothing for this one.
+    expect(patchCoreScores(m, normals.slice(0, 1), [5]).score[0]).toBeLessThan(0.01);
+  });
+});

@@ -251,13 +251,17 @@ describe('bad input', () => {
  */
 function expectWeightedHead(
   state: DraState,
-  head: 'global' | 'gaussian',
+  head: 'global' | 'gaussian' | 'patchcore',
   normals: ImageFeatures[],
   defects: ImageFeatures[],
   minAuc: number,
 ) {
   const weighted = (feats: ImageFeatures[], w: number) =>
-    scoreFeatures(state, feats, head === 'global' ? { globalWeight: w } : { gaussianWeight: w });
+    scoreFeatures(
+      state,
+      feats,
+      head === 'global' ? { globalWeight: w } : head === 'gaussian' ? { gaussianWeight: w } : { patchcoreWeight: w },
+    );
   const sn = weighted(normals, 1);
   const sa = weighted(defects, 1);
   expect(
@@ -275,7 +279,11 @@ function expectWeightedHead(
 }
 
 /** Saves and loads the state: the extra head's part comes back equal and scores the same. */
-async function expectSavedAndLoaded(state: DraState, head: 'global' | 'gaussian', test: ImageFeatures[]) {
+async function expectSavedAndLoaded(
+  state: DraState,
+  head: 'global' | 'gaussian' | 'patchcore',
+  test: ImageFeatures[],
+) {
   const dir = await mkdtemp(path.join(os.tmpdir(), `swan-${head}-`));
   try {
     const backbone = { id: 'mobilenet_v1_0.75', inputSize: 224, featureLayer: 'x', levels: 2 };
@@ -341,5 +349,68 @@ describe('Gaussian head (settings.gaussianHead)', () => {
     const off = await trainFast(few, settings({ gaussianHead: false, steps: 5 }));
     expect(off.gaussian).toBeUndefined();
     expect(scoreFeatures(off, makeData(2, 3).testSeen)[0].perHead.gaussian).toBeUndefined();
+  });
+});
+
+/** A copy of the features with a finer map as the backbone tap `name` (2x the level-0 grid). */
+function withTap(f: ImageFeatures, name: string): ImageFeatures {
+  const l0 = f.levels[0];
+  const h = 2 * l0.h;
+  const w = 2 * l0.w;
+  const data = new Float32Array(h * w * l0.c);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      data.set(l0.data.subarray(((y >> 1) * l0.w + (x >> 1)) * l0.c, ((y >> 1) * l0.w + (x >> 1) + 1) * l0.c), (y * w + x) * l0.c);
+  return { ...f, taps: { [name]: { h, w, c: l0.c, data } } };
+}
+
+describe('PatchCore head (settings.patchcoreHead)', () => {
+  const off = { gaussianHead: false, globalHead: false, knnHead: false };
+
+  it('is fitted on the training normals, adds patchcoreWeight times its z-score and its map, and survives save/load', async () => {
+    const { data, testNormals, testSeen } = makeData(7, 3);
+    const state = await trainFast(data, settings({ ...off, patchcoreHead: true }));
+    expect(state.patchcore?.taps).toEqual([]);
+    expect(state.patchcore!.count).toBeGreaterThan(0);
+    expect(state.calibration.patchcore?.std).toBeGreaterThan(0);
+    expectWeightedHead(state, 'patchcore', testNormals, testSeen, 0.8);
+    // The heatmap carries the head's map: weight 0 and weight 1 differ where the defect is.
+    const [a] = scoreFeatures(state, testSeen.slice(0, 1), { patchcoreWeight: 1 });
+    const [b] = scoreFeatures(state, testSeen.slice(0, 1), { patchcoreWeight: 0 });
+    expect(a.heatmap.data.some((v, j) => Math.abs(v - b.heatmap.data[j]) > 1e-6)).toBe(true);
+    await expectSavedAndLoaded(state, 'patchcore', testSeen);
+  });
+
+  it('scores a training normal without its own patches (leave-one-out), not at distance 0', async () => {
+    const { data, testNormals } = makeData(8, 0);
+    const state = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5 }));
+    const train = scoreFeatures(state, data.normals).map((s) => s.raw!.patchcore!);
+    const test = scoreFeatures(state, testNormals).map((s) => s.raw!.patchcore!);
+    expect(Math.min(...train)).toBeGreaterThan(0.5 * Math.min(...test));
+    // Its calibration is those leave-one-out scores: training normals average z ~ 0.
+    const cal = state.calibration.patchcore!;
+    const meanTrain = train.reduce((x, y) => x + y, 0) / train.length;
+    expect(Math.abs(meanTrain - cal.mean)).toBeLessThan(1e-4 * Math.max(1, cal.mean));
+  });
+
+  it('reads the backbone taps it was fitted with, and refuses features without them', async () => {
+    const { data, testSeen } = makeData(9, 2);
+    const tapped = {
+      ...data,
+      normals: data.normals.map((f) => withTap(f, 'fine')),
+      pseudo: data.pseudo.map((p) => p.map((f) => withTap(f, 'fine'))),
+      anomalies: data.anomalies.map((f) => withTap(f, 'fine')),
+    };
+    const state = await trainFast(tapped, settings({ ...off, patchcoreHead: true, steps: 5 }));
+    expect(state.patchcore?.taps).toEqual(['fine']);
+    expect(state.patchcore!.h).toBe(12); // the tap's finer grid
+    expect(scoreFeatures(state, testSeen.map((f) => withTap(f, 'fine')))[0].perHead.patchcore).toBeDefined();
+    expect(() => scoreFeatures(state, testSeen)).toThrow(/needs the backbone layer fine/);
+  });
+
+  it('is not fitted when switched off', async () => {
+    const state = await trainFast(makeData(2, 3).data, settings({ ...off, patchcoreHead: false, steps: 5 }));
+    expect(state.patchcore).toBeUndefined();
+    expect(scoreFeatures(state, makeData(2, 3).testSeen)[0].perHead.patchcore).toBeUndefined();
   });
 });

@@ -1,0 +1,131 @@
+/**
+ * The 'patchcore' head: PatchCore (infer/patchcore.ts) on the training normals as an
+ * unsupervised head of the product, beside kNN and the Gaussian. Its input is the level-0 map
+ * of the heads' feature layer and the backbone taps the features carry (the finer layer of
+ * PatchCore's pair: patchCoreTapLayers), locally averaged and concatenated on the finest grid.
+ * Score: the largest nearest-bank-patch distance; its map joins the heatmap.
+ *
+ * Calibration: leave-one-out, like the kNN head: each training normal is scored by the bank
+ * without its own patches (the bank records their source image; a query is known as training
+ * image i by its fingerprint), so a z-score means "standard deviations above an unseen normal",
+ * and training images get honest scores in the review queue.
+ */
+import type { FeatureMap, ImageFeatures } from '../types';
+import { EngineError } from '../types';
+import type { HeadStats } from '../heads/state';
+import { stats } from './knn';
+import {
+  fitPatchCore,
+  patchCoreScores,
+  patchEmbedding,
+  PATCHCORE_DEFAULTS,
+  type PatchCoreModel,
+  type PatchCoreOptions,
+  type PatchCoreScores,
+} from './patchcore';
+import { MOBILENET_ID, RESNET50_ID } from '../backbone';
+
+/**
+ * The finer layer of PatchCore's pair per backbone, taken as a tap beside the heads' own layer:
+ * MobileNet's conv_pw_11 (stride 16) beside conv_pw_13 (32); ResNet-50's stage 2 beside stage 3,
+ * the paper's own pair.
+ */
+const PATCHCORE_TAPS: Record<string, string> = {
+  [MOBILENET_ID]: 'conv_pw_11_relu',
+  [RESNET50_ID]: 'stage2',
+};
+
+/** The backbone taps the head wants with a backbone (none known: the heads' layer alone). */
+export function patchCoreTapLayers(backboneId: string): string[] {
+  const t = PATCHCORE_TAPS[backboneId];
+  return t ? [t] : [];
+}
+
+/** The taps the heads of these settings read with this backbone (BackboneSpec.tapLayers). */
+export function headTapLayers(settings: { patchcoreHead?: boolean }, backboneId: string): string[] {
+  return settings.patchcoreHead ? patchCoreTapLayers(backboneId) : [];
+}
+
+/**
+ * The head's bank: the bench baseline's selection (10 % of the patches, at most 2048) on at
+ * most 20000 candidate patches, patch features projected to 128 dimensions, so that fitting
+ * and scoring stay within a retrain's budget on large projects (docs/benchmarks/choices.md).
+ */
+export const PATCHCORE_HEAD_OPTIONS: Omit<PatchCoreOptions, 'seed'> = {
+  ...PATCHCORE_DEFAULTS,
+  embedDim: 128,
+  candidateMax: 20000,
+};
+
+export interface PatchCoreHeadState extends PatchCoreModel {
+  /** The taps (ImageFeatures.taps) the patches are made of, beside level 0. */
+  taps: string[];
+  /** Per training image [sum, sum of squares] of its level-0 map (float32): who is a training image. */
+  fingerprints: Float32Array;
+}
+
+export interface PatchCoreHeadFit {
+  state: PatchCoreHeadState;
+  calibration: HeadStats;
+}
+
+/** The head's patch map of one image: level 0 and the taps, finest grid first. */
+function embed(f: ImageFeatures, taps: readonly string[]): FeatureMap {
+  const layers = [f.levels[0]];
+  for (const t of taps) {
+    const m = f.taps?.[t];
+    if (!m)
+      throw new EngineError(
+        `The PatchCore head needs the backbone layer ${t} with the features (BackboneSpec.tapLayers); these features lack it.`,
+      );
+    layers.push(m);
+  }
+  // Stable sort: the finest grid leads (patchEmbedding upsamples the others onto it).
+  layers.sort((a, b) => b.h * b.w - a.h * a.w);
+  return patchEmbedding(layers);
+}
+
+export function fitPatchCoreHead(
+  normals: readonly ImageFeatures[],
+  seed: number,
+  opts: Partial<PatchCoreOptions> = {},
+): PatchCoreHeadFit {
+  if (normals.length < 2) throw new EngineError('The PatchCore head needs at least 2 good images.');
+  const taps = Object.keys(normals[0].taps ?? {}).sort();
+  const maps = normals.map((f) => embed(f, taps));
+  const model = fitPatchCore(maps, { ...PATCHCORE_HEAD_OPTIONS, ...opts, seed });
+  const fingerprints = new Float32Array(normals.length * 2);
+  normals.forEach((f, i) => fingerprints.set(fingerprint(f), 2 * i));
+  const state: PatchCoreHeadState = { ...model, taps, fingerprints };
+  const loo = patchCoreScores(
+    state,
+    maps,
+    normals.map((_, i) => i),
+  );
+  return { state, calibration: stats(loo.score) };
+}
+
+function fingerprint(f: ImageFeatures): [number, number] {
+  const d = f.levels[0].data;
+  let s = 0;
+  let q = 0;
+  for (let i = 0; i < d.length; i++) {
+    s += d[i];
+    q += d[i] * d[i];
+  }
+  return [Math.fround(s), Math.fround(q)];
+}
+
+/** Scores of query images; a training image (same fingerprint) is scored without its own patches. */
+export function patchCoreHeadScores(state: PatchCoreHeadState, feats: readonly ImageFeatures[]): PatchCoreScores {
+  const index = new Map<string, number>();
+  for (let i = 0; i < state.fingerprints.length / 2; i++) {
+    const key = `${state.fingerprints[2 * i]},${state.fingerprints[2 * i + 1]}`;
+    if (!index.has(key)) index.set(key, i);
+  }
+  return patchCoreScores(
+    state,
+    feats.map((f) => embed(f, state.taps)),
+    feats.map((f) => index.get(fingerprint(f).join()) ?? -1),
+  );
+}
