@@ -31,6 +31,8 @@ export interface TableOptions extends BenchHooks {
   datasets: Dataset[];
   methods: Method[];
   shots: number[];
+  /** Only these settings (absent: both where they apply, settingsOf). */
+  settings?: Setting[];
   seeds: number;
   seedStart: number;
   inputSize: number;
@@ -64,12 +66,13 @@ export interface TableResult {
 }
 
 /** The settings a data set is run in: general always, hard with two or more anomaly classes. */
-export function settingsOf(ds: Dataset, shots: number[]): Setting[] {
+export function settingsOf(ds: Dataset, shots: number[], only?: readonly Setting[]): Setting[] {
   const most = Math.max(...shots);
   const hard =
     ds.anomalyClasses.length >= 2 &&
     ds.anomalyClasses.every((c) => ds.items.filter((it) => it.label === 1 && it.cls === c).length >= most);
-  return hard ? ['general', 'hard'] : ['general'];
+  const all: Setting[] = hard ? ['general', 'hard'] : ['general'];
+  return only ? all.filter((s) => only.includes(s)) : all;
 }
 
 export async function runTable(opts: TableOptions): Promise<TableResult> {
@@ -126,7 +129,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
     // Every data set's rows from the runs so far.
     const rows = (): BenchResult[] =>
       opened.flatMap((data, i) =>
-        settingsOf(data.ds, opts.shots).flatMap((setting) =>
+        settingsOf(data.ds, opts.shots, opts.settings).flatMap((setting) =>
           opts.shots.flatMap((shots) =>
             opts.methods.flatMap((method) => {
               const got = runs[i].get(key(setting, shots, method));
@@ -155,7 +158,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
         const td = performance.now();
         opened[i] ??= await BenchDataset.open(ds, session, opts, patch);
         const data = opened[i];
-        for (const setting of settingsOf(ds, opts.shots)) {
+        for (const setting of settingsOf(ds, opts.shots, opts.settings)) {
           for (const knownClass of casesOf(ds, setting)) {
             for (const shots of opts.shots) {
               for (const method of opts.methods) {

@@ -8,12 +8,14 @@ import { gitProvenance } from '../bench/provenance';
 import { runTable, type TableResult } from '../bench/table';
 import { mergeTables, parseTable } from '../bench/merge';
 import { CliError } from '../cli-error';
+import type { Setting } from '../../data/types';
 
 interface BenchTableCliOptions {
   dataRoot?: string;
   datasets?: string;
   methods?: string;
   shots: string;
+  settings?: string;
   seeds: number;
   seedStart: number;
   input: string;
@@ -94,6 +96,10 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     throw new CliError(`--datasets: unknown "${unknown.join(', ')}" (known: ${known.join(', ')}).`);
   if (names.length === 0) throw new CliError(`No named data set found in ${dataRoot} (${known.join(', ')}).`);
   const shots = parseShots(opts.shots);
+  const settings = opts.settings ? list(opts.settings) : undefined;
+  const badSetting = settings?.filter((s) => s !== 'general' && s !== 'hard') ?? [];
+  if (badSetting.length || settings?.length === 0)
+    throw new CliError(`--settings: expects general and/or hard, got "${opts.settings}".`);
   const methods = parseMethods(opts.methods);
   if (!/^[\w.-]+$/.test(opts.name)) throw new CliError(`--name: "${opts.name}" is not a plain file name.`);
   const datasets = [];
@@ -107,6 +113,7 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     datasets,
     methods,
     shots,
+    ...(settings ? { settings: settings as Setting[] } : {}),
     seeds: opts.seeds,
     seedStart: opts.seedStart,
     inputSize: Number(opts.input),
