@@ -32,6 +32,12 @@ export function basisWords(counted: Evidence[]): string {
   return parts.length ? `labelled images: ${parts.join('; ')}` : 'no labelled image';
 }
 
+/** The defects the counted evidence leaves out because an earlier queue found them (threshold.ts queuePicks). */
+function pickedWords(evidence: Evidence[], counted: Evidence[]): string {
+  const n = evidence.filter((e) => e.picked && !counted.includes(e)).length;
+  return n ? `; ${n} defects decided from an earlier model's queue not counted (the easiest to find)` : '';
+}
+
 export function evaluateModel(
   db: Database.Database,
   modelId: number,
@@ -68,7 +74,7 @@ export function evaluateModel(
       else confusion.tn++;
     }
   }
-  const basis = basisWords(counted);
+  const basis = basisWords(counted) + pickedWords(evidence, counted);
 
   let note: string | null = null;
   let total: CurveSet | null = null;
