@@ -16,7 +16,11 @@ import { parseArgs } from 'node:util';
 import { defaultDataRoot, resolveDataset } from '../src-main/data/datasets';
 import { backboneSpecFor } from '../src-main/engine/backbone';
 import { FeatureSession } from '../src-main/engine/feature-session';
-import { fitPatchCoreHead, patchCoreHeadScores, patchCoreTapLayers } from '../src-main/engine/infer/patchcore-head';
+import {
+  fitPatchCoreHead,
+  patchCoreHeadScores,
+  patchCoreTapLayers,
+} from '../src-main/engine/infer/patchcore-head';
 import type { ImageFeatures } from '../src-main/engine/types';
 
 const { values } = parseArgs({
@@ -54,7 +58,10 @@ try {
 
 // 2-3. The head on cached features.
 const main = await FeatureSession.open({});
-const fine = await FeatureSession.open({ spec: backboneSpecFor('mobilenet', { inputSize: 224, featureLayer: tap }), levels: 1 });
+const fine = await FeatureSession.open({
+  spec: backboneSpecFor('mobilenet', { inputSize: 224, featureLayer: tap }),
+  levels: 1,
+});
 const withTap = async (items: typeof ds.items): Promise<ImageFeatures[]> => {
   const a = await main.ofPaths(items.map((it) => it.path));
   const b = await fine.ofPaths(items.map((it) => it.path));

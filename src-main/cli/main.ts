@@ -132,7 +132,10 @@ export function buildProgram(): Command {
     .option('--datasets <names>', 'comma-separated named data sets (default: every one in the data root)')
     .option('--methods <names>', `comma-separated methods (default: ${METHODS.join(',')})`)
     .option('--shots <list>', 'comma-separated shot counts', '10,1')
-    .option('--settings <list>', 'comma-separated settings to run (general, hard; default: both where they apply)')
+    .option(
+      '--settings <list>',
+      'comma-separated settings to run (general, hard; default: both where they apply)',
+    )
     .option('--seeds <n>', 'number of seeds', intArg('--seeds', 1, 100), 3)
     .option(
       '--seed-start <n>',

@@ -84,7 +84,8 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   const t0 = performance.now();
   // The PatchCore head reads a backbone tap: a given session without it cannot serve it.
   const tapLayers =
-    req.tapLayers ?? headTapLayers(settings, req.session?.spec.id ?? backboneIdOf(req.backbone ?? 'mobilenet'));
+    req.tapLayers ??
+    headTapLayers(settings, req.session?.spec.id ?? backboneIdOf(req.backbone ?? 'mobilenet'));
   const given =
     req.session && tapLayers.every((t) => req.session!.spec.tapLayers?.includes(t)) ? req.session : undefined;
   const session =
@@ -229,6 +230,7 @@ export async function openScorer(
 /** A feature session to keep open between jobs (the app's warm engine), with the taps the default heads read. */
 export function openSession(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
   const tapLayers =
-    opts.tapLayers ?? (opts.spec ? undefined : headTapLayers(DEFAULT_SETTINGS, backboneIdOf(opts.backbone ?? 'mobilenet')));
+    opts.tapLayers ??
+    (opts.spec ? undefined : headTapLayers(DEFAULT_SETTINGS, backboneIdOf(opts.backbone ?? 'mobilenet')));
   return FeatureSession.open({ ...opts, ...(tapLayers?.length ? { tapLayers } : {}) });
 }

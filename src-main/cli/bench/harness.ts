@@ -356,7 +356,11 @@ export class BenchDataset {
         method === 'swan'
           ? await trainChosen(
               trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
-              trainAnomalies.map((it, j) => ({ id: it.path, cls: it.cls ?? 'defect', features: anomalies[j] })),
+              trainAnomalies.map((it, j) => ({
+                id: it.path,
+                cls: it.cls ?? 'defect',
+                features: anomalies[j],
+              })),
               settings,
               { folds: DEFAULT_VALIDATE_FOLDS },
             )
@@ -480,10 +484,9 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
     featureLayer: opts.featureLayer,
     cacheDir: opts.cacheDir,
   });
-  const patch =
-    usesPatchCoreLayers([method], opts.settings)
-      ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
-      : undefined;
+  const patch = usesPatchCoreLayers([method], opts.settings)
+    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
+    : undefined;
   const runs: RunResult[] = [];
   let featureSeconds = 0;
   try {

@@ -117,7 +117,10 @@ function fingerprint(f: ImageFeatures): [number, number] {
 }
 
 /** Scores of query images; a training image (same fingerprint) is scored without its own patches. */
-export function patchCoreHeadScores(state: PatchCoreHeadState, feats: readonly ImageFeatures[]): PatchCoreScores {
+export function patchCoreHeadScores(
+  state: PatchCoreHeadState,
+  feats: readonly ImageFeatures[],
+): PatchCoreScores {
   const index = new Map<string, number>();
   for (let i = 0; i < state.fingerprints.length / 2; i++) {
     const key = `${state.fingerprints[2 * i]},${state.fingerprints[2 * i + 1]}`;

@@ -224,7 +224,12 @@ function randomProjection(dim: number, k: number, rng: Rng): Float32Array {
 }
 
 /** One embedded map's patches, projected when the model says so. */
-function patchesOf(m: FeatureMap, inDim: number, projection: Float32Array | undefined, dim: number): Float32Array {
+function patchesOf(
+  m: FeatureMap,
+  inDim: number,
+  projection: Float32Array | undefined,
+  dim: number,
+): Float32Array {
   if (!projection) return m.data;
   const matrix = tf.tensor2d(projection, [inDim, dim]);
   try {

@@ -108,7 +108,13 @@ describe('PatchCore bank options (the product head)', () => {
   const normals = Array.from({ length: 10 }, noise);
 
   it('projects the patches (embedDim), samples the candidates (candidateMax) and records each patch source', () => {
-    const m = fitPatchCore(normals, { coresetRatio: 0.5, coresetMax: 0, embedDim: 8, candidateMax: 40, seed: 1 });
+    const m = fitPatchCore(normals, {
+      coresetRatio: 0.5,
+      coresetMax: 0,
+      embedDim: 8,
+      candidateMax: 40,
+      seed: 1,
+    });
     expect(m.dim).toBe(8);
     expect(m.projection?.length).toBe(16 * 8);
     expect(m.from).toBe(160);

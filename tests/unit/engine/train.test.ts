@@ -260,7 +260,11 @@ function expectWeightedHead(
     scoreFeatures(
       state,
       feats,
-      head === 'global' ? { globalWeight: w } : head === 'gaussian' ? { gaussianWeight: w } : { patchcoreWeight: w },
+      head === 'global'
+        ? { globalWeight: w }
+        : head === 'gaussian'
+          ? { gaussianWeight: w }
+          : { patchcoreWeight: w },
     );
   const sn = weighted(normals, 1);
   const sa = weighted(defects, 1);
@@ -360,7 +364,10 @@ function withTap(f: ImageFeatures, name: string): ImageFeatures {
   const data = new Float32Array(h * w * l0.c);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < w; x++)
-      data.set(l0.data.subarray(((y >> 1) * l0.w + (x >> 1)) * l0.c, ((y >> 1) * l0.w + (x >> 1) + 1) * l0.c), (y * w + x) * l0.c);
+      data.set(
+        l0.data.subarray(((y >> 1) * l0.w + (x >> 1)) * l0.c, ((y >> 1) * l0.w + (x >> 1) + 1) * l0.c),
+        (y * w + x) * l0.c,
+      );
   return { ...f, taps: { [name]: { h, w, c: l0.c, data } } };
 }
 
@@ -404,7 +411,12 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
     const state = await trainFast(tapped, settings({ ...off, patchcoreHead: true, steps: 5 }));
     expect(state.patchcore?.taps).toEqual(['fine']);
     expect(state.patchcore!.h).toBe(12); // the tap's finer grid
-    expect(scoreFeatures(state, testSeen.map((f) => withTap(f, 'fine')))[0].perHead.patchcore).toBeDefined();
+    expect(
+      scoreFeatures(
+        state,
+        testSeen.map((f) => withTap(f, 'fine')),
+      )[0].perHead.patchcore,
+    ).toBeDefined();
     expect(() => scoreFeatures(state, testSeen)).toThrow(/needs the backbone layer fine/);
   });
 

@@ -99,4 +99,35 @@ describe('deferred cross-validation', () => {
     ).rejects.toThrow(/not the images the model trained on/);
     expect(await readFile(join(next.modelDir, 'manifest.json'), 'utf8')).toBe(saved);
   }, 300_000);
+
+  it('with the PatchCore head: the backbone tap is asked for, recorded, and read again by the scorer and the validation', async () => {
+    const pc = { ...settings, patchcoreHead: true };
+    // The warm session has no tap: the training opens one that has.
+    expect(session.spec.tapLayers).toBeUndefined();
+    const inline = await trainModel({
+      normals,
+      anomalies,
+      settings: pc,
+      validateFolds: 3,
+      session,
+      outDir: join(tmp.dir, 'pc'),
+    });
+    expect(inline.manifest.backbone.tapLayers).toEqual(['conv_pw_11_relu']);
+    const scores = await totals(inline.modelDir);
+    for (const s of scores) expect(Number.isFinite(s!.perHead.patchcore)).toBe(true);
+    const later = await trainModel({
+      normals,
+      anomalies,
+      settings: pc,
+      validateFolds: 3,
+      session,
+      validation: 'later',
+      outDir: join(tmp.dir, 'pc-later'),
+    });
+    await validateModel({ modelDir: later.modelDir, normals, anomalies, folds: 3, session });
+    expect((await manifestOf(later.modelDir)).combination).toEqual(
+      (await manifestOf(inline.modelDir)).combination,
+    );
+    expect(await totals(later.modelDir)).toEqual(scores);
+  }, 300_000);
 });
