@@ -11,7 +11,7 @@
  *   5. one head training step, the written-out step and TF.js's tape, CPU time and as a multiple
  *      of a reference matMul.
  *
- *   npm run bench:speed [-- --data-root DIR] [--skip-cli]
+ *   npm run bench:speed [-- --data-root DIR] [--skip-cli] [--app-only]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -35,6 +35,8 @@ const { values } = parseArgs({
   options: {
     'data-root': { type: 'string', default: process.env.SWAN_DATA_ROOT ?? '/work/shared/datasets' },
     'skip-cli': { type: 'boolean', default: false },
+    /** Only the app's retrains (to look at one part). */
+    'app-only': { type: 'boolean', default: false },
   },
 });
 const headct = path.join(values['data-root']!, 'headct');
@@ -112,7 +114,26 @@ async function appPath(): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'swan-speed-app-'));
   const api = new ApiService({ projectsRoot: root });
   const events: AnyEvent[] = [];
-  api.on((e) => events.push(e));
+  const at: number[] = [];
+  api.on((e) => {
+    events.push(e);
+    at.push(performance.now());
+  });
+  /** When each training stage first reported, from event `from` on: where the wait goes. */
+  const stages = (from: number, t0: number, end: number): string => {
+    const firsts: [string, number][] = [];
+    for (let i = from; i < events.length; i++) {
+      const e = events[i];
+      if (e.event !== 'training.progress') continue;
+      const stage = (e.payload as { stage: string }).stage;
+      if (!firsts.some(([s]) => s === stage)) firsts.push([stage, at[i]]);
+    }
+    const marks = [['start', t0] as [string, number], ...firsts, ['scored', end] as [string, number]];
+    return marks
+      .slice(0, -1)
+      .map(([s, t], k) => `${s} ${((marks[k + 1][1] - t) / 1000).toFixed(1)}`)
+      .join(', ');
+  };
   try {
     await api.invoke('project.create', { name: 'speed' });
     const { importedIds } = await api.invoke('import.run', {
@@ -144,7 +165,7 @@ async function appPath(): Promise<void> {
       report(
         `app retrain -> re-scored queue, ${kind}`,
         (tScored - t0) / 1000,
-        `(model saved at ${((tTrained - t0) / 1000).toFixed(1)} s)`,
+        `(model saved at ${((tTrained - t0) / 1000).toFixed(1)} s; seconds per stage: ${stages(from, t0, tScored)})`,
       );
       // Before the pipeline change, the cross-validation ran inside the retrain (no such event).
       if (!('validation.finished' in contractEvents)) continue;
@@ -323,9 +344,11 @@ console.log(
 );
 await backboneCost();
 await appPath();
-await newImagesScoring();
-if (!values['skip-cli']) cliWarmRetrain();
-await headStep();
+if (!values['app-only']) {
+  await newImagesScoring();
+  if (!values['skip-cli']) cliWarmRetrain();
+  await headStep();
+}
 /** Issue 12's Done-when numbers against this run: each target also in backbone images of this run. */
 function doneWhen(): void {
   const find = (prefix: string) => rows.find((r) => r.what.startsWith(prefix));
