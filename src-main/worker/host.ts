@@ -86,6 +86,12 @@ interface ActiveJob {
   cancelling: boolean;
 }
 
+/** The result message of each job that has one. */
+interface JobResults {
+  trained: TrainedModel;
+  validated: ValidatedModel;
+}
+
 export interface EngineHostOptions {
   entry?: WorkerEntry;
   /** Replaces the real engine inside the worker (tests). */
@@ -206,33 +212,41 @@ export class EngineHost extends EventEmitter<EngineHostEvents> {
   }
 
   /** Trains in the worker; resolves with the saved model, or rejects (JobCancelled, WorkerCrashed, engine error). */
-  async train(job: TrainJob, onProgress: (p: TrainProgress) => void): Promise<TrainedModel> {
-    let result: TrainedModel | null = null;
-    await this.run(
+  train(job: TrainJob, onProgress: (p: TrainProgress) => void): Promise<TrainedModel> {
+    return this.runForResult(
       (jobId) => ({ type: 'train', jobId, job }),
-      (m) => {
-        if (m.type === 'progress') onProgress(m.progress);
-        else if (m.type === 'trained') result = m.result;
-      },
+      'trained',
+      onProgress,
+      'the engine worker finished training without a model',
     );
-    if (!result) throw new Error('the engine worker finished training without a model');
-    return result;
   }
 
   /** Cross-validates a saved model in the worker (ValidateJob); resolves with its new metrics. */
-  async validate(
+  validate(
     job: ValidateJob,
     onProgress: (p: TrainProgress) => void = () => undefined,
   ): Promise<ValidatedModel> {
-    let result: ValidatedModel | null = null;
-    await this.run(
+    return this.runForResult(
       (jobId) => ({ type: 'validate', jobId, job }),
-      (m) => {
-        if (m.type === 'progress') onProgress(m.progress);
-        else if (m.type === 'validated') result = m.result;
-      },
+      'validated',
+      onProgress,
+      'the engine worker finished validating without a result',
     );
-    if (!result) throw new Error('the engine worker finished validating without a result');
+  }
+
+  /** A job that reports progress and ends with one result message of type `resultType`. */
+  private async runForResult<T extends keyof JobResults>(
+    msg: (jobId: number) => ToWorker,
+    resultType: T,
+    onProgress: (p: TrainProgress) => void,
+    missing: string,
+  ): Promise<JobResults[T]> {
+    let result: JobResults[T] | null = null;
+    await this.run(msg, (m) => {
+      if (m.type === 'progress') onProgress(m.progress);
+      else if (m.type === resultType) result = (m as { result: JobResults[T] }).result;
+    });
+    if (!result) throw new Error(missing);
     return result;
   }
 

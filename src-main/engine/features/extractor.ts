@@ -3,12 +3,12 @@
  * the misses in batches to the workers (or computes them in this thread).
  */
 import { LRUCache } from 'lru-cache';
-import { fileContentHash } from '../../data/decode';
 import { assertBackboneDir, backboneWeightsIdentity } from '../backbone';
 import { backendTag, initBackend } from '../backend';
 import { EngineError } from '../types';
 import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
+import { FileHashes } from './file-hashes';
 import { describeError, FeatureComputer, levelSize } from './compute';
 import { WorkerPool } from './pool';
 import { chooseRuntime } from './runtime';
@@ -115,6 +115,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     ...(tapLayers.length > 0 ? { tapLayers } : {}),
   });
   const memory = memoryCache();
+  const fileHashes = new FileHashes();
   let started: Promise<Engine> | null = null;
   const engineNow = (): Promise<Engine> => (started ??= startEngine(opts, levels, workers, cacheDir));
   let engineBackend: FeatureExtractor['backend'] | null = null;
@@ -175,7 +176,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
       const name = nameOf(input);
       let hash: string;
       try {
-        hash = 'path' in input ? await fileContentHash(input.path) : sha256(`key:${input.key}`);
+        hash = 'path' in input ? await fileHashes.of(input.path) : sha256(`key:${input.key}`);
       } catch (err) {
         settle([i], { ok: false, error: describeError(err) });
         return;
