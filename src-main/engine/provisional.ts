@@ -14,7 +14,7 @@ export const PROVISIONAL_RULE = 'provisional, until the cross-validation chooses
 
 /** Whether the model has an unsupervised part for a weight of the supervised heads to be set against. */
 function hasUnsupervisedPart(state: DraState): boolean {
-  return (state.settings.knnHead && !!state.knn) || !!state.gaussian;
+  return (state.settings.knnHead && !!state.knn) || !!state.gaussian || !!state.patchcore;
 }
 
 /** The chosen (not provisional) weight recorded in a model folder's manifest, if any. */
