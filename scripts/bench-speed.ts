@@ -47,7 +47,7 @@ function report(what: string, seconds: number, note?: string): void {
   rows.push({ what, seconds, load: load(), note });
   const ratio = seconds / perImage;
   console.log(
-    `${what.padEnd(52)} ${seconds.toFixed(2).padStart(8)} s  = ${ratio.toFixed(0).padStart(5)} backbone images` +
+    `${what.padEnd(52)} ${seconds.toFixed(2).padStart(8)} s  = ${ratio.toFixed(ratio < 10 ? 2 : 0).padStart(6)} backbone images` +
       `  (load ${load()})${note ? `  ${note}` : ''}`,
   );
 }
