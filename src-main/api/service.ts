@@ -33,6 +33,7 @@ import {
   thresholdForTarget,
   thresholdSource,
   verdict,
+  withEvidenceAuc,
 } from './threshold';
 import { heatmapPng } from '../project/heatmap-image';
 import { servedImage, servedThumb, type ServedFile } from '../project/served-files';
@@ -382,8 +383,15 @@ export class ApiService {
     'training.runs': () => ({ runs: this.requireStore().listRuns() }),
 
     // Models -------------------------------------------------------------------------
-    'models.list': () => ({ models: this.requireStore().listModels() }),
-    'models.active': () => ({ model: this.requireStore().activeModel() }),
+    'models.list': () => {
+      const store = this.requireStore();
+      return { models: store.listModels().map((m) => withEvidenceAuc(store.db, m)) };
+    },
+    'models.active': () => {
+      const store = this.requireStore();
+      const model = store.activeModel();
+      return { model: model ? withEvidenceAuc(store.db, model) : null };
+    },
     'models.activate': ({ id }) => {
       if (this.scoring)
         throw new AppError('busy', 'scoring is running: wait for it or cancel it before switching models');

@@ -4,10 +4,17 @@
  * every threshold chosen here is an actual score: the image holding it passes.
  */
 import type Database from 'better-sqlite3';
-import type { QueueCounts, ScoreScale, ThresholdRates, ThresholdSource } from './contract';
+import type { ModelInfo, QueueCounts, ScoreScale, ThresholdRates, ThresholdSource } from './contract';
 import { AppError } from './errors';
+import { averagePrecision } from '../engine/metrics';
 import { EVALUATION_BATCHES_KEY } from '../project/store';
-import { outOfFoldScores, referenceScores, type OutOfFoldEntry, type ReferenceScores } from '../models/held-out';
+import {
+  outOfFoldScores,
+  pooledAuc,
+  referenceScores,
+  type OutOfFoldEntry,
+  type ReferenceScores,
+} from '../models/held-out';
 import { AUTO_FALSE_ALARMS } from './threshold-rule';
 
 export { AUTO_FALSE_ALARMS, describeSource, pct } from './threshold-rule';
@@ -236,6 +243,40 @@ function basisOf(counted: Evidence[]): ThresholdRates['goodBasis'] {
   if (counted.length === 0) return 'none';
   if (counted.every((e) => e.basis === 'in-sample')) return 'in-sample';
   return counted.some((e) => e.basis === 'out-of-fold') ? 'out-of-fold' : 'held-out';
+}
+
+/**
+ * A model's held-out AUC-ROC on the evidence its rates count (countedEvidence: held-out
+ * images and out-of-fold scores carried over, queue-picked defects left out), with a 95 %
+ * interval, in its metrics in place of the engine's pooling of the folds on z: one basis
+ * with the threshold and Evaluate, and nearer the model's real ranking of unseen images
+ * (docs/benchmarks/threshold-rules.md). The engine's numbers stay as folds_pooled_auc_roc / _ap.
+ */
+export function withEvidenceAuc(db: Database.Database, model: ModelInfo): ModelInfo {
+  if (!model.metrics || typeof model.metrics.out_of_fold !== 'object') return model;
+  const ev = modelEvidence(db, model.id);
+  const counted = [...countedEvidence(ev, 'good'), ...countedEvidence(ev, 'defect')].filter(
+    (e) => e.basis !== 'in-sample',
+  );
+  const a = pooledAuc(
+    Object.fromEntries(counted.map((e) => [String(e.imageId), { label: e.label, total: e.score, z: e.score }])),
+  );
+  if (!a) return model;
+  const metrics = { ...model.metrics };
+  if (typeof metrics.auc_roc === 'number') metrics.folds_pooled_auc_roc = metrics.auc_roc;
+  if (typeof metrics.ap === 'number') metrics.folds_pooled_ap = metrics.ap;
+  Object.assign(metrics, {
+    auc_roc: a.auc,
+    ap: averagePrecision(
+      counted.map((e) => e.score),
+      counted.map((e) => (e.label === 'defect' ? 1 : 0)),
+    ),
+    auc_ci_low: a.low,
+    auc_ci_high: a.high,
+    auc_good: a.good,
+    auc_defect: a.defect,
+  });
+  return { ...model, metrics };
 }
 
 /** Wilson score interval (95 %) of k successes in n; null when n = 0. */

@@ -161,12 +161,14 @@ export function heldOutSummary(metrics: Record<string, unknown> | null | undefin
   const auc = num(metrics, 'auc_roc');
   const ap = num(metrics, 'ap');
   if (folds === null && auc === null) return null;
-  const good = num(metrics, 'n_good');
-  const defect = num(metrics, 'n_defect');
+  // The AUC's own counts when the app measured it on the rates' evidence (api/threshold.ts withEvidenceAuc).
+  const good = num(metrics, 'auc_good') ?? num(metrics, 'n_good');
+  const defect = num(metrics, 'auc_defect') ?? num(metrics, 'n_defect');
   const how =
     folds && folds > 0
       ? `${folds}-fold ${method === 'k-fold cross-validation' || !method ? 'cross-validation' : method} on ${good ?? '?'} good / ${defect ?? '?'} defect labelled images`
       : `cross-validation could not run on ${good ?? '?'} good / ${defect ?? '?'} defect labelled images`;
+  const onScale = num(metrics, 'auc_good') !== null ? ", each on the model's own scale" : '';
   const heads = Object.keys(metrics)
     .filter((k) => k.startsWith('auc_roc_') && num(metrics, k) !== null)
     .map((k) => k.slice('auc_roc_'.length))
@@ -185,7 +187,7 @@ export function heldOutSummary(metrics: Record<string, unknown> | null | undefin
   const estimable = auc !== null && (good ?? 0) >= 5 && (defect ?? 0) >= 3;
   return {
     headline: estimable ? `AUC-ROC ${f3(auc)}${interval}, AP ${f3(ap)}` : null,
-    how,
+    how: how + onScale,
     perHead: heads.map((h) => `${h} ${f3(num(metrics, `auc_roc_${h}`))}`).join(', '),
     notes,
   };

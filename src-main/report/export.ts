@@ -12,6 +12,7 @@ import { AppError } from '../api/errors';
 import {
   describeSource,
   modelEvidence,
+  withEvidenceAuc,
   ratesAt,
   scoreScale,
   thresholdSource,
@@ -137,6 +138,7 @@ export async function exportReport(
   let model: ModelInfo | null = null;
   if (req.modelId !== undefined) model = store.getModel(req.modelId);
   else model = store.activeModel();
+  if (model) model = withEvidenceAuc(store.db, model);
   const dir = await ensureWritableFolder(req.outDir);
   const threshold = model ? store.getThreshold(model.id) : null;
   // The rates and the score scale: the one rule Review and Evaluate use (api/threshold.ts).

@@ -92,6 +92,18 @@ async function retrain(page: Page, version: number): Promise<void> {
     .toBe('done');
 }
 
+/** Mann-Whitney AUC-ROC: the share of (defect, normal) pairs the scores order right. */
+function auc(pos: number[], neg: number[]): number {
+  let wins = 0;
+  for (const p of pos) for (const n of neg) wins += p > n ? 1 : p === n ? 0.5 : 0;
+  return wins / (pos.length * neg.length);
+}
+
+async function heldOutAuc(): Promise<{ auc: number; low: number; high: number }> {
+  const { model } = await apiCall<{ model: { metrics: Record<string, number> } }>(server, 'models.active');
+  return { auc: model.metrics.auc_roc, low: model.metrics.auc_ci_low, high: model.metrics.auc_ci_high };
+}
+
 /** Realised rates on the unlabelled images against what Review shows; returns them for the log. */
 async function checkQueue(page: Page, round: number, info: Parameters<typeof shot>[2]) {
   await goView(page, 'review');
@@ -124,6 +136,11 @@ async function checkQueue(page: Page, round: number, info: Parameters<typeof sho
     catchRate: caught,
     shown,
     threshold: (await apiCall<{ threshold: number }>(server, 'threshold.get')).threshold,
+    heldOut: await heldOutAuc(),
+    realAuc: auc(
+      hem.map((i) => i.score!),
+      normals.map((i) => i.score!),
+    ),
   };
   console.log(`headct loop: ${JSON.stringify(measured)}`);
   await info?.attach(`rates-after-retrain-${round}`, {
@@ -146,6 +163,9 @@ async function checkQueue(page: Page, round: number, info: Parameters<typeof sho
   // The automatic threshold holds on the unseen images.
   expect(fa, `false alarms on ${normals.length} unlabelled normals`).toBeLessThanOrEqual(0.1);
   expect(caught, `hemorrhages caught of ${hem.length} unlabelled`).toBeGreaterThanOrEqual(0.7);
+  // The held-out AUC-ROC the Models table prints brackets the model's real ranking of the queue.
+  expect(measured.realAuc).toBeGreaterThanOrEqual(measured.heldOut.low);
+  expect(measured.realAuc).toBeLessThanOrEqual(measured.heldOut.high);
   // And keeps what the view promised: both realised rates inside the intervals it shows.
   expect(fa, 'realised false alarms inside the interval Review shows').toBeGreaterThanOrEqual(shown.faLow);
   expect(fa, 'realised false alarms inside the interval Review shows').toBeLessThanOrEqual(shown.faHigh);
