@@ -150,20 +150,19 @@ export interface Evidence {
 }
 
 /**
- * Defects labelled because an earlier model flagged them: labelled after that model was
- * made, scored by it without its having trained on them, above its threshold, outside the
- * evaluation batches. Decided from the top of the queue, they are the defects easiest to
- * find, and they leave the queue: counted, they promise a catch rate the images still in the
- * queue do not reach (scripts/threshold-rules.ts --picks). Good images picked the same way
- * still count: they are the high-scoring normals the false-alarm rate is about.
+ * Defects labelled because a model (this one or another) flagged them: labelled after that
+ * model was made, scored by it without its having trained on them, above its threshold,
+ * outside the evaluation batches. Decided from the top of the queue, they are the defects
+ * easiest to find, and they leave the queue: counted, they promise a catch rate the images
+ * still in the queue do not reach (scripts/threshold-rules.ts --picks). Good images picked
+ * the same way still count: they are the high-scoring normals the false-alarm rate is about.
  */
-export function queuePicks(db: Database.Database, modelId: number): Set<number> {
+export function queuePicks(db: Database.Database): Set<number> {
   const rows = db
     .prepare(
       `SELECT DISTINCT l.image_id AS id FROM labels l
        JOIN images i ON i.id = l.image_id
-       JOIN models p ON p.id <> @m AND p.created_at < (SELECT created_at FROM models WHERE id = @m)
-         AND l.updated_at > p.created_at
+       JOIN models p ON l.updated_at > p.created_at
        JOIN scores s ON s.image_id = l.image_id AND s.model_id = p.id
        JOIN settings t ON t.key = 'threshold:' || p.id AND s.total > CAST(t.value AS REAL)
        WHERE l.label = 'defect'
@@ -171,7 +170,7 @@ export function queuePicks(db: Database.Database, modelId: number): Set<number> 
          AND i.batch NOT IN (SELECT value FROM json_each(COALESCE((SELECT value FROM settings WHERE key = @eval), '[]')))`,
     )
     .pluck()
-    .all({ m: modelId, eval: EVALUATION_BATCHES_KEY }) as number[];
+    .all({ eval: EVALUATION_BATCHES_KEY }) as number[];
   return new Set(rows);
 }
 
@@ -215,7 +214,7 @@ export function modelEvidence(db: Database.Database, modelId: number, batch?: st
     return o.z !== undefined ? ref.mean + ref.sd * o.z : o.total;
   };
   const rows = batch ? labelledScores(db, modelId, batch) : all;
-  const picks = queuePicks(db, modelId);
+  const picks = queuePicks(db);
   return rows.map((r) => {
     const pick = picks.has(r.imageId) ? ({ picked: true } as const) : {};
     if (!trained.has(r.imageId))

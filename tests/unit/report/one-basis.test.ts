@@ -194,8 +194,13 @@ describe('one rule, one basis for the rates', () => {
       m2.id,
       b.ids.map((id, k) => ({ imageId: id, total: images[k].total ?? 0, perHead: {}, heatmap: null })),
     );
-    expect([...queuePicks(b.store.db, m2.id)]).toEqual([u1]);
-    expect(queuePicks(b.store.db, b.modelId!).size).toBe(0);
+    // Found by model 1's queue: for model 1 itself (held out) no random defect either.
+    expect([...queuePicks(b.store.db)]).toEqual([u1]);
+    expect(modelEvidence(b.store.db, b.modelId!).find((e) => e.imageId === u1)?.picked).toBe(true);
+    // Labelled before any model: no pick.
+    b.store.db.prepare('UPDATE labels SET updated_at = ? WHERE image_id = ?').run('2000-01-01T00:00:00.000Z', u1);
+    expect(queuePicks(b.store.db).size).toBe(0);
+    b.store.db.prepare('UPDATE labels SET updated_at = ? WHERE image_id = ?').run(later(m1.at), u1);
     const ev = modelEvidence(b.store.db, m2.id);
     expect(countedEvidence(ev, 'defect').map((e) => e.imageId)).not.toContain(u1);
     expect(countedEvidence(ev, 'good').map((e) => e.imageId)).toContain(u2);
