@@ -31,6 +31,14 @@ function byOrder(a: BenchResult, b: BenchResult): number {
   return 0;
 }
 
+/**
+ * The backend a description names ("wasm (WebAssembly, ...; no native backend: ...)" -> "wasm"):
+ * the parenthesis says why no other one loaded, which changes with what is installed.
+ */
+function backendName(description: string): string {
+  return description.split(' (')[0].trim();
+}
+
 /** Later tables win a row both hold. Seeds, backend and backbone must agree. */
 export function mergeTables(tables: TableResult[], command: string): TableResult {
   if (tables.length === 0) throw new MergeError('nothing to merge');
@@ -42,7 +50,7 @@ export function mergeTables(tables: TableResult[], command: string): TableResult
       throw new MergeError(
         `backbones differ: ${JSON.stringify(t.backbone)} and ${JSON.stringify(first.backbone)}`,
       );
-    if (t.backend !== first.backend)
+    if (backendName(t.backend) !== backendName(first.backend))
       throw new MergeError(`backends differ: ${t.backend} and ${first.backend}`);
   }
   const rows = new Map<string, BenchResult>();

@@ -63,6 +63,15 @@ describe('merging benchmark tables', () => {
     expect(() => mergeTables([a, table('b', [row('elpv', 'knn', 0.8)], { backbone: other })], 'm')).toThrow(
       /backbones differ/,
     );
+    expect(() =>
+      mergeTables([a, table('b', [row('elpv', 'knn', 0.8)], { backend: 'cpu (pure JS)' })], 'm'),
+    ).toThrow(/backends differ/);
+    // The same backend, whatever its description says about the native ones that did not load.
+    const wasm = (why: string) =>
+      table('c', [row('elpv', 'swan', 0.9)], { backend: `wasm (WebAssembly; ${why})` });
+    expect(
+      mergeTables([wasm('tfjs-node not installed'), wasm('tfjs-node libtensorflow missing')], 'm').results,
+    ).toHaveLength(1);
     expect(() => parseTable('{"results": 3}', 'f.json')).toThrow(/not a table/);
     expect(() => parseTable('{', 'f.json')).toThrow(/not JSON/);
     expect(parseTable(JSON.stringify(a), 'a.json').results).toHaveLength(1);
