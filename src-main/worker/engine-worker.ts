@@ -67,6 +67,7 @@ function sessionForCache(cacheDir: string | undefined): Promise<EngineSession> |
 async function warm(req: WarmRequest): Promise<void> {
   const session = await sessionFor(req);
   await session?.warm();
+  await (await engine()).warmTraining?.();
 }
 const aborts = new Map<number, AbortController>();
 

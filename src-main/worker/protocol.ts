@@ -28,6 +28,8 @@ export interface EngineApi {
   validateModel?(
     req: ValidateJob & { onProgress?: ProgressFn; signal?: AbortSignal; session?: EngineSession },
   ): Promise<{ manifest: unknown }>;
+  /** Loads what training needs besides features (train/matmul-runtime.ts). */
+  warmTraining?(): Promise<void>;
   openSession?(opts: { cacheDir?: string; inputSize?: number }): Promise<EngineSession>;
   openScorer(
     modelDir: string,

@@ -95,6 +95,11 @@ async function onnxMatMul(): Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> {
   };
 }
 
+/** Loads the products' runtime now (a warm engine), so the first training step does not wait for it. */
+export async function warmTraining(): Promise<void> {
+  await headMatMul();
+}
+
 let opened: Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> | null = null;
 
 /**
