@@ -22,7 +22,8 @@ export default function globalSetup(): void {
     );
   }
   const built = join(root, 'out', 'renderer', 'index.html');
-  const sources = ['src-renderer', 'src-preload', 'src-main/api/contract.ts', 'electron.vite.config.ts'].map(
+  // The renderer bundles pure modules of src-main too (contract, held-out metrics, threshold words).
+  const sources = ['src-renderer', 'src-preload', 'src-main', 'electron.vite.config.ts'].map(
     (p) => join(root, p),
   );
   if (existsSync(built) && sources.every((s) => !existsSync(s) || newest(s) <= statSync(built).mtimeMs))
