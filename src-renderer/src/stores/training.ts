@@ -143,6 +143,8 @@ export const useTrainingStore = defineStore('training', () => {
     const offs = [
       api().on('training.progress', onProgress),
       api().on('training.finished', (f) => void onFinished(f)),
+      // The model's held-out metrics and status changed (ModelInfo.validation): no longer provisional.
+      api().on('validation.finished', () => void refresh()),
       api().on('scoring.progress', (p) => {
         scoring.value = { done: p.done, total: p.total, active: p.done < p.total };
       }),
