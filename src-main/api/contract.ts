@@ -162,6 +162,9 @@ export const DefectClass = z.object({
 export type DefectClass = z.infer<typeof DefectClass>;
 
 /** The training settings the inspector may change; everything else has sane defaults. */
+export const TrainBackbone = z.enum(['mobilenet', 'resnet50']);
+export type TrainBackbone = z.infer<typeof TrainBackbone>;
+
 export const TrainSettingsInput = z.strictObject({
   seed: z.number().int().min(0).optional(),
   mode: z.enum(['fast', 'full']).optional(),
@@ -185,6 +188,11 @@ export const TrainSettingsInput = z.strictObject({
   gaussianHead: z.boolean().optional(),
   globalHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
+  /**
+   * The frozen backbone: 'mobilenet' (fast, MobileNetV1-0.75, the default) or 'resnet50'
+   * (accurate, ResNet-50 v2 stages 1-3): the engine's names (engine/backbone/index.ts BACKBONE_NAMES).
+   */
+  backbone: TrainBackbone.optional(),
   /**
    * K of the cross-validation that measures the new version's held-out metrics (0: off).
    * The app's default is DEFAULT_VALIDATE_FOLDS (defaults.ts); fewer when labels are few.

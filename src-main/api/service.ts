@@ -94,6 +94,12 @@ function safeFolderName(name: string): string {
   return s || 'project';
 }
 
+/** The project's backbone: its active model's (the manifest's engine id), so the engine warms that one. */
+function activeBackbone(store: ProjectStore): { backbone?: string } {
+  const b = store.activeModel()?.settings.backbone;
+  return typeof b === 'string' ? { backbone: b } : {};
+}
+
 interface TrainingState {
   runId: number;
   progress: TrainProgressEvent | null;
@@ -286,7 +292,7 @@ export class ApiService {
     await this.closeProject();
     this.store = store;
     // The engine starts now, not on the first retrain: backend, backbone, feature session.
-    this.host.warm({ cacheDir: store.cacheDir });
+    this.host.warm({ cacheDir: store.cacheDir, ...activeBackbone(store) });
     this.validation.resume(store);
     this.engineIdle(store);
     this.recent.touch(store.dir, store.name);
@@ -642,7 +648,7 @@ export class ApiService {
         `training needs at least 2 images labelled good (the project has ${set.normals.length})`,
       );
     }
-    const { inputSize, validateFolds = DEFAULT_VALIDATE_FOLDS, ...engineSettings } = settings;
+    const { inputSize, backbone, validateFolds = DEFAULT_VALIDATE_FOLDS, ...engineSettings } = settings;
     const runId = store.startRun(settings);
     // If the inspector activates another version meanwhile, the finished run does not override it.
     const activeAtStart = store.activeModel()?.id ?? null;
@@ -676,6 +682,7 @@ export class ApiService {
             anomalies,
             outDir,
             inputSize,
+            ...(backbone ? { backbone } : {}),
             settings: engineSettings,
             cacheDir: store.cacheDir,
             validateFolds,

@@ -38,17 +38,23 @@ const post = (m: FromWorker): void => port.postMessage(m);
 /**
  * The feature session kept open between jobs: the backend, the backbone workers and the
  * in-memory feature cache stay warm from one retrain to the next. One at a time, for one
- * cache folder and input size; a job for another opens a new one.
+ * cache folder, input size and backbone; a job for another opens a new one.
  */
 let open: { key: string; session: Promise<EngineSession> } | null = null;
 
 async function sessionFor(req: WarmRequest): Promise<EngineSession | undefined> {
   const e = await engine();
   if (!e.openSession) return undefined;
-  const key = JSON.stringify([req.cacheDir ?? null, req.inputSize ?? 224]);
+  const backbone = req.backbone ?? 'mobilenet';
+  // By engine id: 'resnet50' (a retrain's setting) and 'resnet50_v2' (a model's) share a session.
+  const key = JSON.stringify([
+    req.cacheDir ?? null,
+    req.inputSize ?? 224,
+    e.backboneIdOf?.(backbone) ?? backbone,
+  ]);
   if (open?.key !== key) {
     const old = open;
-    const session = e.openSession({ cacheDir: req.cacheDir, inputSize: req.inputSize });
+    const session = e.openSession({ cacheDir: req.cacheDir, inputSize: req.inputSize, backbone });
     open = { key, session };
     // A session that failed to open is not kept: the next job tries again, and reports why.
     session.catch(() => {

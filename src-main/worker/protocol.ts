@@ -30,7 +30,9 @@ export interface EngineApi {
   ): Promise<{ manifest: unknown }>;
   /** Loads what training needs besides features (train/matmul-runtime.ts). */
   warmTraining?(): Promise<void>;
-  openSession?(opts: { cacheDir?: string; inputSize?: number }): Promise<EngineSession>;
+  openSession?(opts: { cacheDir?: string; inputSize?: number; backbone?: string }): Promise<EngineSession>;
+  /** The engine id of a backbone name or id (engine/backbone/index.ts): one open session per backbone. */
+  backboneIdOf?(name: string): string;
   openScorer(
     modelDir: string,
     opts?: { cacheDir?: string; workers?: number; session?: EngineSession },
@@ -54,6 +56,8 @@ export interface TrainJob {
   outDir: string;
   /** Side of the square model input (the app offers 224 and 448; tests use less). */
   inputSize?: number;
+  /** 'mobilenet' (default) or 'resnet50'; the model's manifest records it, scoring follows it. */
+  backbone?: string;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
   /** K-fold cross-validation for held-out metrics (0 or absent: off). */
@@ -83,10 +87,12 @@ export interface ValidatedModel {
   metrics: Record<string, unknown> | null;
 }
 
-/** What a warm engine keeps ready: a feature session for this cache and input size. */
+/** What a warm engine keeps ready: a feature session for this cache, input size and backbone. */
 export interface WarmRequest {
   cacheDir?: string;
   inputSize?: number;
+  /** A backbone name or engine id (default 'mobilenet'). */
+  backbone?: string;
 }
 
 export interface ScoreJob {

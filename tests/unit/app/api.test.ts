@@ -43,6 +43,8 @@ describe('API contract and validation', () => {
       ['import.run', { source: { kind: 'paths', paths: [] } }, /give at least one path/],
       ['training.start', { settings: { steps: -1 } }, /training\.start: settings\.steps:/],
       ['training.start', { settings: { inputSize: 300 } }, /training\.start: settings\.inputSize:/],
+      // The app offers the fast and the accurate backbone; ResNet-18 ships without weights.
+      ['training.start', { settings: { backbone: 'resnet18' } }, /training\.start: settings\.backbone:/],
       [
         'training.start',
         { settings: { pseudo: 'outlier', outlierDir: 'relative/dir' } },
