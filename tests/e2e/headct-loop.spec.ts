@@ -115,6 +115,8 @@ async function checkQueue(page: Page, round: number, info: Parameters<typeof sho
   const caught = hem.filter((i) => i.flagged).length / hem.length;
   const line = page.getByTestId('queue-rates');
   await expect(line).toHaveAttribute('data-unlabelled', String(items.length));
+  // Read after the validation: the rates are on held-out evidence, not marked provisional.
+  await expect(line).toHaveAttribute('data-provisional', 'false');
   const num = async (a: string) => Number(await line.getAttribute(a));
   const shown = {
     flagged: await num('data-flagged'),

@@ -151,10 +151,27 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   // folds): until then the run's outcome and the model's row say the numbers are provisional.
   const v1 = await apiCall<{ model: { validation?: { status: string } } | null }>(server, 'models.active');
   const trainValidation = page.getByTestId('train-validation');
-  if (v1.model?.validation?.status === 'pending' || v1.model?.validation?.status === 'running') {
+  const reviewValidation = page.getByTestId('review-validation');
+  const validating = v1.model?.validation?.status === 'pending' || v1.model?.validation?.status === 'running';
+  if (validating) {
     await expect(trainValidation.or(page.getByTestId('model-validation-1'))).toHaveCount(2);
     await expect(trainValidation).toContainText('rates and ranking are provisional');
     await shot(page, '05a-train-validating', info);
+    // Review says so too; it may only be gone if the validation ended meanwhile.
+    await goView(page, 'review');
+    await expect
+      .poll(async () => {
+        if ((await reviewValidation.count()) > 0) {
+          await shot(page, '05b-review-validating', info);
+          return 'shown';
+        }
+        const { model } = await apiCall<{ model: { validation?: { status: string } } | null }>(
+          server!,
+          'models.active',
+        );
+        return model?.validation?.status === 'done' ? 'shown' : `missing while ${model?.validation?.status}`;
+      })
+      .toBe('shown');
   } else {
     // A machine fast enough to finish 3 folds before this line: the notice is gone already.
     info.annotations.push({
@@ -185,6 +202,11 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
     )
     .toBe('done');
   // validation.finished reaches the page without leaving the view: the notices go.
+  if (validating) {
+    await expect(reviewValidation).toHaveCount(0);
+    await expect(page.getByTestId('rates-provisional')).toHaveCount(0);
+    await goView(page, 'train');
+  }
   await expect(trainValidation).toHaveCount(0);
   await expect(page.getByTestId('model-validation-1')).toHaveCount(0);
   await shot(page, '05-train-done', info);
@@ -195,7 +217,7 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   // Validated: the expected rates are no longer marked provisional.
   await expect(page.getByTestId('queue-rates')).toHaveAttribute('data-provisional', 'false');
   await expect(page.getByTestId('rates-provisional')).toHaveCount(0);
-  await expect(page.getByTestId('review-validation')).toHaveCount(0);
+  await expect(reviewValidation).toHaveCount(0);
   const top = await queueNames(page, 6);
   expect(
     top.every((n) => n.startsWith('part_')),
