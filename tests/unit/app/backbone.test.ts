@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
 import { ApiService } from '../../../src-main/api/service';
 import { MOBILENET_ID, RESNET50_ID, resnet50Spec } from '../../../src-main/engine/backbone';
-import { makePng, tempDir, waitFor } from './helpers';
+import { importPngs, tempDir, waitFor } from './helpers';
 
 const haveWeights = existsSync(join(resnet50Spec().modelDir, 'weights'));
 
@@ -24,13 +24,7 @@ describe.skipIf(!haveWeights)('app retrain with the accurate backbone (ResNet-50
     api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
     api.on((e) => events.push(e));
     await api.invoke('project.create', { name: 'Backbones' });
-    const files: string[] = [];
-    for (let k = 0; k < 6; k++) {
-      const f = join(tmp.dir, `i${k}.png`);
-      await makePng(f, { seed: k + 1, size: 48, brightness: k < 4 ? 100 : 220 });
-      files.push(f);
-    }
-    ids = (await api.invoke('import.run', { source: { kind: 'paths', paths: files } })).importedIds;
+    ids = await importPngs(api, tmp.dir, 6, (k) => ({ size: 48, brightness: k < 4 ? 100 : 220 }));
     await api.invoke('labels.set', { ids: ids.slice(0, 4), label: 'good' });
     await api.invoke('labels.set', { ids: [ids[4]], label: 'defect', className: 'burn' });
   });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
 import { ApiService } from '../../../src-main/api/service';
 import { AUTO_FALSE_ALARMS } from '../../../src-main/api/threshold-rule';
-import { makePng, tempDir, waitFor } from './helpers';
+import { importPngs, tempDir, waitFor } from './helpers';
 
 describe('app with the real engine', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -21,14 +21,8 @@ describe('app with the real engine', () => {
     api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
     api.on((e) => events.push(e));
     await api.invoke('project.create', { name: 'Real engine' });
-    const files: string[] = [];
     // Ten plain textured images and two much brighter ones (one labelled defect).
-    for (let k = 0; k < 12; k++) {
-      const f = join(tmp.dir, `i${k}.png`);
-      await makePng(f, { seed: k + 1, size: 64, brightness: k < 10 ? 100 : 220 });
-      files.push(f);
-    }
-    ids = (await api.invoke('import.run', { source: { kind: 'paths', paths: files } })).importedIds;
+    ids = await importPngs(api, tmp.dir, 12, (k) => ({ size: 64, brightness: k < 10 ? 100 : 220 }));
     await api.invoke('labels.set', { ids: ids.slice(0, 8), label: 'good' });
     await api.invoke('labels.set', { ids: [ids[10]], label: 'defect', className: 'burn' });
   });

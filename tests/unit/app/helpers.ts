@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import type { ApiService } from '../../../src-main/api/service';
 
 export function tempDir(prefix = 'swan-app-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -27,6 +28,25 @@ export async function makePng(
   await sharp(px, { raw: { width: size, height: size, channels: 3 } })
     .png()
     .toFile(path);
+}
+
+/**
+ * A project's images for a test: `count` PNGs written into `dir` (image k made with
+ * `opts(k)`, seed k + 1 unless given), imported into the open project; their ids in order.
+ */
+export async function importPngs(
+  api: ApiService,
+  dir: string,
+  count: number,
+  opts: (k: number) => { size?: number; brightness?: number; seed?: number },
+): Promise<number[]> {
+  const files: string[] = [];
+  for (let k = 0; k < count; k++) {
+    const f = join(dir, `i${k}.png`);
+    await makePng(f, { seed: k + 1, ...opts(k) });
+    files.push(f);
+  }
+  return (await api.invoke('import.run', { source: { kind: 'paths', paths: files } })).importedIds;
 }
 
 export async function makeJpeg(path: string, size = 32): Promise<void> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
 import { ApiService } from '../../../src-main/api/service';
-import { FAKE_ENGINE, makePng, tempDir, waitFor } from './helpers';
+import { FAKE_ENGINE, importPngs, makePng, tempDir, waitFor } from './helpers';
 
 describe('engine worker through the API', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -27,14 +27,8 @@ describe('engine worker through the API', () => {
     events = [];
     api.on((e) => events.push(e));
     await api.invoke('project.create', { name: 'W' });
-    const files: string[] = [];
     // Six dim good images, two bright defects: the fake engine scores by brightness.
-    for (let k = 0; k < 8; k++) {
-      const f = join(tmp.dir, `i${k}.png`);
-      await makePng(f, { seed: k + 1, brightness: k < 6 ? 60 + k * 5 : 200 });
-      files.push(f);
-    }
-    ids = (await api.invoke('import.run', { source: { kind: 'paths', paths: files } })).importedIds;
+    ids = await importPngs(api, tmp.dir, 8, (k) => ({ brightness: k < 6 ? 60 + k * 5 : 200 }));
     await api.invoke('labels.set', { ids: ids.slice(2, 6), label: 'good' });
     await api.invoke('labels.set', { ids: [ids[6]], label: 'defect', className: 'burn' });
   });
