@@ -9,7 +9,7 @@
 import type { EventName, EventPayload } from './contract';
 import type { ProjectStore } from '../project/store';
 import { JobCancelled, WorkerCrashed, type EngineHost } from '../worker/host';
-import type { ValidateJob } from '../worker/protocol';
+import type { TrainJob, ValidateJob } from '../worker/protocol';
 import { referenceSample } from './threshold';
 
 /**
@@ -53,13 +53,9 @@ export class BackgroundValidation {
     for (const m of store.listModels()) {
       const v = m.validation;
       if (!v || (v.status !== 'pending' && v.status !== 'running')) continue;
-      const ids = new Set(store.modelLabelIds(m.id));
       this.add(store, m.id, {
         modelDir: store.modelDir(m.id),
-        normals: set.normals.filter((n) => ids.has(n.id)).map((n) => ({ id: String(n.id), path: n.path })),
-        anomalies: set.anomalies
-          .filter((a) => ids.has(a.id))
-          .map((a) => ({ id: String(a.id), path: a.path, cls: a.cls })),
+        ...jobImages(set, new Set(store.modelLabelIds(m.id))),
         folds: v.folds,
         cacheDir: store.cacheDir,
       });
@@ -137,6 +133,18 @@ export class BackgroundValidation {
     this.hooks.emit('validation.finished', { modelId, status, error });
     this.hooks.emit('project.changed', { what: 'models' });
   }
+}
+
+/** The labelled images as an engine job takes them (ids as strings); with `keep`, only those ids. */
+export function jobImages(
+  set: ReturnType<ProjectStore['trainingSet']>,
+  keep?: Set<number>,
+): Pick<TrainJob, 'normals' | 'anomalies'> {
+  const kept = <T extends { id: number }>(xs: T[]): T[] => (keep ? xs.filter((x) => keep.has(x.id)) : xs);
+  return {
+    normals: kept(set.normals).map((n) => ({ id: String(n.id), path: n.path })),
+    anomalies: kept(set.anomalies).map((a) => ({ id: String(a.id), path: a.path, cls: a.cls })),
+  };
 }
 
 /** The project may have become read-only or closed: the status is then set again on the next open. */

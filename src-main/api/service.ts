@@ -44,7 +44,7 @@ import { ProjectStore } from '../project/store';
 import { deleteModel, exportModel, importModel } from '../models/versions';
 import { evaluateModel } from '../report/evaluate';
 import { exportReport } from '../report/export';
-import { BackgroundValidation } from './background-validation';
+import { BackgroundValidation, jobImages } from './background-validation';
 import { EngineHost, JobCancelled, WorkerCrashed, type EngineHostOptions } from '../worker/host';
 import type { ScoredItem } from '../worker/protocol';
 
@@ -669,8 +669,7 @@ export class ApiService {
       this.emit('training.finished', this.lastFinished);
       if (status !== 'done') this.engineIdle(store);
     };
-    const normals = set.normals.map((n) => ({ id: String(n.id), path: n.path }));
-    const anomalies = set.anomalies.map((a) => ({ id: String(a.id), path: a.path, cls: a.cls }));
+    const { normals, anomalies } = jobImages(set);
     const previous = store.activeModel();
     state.done = this.validation
       .yieldEngine()
