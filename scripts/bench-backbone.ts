@@ -4,9 +4,9 @@
  * first one printed at the end: timings on a shared machine only compare within one run).
  *
  *   npx tsx scripts/bench-backbone.ts [--images DIR] [--count 200] [--workers 2] [--size 224]
- *       [--backbone mobilenet,resnet50:tfjs,resnet50:onnxruntime]
- * Each entry is a backbone, optionally with its runtime (auto when absent: onnxruntime for
- * resnet50 when installed). SWAN_ORT_THREADS sets onnxruntime's threads per worker.
+ *       [--backbone mobilenet:tfjs,mobilenet,resnet50:tfjs,resnet50]
+ * Each entry is a backbone, optionally with its runtime (auto when absent: onnxruntime when
+ * installed). SWAN_ORT_THREADS sets onnxruntime's threads per worker.
  *
  * Prints the machine load next to the numbers: other processes on a 2-core machine halve them.
  */

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError, type BackboneSpec } from '../types';
-import { compileFused } from './fuse';
+import { compileFused } from './fused-tfjs';
 import { normalize, PixelNormalize, type Normalization } from './normalize';
 
 export interface Backbone {

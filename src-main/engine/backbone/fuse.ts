@@ -1,37 +1,69 @@
 /**
- * Compiles a frozen layers model, up to one layer, into a plain list of fused TF.js ops.
+ * Compiles a frozen layers model, up to some layers, into a runtime-neutral plan of fused ops:
+ * each convolution with the BatchNorm after it folded into its kernel and bias, and the
+ * activation after that as its own attribute. fused-tfjs.ts runs the plan on TF.js,
+ * fused-onnx.ts emits it as an ONNX graph, so both runtimes compute the same network.
  *
- * Why: running the layers model executes conv, BatchNorm and activation as three kernels with
- * three full-size intermediate tensors each. Folding BatchNorm into the convolution weights at
- * load time and using tf.fused.conv2d / tf.fused.depthwiseConv2d (bias + relu6 in the same
- * kernel, XNNPACK's clamp on wasm) makes inference markedly faster and leaner.
+ * Why fold: running the layers model executes conv, BatchNorm and activation as three kernels
+ * with three full-size intermediate tensors each; one fused op per convolution is markedly
+ * faster and leaner.
  *
- * Only the layer types CNN backbones need are handled; for anything else `compileFused`
- * returns null and the caller falls back to the layers model.
+ * Only the layer types CNN backbones need are handled; for anything else `planFused` returns
+ * null and the caller falls back to the layers model.
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../types';
 
-type Act = 'linear' | 'relu' | 'relu6';
+export type Act = 'linear' | 'relu' | 'relu6';
+export type Padding = 'same' | 'valid';
+type Pair = [number, number];
 
-interface Step {
-  inputs: string[];
-  output: string;
-  run: (xs: tf.Tensor4D[]) => tf.Tensor4D;
+/** Weights keep TF's layouts: conv [kh, kw, in, out], depthwise [kh, kw, in, multiplier]. */
+export interface PlanTensor {
+  data: Float32Array;
+  shape: number[];
 }
 
-export interface FusedNet {
-  /** Normalised NHWC input -> feature layer output. */
-  run(x: tf.Tensor4D): tf.Tensor4D;
-  /** The same pass, also returning the outputs of the tap layers (compileFused's `tapLayers`, in order). */
-  runTapped(x: tf.Tensor4D): [tf.Tensor4D, ...tf.Tensor4D[]];
-  dispose(): void;
-  /** Number of op steps (for tests and diagnostics). */
-  steps: number;
+interface OpBase {
+  inputs: string[];
+  output: string;
+}
+
+export type PlanOp = OpBase &
+  (
+    | {
+        op: 'conv';
+        depthwise: boolean;
+        kernel: PlanTensor;
+        bias: Float32Array;
+        strides: Pair;
+        dilations: Pair;
+        pad: Padding;
+        act: Act;
+      }
+    /** A BatchNorm that follows no convolution: y = x * scale + shift per channel. */
+    | { op: 'affine'; scale: Float32Array; shift: Float32Array }
+    | { op: 'act'; act: Act }
+    | { op: 'add' }
+    | { op: 'identity' }
+    /** Zero padding [top, bottom, left, right]. */
+    | { op: 'pad'; pads: [number, number, number, number] }
+    | { op: 'pool'; kind: 'max' | 'avg'; size: Pair; strides: Pair; pad: Padding }
+  );
+
+export interface FusedPlan {
+  /** Name of the (normalised NHWC) input value. */
+  input: string;
+  ops: PlanOp[];
+  /** The value holding the feature layer (a layer folded into a conv resolves to the conv's value). */
+  output: string;
+  /** The values holding the tap layers, in the order asked. */
+  taps: string[];
+  /** The value holding each layer asked for (the feature layer and the taps), by layer name. */
+  valueOf: Record<string, string>;
 }
 
 type Layer = tf.layers.Layer;
-type Cfg = tf.serialization.ConfigDict;
 
 function inputsOf(l: Layer): string[] {
   const node = l.inboundNodes[0];
@@ -63,18 +95,16 @@ function activationOf(l: Layer): Act | null {
   return null;
 }
 
-function applyAct(x: tf.Tensor4D, a: Act): tf.Tensor4D {
-  if (a === 'relu') return tf.relu(x);
-  if (a === 'relu6') return tf.relu6(x);
-  return x;
-}
-
-function pair(v: unknown): [number, number] {
+function pair(v: unknown): Pair {
   if (Array.isArray(v)) return [Number(v[0]), Number(v[1] ?? v[0])];
   return [Number(v), Number(v)];
 }
 
-/** BatchNorm as y = x * scale + shift, per channel. */
+function values(t: tf.Tensor): Float32Array {
+  return Float32Array.from(t.dataSync() as Float32Array);
+}
+
+/** BatchNorm as y = x * scale + shift, per channel (float32 on the TF.js backend). */
 function bnAffine(l: Layer): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
   const cfg = l.getConfig();
   const axis = cfg.axis as number;
@@ -83,25 +113,32 @@ function bnAffine(l: Layer): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
   const mean = w.get('moving_mean') as tf.Tensor1D;
   const variance = w.get('moving_variance') as tf.Tensor1D;
   const c = mean.shape[0];
-  const gamma = (w.get('gamma') as tf.Tensor1D | undefined) ?? tf.ones([c]);
-  const beta = (w.get('beta') as tf.Tensor1D | undefined) ?? tf.zeros([c]);
   const eps = (cfg.epsilon as number | undefined) ?? 1e-3;
   return tf.tidy(() => {
+    const gamma = (w.get('gamma') as tf.Tensor1D | undefined) ?? tf.ones([c]);
+    const beta = (w.get('beta') as tf.Tensor1D | undefined) ?? tf.zeros([c]);
     const scale = tf.div(gamma, tf.sqrt(tf.add(variance, eps))) as tf.Tensor1D;
     const shift = tf.sub(beta, tf.mul(mean, scale)) as tf.Tensor1D;
     return { scale, shift };
   });
 }
 
+function zeroPads(p: unknown): [number, number, number, number] {
+  const q = p as [[number, number], [number, number]] | [number, number] | number;
+  const [[t, b], [l, r]] = Array.isArray(q)
+    ? Array.isArray(q[0])
+      ? (q as [[number, number], [number, number]])
+      : [pair(q[0]), pair(q[1])]
+    : [pair(q), pair(q)];
+  return [t, b, l, r];
+}
+
 /**
  * Returns null when the graph holds a layer this compiler does not know (the caller then uses
- * the layers model). Throws EngineError when `featureLayer` is not in the model.
+ * the layers model). Throws EngineError when `featureLayer` or a tap is not in the model.
+ * The folding runs as float32 TF.js ops on the current backend.
  */
-export function compileFused(
-  model: tf.LayersModel,
-  featureLayer: string,
-  tapLayers: string[] = [],
-): FusedNet | null {
+export function planFused(model: tf.LayersModel, featureLayer: string, tapLayers: string[] = []): FusedPlan | null {
   const byName = new Map(model.layers.map((l) => [l.name, l] as const));
   const outputs = [featureLayer, ...tapLayers];
   for (const name of outputs) {
@@ -129,12 +166,7 @@ export function compileFused(
     return c.length === 1 ? c[0]! : null;
   };
 
-  const owned: tf.Tensor[] = [];
-  const keep = <T extends tf.Tensor>(t: T): T => {
-    owned.push(t);
-    return t;
-  };
-  const steps: Step[] = [];
+  const ops: PlanOp[] = [];
   const alias = new Map<string, string>();
   const absorbed = new Set<string>();
   let inputName: string | null = null;
@@ -144,8 +176,8 @@ export function compileFused(
     for (const l of model.layers) {
       if (!needed.has(l.name) || absorbed.has(l.name)) continue;
       const cls = l.getClassName();
-      const cfg: Cfg = l.getConfig();
-      const ins = inputsOf(l).map(resolve);
+      const cfg = l.getConfig();
+      const io = { inputs: inputsOf(l).map(resolve), output: l.name };
       if (cls === 'InputLayer') {
         if (inputName !== null) return null;
         inputName = l.name;
@@ -157,167 +189,108 @@ export function compileFused(
         case 'DepthwiseConv2D': {
           const depthwise = cls === 'DepthwiseConv2D';
           const w = namedWeights(l);
-          let kernel = (depthwise ? w.get('depthwise_kernel') : w.get('kernel')) as tf.Tensor4D;
+          const kernel = (depthwise ? w.get('depthwise_kernel') : w.get('kernel')) as tf.Tensor4D;
           const outC = depthwise ? kernel.shape[2] * kernel.shape[3] : kernel.shape[3];
-          let bias = (w.get('bias') as tf.Tensor1D | undefined) ?? tf.zeros([outC]);
           let act: Act | null = cfg.activation === 'linear' ? 'linear' : null;
           if (cfg.activation === 'relu' || cfg.activation === 'relu6') act = cfg.activation;
           if (act === null) return null;
           let outName = l.name;
+          const folded: string[] = [];
+          const absorbAct = (after: string) => {
+            const next = soleConsumer(after);
+            const nextAct = next ? activationOf(next) : null;
+            if (next && nextAct) {
+              act = nextAct;
+              folded.push(next.name);
+              outName = next.name;
+            }
+          };
+          let k: Float32Array;
+          let b: Float32Array;
           const bn = act === 'linear' ? soleConsumer(l.name) : null;
           if (bn && bn.getClassName() === 'BatchNormalization') {
             const { scale, shift } = bnAffine(bn);
-            const [k, b] = tf.tidy(() => {
+            // Values are read outside tidy: it would walk a returned typed array element by element.
+            const foldedKB = tf.tidy(() => {
               const s = depthwise ? scale.reshape([kernel.shape[2], kernel.shape[3]]) : scale;
-              return [tf.mul(kernel, s) as tf.Tensor4D, tf.add(tf.mul(bias, scale), shift) as tf.Tensor1D];
+              const bias = (w.get('bias') as tf.Tensor1D | undefined) ?? tf.zeros([outC]);
+              return [tf.mul(kernel, s), tf.add(tf.mul(bias, scale), shift)];
             });
-            scale.dispose();
-            shift.dispose();
-            kernel = k;
-            bias = b;
-            absorbed.add(bn.name);
+            [k, b] = foldedKB.map(values) as [Float32Array, Float32Array];
+            tf.dispose([scale, shift, ...foldedKB]);
+            folded.push(bn.name);
             outName = bn.name;
-            const next = soleConsumer(bn.name);
-            const nextAct = next ? activationOf(next) : null;
-            if (next && nextAct) {
-              act = nextAct;
-              absorbed.add(next.name);
-              outName = next.name;
-            }
+            absorbAct(bn.name);
           } else {
-            const next = act === 'linear' ? soleConsumer(l.name) : null;
-            const nextAct = next ? activationOf(next) : null;
-            if (next && nextAct) {
-              act = nextAct;
-              absorbed.add(next.name);
-              outName = next.name;
-            }
+            k = values(kernel);
+            const bias = w.get('bias');
+            b = bias ? values(bias) : new Float32Array(outC);
+            if (act === 'linear') absorbAct(l.name);
           }
-          const filter = keep(tf.clone(kernel));
-          const b = keep(tf.clone(bias));
-          if (kernel !== w.get('kernel') && kernel !== w.get('depthwise_kernel')) kernel.dispose();
-          if (bias !== w.get('bias')) bias.dispose();
-          const strides = pair(cfg.strides);
-          const dilations = pair(cfg.dilationRate ?? 1);
-          const pad = cfg.padding as 'same' | 'valid';
-          const activation = act;
+          for (const n of folded) absorbed.add(n);
           // The conv and the layers folded into it all resolve to the fused output.
-          for (const n of [l.name, ...absorbed]) if (!alias.has(n)) alias.set(n, outName);
-          steps.push({
-            inputs: ins,
+          for (const n of [l.name, ...folded]) alias.set(n, outName);
+          ops.push({
+            op: 'conv',
+            inputs: io.inputs,
             output: outName,
-            run: ([x]) =>
-              depthwise
-                ? tf.fused.depthwiseConv2d({ x: x!, filter, strides, pad, dilations, bias: b, activation })
-                : tf.fused.conv2d({ x: x!, filter, strides, pad, dilations, bias: b, activation }),
+            depthwise,
+            kernel: { data: k, shape: [...kernel.shape] },
+            bias: b,
+            strides: pair(cfg.strides),
+            dilations: pair(cfg.dilationRate ?? 1),
+            pad: cfg.padding as Padding,
+            act,
           });
           break;
         }
         case 'BatchNormalization': {
           const { scale, shift } = bnAffine(l);
-          keep(scale);
-          keep(shift);
-          steps.push({ inputs: ins, output: l.name, run: ([x]) => tf.add(tf.mul(x!, scale), shift) });
+          ops.push({ op: 'affine', ...io, scale: values(scale), shift: values(shift) });
+          tf.dispose([scale, shift]);
           break;
         }
         case 'Activation':
         case 'ReLU': {
           const a = activationOf(l);
           if (!a) return null;
-          steps.push({ inputs: ins, output: l.name, run: ([x]) => applyAct(x!, a) });
+          ops.push({ op: 'act', ...io, act: a });
           break;
         }
         case 'Add':
-          steps.push({ inputs: ins, output: l.name, run: (xs) => tf.addN(xs) });
+          ops.push({ op: 'add', ...io });
           break;
         case 'Dropout':
-          steps.push({ inputs: ins, output: l.name, run: ([x]) => tf.clone(x!) });
+          ops.push({ op: 'identity', ...io });
           break;
-        case 'ZeroPadding2D': {
-          const p = cfg.padding as [[number, number], [number, number]] | [number, number] | number;
-          const [[t, bt], [lf, r]] = Array.isArray(p)
-            ? Array.isArray(p[0])
-              ? (p as [[number, number], [number, number]])
-              : [pair(p[0]), pair(p[1])]
-            : [pair(p), pair(p)];
-          steps.push({
-            inputs: ins,
-            output: l.name,
-            run: ([x]) =>
-              tf.pad(x!, [
-                [0, 0],
-                [t, bt],
-                [lf, r],
-                [0, 0],
-              ]),
+        case 'ZeroPadding2D':
+          ops.push({ op: 'pad', ...io, pads: zeroPads(cfg.padding) });
+          break;
+        case 'MaxPooling2D':
+        case 'AveragePooling2D':
+          ops.push({
+            op: 'pool',
+            ...io,
+            kind: cls === 'MaxPooling2D' ? 'max' : 'avg',
+            size: pair(cfg.poolSize),
+            strides: pair(cfg.strides ?? cfg.poolSize),
+            pad: cfg.padding as Padding,
           });
           break;
-        }
-        case 'MaxPooling2D':
-        case 'AveragePooling2D': {
-          const pool = pair(cfg.poolSize);
-          const strides = pair(cfg.strides ?? cfg.poolSize);
-          const pad = cfg.padding as 'same' | 'valid';
-          const op = cls === 'MaxPooling2D' ? tf.maxPool : tf.avgPool;
-          steps.push({ inputs: ins, output: l.name, run: ([x]) => op(x!, pool, strides, pad) });
-          break;
-        }
         default:
           return null;
       }
     }
   } catch (err) {
-    tf.dispose(owned);
     if (err instanceof EngineError) throw err;
     return null;
   }
-  if (inputName === null) {
-    tf.dispose(owned);
-    return null;
-  }
-  const input = inputName;
-  const outputName = resolve(featureLayer);
-  const tapNames = tapLayers.map(resolve);
-  // How many steps read each value, so intermediates are freed as soon as possible.
-  const uses = new Map<string, number>();
-  for (const s of steps) for (const i of s.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  const keepAlive = (n: string) => n === input || n === outputName || tapNames.includes(n);
-
-  const pass = (x: tf.Tensor4D): Map<string, tf.Tensor4D> => {
-    const values = new Map<string, tf.Tensor4D>([[input, x]]);
-    const left = new Map(uses);
-    for (const s of steps) {
-      const xs = s.inputs.map((n) => values.get(n)!);
-      values.set(s.output, s.run(xs));
-      for (const n of s.inputs) {
-        const k = left.get(n)! - 1;
-        left.set(n, k);
-        if (k === 0 && !keepAlive(n)) {
-          values.get(n)!.dispose();
-          values.delete(n);
-        }
-      }
-    }
-    return values;
-  };
-
+  if (inputName === null) return null;
   return {
-    steps: steps.length,
-    run(x: tf.Tensor4D): tf.Tensor4D {
-      return tf.tidy(() => pass(x).get(outputName)!);
-    },
-    runTapped(x: tf.Tensor4D): [tf.Tensor4D, ...tf.Tensor4D[]] {
-      return tf.tidy(() => {
-        const values = pass(x);
-        // A tap that is the feature layer itself is returned twice: clone, so each owns its tensor.
-        return [
-          values.get(outputName)!,
-          ...tapNames.map((n) => (n === outputName ? tf.clone(values.get(n)!) : values.get(n)!)),
-        ];
-      });
-    },
-    dispose() {
-      tf.dispose(owned);
-    },
+    input: inputName,
+    ops,
+    output: resolve(featureLayer),
+    taps: tapLayers.map(resolve),
+    valueOf: Object.fromEntries(outputs.map((n) => [n, resolve(n)])),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The frozen backbone on onnxruntime-node (an optional dependency: its CPU libraries ship in
  * the npm package and run multi-threaded). The ONNX graph is built from the weights once per
- * configuration and kept in the cache folder; training of the heads stays on TF.js.
+ * configuration and kept in the cache folder (ResNet-50: resnet50-onnx.ts; MobileNet: its
+ * layers model through fuse.ts and fused-onnx.ts); training of the heads stays on TF.js.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -10,8 +11,12 @@ import path from 'node:path';
 import type { BackboneSpec } from '../types';
 import { EngineError } from '../types';
 import { splitBatch, splitRows, type FeatureNet } from '../features/feature-net';
-import { loadResnet50Weights, RESNET50_ID, resnet50WeightsIdentity } from './resnet50-net';
-import { ONNX_PIXELS, ONNX_POOLED, onnxOutputName, resnet50Onnx } from './resnet50-onnx';
+import { initBackend } from '../backend';
+import { backboneWeightsIdentity, MOBILENET_ID } from './index';
+import { mobilenetOnnx } from './mobilenet';
+import { loadResnet50Weights, RESNET50_ID } from './resnet50-net';
+import { ONNX_PIXELS, ONNX_POOLED, onnxOutputName } from './onnx-graph';
+import { resnet50Onnx } from './resnet50-onnx';
 
 type Ort = typeof import('onnxruntime-node');
 
@@ -26,9 +31,18 @@ const defaultLoader: OrtLoader = async () => {
   return m.InferenceSession ? m : m.default!;
 };
 
-/** The backbones this runtime can run. */
+/** The backbones this runtime can run (a fine-tuned one stays on TF.js, which trained it). */
 export function onnxSupports(spec: BackboneSpec): boolean {
-  return spec.id === RESNET50_ID && !spec.fineTuned;
+  return (spec.id === RESNET50_ID || spec.id === MOBILENET_ID) && !spec.fineTuned;
+}
+
+/** The graph's bytes; MobileNet's is folded by TF.js ops, on the current backend. */
+async function buildOnnx(spec: BackboneSpec): Promise<Uint8Array> {
+  if (spec.id === MOBILENET_ID) {
+    await initBackend();
+    return mobilenetOnnx(spec);
+  }
+  return resnet50Onnx(await loadResnet50Weights(spec.modelDir), outputsOf(spec), spec.pooledLayer);
 }
 
 /** onnxruntime-node's version, or null with why it cannot be used. */
@@ -53,14 +67,14 @@ function outputsOf(spec: BackboneSpec): string[] {
  */
 export async function ensureOnnxModel(spec: BackboneSpec, cacheDir: string): Promise<string> {
   if (!onnxSupports(spec)) throw new EngineError(`Backbone ${spec.id} has no ONNX graph here`);
-  const weights = await resnet50WeightsIdentity(spec.modelDir);
+  const weights = await backboneWeightsIdentity(spec);
   const tag = createHash('sha256')
     .update(JSON.stringify([GRAPH_VERSION, weights, outputsOf(spec), spec.pooledLayer ?? null]))
     .digest('hex')
     .slice(0, 16);
   const file = path.join(cacheDir, 'onnx', `${spec.id}-${tag}.onnx`);
   if (existsSync(file)) return file;
-  const bytes = resnet50Onnx(await loadResnet50Weights(spec.modelDir), outputsOf(spec), spec.pooledLayer);
+  const bytes = await buildOnnx(spec);
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
   try {

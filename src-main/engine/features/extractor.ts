@@ -101,7 +101,8 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   // Until then the backend is this thread's: the workers pick the same one (same packages).
   const threadBackend = await initBackend({ prefer: opts.backend });
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  // Not keyed on the runtime: onnxruntime and TF.js agree to float rounding (resnet50 test).
+  // Not keyed on the runtime: onnxruntime and TF.js agree to float rounding (resnet50 and
+  // mobilenet-onnx tests), well below what moves a score.
   const cache = new FeatureCache(cacheDir, {
     backboneId: spec.id,
     weights: await backboneWeightsIdentity(spec),

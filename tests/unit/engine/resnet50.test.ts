@@ -289,12 +289,13 @@ describe.skipIf(!haveWeights || !haveOrt)('ResNet-50 v2 on onnxruntime-node', ()
   });
 
   it('refuses onnxruntime for a backbone it has no graph for, and says why auto fell back', async () => {
-    const mobilenet = backboneSpecFor('mobilenet');
+    // A fine-tuned backbone stays on TF.js, which trained it.
+    const tuned = { ...backboneSpecFor('mobilenet'), fineTuned: { modelDir: dir, sha256: 'x' } };
     await expect(
-      chooseRuntime(mobilenet, { prefer: 'onnxruntime', cacheDir: dir, workers: 1 }),
-    ).rejects.toThrow(/onnxruntime has no graph for mobilenet_v1_0.75/);
-    expect((await chooseRuntime(mobilenet, { cacheDir: dir, workers: 1 })).description).toBe(
-      'tfjs (onnxruntime has no graph for mobilenet_v1_0.75)',
+      chooseRuntime(tuned, { prefer: 'onnxruntime', cacheDir: dir, workers: 1 }),
+    ).rejects.toThrow(/onnxruntime has no graph for mobilenet_v1_0.75 \(fine-tuned\)/);
+    expect((await chooseRuntime(tuned, { cacheDir: dir, workers: 1 })).description).toBe(
+      'tfjs (onnxruntime has no graph for mobilenet_v1_0.75 (fine-tuned))',
     );
   });
 });
