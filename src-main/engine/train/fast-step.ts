@@ -168,6 +168,21 @@ export class StepBuffers {
     return view;
   }
 
+  private readonly kept = new Map<string, Float32Array>();
+
+  /**
+   * An array of exactly `size` values that keeps what was written to it since the last call
+   * with the same name and size (zero when new): im2col writes only the in-bounds blocks.
+   */
+  keep(name: string, size: number): Float32Array {
+    let b = this.kept.get(name);
+    if (!b || b.length !== size) {
+      b = new Float32Array(size);
+      this.kept.set(name, b);
+    }
+    return b;
+  }
+
   private readonly transposes = new Map<Float32Array, Float32Array>();
   private transposedBytes = 0;
 
@@ -234,9 +249,15 @@ interface LevelShape {
  * interpreted for whole steps, allocating a number per element).
  */
 
+const neighbourCache = new Map<string, Int32Array>();
+
 /** For each patch of an h x w map and each 3x3 offset (im2col column order dy, dx): the neighbour's index, or -1 outside. */
 function neighbours(h: number, w: number): Int32Array {
+  const key = `${h}x${w}`;
+  const cached = neighbourCache.get(key);
+  if (cached) return cached;
   const nb = new Int32Array(h * w * 9);
+  neighbourCache.set(key, nb);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let k = 0; k < 9; k++) {
@@ -311,6 +332,18 @@ function levelInputs(
   }
 }
 
+/** len values of src from s0 to dst at d0, four at a time. */
+function copyRow(src: Float32Array, s0: number, dst: Float32Array, d0: number, len: number): void {
+  let j = 0;
+  for (; j + 4 <= len; j += 4) {
+    dst[d0 + j] = src[s0 + j];
+    dst[d0 + j + 1] = src[s0 + j + 1];
+    dst[d0 + j + 2] = src[s0 + j + 2];
+    dst[d0 + j + 3] = src[s0 + j + 3];
+  }
+  for (; j < len; j++) dst[d0 + j] = src[s0 + j];
+}
+
 /** im2col of R [B*P, r] into rows m0.. of im [itemRows, 9r] and the same columns of imT [9r, itemRows]. */
 function im2col(
   R: Float32Array,
@@ -330,13 +363,8 @@ function im2col(
       const m = m0 + i * pl + q;
       for (let k = 0; k < 9; k++) {
         const s = nb[q * 9 + k];
-        const d0 = m * K9 + k * r;
-        if (s < 0) {
-          im.fill(0, d0, d0 + r);
-          continue;
-        }
-        const s0 = (i * pl + s) * r;
-        for (let ch = 0; ch < r; ch++) im[d0 + ch] = R[s0 + ch];
+        // Out-of-bounds blocks stay zero (StepBuffers.keep).
+        if (s >= 0) copyRow(R, (i * pl + s) * r, im, m * K9 + k * r, r);
       }
     }
   }
@@ -358,7 +386,71 @@ function im2col(
   }
 }
 
-/** BatchNorm (batch statistics) -> ReLU -> 1x1 of rows m0..m0+n of Z (convB added in place). */
+/**
+ * Per channel of rows m0..m0+n of Z [rows, W]: mean and biased variance, four channels at a
+ * time in registers (a Float64Array accumulator per element costs several times more).
+ */
+function columnMoments(
+  Z: Float32Array,
+  m0: number,
+  n: number,
+  W: number,
+  mean: Float64Array,
+  vari: Float64Array,
+): void {
+  const from = m0 * W;
+  const end = (m0 + n) * W;
+  let ch = 0;
+  for (; ch + 4 <= W; ch += 4) {
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0,
+      q0 = 0,
+      q1 = 0,
+      q2 = 0,
+      q3 = 0;
+    for (let o = from + ch; o < end; o += W) {
+      const a = Z[o],
+        b = Z[o + 1],
+        c = Z[o + 2],
+        d = Z[o + 3];
+      s0 += a;
+      s1 += b;
+      s2 += c;
+      s3 += d;
+      q0 += a * a;
+      q1 += b * b;
+      q2 += c * c;
+      q3 += d * d;
+    }
+    mean[ch] = s0 / n;
+    mean[ch + 1] = s1 / n;
+    mean[ch + 2] = s2 / n;
+    mean[ch + 3] = s3 / n;
+    vari[ch] = q0 / n;
+    vari[ch + 1] = q1 / n;
+    vari[ch + 2] = q2 / n;
+    vari[ch + 3] = q3 / n;
+  }
+  for (; ch < W; ch++) {
+    let s0 = 0;
+    let q0 = 0;
+    for (let o = from + ch; o < end; o += W) {
+      s0 += Z[o];
+      q0 += Z[o] * Z[o];
+    }
+    mean[ch] = s0 / n;
+    vari[ch] = q0 / n;
+  }
+  for (ch = 0; ch < W; ch++) vari[ch] = Math.max(0, vari[ch] - mean[ch] * mean[ch]);
+}
+
+/**
+ * BatchNorm (batch statistics) -> ReLU -> 1x1 of rows m0..m0+n of Z. convB is left out of
+ * the arithmetic: batch statistics subtract any per-channel constant, so it only shifts the
+ * mean reported for the running statistics.
+ */
 function residualForward(
   Z: Float32Array,
   m0: number,
@@ -373,27 +465,8 @@ function residualForward(
   inv: Float64Array,
 ): void {
   const { convB, gamma, beta, out } = p;
-  mean.fill(0);
-  vari.fill(0);
-  for (let m = m0; m < m0 + n; m++) {
-    const o = m * W;
-    for (let ch = 0; ch < W; ch++) {
-      const v = (Z[o + ch] += convB[ch]);
-      mean[ch] += v;
-    }
-  }
-  for (let ch = 0; ch < W; ch++) mean[ch] /= n;
-  for (let m = m0; m < m0 + n; m++) {
-    const o = m * W;
-    for (let ch = 0; ch < W; ch++) {
-      const d = Z[o + ch] - mean[ch];
-      vari[ch] += d * d;
-    }
-  }
-  for (let ch = 0; ch < W; ch++) {
-    vari[ch] /= n;
-    inv[ch] = 1 / Math.sqrt(vari[ch] + BN_EPS);
-  }
+  columnMoments(Z, m0, n, W, mean, vari);
+  for (let ch = 0; ch < W; ch++) inv[ch] = 1 / Math.sqrt(vari[ch] + BN_EPS);
   const outB = p.outB[0];
   for (let m = m0; m < m0 + n; m++) {
     const o = m * W;
@@ -408,6 +481,7 @@ function residualForward(
     }
     resPre[m] = s;
   }
+  for (let ch = 0; ch < W; ch++) mean[ch] += convB[ch];
 }
 
 /** ReLU(G + b1) -> . w2 + b2 for every row of G [rows, H]. */
@@ -490,28 +564,27 @@ function residualBackward(
   const accGamma = acc.gamma;
   const accBeta = acc.beta;
   const accConvB = acc.convB;
+  // Only the top-K patches have a gradient: the other rows of dNormed are zero and add nothing to the sums.
   for (let j = 0; j < n; j++) {
-    if (dMap[j] === 0) continue;
-    const o = (m0 + j) * W;
     const oj = j * W;
+    if (dMap[j] === 0) {
+      dNormed.fill(0, oj, oj + W);
+      continue;
+    }
+    const o = (m0 + j) * W;
     const dr = dMap[j] * sgn(resPre[m0 + j]);
     dOutB += dr;
     for (let ch = 0; ch < W; ch++) {
       const a = act[o + ch];
       accOut[ch] += a * dr;
+      let d = 0;
       if (a > 0) {
         const g = dr * out[ch];
         accGamma[ch] += g * normed[o + ch];
         accBeta[ch] += g;
-        dNormed[oj + ch] = g * gamma[ch];
+        d = g * gamma[ch];
       }
-    }
-  }
-  for (let j = 0; j < n; j++) {
-    const o = (m0 + j) * W;
-    const oj = j * W;
-    for (let ch = 0; ch < W; ch++) {
-      const d = dNormed[oj + ch];
+      dNormed[oj + ch] = d;
       sumD[ch] += d;
       sumDN[ch] += d * normed[o + ch];
     }
@@ -548,13 +621,8 @@ function shiftedGrad(
       for (let k = 0; k < 9; k++) {
         // q is the offset-k neighbour of s exactly when s is the offset-(8-k) neighbour of q.
         const s = nb[q * 9 + 8 - k];
-        const d0 = mq * KW + k * W;
-        if (s < 0) {
-          dZs.fill(0, d0, d0 + W);
-          continue;
-        }
-        const s0 = (m0 + i * pl + s) * W;
-        for (let co = 0; co < W; co++) dZs[d0 + co] = dZ[s0 + co];
+        // Out-of-bounds blocks stay zero (StepBuffers.keep).
+        if (s >= 0) copyRow(dZ, (m0 + i * pl + s) * W, dZs, mq * KW + k * W, W);
       }
     }
   }
@@ -609,7 +677,8 @@ function topKScores(
 }
 
 /**
- * Loss, gradients and BatchNorm statistics of one batch (the weights are not changed).
+ * Loss, gradients and BatchNorm statistics of one batch (the weights are not changed). The
+ * larger gradients live in `buf`: valid until the next step on the same buffers.
  * `skip`: heads whose losses are left out; `lossRng` draws the deviation loss's prior
  * samples, head by head in the order draLoss uses.
  */
@@ -684,24 +753,26 @@ export async function stepGradients(
       if (XT) packMapT(d, buf.transposed(d, P[l], c), X, XT, rowOff[l] + u * P[l], rows, P[l], c);
       else X.set(d, (rowOff[l] + u * P[l]) * c);
     }
-  const Y = await matMul(X, rows, c, p.inW, cols);
+  const Y = await matMul(X, rows, c, p.inW, cols, buf.get('Y', rows * cols, false));
 
   // ---- residual head: conv -> BatchNorm (batch statistics per level) -> ReLU -> 1x1 -> |.| ----
   const K9 = 9 * r;
-  const im = buf.get('im', itemRows * K9);
-  const imT = matMulTA ? null : buf.get('imT', K9 * itemRows);
+  // Every scratch array below is written whole before it is read (no zeroing needed).
+  const im = buf.keep('im', itemRows * K9);
+  const imT = matMulTA ? null : buf.get('imT', K9 * itemRows, false);
   const patchPre: Float32Array[] = [];
   for (let l = 0; l < L; l++) {
-    const pre = new Float32Array(B * P[l] * 2);
-    const R = buf.get(`R${l}`, B * P[l] * r);
+    const n = B * P[l];
+    const pre = buf.get(`pre${l}`, n * 2, false);
+    const R = buf.get(`R${l}`, n * r, false);
     levelInputs(Y, cols, r, P[l], itemSrc[l], refSrc[l], p.patchB, new Float64Array(P[l] * r), pre, R);
     patchPre.push(pre);
-    im2col(R, nbs[l], B, P[l], r, im, imT, itemRowOff[l], itemRows, buf.get(`RT${l}`, B * P[l] * r));
+    im2col(R, nbs[l], B, P[l], r, im, imT, itemRowOff[l], itemRows, buf.get(`RT${l}`, n * r, false));
   }
-  const Z = await matMul(im, itemRows, K9, p.conv, W);
-  const normed = buf.get('normed', itemRows * W);
-  const act = buf.get('act', itemRows * W);
-  const resPre = new Float32Array(itemRows);
+  const Z = await matMul(im, itemRows, K9, p.conv, W, buf.get('Z', itemRows * W, false));
+  const normed = buf.get('normed', itemRows * W, false);
+  const act = buf.get('act', itemRows * W, false);
+  const resPre = buf.get('resPre', itemRows, false);
   const bn: StepResult['bn'] = [];
   const invStd: Float64Array[] = [];
   for (let l = 0; l < L; l++) {
@@ -715,8 +786,8 @@ export async function stepGradients(
   }
 
   // ---- normality head on the pooled maps (a dihedral transform leaves the pool unchanged) ----
-  const pooled = new Float32Array(L * B * c);
-  const pooledT = matMulTA ? null : new Float32Array(c * L * B);
+  const pooled = buf.get('pooled', L * B * c, false);
+  const pooledT = matMulTA ? null : buf.get('pooledT', c * L * B, false);
   for (let l = 0; l < L; l++) {
     for (let i = 0; i < B; i++) {
       const v = averagePool(feats[itemU[i]].levels[l]);
@@ -822,7 +893,7 @@ export async function stepGradients(
   if (dScore.seen || dScore.pseudo) grads.patchB = Float32Array.from(dPatchB);
 
   if (dScore.residual) {
-    const dZ = buf.get('dZ', itemRows * W);
+    const dZ = buf.get('dZ', itemRows * W, false);
     const acc = {
       out: new Float64Array(W),
       gamma: new Float64Array(W),
@@ -832,7 +903,7 @@ export async function stepGradients(
     let dOutB = 0;
     for (let l = 0; l < L; l++) {
       const n = B * P[l];
-      const dNormed = buf.get(`dNormed${l}`, n * W);
+      const dNormed = buf.get(`dNormed${l}`, n * W, false);
       dOutB += residualBackward(
         patchGrad('residual', l),
         itemRowOff[l],
@@ -850,7 +921,10 @@ export async function stepGradients(
         new Float64Array(W),
       );
     }
-    grads.conv = matMulTA ? await matMulTA(im, K9, itemRows, dZ, W) : await matMul(imT!, K9, itemRows, dZ, W);
+    const gConv = buf.get('gConv', K9 * W, false);
+    grads.conv = matMulTA
+      ? await matMulTA(im, K9, itemRows, dZ, W, gConv)
+      : await matMul(imT!, K9, itemRows, dZ, W, gConv);
     grads.convB = Float32Array.from(acc.convB);
     grads.gamma = Float32Array.from(acc.gamma);
     grads.beta = Float32Array.from(acc.beta);
@@ -859,13 +933,13 @@ export async function stepGradients(
 
     // dR = col2im(dZ @ conv^T), as one product: the shifted copies of dZ times conv regrouped.
     const KW = 9 * W;
-    const dZs = buf.get('dZs', itemRows * KW);
+    const dZs = buf.keep('dZs', itemRows * KW);
     for (let l = 0; l < L; l++) shiftedGrad(dZ, nbs[l], B, P[l], W, dZs, itemRowOff[l]);
-    const convRe = new Float32Array(KW * r);
+    const convRe = buf.get('convRe', KW * r, false);
     for (let k = 0; k < 9; k++)
       for (let ch = 0; ch < r; ch++)
         for (let co = 0; co < W; co++) convRe[(k * W + co) * r + ch] = p.conv[(k * r + ch) * W + co];
-    const dR = await matMul(dZs, itemRows, KW, convRe, r);
+    const dR = await matMul(dZs, itemRows, KW, convRe, r, buf.get('dR', itemRows * r, false));
     for (let l = 0; l < L; l++)
       scatterResidual(
         dR,
@@ -879,8 +953,12 @@ export async function stepGradients(
         dY,
       );
   }
-  if (reaches('inW'))
-    grads.inW = matMulTA ? await matMulTA(X, c, rows, dY, cols) : await matMul(XT!, c, rows, dY, cols);
+  if (reaches('inW')) {
+    const gInW = buf.get('gInW', c * cols, false);
+    grads.inW = matMulTA
+      ? await matMulTA(X, c, rows, dY, cols, gInW)
+      : await matMul(XT!, c, rows, dY, cols, gInW);
+  }
   return { losses, grads, bn };
 }
 

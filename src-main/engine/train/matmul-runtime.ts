@@ -8,13 +8,14 @@
 import * as tf from '@tensorflow/tfjs';
 import onnxProto from 'onnx-proto';
 
-/** a [m, k] @ b [k, n], row-major. */
+/** a [m, k] @ b [k, n], row-major; into `out` ([m, n]) when given, which is then returned. */
 export type MatMulFn = (
   a: Float32Array,
   m: number,
   k: number,
   b: Float32Array,
   n: number,
+  out?: Float32Array,
 ) => Promise<Float32Array>;
 
 export type MatMulRuntime = 'tfjs' | 'onnxruntime';
@@ -26,13 +27,15 @@ export interface HeadMatMul {
   matMulTA?: MatMulFn;
 }
 
-export const tfjsMatMul: MatMulFn = async (a, m, k, b, n) => {
+export const tfjsMatMul: MatMulFn = async (a, m, k, b, n, out) => {
   const ta = tf.tensor2d(a, [m, k]);
   const tb = tf.tensor2d(b, [k, n]);
   const tc = tf.matMul(ta, tb);
   // Not returned through tf.tidy: it would walk the typed array element by element.
-  const out = tc.dataSync() as Float32Array;
+  const c = tc.dataSync() as Float32Array;
   tf.dispose([ta, tb, tc]);
+  if (!out) return c;
+  out.set(c);
   return out;
 };
 
@@ -77,22 +80,19 @@ async function onnxMatMul(): Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> {
   const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' as const };
   const plain = await ort.InferenceSession.create(matMulGraph(false), opts);
   const transposed = await ort.InferenceSession.create(matMulGraph(true), opts);
-  return {
-    matMul: async (a, m, k, b, n) => {
-      const out = await plain.run({
-        a: new ort.Tensor('float32', a, [m, k]),
+  // Into the caller's array when given: no output allocated per product.
+  const product =
+    (session: typeof plain, transposeA: boolean): MatMulFn =>
+    async (a, m, k, b, n, out) => {
+      const feeds = {
+        a: new ort.Tensor('float32', a, transposeA ? [k, m] : [m, k]),
         b: new ort.Tensor('float32', b, [k, n]),
-      });
-      return out.c.data as Float32Array;
-    },
-    matMulTA: async (a, m, k, b, n) => {
-      const out = await transposed.run({
-        a: new ort.Tensor('float32', a, [k, m]),
-        b: new ort.Tensor('float32', b, [k, n]),
-      });
-      return out.c.data as Float32Array;
-    },
-  };
+      };
+      if (!out) return (await session.run(feeds)).c.data as Float32Array;
+      await session.run(feeds, { c: new ort.Tensor('float32', out, [m, n]) });
+      return out;
+    };
+  return { matMul: product(plain, false), matMulTA: product(transposed, true) };
 }
 
 /** Loads the products' runtime now (a warm engine), so the first training step does not wait for it. */
