@@ -255,9 +255,8 @@ function cliWarmRetrain(): void {
     execFileSync(
       process.execPath,
       [
-        '--import',
-        'tsx',
-        'src-main/cli/swan.ts',
+        // What `npm run swan` runs: the CLI bundle, rebuilt when a source is newer.
+        'scripts/swan.mjs',
         'train',
         '--data',
         'headct',
