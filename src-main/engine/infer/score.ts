@@ -39,6 +39,7 @@ import { globalEvidence, globalScores } from '../heads/global-head';
 import { gaussianScores } from './gaussian';
 import { patchCoreHeadScores } from './patchcore-head';
 import { resizeMap } from './patchcore';
+import { plainForwardApplies, plainLevel } from './plain-forward';
 
 export interface RawScores {
   seen: Float32Array;
@@ -113,8 +114,16 @@ function checkShapes(state: DraState, feats: readonly ImageFeatures[]): void {
   });
 }
 
-/** Uncalibrated DRA head scores and level-0 patch maps. */
-export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batchSize = 64): RawScores {
+/**
+ * Uncalibrated DRA head scores and level-0 patch maps. forward: 'plain' (plain-forward.ts)
+ * where it applies, else TF.js's forwardLevel; 'tfjs' forces forwardLevel (tests compare).
+ */
+export function scoreRaw(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  batchSize = 64,
+  forward: 'auto' | 'tfjs' = 'auto',
+): RawScores {
   checkShapes(state, feats);
   const n = feats.length;
   const { h: h0, w: w0 } = state.levels[0];
@@ -133,25 +142,18 @@ export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batch
     },
   };
   if (n === 0) return out;
-  const live = tensorsFor(state);
+  const plain = forward === 'auto' && plainForwardApplies(state.weights);
+  const live = plain ? null : tensorsFor(state);
   const nLevels = state.levels.length;
   for (let s = 0; s < n; s += batchSize) {
     const part = feats.slice(s, s + batchSize);
     const b = part.length;
     state.levels.forEach((shape, l) => {
-      const size = shape.h * shape.w * shape.c;
-      const x = new Float32Array(b * size);
-      part.forEach((f, i) => x.set(f.levels[l].data, i * size));
       const p = shape.h * shape.w;
       const k = topKCount(state.settings.topKRatio, p);
-      const [seen, pseudo, residual, normality] = tf.tidy(() => {
-        const o = forwardLevel(live.t, tf.tensor4d(x, [b, shape.h, shape.w, shape.c]), live.refs[l], {
-          training: false,
-          mean: live.bnMean,
-          variance: live.bnVar,
-        });
-        return [o.seen, o.pseudo, o.residual, o.normality].map((t) => t.dataSync() as Float32Array);
-      });
+      const { seen, pseudo, residual, normality } = live
+        ? tfjsLevel(live, part, l, shape)
+        : plainLevel(state.weights, part, l, state.reference[l]);
       const heads: [keyof RawScores['maps'] & ('seen' | 'pseudo' | 'residual'), Float32Array][] = [
         ['seen', seen],
         ['pseudo', pseudo],
@@ -166,6 +168,27 @@ export function scoreRaw(state: DraState, feats: readonly ImageFeatures[], batch
     });
   }
   return out;
+}
+
+function tfjsLevel(
+  live: ReturnType<typeof tensorsFor>,
+  part: readonly ImageFeatures[],
+  l: number,
+  shape: { h: number; w: number; c: number },
+): { seen: Float32Array; pseudo: Float32Array; residual: Float32Array; normality: Float32Array } {
+  const b = part.length;
+  const size = shape.h * shape.w * shape.c;
+  const x = new Float32Array(b * size);
+  part.forEach((f, i) => x.set(f.levels[l].data, i * size));
+  const [seen, pseudo, residual, normality] = tf.tidy(() => {
+    const o = forwardLevel(live.t, tf.tensor4d(x, [b, shape.h, shape.w, shape.c]), live.refs[l], {
+      training: false,
+      mean: live.bnMean,
+      variance: live.bnVar,
+    });
+    return [o.seen, o.pseudo, o.residual, o.normality].map((t) => t.dataSync() as Float32Array);
+  });
+  return { seen, pseudo, residual, normality };
 }
 
 const z = (v: number, st: HeadStats | undefined): number => (st ? (v - st.mean) / st.std : v);

@@ -252,7 +252,7 @@ interface LevelShape {
 const neighbourCache = new Map<string, Int32Array>();
 
 /** For each patch of an h x w map and each 3x3 offset (im2col column order dy, dx): the neighbour's index, or -1 outside. */
-function neighbours(h: number, w: number): Int32Array {
+export function neighbours(h: number, w: number): Int32Array {
   const key = `${h}x${w}`;
   const cached = neighbourCache.get(key);
   if (cached) return cached;
@@ -345,7 +345,7 @@ function copyRow(src: Float32Array, s0: number, dst: Float32Array, d0: number, l
 }
 
 /** im2col of R [B*P, r] into rows m0.. of im [itemRows, 9r] and the same columns of imT [9r, itemRows]. */
-function im2col(
+export function im2col(
   R: Float32Array,
   nb: Int32Array,
   B: number,

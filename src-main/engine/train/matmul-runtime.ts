@@ -27,7 +27,17 @@ export interface HeadMatMul {
   matMulTA?: MatMulFn;
 }
 
-export const tfjsMatMul: MatMulFn = async (a, m, k, b, n, out) => {
+export const tfjsMatMul: MatMulFn = async (a, m, k, b, n, out) => tfjsMatMulSync(a, m, k, b, n, out);
+
+/** tfjsMatMul without the promise, for callers that stay synchronous (scoring). */
+export function tfjsMatMulSync(
+  a: Float32Array,
+  m: number,
+  k: number,
+  b: Float32Array,
+  n: number,
+  out?: Float32Array,
+): Float32Array {
   const ta = tf.tensor2d(a, [m, k]);
   const tb = tf.tensor2d(b, [k, n]);
   const tc = tf.matMul(ta, tb);
@@ -37,7 +47,7 @@ export const tfjsMatMul: MatMulFn = async (a, m, k, b, n, out) => {
   if (!out) return c;
   out.set(c);
   return out;
-};
+}
 
 /** A one-node ONNX graph: c = a @ b (MatMul), or a^T @ b (Gemm transA), every dimension free. */
 function matMulGraph(transposeA: boolean): Uint8Array {

@@ -93,6 +93,22 @@ describe('scoreFeatures', () => {
     expect(Array.from(oneByOne.maps.seen)).toEqual(Array.from(whole.maps.seen));
   });
 
+  it("scores on plain arrays as forwardLevel does (scoring's default path against TF.js's kernels)", () => {
+    const plain = scoreRaw(state, test, 3);
+    const tape = scoreRaw(state, test, 64, 'tfjs');
+    for (const head of ['seen', 'pseudo', 'residual', 'normality'] as const) {
+      const scale = Math.max(...Array.from(tape[head], Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      tape[head].forEach((v, i) => expect(Math.abs(plain[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6));
+    }
+    for (const head of ['seen', 'pseudo', 'residual'] as const) {
+      const scale = Math.max(...Array.from(tape.maps[head], Math.abs));
+      tape.maps[head].forEach((v, i) =>
+        expect(Math.abs(plain.maps[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6),
+      );
+    }
+  });
+
   it('refuses features of another shape with a clear EngineError', () => {
     const odd = normalFeatures(new Rng(1), { side: 4, channels: 8 });
     expect(() => scoreFeatures(state, [odd])).toThrow(/level 0 is 4x4x8, the model was trained on 5x5x8/);
