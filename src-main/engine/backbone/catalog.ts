@@ -38,19 +38,22 @@ function mobilenetLayers(alpha: number): Record<string, LayerInfo> {
 
 export const BACKBONE_LAYERS: Record<string, Record<string, LayerInfo>> = {
   'mobilenet_v1_0.75': mobilenetLayers(0.75),
-  // Stage outputs and their post-activation versions (resnet50-net.ts RESNET50_LAYERS).
-  resnet50_v2: Object.fromEntries(
-    (
-      [
-        ['stage1', 256, 4],
-        ['stage2', 512, 8],
-        ['stage3', 1024, 16],
-      ] as const
-    ).flatMap(([name, channels, stride]) => [
-      [name, { channels, stride }],
-      [`${name}_relu`, { channels, stride }],
-    ]),
-  ),
+  // Stage outputs, their post-activation versions and stage3's 2x2 mean (resnet50-net.ts RESNET50_LAYERS).
+  resnet50_v2: {
+    ...Object.fromEntries(
+      (
+        [
+          ['stage1', 256, 4],
+          ['stage2', 512, 8],
+          ['stage3', 1024, 16],
+        ] as const
+      ).flatMap(([name, channels, stride]) => [
+        [name, { channels, stride }],
+        [`${name}_relu`, { channels, stride }],
+      ]),
+    ),
+    stage3_pool2: { channels: 1024, stride: 32 },
+  },
   resnet18: {
     layer1: { channels: 64, stride: 4 },
     layer2: { channels: 128, stride: 8 },

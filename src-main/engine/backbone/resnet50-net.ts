@@ -18,7 +18,9 @@ export const RESNET50_BN_EPSILON = 1e-5;
 /**
  * Values a consumer may ask for: the stage outputs (pre-activation sums, as in the reference
  * outputs) and their post-activation versions relu(BN(x)) with the next stage's first BN.
- * At 224: stage1 56x56x256, stage2 28x28x512, stage3 14x14x1024.
+ * At 224: stage1 56x56x256, stage2 28x28x512, stage3 14x14x1024. stage3_pool2: stage3
+ * averaged over 2x2 cells (an odd side's last row and column averaged over the cells there),
+ * 7x7x1024 at 224, MobileNet's grid: a fifth of stage3's values for the heads to read.
  */
 export const RESNET50_LAYERS = [
   'stage1',
@@ -27,6 +29,7 @@ export const RESNET50_LAYERS = [
   'stage1_relu',
   'stage2_relu',
   'stage3_relu',
+  'stage3_pool2',
 ] as const;
 export type Resnet50Layer = (typeof RESNET50_LAYERS)[number];
 
@@ -35,6 +38,8 @@ export type NetOp =
   | { op: 'conv'; name: string; input: string; output: string; kernel: number; stride: number; pad: number }
   | { op: 'relu'; input: string; output: string }
   | { op: 'maxpool'; input: string; output: string; kernel: number; stride: number; pad: number }
+  /** Mean over kernel x kernel windows at stride kernel; a window past the edge averages the cells it covers. */
+  | { op: 'avgpool'; input: string; output: string; kernel: number }
   | { op: 'add'; inputs: [string, string]; output: string };
 
 export const NET_INPUT = 'input';
@@ -115,6 +120,7 @@ export function resnet50Ops(): NetOp[] {
   });
   ops.push({ op: 'bn', name: `${P}stage4_batchnorm0`, input: 'stage3', output: 'stage3_bn' });
   ops.push({ op: 'relu', input: 'stage3_bn', output: 'stage3_relu' });
+  ops.push({ op: 'avgpool', input: 'stage3', output: 'stage3_pool2', kernel: 2 });
   return ops;
 }
 

@@ -49,6 +49,20 @@ function emit(g: GraphBuilder, o: NetOp, w: Resnet50Weights): void {
         ],
       );
       return;
+    case 'avgpool':
+      // Padding after the last cell, left out of the mean (count_include_pad 0): TF's 'same'.
+      g.node(
+        'AveragePool',
+        [o.input],
+        [o.output],
+        [
+          { name: 'kernel_shape', ints: [o.kernel, o.kernel] },
+          { name: 'strides', ints: [o.kernel, o.kernel] },
+          { name: 'pads', ints: [0, 0, o.kernel - 1, o.kernel - 1] },
+          { name: 'count_include_pad', i: 0 },
+        ],
+      );
+      return;
     case 'relu':
       g.node('Relu', [o.input], [o.output]);
       return;

@@ -31,6 +31,12 @@ function layerFor(o: NetOp, values: Map<string, T>, weights: Resnet50Weights): T
       return tf.layers.reLU({ name: o.output }).apply(x!) as T;
     case 'add':
       return tf.layers.add({ name: o.output }).apply(o.inputs.map((i) => values.get(i)!)) as T;
+    case 'avgpool':
+      // TF's 'same' at stride = kernel pads only after the last cell and leaves the padding
+      // out of the mean: the window past the edge averages the cells it covers.
+      return tf.layers
+        .averagePooling2d({ name: o.output, poolSize: o.kernel, strides: o.kernel, padding: 'same' })
+        .apply(x!) as T;
     case 'conv':
     case 'maxpool': {
       // Stride 1 with an odd kernel: 'same' is symmetric, and saves a pad op.
@@ -65,9 +71,11 @@ export function buildResnet50(weights: Resnet50Weights): tf.LayersModel {
   const values = new Map<string, T>([[NET_INPUT, input]]);
   const ops = resnet50Ops();
   for (const o of ops) values.set(o.output, layerFor(o, values, weights));
+  // Every value no op reads is an output, so that each layer of RESNET50_LAYERS is in the model.
+  const read = new Set(ops.flatMap((o) => (o.op === 'add' ? o.inputs : [o.input])));
   const model = tf.model({
     inputs: input,
-    outputs: values.get(ops[ops.length - 1]!.output)!,
+    outputs: ops.filter((o) => !read.has(o.output)).map((o) => values.get(o.output)!),
     name: RESNET50_ID,
   });
   for (const o of ops) {

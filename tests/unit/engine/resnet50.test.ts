@@ -5,7 +5,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openScorer, trainModel } from '../../../src-main/engine/engine';
+import { openScorer, openSession, trainModel } from '../../../src-main/engine/engine';
+import { FeatureSession } from '../../../src-main/engine/feature-session';
+import { scoreFeatures } from '../../../src-main/engine/infer';
+import { loadModel } from '../../../src-main/engine/model-file';
 import { createFeatureExtractor } from '../../../src-main/engine/features';
 import { initBackend } from '../../../src-main/engine/backend';
 import {
@@ -15,6 +18,7 @@ import {
   type Backbone,
 } from '../../../src-main/engine/backbone';
 import { backboneFromModel } from '../../../src-main/engine/backbone/backbone';
+import { expectedLevelShapes } from '../../../src-main/engine/backbone/catalog';
 import { parseNpy, readNpy } from '../../../src-main/engine/backbone/npy';
 import { IMAGENET_NORMALIZATION } from '../../../src-main/engine/backbone/normalize';
 import { buildResnet50 } from '../../../src-main/engine/backbone/resnet50';
@@ -42,6 +46,30 @@ function relError(a: Float32Array, ref: Float32Array): number {
     den += ref[i]! ** 2;
   }
   return Math.sqrt(num / den);
+}
+
+/** The reference of stage3_pool2: the mean of each 2x2 block of cells, of the cells inside at an odd edge. */
+function meanPool2(m: { h: number; w: number; c: number; data: Float32Array }) {
+  const h = Math.ceil(m.h / 2);
+  const w = Math.ceil(m.w / 2);
+  const data = new Float32Array(h * w * m.c);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const cells: number[] = [];
+      for (const yy of [2 * y, 2 * y + 1])
+        for (const xx of [2 * x, 2 * x + 1]) if (yy < m.h && xx < m.w) cells.push((yy * m.w + xx) * m.c);
+      for (let k = 0; k < m.c; k++) {
+        let sum = 0;
+        for (const i of cells) sum += m.data[i + k]!;
+        data[(y * w + x) * m.c + k] = sum / cells.length;
+      }
+    }
+  return { h, w, c: m.c, data };
+}
+
+function mapOf(t: tf.Tensor4D) {
+  const [, h, w, c] = t.shape;
+  return { h, w, c, data: t.dataSync() as Float32Array };
 }
 
 async function reference(name: string): Promise<{ shape: number[]; data: Float32Array }> {
@@ -110,6 +138,31 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 stages 1-3 (real weights)', () => {
     for (const e of Object.values(errors)) expect(e).toBeLessThan(1e-4);
     expect(pooled!.shape).toEqual([1, 2 * 512]); // mean and spread of stage2_relu
     tf.dispose([x, map, pooled!, ...taps]);
+  });
+
+  it('stage3_pool2 is the 2x2 mean of stage3 (7x7 at 224; an odd side, 7 -> 4 at 112, averages its last cells)', async () => {
+    const pooledNet = await loadBackbone(resnet50Spec(224, 'stage3_pool2', ['stage3']));
+    try {
+      expect(pooledNet).toMatchObject({ inference: 'fused', channels: 1024, stride: 32 });
+      const x = await pandaInput();
+      const ref = await reference('panda_224_stage3_nhwc.npy');
+      const [h, w, c] = ref.shape as [number, number, number];
+      for (const size of [224, 112]) {
+        const xs = size === 224 ? x : tf.image.resizeBilinear(x, [size, size]);
+        const { map, taps } = pooledNet.featuresTapped(xs, false);
+        const expected = meanPool2(mapOf(taps[0]!));
+        expect([map.shape[1], map.shape[2]]).toEqual(size === 224 ? [7, 7] : [4, 4]);
+        expect(relError(map.dataSync() as Float32Array, expected.data)).toBeLessThan(1e-6);
+        if (size === 224) {
+          const vsRef = relError(map.dataSync() as Float32Array, meanPool2({ h, w, c, data: ref.data }).data);
+          expect(vsRef).toBeLessThan(1e-4);
+        }
+        tf.dispose([map, ...taps, ...(xs === x ? [] : [xs])]);
+      }
+      x.dispose();
+    } finally {
+      pooledNet.dispose();
+    }
   });
 
   it('a single permuted weight tensor breaks the match (the tolerance is tight)', async () => {
@@ -199,11 +252,16 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and 
     });
     expect(r.manifest.backbone).toMatchObject({
       id: 'resnet50_v2',
-      featureLayer: 'stage3',
+      featureLayer: 'stage3_pool2',
       inputSize: 224,
       levels: 2,
     });
-    expect(r.manifest.reference.shapes[0]).toEqual({ h: 14, w: 14, c: 1024 });
+    expect(r.manifest.reference.shapes).toEqual([
+      { h: 7, w: 7, c: 1024 },
+      { h: 4, w: 4, c: 1024 },
+    ]);
+    // What an imported model file is checked against (models/archive.ts).
+    expect(expectedLevelShapes(r.manifest.backbone)).toEqual({ shapes: r.manifest.reference.shapes });
     const scorer = await openScorer(out, { cacheDir, workers: 0 });
     try {
       const [s] = await scorer.score([files[4]!]);
@@ -214,6 +272,46 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and 
     await expect(openScorer(out, { cacheDir, expectBackbone: 'mobilenet' })).rejects.toThrow(
       /trained on backbone 'resnet50_v2', not 'mobilenet_v1_0.75'/,
     );
+  });
+
+  it('a model of the earlier geometry (stage3, 14x14) still opens and scores on stage3, beside a warm default session', async () => {
+    const out = path.join(dir, 'model-stage3');
+    const cacheDir = path.join(dir, 'cache');
+    await trainModel({
+      normals: files.slice(0, 4).map((p) => ({ id: p, path: p })),
+      anomalies: [{ id: files[4]!, path: files[4]!, cls: 'x' }],
+      outDir: out,
+      backbone: 'resnet50',
+      featureLayer: 'stage3',
+      settings: { steps: 2, pseudoPoolPerImage: 1 },
+      cacheDir,
+      workers: 0,
+    });
+    const { manifest, state } = await loadModel(out);
+    expect(manifest.backbone.featureLayer).toBe('stage3');
+    expect(manifest.reference.shapes[0]).toEqual({ h: 14, w: 14, c: 1024 });
+    expect(expectedLevelShapes(manifest.backbone)).toEqual({ shapes: manifest.reference.shapes });
+    const stage3 = await FeatureSession.open({ backbone: 'resnet50', featureLayer: 'stage3', cacheDir, workers: 0 });
+    const [f] = await stage3.ofPaths([files[4]!]);
+    await stage3.close();
+    expect(f!.features!.levels[0]).toMatchObject({ h: 14, w: 14 });
+    const [direct] = scoreFeatures(state, [f!.features!]);
+    // The app's warm session reads the default layer: the scorer must not score this model with it.
+    const warm = await openSession({ backbone: 'resnet50', cacheDir, workers: 0 });
+    try {
+      expect(warm.spec.featureLayer).toBe('stage3_pool2');
+      expect(warm.serves(manifest.backbone)).toBe(false);
+      const scorer = await openScorer(out, { cacheDir, workers: 0, session: warm });
+      const [s] = await scorer.score([files[4]!]);
+      await scorer.close();
+      expect(s!.ok).toBe(true);
+      if (!s!.ok) return;
+      // Scored on stage3: the heatmap is the model's 14x14 grid, and the score that of those features.
+      expect([s!.score.heatmap.h, s!.score.heatmap.w]).toEqual([14, 14]);
+      expect(s!.score.total).toBeCloseTo(direct!.total, 2);
+    } finally {
+      await warm.close();
+    }
   });
 });
 
@@ -255,7 +353,8 @@ describe.skipIf(!haveWeights || !haveOrt)('ResNet-50 v2 on onnxruntime-node', ()
   });
 
   it('is chosen automatically for resnet50 and runs in the feature workers, matching TF.js there', async () => {
-    const one = resnet50Spec(224, 'stage3', ['stage2']);
+    // The heads' default layer, whose level 1 (112 pixels: stage3 7x7) pools an odd side.
+    const one = resnet50Spec(224, 'stage3_pool2', ['stage2', 'stage3']);
     const auto = await chooseRuntime(one, { cacheDir: dir, workers: 2 });
     expect(auto).toMatchObject({ kind: 'onnxruntime', threads: 1 });
     expect(auto.description).toMatch(/^onnxruntime-node \d/);
@@ -283,8 +382,13 @@ describe.skipIf(!haveWeights || !haveOrt)('ResNet-50 v2 on onnxruntime-node', ()
     expect(a.r.ok && b.r.ok).toBe(true);
     if (!a.r.ok || !b.r.ok) return;
     const [fa, fb] = [a.r.features, b.r.features];
+    expect(fb.levels.map((m) => [m.h, m.w, m.c])).toEqual([
+      [7, 7, 1024],
+      [4, 4, 1024],
+    ]);
     fa.levels.forEach((m, l) => expect(relError(fb.levels[l]!.data, m.data)).toBeLessThan(1e-5));
     expect(relError(fb.taps!.stage2!.data, fa.taps!.stage2!.data)).toBeLessThan(1e-5);
+    expect(relError(fb.levels[0]!.data, meanPool2(fb.taps!.stage3!).data)).toBeLessThan(1e-6);
     expect(relError(fb.pooled!, fa.pooled!)).toBeLessThan(1e-5);
   });
 
