@@ -11,7 +11,7 @@ import { initBackend } from './backend';
 import { fullModeSupport } from './capabilities';
 import { backboneIdOf, backboneSpecFor } from './backbone';
 import { trainFullModel } from './full-mode';
-import { scoreFeatures } from './infer';
+import { scoreFeaturesAsync } from './infer';
 import { BACKBONE_FILE, loadModel, type ModelManifest } from './model-file';
 import { saveTrained } from './save-trained';
 import { manifestValidation, validationMetrics, type ValidationResult } from './validate';
@@ -213,7 +213,7 @@ export async function openScorer(
     async score(paths, onProgress) {
       const feats = await session.ofPaths(paths, onProgress);
       const readable = feats.flatMap((f) => (f.features ? [f.features] : []));
-      const scores = scoreFeatures(model.state, readable);
+      const scores = await scoreFeaturesAsync(model.state, readable);
       let k = 0;
       return feats.map((f): ScoreResult =>
         f.features

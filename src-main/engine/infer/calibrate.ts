@@ -11,7 +11,7 @@
 import type { ImageFeatures } from '../types';
 import type { DraState } from '../heads/state';
 import { buildKnn, knnLeaveOneOut, stats } from './knn';
-import { scoreRaw } from './score';
+import { scoreRawAsync } from './score';
 import { activeHeads } from '../heads/active';
 import { fitGlobalHead } from '../heads/global-head';
 import { fitGaussianHead, gaussianApplies } from './gaussian';
@@ -22,12 +22,12 @@ import { fitPatchCoreHead } from './patchcore-head';
  * settings.globalHead off, the state has none. The Gaussian head needs no defect but enough
  * normals (gaussianApplies). Both calibrate on leave-one-out scores, like kNN.
  */
-export function finishState(
+export async function finishState(
   state: DraState,
   normals: readonly ImageFeatures[],
   anomalies: readonly ImageFeatures[] = [],
-): DraState {
-  const raw = scoreRaw(state, normals);
+): Promise<DraState> {
+  const raw = await scoreRawAsync(state, normals);
   const calibration: DraState['calibration'] = {};
   for (const h of activeHeads(state.settings, state.hasSeen)) calibration[h] = stats(raw[h]);
   // Spread of the paper's sum on normal images: the 'balanced' rule scales the kNN z-score

@@ -1,4 +1,12 @@
-export { scoreFeatures, scoreRaw, releaseScoringTensors, type ScoreOptions, type RawScores } from './score';
+export {
+  scoreFeatures,
+  scoreFeaturesAsync,
+  scoreRaw,
+  scoreRawAsync,
+  releaseScoringTensors,
+  type ScoreOptions,
+  type RawScores,
+} from './score';
 export {
   buildKnn,
   knnScores,

@@ -1,16 +1,37 @@
 /**
- * The heads' scoring forward (BatchNorm with its running statistics) on plain arrays: the two
- * large products through TF.js's matMul, everything else in loops, instead of forwardLevel's
- * few dozen small kernels per batch. The same arithmetic as forwardLevel in eval mode (a
- * test compares them), for the heads the written-out training step trains: the paper's 1x1
- * patch heads with the residual reduction.
+ * The heads' scoring forward (BatchNorm with its running statistics) on plain arrays: the
+ * products on a MatMulFn (onnxruntime's GEMM where installed: TF.js wasm's matMul costs
+ * several times its CPU here), everything else in loops, instead of forwardLevel's few
+ * dozen small kernels per batch. The same arithmetic as forwardLevel in eval mode (a test
+ * compares them), for the heads the written-out training step trains: the paper's 1x1 patch
+ * heads with the residual reduction. Written as a generator of its products so that one
+ * body serves the synchronous callers (TF.js's matMul) and the asynchronous ones.
  */
 import type { DraWeights } from '../heads/state';
 import { BN_EPS } from '../heads/forward';
 import type { FeatureMap, ImageFeatures } from '../types';
 import { averagePool } from '../train/batch';
 import { im2col, neighbours, StepBuffers } from '../train/fast-step';
-import { tfjsMatMulSync } from '../train/matmul-runtime';
+import { tfjsMatMulSync, type MatMulFn } from '../train/matmul-runtime';
+
+/** A product a @ b the forward needs: [a, m, k, b, n] as MatMulFn takes them. */
+export type Product = [a: Float32Array, m: number, k: number, b: Float32Array, n: number];
+/** A computation that yields products and is resumed with each result. */
+export type Products<T> = Generator<Product, T, Float32Array>;
+
+/** Runs it with TF.js's synchronous matMul. */
+export function runSync<T>(g: Products<T>): T {
+  let step = g.next();
+  while (!step.done) step = g.next(tfjsMatMulSync(...step.value));
+  return step.value;
+}
+
+/** Runs it with `matMul` (onnxruntime's or TF.js's). */
+export async function runAsync<T>(g: Products<T>, matMul: MatMulFn): Promise<T> {
+  let step = g.next();
+  while (!step.done) step = g.next(await matMul(...step.value));
+  return step.value;
+}
 
 export function plainForwardApplies(w: DraWeights): boolean {
   return (w.patch.hidden ?? 0) === 0 && w.residual.reduceTo > 0;
@@ -45,12 +66,12 @@ function readOut(w: DraWeights): Float32Array {
 // im2col writes only the in-bounds blocks: its array keeps its zeros from call to call.
 const scratch = new StepBuffers();
 
-export function plainLevel(
+export function* plainLevel(
   w: DraWeights,
   batch: readonly ImageFeatures[],
   level: number,
   ref: FeatureMap,
-): PlainLevel {
+): Products<PlainLevel> {
   const { h, w: wd, c } = ref;
   const p = h * wd;
   const b = batch.length;
@@ -64,7 +85,7 @@ export function plainLevel(
   const X = scratch.get('X', (n + p) * c, false);
   batch.forEach((f, i) => X.set(f.levels[level].data, i * p * c));
   X.set(ref.data, n * c);
-  const Y = tfjsMatMulSync(X, n + p, c, readOut(w), cols);
+  const Y = yield [X, n + p, c, readOut(w), cols];
 
   const seen = new Float32Array(n);
   const pseudo = new Float32Array(n);
@@ -81,7 +102,7 @@ export function plainLevel(
   const K9 = 9 * r;
   const im = scratch.keep('im', n * K9);
   im2col(R, neighbours(h, wd), b, p, r, im, null, 0, n, R);
-  const Z = tfjsMatMulSync(im, n, K9, res.conv, W);
+  const Z = yield [im, n, K9, res.conv, W];
   const shift = new Float64Array(W);
   const scale = new Float64Array(W);
   for (let ch = 0; ch < W; ch++) {
@@ -104,7 +125,7 @@ export function plainLevel(
   const H = nm.hidden;
   const gap = new Float32Array(b * c);
   batch.forEach((f, i) => gap.set(averagePool(f.levels[level]), i * c));
-  const G = tfjsMatMulSync(gap, b, c, nm.w1, H);
+  const G = yield [gap, b, c, nm.w1, H];
   const normality = new Float32Array(b);
   for (let i = 0; i < b; i++) {
     let s = nm.b2[0];

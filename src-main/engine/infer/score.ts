@@ -39,7 +39,8 @@ import { globalEvidence, globalScores } from '../heads/global-head';
 import { gaussianScores } from './gaussian';
 import { patchCoreHeadScores } from './patchcore-head';
 import { resizeMap } from './patchcore';
-import { plainForwardApplies, plainLevel } from './plain-forward';
+import { plainForwardApplies, plainLevel, runAsync, runSync, type Products } from './plain-forward';
+import { headMatMul } from '../train/matmul-runtime';
 
 export interface RawScores {
   seen: Float32Array;
@@ -124,6 +125,24 @@ export function scoreRaw(
   batchSize = 64,
   forward: 'auto' | 'tfjs' = 'auto',
 ): RawScores {
+  return runSync(rawScores(state, feats, batchSize, forward));
+}
+
+/** scoreRaw with the plain forward's products on the fastest runtime (matmul-runtime.ts). */
+export async function scoreRawAsync(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  batchSize = 64,
+): Promise<RawScores> {
+  return runAsync(rawScores(state, feats, batchSize, 'auto'), (await headMatMul()).matMul);
+}
+
+function* rawScores(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  batchSize: number,
+  forward: 'auto' | 'tfjs',
+): Products<RawScores> {
   checkShapes(state, feats);
   const n = feats.length;
   const { h: h0, w: w0 } = state.levels[0];
@@ -148,12 +167,13 @@ export function scoreRaw(
   for (let s = 0; s < n; s += batchSize) {
     const part = feats.slice(s, s + batchSize);
     const b = part.length;
-    state.levels.forEach((shape, l) => {
+    for (let l = 0; l < nLevels; l++) {
+      const shape = state.levels[l];
       const p = shape.h * shape.w;
       const k = topKCount(state.settings.topKRatio, p);
       const { seen, pseudo, residual, normality } = live
         ? tfjsLevel(live, part, l, shape)
-        : plainLevel(state.weights, part, l, state.reference[l]);
+        : yield* plainLevel(state.weights, part, l, state.reference[l]);
       const heads: [keyof RawScores['maps'] & ('seen' | 'pseudo' | 'residual'), Float32Array][] = [
         ['seen', seen],
         ['pseudo', pseudo],
@@ -165,7 +185,7 @@ export function scoreRaw(
         if (l === 0) out.maps[name].set(maps, s * p0);
       }
       for (let i = 0; i < b; i++) out.normality[s + i] += normality[i] / nLevels;
-    });
+    }
   }
   return out;
 }
@@ -198,8 +218,25 @@ export function scoreFeatures(
   feats: readonly ImageFeatures[],
   opts: ScoreOptions = {},
 ): ImageScore[] {
+  return combineScores(state, feats, scoreRaw(state, feats, opts.batchSize), opts);
+}
+
+/** scoreFeatures with the heads' products on the fastest runtime (the app's and the CLI's scoring). */
+export async function scoreFeaturesAsync(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  opts: ScoreOptions = {},
+): Promise<ImageScore[]> {
+  return combineScores(state, feats, await scoreRawAsync(state, feats, opts.batchSize), opts);
+}
+
+function combineScores(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  raw: RawScores,
+  opts: ScoreOptions,
+): ImageScore[] {
   const combine = opts.combine ?? state.settings.combine ?? 'sum';
-  const raw = scoreRaw(state, feats, opts.batchSize);
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
   const knn = useKnn ? knnScores(state.knn!, feats, state.settings.topKRatio) : undefined;
   const cal = state.calibration;

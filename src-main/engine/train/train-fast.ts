@@ -168,7 +168,7 @@ export async function trainFast(
       calibration: {},
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
-    return finishState(state, data.normals, data.anomalies);
+    return await finishState(state, data.normals, data.anomalies);
   } finally {
     stepper.dispose();
   }

@@ -275,7 +275,7 @@ export async function trainFull(
       }),
     };
     opts.onProgress?.({ stage: 'calibrate', step: 0, total: 1 });
-    return finishState(state, normalFeats, anomalyFeats);
+    return await finishState(state, normalFeats, anomalyFeats);
   } finally {
     adam.dispose();
     disposeHeadTensors(vars);

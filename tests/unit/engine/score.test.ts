@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { scoreFeatures, scoreRaw } from '../../../src-main/engine/infer';
+import { scoreFeatures, scoreRaw, scoreRawAsync } from '../../../src-main/engine/infer';
 import type { DraState } from '../../../src-main/engine/heads/state';
 import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
@@ -93,19 +93,20 @@ describe('scoreFeatures', () => {
     expect(Array.from(oneByOne.maps.seen)).toEqual(Array.from(whole.maps.seen));
   });
 
-  it("scores on plain arrays as forwardLevel does (scoring's default path against TF.js's kernels)", () => {
-    const plain = scoreRaw(state, test, 3);
+  it("scores on plain arrays as forwardLevel does (scoring's default paths against TF.js's kernels)", async () => {
     const tape = scoreRaw(state, test, 64, 'tfjs');
-    for (const head of ['seen', 'pseudo', 'residual', 'normality'] as const) {
-      const scale = Math.max(...Array.from(tape[head], Math.abs));
-      expect(scale).toBeGreaterThan(0);
-      tape[head].forEach((v, i) => expect(Math.abs(plain[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6));
-    }
-    for (const head of ['seen', 'pseudo', 'residual'] as const) {
-      const scale = Math.max(...Array.from(tape.maps[head], Math.abs));
-      tape.maps[head].forEach((v, i) =>
-        expect(Math.abs(plain.maps[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6),
-      );
+    for (const plain of [scoreRaw(state, test, 3), await scoreRawAsync(state, test, 3)]) {
+      for (const head of ['seen', 'pseudo', 'residual', 'normality'] as const) {
+        const scale = Math.max(...Array.from(tape[head], Math.abs));
+        expect(scale).toBeGreaterThan(0);
+        tape[head].forEach((v, i) => expect(Math.abs(plain[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6));
+      }
+      for (const head of ['seen', 'pseudo', 'residual'] as const) {
+        const scale = Math.max(...Array.from(tape.maps[head], Math.abs));
+        tape.maps[head].forEach((v, i) =>
+          expect(Math.abs(plain.maps[head][i] - v)).toBeLessThan(1e-5 * scale + 1e-6),
+        );
+      }
     }
   });
 
