@@ -127,6 +127,9 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     onProgress?: (done: number, total: number) => void,
   ): Promise<FeatureResult[]> {
     const total = inputs.length;
+    // A small request is shared out so that every worker computes part of it (the app scores
+    // in chunks of 8: one batch of 8 kept one worker busy and the other idle).
+    const perBatch = Math.max(1, Math.min(batchSize, Math.ceil(total / Math.max(1, workers))));
     const results: (FeatureResult | undefined)[] = new Array(total);
     let done = 0;
     const settle = (indices: number[], r: FeatureResult) => {
@@ -214,7 +217,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
         }
       }
       batch.push({ hash, name, item });
-      if (batch.length >= batchSize) flush();
+      if (batch.length >= perBatch) flush();
     };
 
     let next = 0;
