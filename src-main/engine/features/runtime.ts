@@ -20,7 +20,11 @@ function resolvePreference(prefer: RuntimePreference | undefined): RuntimePrefer
   return prefer ?? 'auto';
 }
 
-/** onnxruntime threads per worker: the cores shared out, at least one ($SWAN_ORT_THREADS wins). */
+/**
+ * onnxruntime threads per worker: the cores shared out, at least one ($SWAN_ORT_THREADS wins).
+ * On 2 cores two one-thread workers beat one two-thread worker for both backbones (measured,
+ * docs/benchmarks/backbone-speed.md): a session's thread pool costs CPU the images do not get.
+ */
 export function ortThreads(workers: number): number {
   const env = Number(process.env.SWAN_ORT_THREADS);
   if (Number.isInteger(env) && env > 0) return env;
