@@ -11,13 +11,11 @@ import type { DraWeights } from '../heads/state';
 import { BN_EPS } from '../heads/forward';
 import type { FeatureMap, ImageFeatures } from '../types';
 import { averagePool } from '../train/batch';
-import { im2col, neighbours, StepBuffers } from '../train/fast-step';
-import { tfjsMatMulSync, type MatMulFn } from '../train/matmul-runtime';
+import { im2col, neighbours, type StepBuffers } from '../train/fast-step';
+import { tfjsMatMulSync, type MatMulArgs, type MatMulFn } from '../train/matmul-runtime';
 
-/** A product a @ b the forward needs: [a, m, k, b, n] as MatMulFn takes them. */
-export type Product = [a: Float32Array, m: number, k: number, b: Float32Array, n: number];
-/** A computation that yields products and is resumed with each result. */
-export type Products<T> = Generator<Product, T, Float32Array>;
+/** A computation that yields the products it needs (as MatMulFn takes them) and is resumed with each result. */
+export type Products<T> = Generator<MatMulArgs, T, Float32Array>;
 
 /** Runs it with TF.js's synchronous matMul. */
 export function runSync<T>(g: Products<T>): T {
@@ -63,14 +61,13 @@ function readOut(w: DraWeights): Float32Array {
   return m;
 }
 
-// im2col writes only the in-bounds blocks: its array keeps its zeros from call to call.
-const scratch = new StepBuffers();
-
 export function* plainLevel(
   w: DraWeights,
   batch: readonly ImageFeatures[],
   level: number,
   ref: FeatureMap,
+  /** One per scoring call (the products are awaited: calls may interleave); im2col keeps its zeros in it. */
+  scratch: StepBuffers,
 ): Products<PlainLevel> {
   const { h, w: wd, c } = ref;
   const p = h * wd;

@@ -41,6 +41,7 @@ import { patchCoreHeadScores } from './patchcore-head';
 import { resizeMap } from './patchcore';
 import { plainForwardApplies, plainLevel, runAsync, runSync, type Products } from './plain-forward';
 import { headMatMul } from '../train/matmul-runtime';
+import { StepBuffers } from '../train/fast-step';
 
 export interface RawScores {
   seen: Float32Array;
@@ -163,6 +164,7 @@ function* rawScores(
   if (n === 0) return out;
   const plain = forward === 'auto' && plainForwardApplies(state.weights);
   const live = plain ? null : tensorsFor(state);
+  const scratch = new StepBuffers();
   const nLevels = state.levels.length;
   for (let s = 0; s < n; s += batchSize) {
     const part = feats.slice(s, s + batchSize);
@@ -173,7 +175,7 @@ function* rawScores(
       const k = topKCount(state.settings.topKRatio, p);
       const { seen, pseudo, residual, normality } = live
         ? tfjsLevel(live, part, l, shape)
-        : yield* plainLevel(state.weights, part, l, state.reference[l]);
+        : yield* plainLevel(state.weights, part, l, state.reference[l], scratch);
       const heads: [keyof RawScores['maps'] & ('seen' | 'pseudo' | 'residual'), Float32Array][] = [
         ['seen', seen],
         ['pseudo', pseudo],

@@ -9,14 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import onnxProto from 'onnx-proto';
 
 /** a [m, k] @ b [k, n], row-major; into `out` ([m, n]) when given, which is then returned. */
-export type MatMulFn = (
+export type MatMulArgs = [
   a: Float32Array,
   m: number,
   k: number,
   b: Float32Array,
   n: number,
   out?: Float32Array,
-) => Promise<Float32Array>;
+];
+export type MatMulFn = (...args: MatMulArgs) => Promise<Float32Array>;
 
 export type MatMulRuntime = 'tfjs' | 'onnxruntime';
 
@@ -27,17 +28,10 @@ export interface HeadMatMul {
   matMulTA?: MatMulFn;
 }
 
-export const tfjsMatMul: MatMulFn = async (a, m, k, b, n, out) => tfjsMatMulSync(a, m, k, b, n, out);
+export const tfjsMatMul: MatMulFn = async (...args) => tfjsMatMulSync(...args);
 
 /** tfjsMatMul without the promise, for callers that stay synchronous (scoring). */
-export function tfjsMatMulSync(
-  a: Float32Array,
-  m: number,
-  k: number,
-  b: Float32Array,
-  n: number,
-  out?: Float32Array,
-): Float32Array {
+export function tfjsMatMulSync(...[a, m, k, b, n, out]: MatMulArgs): Float32Array {
   const ta = tf.tensor2d(a, [m, k]);
   const tb = tf.tensor2d(b, [k, n]);
   const tc = tf.matMul(ta, tb);
