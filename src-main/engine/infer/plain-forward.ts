@@ -98,7 +98,7 @@ export function* plainLevel(
 
   const K9 = 9 * r;
   const im = scratch.keep('im', n * K9);
-  im2col(R, neighbours(h, wd), b, p, r, im, null, 0, n, R);
+  im2col(R, neighbours(h, wd), b, p, r, im, 0);
   const Z = yield [im, n, K9, res.conv, W];
   const shift = new Float64Array(W);
   const scale = new Float64Array(W);

@@ -344,7 +344,7 @@ function copyRow(src: Float32Array, s0: number, dst: Float32Array, d0: number, l
   for (; j < len; j++) dst[d0 + j] = src[s0 + j];
 }
 
-/** im2col of R [B*P, r] into rows m0.. of im [itemRows, 9r] and the same columns of imT [9r, itemRows]. */
+/** im2col of R [B*P, r] into rows m0.. of im [rows, 9r] (block k = the offset-k neighbour; out-of-bounds blocks are left as they are: zero in a StepBuffers.keep array). */
 export function im2col(
   R: Float32Array,
   nb: Int32Array,
@@ -352,10 +352,7 @@ export function im2col(
   pl: number,
   r: number,
   im: Float32Array,
-  imT: Float32Array | null,
   m0: number,
-  itemRows: number,
-  RT: Float32Array,
 ): void {
   const K9 = 9 * r;
   for (let i = 0; i < B; i++) {
@@ -363,24 +360,7 @@ export function im2col(
       const m = m0 + i * pl + q;
       for (let k = 0; k < 9; k++) {
         const s = nb[q * 9 + k];
-        // Out-of-bounds blocks stay zero (StepBuffers.keep).
         if (s >= 0) copyRow(R, (i * pl + s) * r, im, m * K9 + k * r, r);
-      }
-    }
-  }
-  if (!imT) return;
-  // imT row by row from R's transpose, so that both sides stay in cache.
-  const n = B * pl;
-  for (let j = 0; j < n; j++) for (let ch = 0; ch < r; ch++) RT[ch * n + j] = R[j * r + ch];
-  for (let k = 0; k < 9; k++) {
-    for (let ch = 0; ch < r; ch++) {
-      const o = (k * r + ch) * itemRows + m0;
-      const src = ch * n;
-      for (let i = 0; i < B; i++) {
-        for (let q = 0; q < pl; q++) {
-          const s = nb[q * 9 + k];
-          imT[o + i * pl + q] = s < 0 ? 0 : RT[src + i * pl + s];
-        }
       }
     }
   }
@@ -759,15 +739,16 @@ export async function stepGradients(
   const K9 = 9 * r;
   // Every scratch array below is written whole before it is read (no zeroing needed).
   const im = buf.keep('im', itemRows * K9);
-  const imT = matMulTA ? null : buf.get('imT', K9 * itemRows, false);
   const patchPre: Float32Array[] = [];
+  const Rs: Float32Array[] = [];
   for (let l = 0; l < L; l++) {
     const n = B * P[l];
     const pre = buf.get(`pre${l}`, n * 2, false);
     const R = buf.get(`R${l}`, n * r, false);
     levelInputs(Y, cols, r, P[l], itemSrc[l], refSrc[l], p.patchB, new Float64Array(P[l] * r), pre, R);
     patchPre.push(pre);
-    im2col(R, nbs[l], B, P[l], r, im, imT, itemRowOff[l], itemRows, buf.get(`RT${l}`, n * r, false));
+    Rs.push(R);
+    im2col(R, nbs[l], B, P[l], r, im, itemRowOff[l]);
   }
   const Z = await matMul(im, itemRows, K9, p.conv, W, buf.get('Z', itemRows * W, false));
   const normed = buf.get('normed', itemRows * W, false);
@@ -921,10 +902,25 @@ export async function stepGradients(
         new Float64Array(W),
       );
     }
+    // The shifted copies of dZ, [itemRows, 9W]: dR below, and d conv = im^T dZ as R^T dZs
+    // (block k of row s pairs R's row s with dZ where s is the offset-k input), a plain product
+    // without a transposed im2col.
+    const KW = 9 * W;
+    const dZs = buf.keep('dZs', itemRows * KW);
+    for (let l = 0; l < L; l++) shiftedGrad(dZ, nbs[l], B, P[l], W, dZs, itemRowOff[l]);
+    const RT = buf.get('RT', r * itemRows, false);
+    for (let l = 0; l < L; l++) {
+      const R = Rs[l];
+      const m0 = itemRowOff[l];
+      const n = B * P[l];
+      for (let j = 0; j < n; j++) for (let ch = 0; ch < r; ch++) RT[ch * itemRows + m0 + j] = R[j * r + ch];
+    }
+    const G = await matMul(RT, r, itemRows, dZs, KW, buf.get('gConvT', r * KW, false));
     const gConv = buf.get('gConv', K9 * W, false);
-    grads.conv = matMulTA
-      ? await matMulTA(im, K9, itemRows, dZ, W, gConv)
-      : await matMul(imT!, K9, itemRows, dZ, W, gConv);
+    for (let k = 0; k < 9; k++)
+      for (let ch = 0; ch < r; ch++)
+        for (let co = 0; co < W; co++) gConv[(k * r + ch) * W + co] = G[ch * KW + k * W + co];
+    grads.conv = gConv;
     grads.convB = Float32Array.from(acc.convB);
     grads.gamma = Float32Array.from(acc.gamma);
     grads.beta = Float32Array.from(acc.beta);
@@ -932,9 +928,6 @@ export async function stepGradients(
     grads.outB = Float32Array.of(dOutB);
 
     // dR = col2im(dZ @ conv^T), as one product: the shifted copies of dZ times conv regrouped.
-    const KW = 9 * W;
-    const dZs = buf.keep('dZs', itemRows * KW);
-    for (let l = 0; l < L; l++) shiftedGrad(dZ, nbs[l], B, P[l], W, dZs, itemRowOff[l]);
     const convRe = buf.get('convRe', KW * r, false);
     for (let k = 0; k < 9; k++)
       for (let ch = 0; ch < r; ch++)
