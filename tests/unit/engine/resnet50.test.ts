@@ -296,6 +296,8 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and 
     await stage3.close();
     expect(f!.features!.levels[0]).toMatchObject({ h: 14, w: 14 });
     const [direct] = scoreFeatures(state, [f!.features!]);
+    // Scoring keeps no state between calls: a second call gives the same numbers.
+    expect(scoreFeatures(state, [f!.features!])[0]).toEqual(direct);
     // The app's warm session reads the default layer: the scorer must not score this model with it.
     const warm = await openSession({ backbone: 'resnet50', cacheDir, workers: 0 });
     try {
@@ -308,7 +310,8 @@ describe.skipIf(!haveWeights)('ResNet-50 v2 through the extractor, training and 
       if (!s!.ok) return;
       // Scored on stage3: the heatmap is the model's 14x14 grid, and the score that of those features.
       expect([s!.score.heatmap.h, s!.score.heatmap.w]).toEqual([14, 14]);
-      expect(s!.score.total).toBeCloseTo(direct!.total, 2);
+      // The scorer's products run on onnxruntime, scoreFeatures' on TF.js: float noise only.
+      expect(s!.score.total).toBeCloseTo(direct!.total, 5);
     } finally {
       await warm.close();
     }
