@@ -40,6 +40,9 @@ async function build() {
     bundle: true,
     platform: 'node',
     format: 'esm',
+    // Code split at the CLI's dynamic imports (main.ts imports each command when it runs), so a
+    // command loads only its own packages: one bundle hoists every package import to its top.
+    splitting: true,
     target: 'node20',
     // node_modules stay where they are: native addons, the wasm binaries, onnxruntime's libraries.
     packages: 'external',
