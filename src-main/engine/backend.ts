@@ -8,6 +8,9 @@
  * The native packages are optional dependencies that fail to install on machines without
  * libtensorflow: they are imported dynamically and their absence is not an error.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -35,7 +38,30 @@ export interface BackendCandidate {
 /** Imports a module by name; injectable so tests can simulate missing native packages. */
 export type ModuleLoader = (specifier: string) => Promise<unknown>;
 
-const defaultLoader: ModuleLoader = (specifier) => import(specifier);
+const defaultLoader: ModuleLoader = async (specifier) => {
+  if (specifier.startsWith('@tensorflow/tfjs-node')) assertNativeBinding(specifier);
+  return import(specifier);
+};
+
+/**
+ * A tfjs-node package whose install could not download libtensorflow has no binding file, and
+ * importing it anyway runs most of its JavaScript (a few hundred ms of CPU at every start)
+ * before it throws; look for the file first. An absent package is left to the import to report.
+ */
+function assertNativeBinding(pkg: string): void {
+  let root: string;
+  try {
+    root = path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
+  } catch {
+    return;
+  }
+  // node-pre-gyp's module_path: lib/napi-v<N>/tfjs_binding.node.
+  const lib = path.join(root, 'lib');
+  const found =
+    existsSync(lib) &&
+    readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(path.join(lib, d, 'tfjs_binding.node')));
+  if (!found) throw new Error(`The native addon module (tfjs_binding.node) is not in ${lib}/napi-v*`);
+}
 
 let current: Promise<BackendInfo> | null = null;
 
