@@ -3,7 +3,8 @@
  * (the app's retrain saves and scores first and validates after: validate-model.ts). It must
  * be safe for kinds of defect nobody labelled: the weight the project's previous model chose
  * on its own cross-validation when there is one, else 0 (the unsupervised heads alone, the
- * reference select.ts's unseen-kind guard measures every candidate against).
+ * reference select.ts's unseen-kind guard measures every candidate against). The PatchCore
+ * head's scale likewise: the previous model's choice, else as set (settings.patchcoreWeight).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,28 +18,40 @@ function hasUnsupervisedPart(state: DraState): boolean {
   return (state.settings.knnHead && !!state.knn) || !!state.gaussian || !!state.patchcore;
 }
 
-/** The chosen (not provisional) weight recorded in a model folder's manifest, if any. */
-export async function chosenWeightOf(modelDir: string): Promise<number | undefined> {
+export interface PreviousChoice {
+  supervisedWeight: number;
+  patchcoreScale?: number;
+}
+
+const isWeight = (w: unknown): w is number => typeof w === 'number' && Number.isFinite(w) && w >= 0;
+
+/** The chosen (not provisional) combination recorded in a model folder's manifest, if any. */
+export async function chosenWeightOf(modelDir: string): Promise<PreviousChoice | undefined> {
   try {
     const m = JSON.parse(await readFile(path.join(modelDir, 'manifest.json'), 'utf8')) as {
-      combination?: { rule?: unknown; supervisedWeight?: unknown };
+      combination?: { rule?: unknown; supervisedWeight?: unknown; patchcoreScale?: unknown };
     };
-    const w = m.combination?.supervisedWeight;
-    return m.combination?.rule !== PROVISIONAL_RULE && typeof w === 'number' && Number.isFinite(w) && w >= 0
-      ? w
-      : undefined;
+    const c = m.combination;
+    if (c?.rule === PROVISIONAL_RULE || !isWeight(c?.supervisedWeight)) return undefined;
+    return {
+      supervisedWeight: c.supervisedWeight,
+      ...(isWeight(c.patchcoreScale) ? { patchcoreScale: c.patchcoreScale } : {}),
+    };
   } catch {
     return undefined;
   }
 }
 
-export function withProvisionalCombination(state: DraState, previousWeight: number | undefined): DraState {
+export function withProvisionalCombination(state: DraState, previous: PreviousChoice | undefined): DraState {
   // Without an unsupervised part there is nothing to weigh: the fixed weights, as validation would leave them.
   if (!hasUnsupervisedPart(state)) return state;
+  const previousWeight = previous?.supervisedWeight;
   const weight = previousWeight ?? 0;
+  const scale = state.patchcore ? previous?.patchcoreScale : undefined;
   const combination: CombinationChoice = {
     rule: PROVISIONAL_RULE,
     supervisedWeight: weight,
+    ...(scale !== undefined ? { patchcoreScale: scale } : {}),
     candidates: [],
     nGood: 0,
     nDefect: 0,

@@ -2,10 +2,12 @@
  * Per-project choice of how much the supervised heads count against the unsupervised ones,
  * made from the project's own training data (cross-validation, validate.ts), never a test split.
  *
- * total(a) = a * supervised + unsupervised, a from CANDIDATE_WEIGHTS (0: unsupervised only,
- * 1: the fixed weights of settings.ts). Supervised: the heads that learnt from labelled or
- * pseudo defects (the paper's four and the global head); unsupervised: the distances to the
- * normals (kNN, Gaussian, PatchCore).
+ * total(a, b) = a * supervised + unsupervised + b * patchcore, a from CANDIDATE_WEIGHTS (0:
+ * unsupervised only, 1: the fixed weights of settings.ts), b from PATCHCORE_SCALES when the
+ * model has the PatchCore head (0: left out, 1: settings.patchcoreWeight). Supervised: the heads
+ * that learnt from labelled or pseudo defects (the paper's four and the global head);
+ * unsupervised: the distances to the normals (kNN, Gaussian; PatchCore, kept apart because
+ * where it helps differs most between projects and it is the costliest head to score).
  *
  * Evidence, all out of fold: seen kinds (held-out labelled defects against held-out normals)
  * and stand-ins for unseen kinds (defects of a class left out of training, when two or more
@@ -13,6 +15,9 @@
  * stand-in kind below the unsupervised part alone is out. Of the rest, the one with the best
  * mean AUC over seen kinds and stand-ins wins, the smaller weight on a tie. With one labelled
  * defect there is no seen-kind evidence: the largest weight up to 1 that the guard allows.
+ * The guard's reference for (a, b) is (0, b). With fewer than two defects b is chosen first, on
+ * the unsupervised part alone (a = 0): the held-out defect, scored by a fold model that never
+ * saw it, is a defect of an unseen kind for it, beside the pseudo anomalies.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -21,6 +26,12 @@ import { headSign } from './types';
 /** Weights of the supervised part tried: powers of two around the fixed weights, and none. */
 export const CANDIDATE_WEIGHTS: readonly number[] = [0, 0.25, 0.5, 1, 2, 4];
 
+/**
+ * Multipliers of the PatchCore head's weight (settings.patchcoreWeight) tried: off, a third,
+ * as set, three times.
+ */
+export const PATCHCORE_SCALES: readonly number[] = [0, 1 / 3, 1, 3];
+
 /** Heads that score distance to the training normals and learn nothing from defects. */
 const UNSUPERVISED_HEADS: ReadonlySet<string> = new Set(['knn', 'gaussian', 'patchcore']);
 
@@ -28,11 +39,14 @@ export function isUnsupervisedHead(head: string): boolean {
   return UNSUPERVISED_HEADS.has(head);
 }
 
-/** One scored image, its total split into the two parts (signed contributions). */
+/** One scored image, its total split into the parts (signed contributions). */
 export interface PartScore {
   label: 0 | 1;
   supervised: number;
+  /** The unsupervised heads but PatchCore. */
   unsupervised: number;
+  /** The PatchCore head's contribution (absent: the model has none). */
+  patchcore?: number;
 }
 
 /** Splits a score's per-head contributions (as they add up to its total) into the two parts. */
@@ -40,11 +54,12 @@ export function splitParts(perHead: Partial<Record<HeadName, number>>, label: 0 
   let supervised = 0;
   let unsupervised = 0;
   for (const [h, v] of Object.entries(perHead)) {
-    if (v === undefined) continue;
+    if (v === undefined || h === 'patchcore') continue;
     if (isUnsupervisedHead(h)) unsupervised += headSign(h) * v;
     else supervised += headSign(h) * v;
   }
-  return { label, supervised, unsupervised };
+  const pc = perHead.patchcore;
+  return pc === undefined ? { label, supervised, unsupervised } : { label, supervised, unsupervised, patchcore: pc };
 }
 
 export type StandInKind = 'leave-one-class-out' | 'pseudo';
@@ -58,6 +73,8 @@ export interface SelectionEvidence {
 
 export interface CandidateEvidence {
   weight: number;
+  /** Multiplier of the PatchCore head's weight (absent: no PatchCore head). */
+  patchcoreScale?: number;
   /** Out-of-fold AUC-ROC on the seen kinds (null: no defect or no normal held out). */
   seenAuc: number | null;
   /** AUC-ROC per stand-in kind. */
@@ -75,19 +92,24 @@ export interface CombinationChoice {
   /** RULE, or provisional.ts PROVISIONAL_RULE before the validation has chosen. */
   rule: string;
   supervisedWeight: number;
+  /** Multiplier of the PatchCore head's weight, 0: left out (absent: the model has no PatchCore head). */
+  patchcoreScale?: number;
   candidates: CandidateEvidence[];
   nGood: number;
   nDefect: number;
   reason: string;
 }
 
-const totalOf = (a: number) => (s: PartScore) => a * s.supervised + s.unsupervised;
+/** The total of a scored image under supervised weight a and PatchCore scale b. */
+export function partTotal(s: PartScore, a: number, b = 1): number {
+  return a * s.supervised + s.unsupervised + b * (s.patchcore ?? 0);
+}
 
-function aucOrNull(scores: readonly PartScore[], a: number): number | null {
+function aucOrNull(scores: readonly PartScore[], a: number, b = 1): number | null {
   const pos = scores.filter((s) => s.label === 1).length;
   if (pos === 0 || pos === scores.length) return null;
   return aucRoc(
-    scores.map(totalOf(a)),
+    scores.map((s) => partTotal(s, a, b)),
     scores.map((s) => s.label),
   );
 }
@@ -104,31 +126,43 @@ const FIXED_WEIGHT = 1;
 export function chooseCombination(
   ev: SelectionEvidence,
   weights: readonly number[] = CANDIDATE_WEIGHTS,
+  patchcoreScales: readonly number[] = PATCHCORE_SCALES,
 ): CombinationChoice {
   const ordered = [...new Set([0, ...weights])].sort((x, y) => x - y);
-  const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0)]));
-  const candidates: CandidateEvidence[] = ordered.map((weight) => {
-    const unseenAuc: Partial<Record<StandInKind, number>> = {};
-    let passesGuard = true;
-    for (const u of ev.unseen) {
-      const auc = aucOrNull(u.scores, weight);
-      if (auc === null) continue;
-      unseenAuc[u.kind] = auc;
-      if (auc < reference.get(u.kind)!) passesGuard = false;
-    }
-    const seenAuc = aucOrNull(ev.seen, weight);
-    const all = seenAuc === null ? [] : [seenAuc, ...Object.values(unseenAuc)];
-    const meanAuc = all.length ? all.reduce((x, y) => x + y, 0) / all.length : null;
-    return { weight, seenAuc, unseenAuc, meanAuc, passesGuard };
+  const withPc = [...ev.seen, ...ev.unseen.flatMap((u) => u.scores)].some((s) => s.patchcore !== undefined);
+  const scales = withPc ? [...new Set([0, ...patchcoreScales])].sort((x, y) => x - y) : [undefined];
+  const candidates: CandidateEvidence[] = scales.flatMap((b) => {
+    const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0, b)]));
+    return ordered.map((weight) => {
+      const unseenAuc: Partial<Record<StandInKind, number>> = {};
+      let passesGuard = true;
+      for (const u of ev.unseen) {
+        const auc = aucOrNull(u.scores, weight, b);
+        if (auc === null) continue;
+        unseenAuc[u.kind] = auc;
+        if (auc < reference.get(u.kind)!) passesGuard = false;
+      }
+      const seenAuc = aucOrNull(ev.seen, weight, b);
+      const all = seenAuc === null ? [] : [seenAuc, ...Object.values(unseenAuc)];
+      const meanAuc = all.length ? all.reduce((x, y) => x + y, 0) / all.length : null;
+      return { weight, ...(b === undefined ? {} : { patchcoreScale: b }), seenAuc, unseenAuc, meanAuc, passesGuard };
+    });
   });
   const nDefect = ev.seen.filter((s) => s.label === 1).length;
   const nGood = ev.seen.length - nDefect;
+  const scaleOf = (c: CandidateEvidence) => (c.patchcoreScale === undefined ? {} : { patchcoreScale: c.patchcoreScale });
   if (nDefect < MIN_DEFECTS_TO_WEIGH) {
-    // Only the guard speaks: the largest weight up to the fixed one that passes it.
-    const pick = candidates.filter((c) => c.passesGuard && c.weight <= FIXED_WEIGHT).pop()!;
+    // The PatchCore scale first, on the unsupervised part alone (a = 0): the stand-ins and the
+    // held-out defect, if any, are both defects its fold model never trained on.
+    const b = withPc ? unsupervisedScale(ev, scales as number[]) : undefined;
+    // Then only the guard speaks: the largest weight up to the fixed one that passes it.
+    const pick = candidates
+      .filter((c) => c.patchcoreScale === b && c.passesGuard && c.weight <= FIXED_WEIGHT)
+      .pop()!;
     return {
       rule: RULE,
       supervisedWeight: pick.weight,
+      ...scaleOf(pick),
       candidates,
       nGood,
       nDefect,
@@ -136,26 +170,52 @@ export function chooseCombination(
         `${nDefect} labelled defect(s): no out-of-fold evidence on the labelled kinds, so at most the fixed weight ${FIXED_WEIGHT}` +
         (pick.weight < FIXED_WEIGHT
           ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
-          : ''),
+          : '') +
+        (b === undefined ? '' : `; PatchCore head at ${fmtScale(b)} of its weight, best for the unsupervised heads on defects their models never saw`),
     };
   }
   const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
   // Weight 0 always passes (it is the reference), so `allowed` is never empty here.
-  // On a tie the smaller weight wins: it leans on the unsupervised part.
+  // On a tie the smaller PatchCore scale, then the smaller weight wins: it leans on the cheaper, unsupervised part.
   const best = allowed.reduce((b, c) => (c.meanAuc! > b.meanAuc! ? c : b));
-  const excluded = candidates.filter((c) => !c.passesGuard).map((c) => c.weight);
+  const excluded = candidates
+    .filter((c) => !c.passesGuard && c.patchcoreScale === best.patchcoreScale)
+    .map((c) => c.weight);
+  const unsupOnly = allowed.find((c) => c.weight === 0 && c.patchcoreScale === best.patchcoreScale)!;
   return {
     rule: RULE,
     supervisedWeight: best.weight,
+    ...scaleOf(best),
     candidates,
     nGood,
     nDefect,
     reason:
-      `weight ${best.weight} ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(allowed[0].meanAuc!)})` +
+      `weight ${best.weight}` +
+      (best.patchcoreScale === undefined ? '' : ` with the PatchCore head at ${fmtScale(best.patchcoreScale)} of its weight`) +
+      ` ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(unsupOnly.meanAuc!)})` +
       (excluded.length
         ? `; weight ${excluded.join(', ')} ranked stand-ins for unseen kinds below the unsupervised heads alone`
         : ''),
   };
 }
 
+/**
+ * The PatchCore scale with the best mean AUC of the unsupervised part (a = 0) over the
+ * stand-ins and the held-out defects (the smaller scale on a tie).
+ */
+function unsupervisedScale(ev: SelectionEvidence, scales: readonly number[]): number {
+  let best = scales[0];
+  let bestAuc = -Infinity;
+  for (const b of scales) {
+    const aucs = [ev.seen, ...ev.unseen.map((u) => u.scores)]
+      .map((s) => aucOrNull(s, 0, b))
+      .filter((x): x is number => x !== null);
+    if (!aucs.length) continue;
+    const m = aucs.reduce((x, y) => x + y, 0) / aucs.length;
+    if (m > bestAuc) [best, bestAuc] = [b, m];
+  }
+  return best;
+}
+
+const fmtScale = (b: number) => (b === 0 ? '0 (left out)' : Number.isInteger(b) ? `${b}x` : `${b.toFixed(2)}x`);
 const fmt = (x: number) => x.toFixed(3);

@@ -34,9 +34,11 @@ import type { HeadName, ImageFeatures, ProgressFn, TrainSettings } from './types
 import { EngineError } from './types';
 import { Rng } from './util/rng';
 import { fitGaussianHead, gaussianApplies } from './infer/gaussian';
+import { projectPatchCoreHead, type PatchCoreHeadFit } from './infer/patchcore-head';
 import {
   chooseCombination,
   isUnsupervisedHead,
+  partTotal,
   splitParts,
   type CombinationChoice,
   type PartScore,
@@ -248,6 +250,10 @@ export async function crossValidate(
   const foldTrainParts: PartScore[][] = [];
   const referenceParts: PartScore[][] = [];
   const pseudoStandIns: PartScore[] = [];
+  const pc = patchCoreOf(normals, settings);
+  const foldSettings = pc ? { ...settings, patchcoreHead: false } : settings;
+  const projectIndex = new Map(normals.map((n, i) => [n.id, i]));
+  const excludeOf = (xs: readonly { id: string }[]) => xs.map((x) => projectIndex.get(x.id) ?? -1);
   const started = performance.now();
   for (let f = 0; f < k; f++) {
     throwIfAborted(opts.signal);
@@ -263,7 +269,7 @@ export async function crossValidate(
     try {
       state = await trainFast(
         data,
-        { ...settings, seed: foldSeed(settings.seed, f) },
+        { ...foldSettings, seed: foldSeed(settings.seed, f) },
         { signal: opts.signal },
       );
     } catch (e) {
@@ -278,7 +284,7 @@ export async function crossValidate(
       }
       throw e;
     }
-    state = withProjectGaussian(state, trainN, normals.length);
+    state = withProjectPatchCore(withProjectGaussian(state, trainN, normals.length), pc);
     if (trainA.length === 0 && anomalies.length > 0) {
       notes.push(
         `fold ${f + 1} held out every labelled defect, so it trained on pseudo anomalies only (no seen head)`,
@@ -295,8 +301,9 @@ export async function crossValidate(
     const s = scoreFeatures(
       state,
       held.map((x) => x.features),
+      { patchcoreExclude: excludeOf(held) },
     );
-    const trainScores = scoreFeatures(state, data.normals);
+    const trainScores = scoreFeatures(state, data.normals, { patchcoreExclude: excludeOf(trainN) });
     const ref = spread(trainScores.map((x) => x.total));
     foldReference.push(ref);
     foldTrainParts.push(trainScores.map((x) => splitParts(x.perHead, 0)));
@@ -311,10 +318,16 @@ export async function crossValidate(
     if (opts.select) {
       // Evenly spread over the held-out normals (their order is already the seeded shuffle's).
       const step = heldN.length / Math.min(heldN.length, STAND_INS_PER_FOLD);
-      const variants = Array.from({ length: Math.min(heldN.length, STAND_INS_PER_FOLD) }, (_, j) =>
-        heldN[Math.floor(j * step)].pseudo.slice(0, 1),
-      ).flat();
-      const vs = scoreFeatures(state, variants);
+      const sources = Array.from(
+        { length: Math.min(heldN.length, STAND_INS_PER_FOLD) },
+        (_, j) => heldN[Math.floor(j * step)],
+      ).filter((n) => n.pseudo.length > 0);
+      // A variant is its normal's image with a patch moved: PatchCore may not match it to that normal's patches.
+      const vs = scoreFeatures(
+        state,
+        sources.map((n) => n.pseudo[0]),
+        { patchcoreExclude: excludeOf(sources) },
+      );
       pseudoStandIns.push(
         ...s.slice(0, heldN.length).map((x) => splitParts(x.perHead, 0)),
         ...vs.map((x) => splitParts(x.perHead, 1)),
@@ -340,7 +353,7 @@ export async function crossValidate(
           seen,
           unseen: [
             { kind: 'pseudo' as const, scores: pseudoStandIns },
-            ...(await leaveOneClassOut(normals, anomalies, plan, settings, opts)),
+            ...(await leaveOneClassOut(normals, anomalies, plan, foldSettings, opts, pc)),
           ],
         })
       : undefined;
@@ -351,19 +364,21 @@ export async function crossValidate(
   if (combination) {
     // The out-of-fold scores as the model will score: its threshold is set on them.
     const a = combination.supervisedWeight;
+    const b = combination.patchcoreScale ?? 1;
     foldTrainParts.forEach((ps, f) => {
-      if (ps.length) foldReference[f] = spread(ps.map((p) => a * p.supervised + p.unsupervised));
+      if (ps.length) foldReference[f] = spread(ps.map((p) => partTotal(p, a, b)));
     });
-    for (const x of Object.values(scores)) reweight(x, a, foldReference[x.fold]);
+    for (const x of Object.values(scores)) reweight(x, a, b, foldReference[x.fold]);
     notes.push(
       `scored with the supervised heads' weight ${combination.supervisedWeight}, chosen on these same out-of-fold scores (so slightly optimistic)`,
     );
   }
   const weight = combination?.supervisedWeight ?? 1;
+  const scale = combination?.patchcoreScale ?? 1;
   const reference = opts.reference?.length
     ? {
         ids: opts.reference.map((r) => r.id),
-        folds: referenceParts.map((ps) => ps.map((p) => weight * p.supervised + p.unsupervised)),
+        folds: referenceParts.map((ps) => ps.map((p) => partTotal(p, weight, scale))),
       }
     : undefined;
   const entries = Object.values(scores);
@@ -440,11 +455,35 @@ function withProjectGaussian(
   return { ...state, gaussian: fit.state, calibration: { ...state.calibration, gaussian: fit.calibration } };
 }
 
-/** Multiplies the supervised heads' contributions by `a`, and the total and its z with them. */
-function reweight(x: OutOfFoldScore, a: number, ref: { mean: number; std: number }): void {
+/**
+ * The project's PatchCore head when the settings have one (and there are good images enough):
+ * every fold shares it instead of fitting its own (the costliest fit of a retrain), its held-out
+ * normals scored without their own patches, so their PatchCore scores are still out of fold.
+ */
+function patchCoreOf(normals: readonly ValidationNormal[], settings: TrainSettings): PatchCoreHeadFit | undefined {
+  return settings.patchcoreHead && normals.length >= 2
+    ? projectPatchCoreHead(
+        normals.map((n) => n.features),
+        settings.seed,
+      )
+    : undefined;
+}
+
+function withProjectPatchCore(state: DraState, pc: PatchCoreHeadFit | undefined): DraState {
+  return pc ? { ...state, patchcore: pc.state, calibration: { ...state.calibration, patchcore: pc.calibration } } : state;
+}
+
+/**
+ * Multiplies the supervised heads' contributions by `a` and the PatchCore head's by `b`, and the
+ * total and its z with them.
+ */
+function reweight(x: OutOfFoldScore, a: number, b: number, ref: { mean: number; std: number }): void {
   const parts = splitParts(x.perHead, 0);
-  for (const h of Object.keys(x.perHead) as HeadName[]) if (!isUnsupervisedHead(h)) x.perHead[h]! *= a;
-  x.total = a * parts.supervised + parts.unsupervised;
+  for (const h of Object.keys(x.perHead) as HeadName[]) {
+    if (h === 'patchcore') x.perHead[h]! *= b;
+    else if (!isUnsupervisedHead(h)) x.perHead[h]! *= a;
+  }
+  x.total = partTotal(parts, a, b);
   x.z = (x.total - ref.mean) / ref.std;
 }
 
@@ -459,6 +498,7 @@ async function leaveOneClassOut(
   plan: FoldPlan,
   settings: TrainSettings,
   opts: ValidateOptions,
+  pc?: PatchCoreHeadFit,
 ): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
   const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
   if (classes.length < 2) return [];
@@ -474,10 +514,12 @@ async function leaveOneClassOut(
       trainingData(trainN, trainA),
       { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
       { signal: opts.signal },
-    ).then((st) => withProjectGaussian(st, trainN, normals.length));
+    ).then((st) => withProjectPatchCore(withProjectGaussian(st, trainN, normals.length), pc));
+    const projectIndex = new Map(normals.map((n, i) => [n.id, i]));
     const s = scoreFeatures(
       state,
       [...heldN, ...heldA].map((x) => x.features),
+      { patchcoreExclude: [...heldN, ...heldA].map((x) => projectIndex.get(x.id) ?? -1) },
     );
     scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
   }

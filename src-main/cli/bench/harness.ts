@@ -22,7 +22,7 @@ import {
   patchEmbedding,
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
-import { patchCoreTapLayers } from '../../engine/infer/patchcore-head';
+import { patchCoreHeadScores, patchCoreTapLayers } from '../../engine/infer/patchcore-head';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
 import { isTrained, methodLabel, methodSettings, type Method } from './methods';
 
@@ -41,6 +41,8 @@ export interface RunResult {
   pixelAucRoc?: number;
   /** swan: the supervised heads' weight its cross-validation chose (engine/select.ts). */
   supervisedWeight?: number;
+  /** The PatchCore head's scale it chose (select.ts), when the head was on. */
+  patchcoreScale?: number;
   /** Training time; for swan it includes the cross-validation that chooses the weight. */
   trainSeconds: number;
   scoreSeconds: number;
@@ -329,6 +331,7 @@ export class BenchDataset {
     const perHead: Partial<Record<HeadName, number>> = {};
     let trainSeconds = 0;
     let supervisedWeight: number | undefined;
+    let patchcoreScale: number | undefined;
     let t = performance.now();
     if (method === 'knn') {
       totals = knnBaselineScores(normals, testFeats);
@@ -366,6 +369,7 @@ export class BenchDataset {
             )
           : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
       if (state.combination) supervisedWeight = state.combination.supervisedWeight;
+      patchcoreScale = state.combination?.patchcoreScale;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
       const scores = scoreFeatures(state, testFeats);
@@ -378,6 +382,9 @@ export class BenchDataset {
           labels,
         );
       }
+      // Left out by the project's choice, the PatchCore head is not scored: its AUC alone still is reported.
+      if (state.patchcore && perHead.patchcore === undefined)
+        perHead.patchcore = aucRoc([...patchCoreHeadScores(state.patchcore, testFeats).score], labels);
     }
     const run: RunResult = {
       seed,
@@ -386,6 +393,7 @@ export class BenchDataset {
       ap: averagePrecision(totals, labels),
       perHead,
       ...(supervisedWeight !== undefined ? { supervisedWeight } : {}),
+      ...(patchcoreScale !== undefined ? { patchcoreScale } : {}),
       trainSeconds,
       scoreSeconds: (performance.now() - t) / 1000,
       train: { normals: trainNormals.length, anomalies: trainAnomalies.length },
@@ -412,7 +420,9 @@ export class BenchDataset {
 function describeRun(dataset: string, spec: CaseSpec, run: RunResult): string {
   const cls = run.knownClass ? ` known=${run.knownClass}` : '';
   const px = run.pixelAucRoc === undefined ? '' : ` pixel ${run.pixelAucRoc.toFixed(4)}`;
-  const w = run.supervisedWeight === undefined ? '' : ` weight ${run.supervisedWeight}`;
+  const w =
+    (run.supervisedWeight === undefined ? '' : ` weight ${run.supervisedWeight}`) +
+    (run.patchcoreScale === undefined ? '' : ` patchcore x${+run.patchcoreScale.toFixed(3)}`);
   return (
     `${dataset} ${spec.setting} ${spec.shots}-shot ${spec.method} seed ${run.seed}${cls}: ` +
     `AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)}${px}${w} ` +

@@ -15,7 +15,7 @@ import { scoreRawAsync } from './score';
 import { activeHeads } from '../heads/active';
 import { fitGlobalHead } from '../heads/global-head';
 import { fitGaussianHead, gaussianApplies } from './gaussian';
-import { fitPatchCoreHead } from './patchcore-head';
+import { projectPatchCoreHead } from './patchcore-head';
 
 /**
  * `anomalies` (the labelled defects' features) feed the global head; without them, or with
@@ -50,7 +50,7 @@ export async function finishState(
   }
   let patchcore = state.patchcore;
   if (state.settings.patchcoreHead && normals.length >= 2) {
-    const fit = fitPatchCoreHead(normals, state.settings.seed);
+    const fit = projectPatchCoreHead(normals, state.settings.seed);
     patchcore = fit.state;
     calibration.patchcore = fit.calibration;
   }

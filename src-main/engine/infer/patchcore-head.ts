@@ -105,6 +105,20 @@ export function fitPatchCoreHead(
   return { state, calibration: stats(loo.score) };
 }
 
+/** The last fit, by its normals' fingerprints and seed: a retrain on the same good images reuses it. */
+let lastFit: { key: string; fit: PatchCoreHeadFit } | null = null;
+
+/**
+ * The project's head: fitted once on all the good images and shared by the final model and
+ * every fold of its cross-validation (validate.ts scores a fold's held-out normals with their
+ * own patches left out), and cached, since the bank depends on the good images alone.
+ */
+export function projectPatchCoreHead(normals: readonly ImageFeatures[], seed: number): PatchCoreHeadFit {
+  const key = `${seed}|${Object.keys(normals[0]?.taps ?? {}).sort().join()}|${normals.map((f) => fingerprint(f).join()).join(';')}`;
+  if (lastFit?.key !== key) lastFit = { key, fit: fitPatchCoreHead(normals, seed) };
+  return lastFit.fit;
+}
+
 function fingerprint(f: ImageFeatures): [number, number] {
   const d = f.levels[0].data;
   let s = 0;
@@ -116,11 +130,21 @@ function fingerprint(f: ImageFeatures): [number, number] {
   return [Math.fround(s), Math.fround(q)];
 }
 
-/** Scores of query images; a training image (same fingerprint) is scored without its own patches. */
+/**
+ * Scores of query images; a training image (same fingerprint) is scored without its own patches,
+ * and so is query i without training image exclude[i]'s (when given and not -1).
+ */
 export function patchCoreHeadScores(
   state: PatchCoreHeadState,
   feats: readonly ImageFeatures[],
+  exclude?: readonly number[],
 ): PatchCoreScores {
+  if (exclude)
+    return patchCoreScores(
+      state,
+      feats.map((f) => embed(f, state.taps)),
+      exclude,
+    );
   const index = new Map<string, number>();
   for (let i = 0; i < state.fingerprints.length / 2; i++) {
     const key = `${state.fingerprints[2 * i]},${state.fingerprints[2 * i + 1]}`;

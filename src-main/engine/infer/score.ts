@@ -66,6 +66,12 @@ export interface ScoreOptions {
   globalWeight?: number;
   /** Weight of the supervised heads (default state.combination's choice, else 1). */
   supervisedWeight?: number;
+  /**
+   * Per query, the training image (index into the PatchCore head's normals) whose patches it may
+   * not match, -1 none: e.g. a training normal's pseudo anomaly. Absent: training images are
+   * known by their fingerprint.
+   */
+  patchcoreExclude?: readonly number[];
   /** Images per forward pass. */
   batchSize?: number;
 }
@@ -248,8 +254,13 @@ function combineScores(
   const knnWeight = extraWeight(opts.knnWeight ?? state.settings.knnWeight ?? 1);
   const gaussian = state.gaussian ? gaussianScores(state.gaussian, feats) : undefined;
   const gaussianWeight = extraWeight(opts.gaussianWeight ?? state.settings.gaussianWeight ?? 1);
-  const pc = state.patchcore ? patchCoreHeadScores(state.patchcore, feats) : undefined;
-  const patchcoreWeight = extraWeight(opts.patchcoreWeight ?? state.settings.patchcoreWeight ?? 1);
+  const patchcoreWeight =
+    extraWeight(opts.patchcoreWeight ?? state.settings.patchcoreWeight ?? 1) * (state.combination?.patchcoreScale ?? 1);
+  // Left out by the project's choice (select.ts): not scored at all, it is the costliest head.
+  const pc =
+    state.patchcore && patchcoreWeight !== 0
+      ? patchCoreHeadScores(state.patchcore, feats, opts.patchcoreExclude)
+      : undefined;
   const global = state.global ? globalScores(state.global, feats) : undefined;
   const globalWeight =
     extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1) *

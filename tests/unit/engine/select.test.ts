@@ -46,6 +46,59 @@ function parts(
   ];
 }
 
+/** parts() with a PatchCore contribution that separates defects by `pcShift` standard deviations. */
+function partsWithPc(seed: number, nGood: number, nDefect: number, supShift: number, unsupShift: number, pcShift: number) {
+  const rng = new Rng(seed + 1000);
+  const gauss = () => {
+    const u = Math.max(1e-12, rng.next());
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.next());
+  };
+  return parts(seed, nGood, nDefect, supShift, unsupShift).map((p) => ({
+    ...p,
+    patchcore: (p.label ? pcShift : 0) + gauss(),
+  }));
+}
+
+describe('chooseCombination with the PatchCore head', () => {
+  it('weighs PatchCore in where it finds the labelled kinds and the stand-ins', () => {
+    const c = chooseCombination({
+      seen: partsWithPc(1, 200, 40, 1, 1, 4),
+      unseen: [{ kind: 'pseudo', scores: partsWithPc(2, 200, 100, 0.5, 1, 3) }],
+    });
+    expect(c.patchcoreScale).toBeGreaterThan(0);
+    expect(c.candidates.map((x) => x.patchcoreScale)).toContain(0);
+    expect(c.reason).toMatch(/PatchCore head at/);
+  });
+
+  it('leaves PatchCore out where it is noise on the labelled kinds, even if it finds the pseudo anomalies', () => {
+    const c = chooseCombination({
+      seen: partsWithPc(3, 200, 40, 2, 2, 0),
+      unseen: [{ kind: 'pseudo', scores: partsWithPc(4, 200, 100, 2, 2, 0.3) }],
+    });
+    expect(c.patchcoreScale).toBe(0);
+    expect(c.supervisedWeight).toBeGreaterThan(0);
+  });
+
+  it('one labelled defect: the scale is chosen on the unsupervised part, the held-out defect included', () => {
+    // The one defect: PatchCore ranks it below every normal, the other heads above.
+    const seen = [...parts(5, 60, 0, 0, 0), { label: 1 as const, supervised: 0, unsupervised: 4, patchcore: -6 }];
+    const seenPc = seen.map((x) => ({ ...x, patchcore: x.patchcore ?? 0 }));
+    const pseudo = partsWithPc(6, 100, 100, 0, 1, 0.2);
+    const off = chooseCombination({ seen: seenPc, unseen: [{ kind: 'pseudo', scores: pseudo }] });
+    expect(off.patchcoreScale).toBe(0);
+    expect(off.supervisedWeight).toBeLessThanOrEqual(1);
+    const helps = seenPc.map((x) => ({ ...x, patchcore: x.label ? 6 : x.patchcore }));
+    const on = chooseCombination({ seen: helps, unseen: [{ kind: 'pseudo', scores: partsWithPc(6, 100, 100, 0, 1, 3) }] });
+    expect(on.patchcoreScale).toBeGreaterThan(0);
+  });
+
+  it('without a PatchCore head no scale is tried or recorded', () => {
+    const c = chooseCombination({ seen: parts(1, 200, 40, 4, 1), unseen: [] });
+    expect(c.patchcoreScale).toBeUndefined();
+    expect(c.candidates.every((x) => x.patchcoreScale === undefined)).toBe(true);
+  });
+});
+
 describe('chooseCombination', () => {
   it('weighs the supervised heads in when they find the labelled kinds and do not cost the stand-ins', () => {
     const c = chooseCombination({
@@ -98,6 +151,15 @@ describe('splitParts', () => {
       1,
     );
     expect(p).toEqual({ label: 1, supervised: 1 + 2 + 3 - 4 + 5, unsupervised: 13 });
+  });
+
+  it('keeps the PatchCore head apart', () => {
+    expect(splitParts({ seen: 1, knn: 2, patchcore: 3 }, 0)).toEqual({
+      label: 0,
+      supervised: 1,
+      unsupervised: 2,
+      patchcore: 3,
+    });
   });
 });
 
@@ -160,6 +222,33 @@ describe('trainChosen', () => {
     expect(validation?.combination).toEqual(state.combination);
     expect(state.combination!.supervisedWeight).toBeLessThanOrEqual(1);
     expect(state.combination!.candidates.every((c) => c.unseenAuc.pseudo !== undefined)).toBe(true);
+  });
+
+  it('with the PatchCore head: one bank for the model and every fold, held-out normals scored without their own patches', async () => {
+    const { normals, anomalies } = makeSet(14, 12, 4);
+    const pcSettings = { ...settings, patchcoreHead: true };
+    const banks: unknown[] = [];
+    const { state, validation } = await trainChosen(normals, anomalies, pcSettings, { folds: 3 });
+    await crossValidate(normals, anomalies, pcSettings, { folds: 3, onFold: (f) => banks.push(f.state.patchcore) });
+    expect(state.patchcore).toBeDefined();
+    expect(banks).toHaveLength(3);
+    expect(banks.every((b) => b === state.patchcore)).toBe(true);
+    const c = state.combination!;
+    expect(c.patchcoreScale).toBeDefined();
+    expect(new Set(c.candidates.map((x) => x.patchcoreScale))).toEqual(new Set([0, 1 / 3, 1, 3]));
+    // A held-out normal's PatchCore score is out of fold: not the 0 of matching its own patches.
+    const heldNormal = Object.entries(validation!.scores).find(([, x]) => x.label === 'good')!;
+    if (c.patchcoreScale! > 0) expect(heldNormal[1].perHead.patchcore).toBeDefined();
+    const feats = [normals[0].features, anomalies[0].features];
+    const chosen = scoreFeatures(state, feats);
+    const asSet = scoreFeatures({ ...state, combination: { ...c, patchcoreScale: 1 } }, feats);
+    chosen.forEach((x, i) => {
+      if (c.patchcoreScale === 0) expect(x.perHead.patchcore).toBeUndefined();
+      else expect(x.perHead.patchcore!).toBeCloseTo(c.patchcoreScale! * asSet[i].perHead.patchcore!, 4);
+    });
+    // Scale 0: the head is not scored at all.
+    const off = scoreFeatures({ ...state, combination: { ...c, patchcoreScale: 0 } }, feats);
+    expect(off.every((x) => x.perHead.patchcore === undefined)).toBe(true);
   });
 
   it('without folds: no choice, the fixed weights', async () => {
