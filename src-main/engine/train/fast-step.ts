@@ -427,9 +427,11 @@ function columnMoments(
 }
 
 /**
- * BatchNorm (batch statistics) -> ReLU -> 1x1 of rows m0..m0+n of Z. convB is left out of
- * the arithmetic: batch statistics subtract any per-channel constant, so it only shifts the
- * mean reported for the running statistics.
+ * BatchNorm (batch statistics) -> ReLU -> 1x1 of rows m0..m0+n of Z, into resPre; mean and
+ * vari are the batch statistics, inv 1/sqrt(vari + eps). Nothing per element is stored: the
+ * backward pass recomputes the normalised values from Z (cheaper than writing and reading them
+ * back). convB is left out of the arithmetic: batch statistics subtract any per-channel
+ * constant, so it only shifts the mean reported for the running statistics.
  */
 function residualForward(
   Z: Float32Array,
@@ -437,14 +439,12 @@ function residualForward(
   n: number,
   W: number,
   p: StepParams,
-  normed: Float32Array,
-  act: Float32Array,
   resPre: Float32Array,
   mean: Float64Array,
   vari: Float64Array,
   inv: Float64Array,
 ): void {
-  const { convB, gamma, beta, out } = p;
+  const { gamma, beta, out } = p;
   columnMoments(Z, m0, n, W, mean, vari);
   for (let ch = 0; ch < W; ch++) inv[ch] = 1 / Math.sqrt(vari[ch] + BN_EPS);
   const outB = p.outB[0];
@@ -452,16 +452,11 @@ function residualForward(
     const o = m * W;
     let s = outB;
     for (let ch = 0; ch < W; ch++) {
-      const z = (Z[o + ch] - mean[ch]) * inv[ch];
-      normed[o + ch] = z;
-      const y = z * gamma[ch] + beta[ch];
-      const a = y > 0 ? y : 0;
-      act[o + ch] = a;
-      s += a * out[ch];
+      const y = (Z[o + ch] - mean[ch]) * inv[ch] * gamma[ch] + beta[ch];
+      if (y > 0) s += y * out[ch];
     }
     resPre[m] = s;
   }
-  for (let ch = 0; ch < W; ch++) mean[ch] += convB[ch];
 }
 
 /** ReLU(G + b1) -> . w2 + b2 for every row of G [rows, H]. */
@@ -518,7 +513,8 @@ function normalityBackward(
 /**
  * Residual head backward on one level, from d loss / d patch score (dMap [B*P], top-K mask
  * applied) through the 1x1, ReLU and BatchNorm to dZ (rows m0..m0+n); accumulates the small
- * parameters' gradients in acc. Returns d outB.
+ * parameters' gradients in acc. Returns d outB. The normalised values and activations are
+ * recomputed from Z as residualForward had them (rounded to float32, as they were stored).
  */
 function residualBackward(
   dMap: Float64Array,
@@ -526,9 +522,9 @@ function residualBackward(
   n: number,
   W: number,
   p: StepParams,
+  Z: Float32Array,
   resPre: Float32Array,
-  act: Float32Array,
-  normed: Float32Array,
+  mean: Float64Array,
   inv: Float64Array,
   dNormed: Float32Array,
   dZ: Float32Array,
@@ -539,41 +535,44 @@ function residualBackward(
   let dOutB = 0;
   sumD.fill(0);
   sumDN.fill(0);
-  const { out, gamma } = p;
+  const { out, gamma, beta } = p;
   const accOut = acc.out;
   const accGamma = acc.gamma;
   const accBeta = acc.beta;
   const accConvB = acc.convB;
   // Only the top-K patches have a gradient: the other rows of dNormed are zero and add nothing to the sums.
   for (let j = 0; j < n; j++) {
+    if (dMap[j] === 0) continue;
     const oj = j * W;
-    if (dMap[j] === 0) {
-      dNormed.fill(0, oj, oj + W);
-      continue;
-    }
     const o = (m0 + j) * W;
     const dr = dMap[j] * sgn(resPre[m0 + j]);
     dOutB += dr;
     for (let ch = 0; ch < W; ch++) {
-      const a = act[o + ch];
+      const z = (Z[o + ch] - mean[ch]) * inv[ch];
+      const nz = Math.fround(z);
+      const y = z * gamma[ch] + beta[ch];
+      const a = y > 0 ? Math.fround(y) : 0;
       accOut[ch] += a * dr;
       let d = 0;
       if (a > 0) {
         const g = dr * out[ch];
-        accGamma[ch] += g * normed[o + ch];
+        accGamma[ch] += g * nz;
         accBeta[ch] += g;
         d = g * gamma[ch];
       }
       dNormed[oj + ch] = d;
       sumD[ch] += d;
-      sumDN[ch] += d * normed[o + ch];
+      sumDN[ch] += d * nz;
     }
   }
   for (let j = 0; j < n; j++) {
     const o = (m0 + j) * W;
     const oj = j * W;
+    const top = dMap[j] !== 0;
     for (let ch = 0; ch < W; ch++) {
-      const g = (inv[ch] / n) * (n * dNormed[oj + ch] - sumD[ch] - normed[o + ch] * sumDN[ch]);
+      const nz = Math.fround((Z[o + ch] - mean[ch]) * inv[ch]);
+      const dn = top ? n * dNormed[oj + ch] : 0;
+      const g = (inv[ch] / n) * (dn - sumD[ch] - nz * sumDN[ch]);
       dZ[o + ch] = g;
       accConvB[ch] += g;
     }
@@ -751,19 +750,20 @@ export async function stepGradients(
     im2col(R, nbs[l], B, P[l], r, im, itemRowOff[l]);
   }
   const Z = await matMul(im, itemRows, K9, p.conv, W, buf.get('Z', itemRows * W, false));
-  const normed = buf.get('normed', itemRows * W, false);
-  const act = buf.get('act', itemRows * W, false);
   const resPre = buf.get('resPre', itemRows, false);
   const bn: StepResult['bn'] = [];
+  const bnMean: Float64Array[] = [];
   const invStd: Float64Array[] = [];
   for (let l = 0; l < L; l++) {
     const n = B * P[l];
     const mean = new Float64Array(W);
     const vari = new Float64Array(W);
     const inv = new Float64Array(W);
-    residualForward(Z, itemRowOff[l], n, W, p, normed, act, resPre, mean, vari, inv);
+    residualForward(Z, itemRowOff[l], n, W, p, resPre, mean, vari, inv);
+    bnMean.push(mean);
     invStd.push(inv);
-    bn.push({ mean: Float32Array.from(mean), variance: Float32Array.from(vari), count: n });
+    const reported = Float32Array.from(mean, (v, ch) => v + p.convB[ch]);
+    bn.push({ mean: reported, variance: Float32Array.from(vari), count: n });
   }
 
   // ---- normality head on the pooled maps (a dihedral transform leaves the pool unchanged) ----
@@ -891,9 +891,9 @@ export async function stepGradients(
         n,
         W,
         p,
+        Z,
         resPre,
-        act,
-        normed,
+        bnMean[l],
         invStd[l],
         dNormed,
         dZ,
@@ -991,9 +991,12 @@ function adamUpdate(
   const n = p.length;
   for (let i = 0; i < n; i++) {
     const gi = g[i] * scale + p[i] * weightDecay;
-    m[i] = beta1 * m[i] + c1 * gi;
-    v[i] = beta2 * v[i] + c2 * gi * gi;
-    p[i] -= (m[i] / (Math.sqrt(v[i] / bc2) + eps)) * stepSize;
+    // The moments as stored (float32), without reading them back.
+    const mi = Math.fround(beta1 * m[i] + c1 * gi);
+    const vi = Math.fround(beta2 * v[i] + c2 * gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= (mi / (Math.sqrt(vi / bc2) + eps)) * stepSize;
   }
 }
 
