@@ -332,6 +332,12 @@ function levelInputs(
   }
 }
 
+/** a [m, n] transposed into out [n, m]. */
+function transpose(a: Float32Array, m: number, n: number, out: Float32Array): Float32Array {
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
+  return out;
+}
+
 /** len values of src from s0 to dst at d0, four at a time. */
 function copyRow(src: Float32Array, s0: number, dst: Float32Array, d0: number, len: number): void {
   let j = 0;
@@ -607,34 +613,38 @@ function shiftedGrad(
   }
 }
 
-/** dR [B*P, r] (rows m0..) back to the read-out rows: -dR to each sample's, the mean over samples to each reference's. */
+/**
+ * dR [B*P, r] (rows m0..) back to the read-out rows of dYT [cols, rows] (transposed): -dR to
+ * each sample's, the mean over samples to each reference's.
+ */
 function scatterResidual(
   dR: Float32Array,
   m0: number,
   pl: number,
   r: number,
-  cols: number,
+  rows: number,
   itemSrc: Int32Array,
   refSrc: Int32Array,
   dRef: Float64Array,
-  dY: Float32Array,
+  dYT: Float32Array,
 ): void {
   dRef.fill(0);
+  const o = 2 * rows;
   for (let j = 0; j < itemSrc.length; j++) {
     const q = j % pl;
-    const y0 = itemSrc[j] * cols + 2;
+    const y0 = o + itemSrc[j];
     const d0 = (m0 + j) * r;
     for (let ch = 0; ch < r; ch++) {
       const g = dR[d0 + ch];
-      dY[y0 + ch] -= g;
+      dYT[y0 + ch * rows] -= g;
       dRef[q * r + ch] += g;
     }
   }
   const nRef = refSrc.length / pl;
   for (let j = 0; j < refSrc.length; j++) {
     const q = j % pl;
-    const y0 = refSrc[j] * cols + 2;
-    for (let ch = 0; ch < r; ch++) dY[y0 + ch] += dRef[q * r + ch] / nRef;
+    const y0 = o + refSrc[j];
+    for (let ch = 0; ch < r; ch++) dYT[y0 + ch * rows] += dRef[q * r + ch] / nRef;
   }
 }
 
@@ -723,7 +733,7 @@ export async function stepGradients(
   const refSrc = shapes.map((_, l) => srcRows(l, refU, plan.references));
 
   // ---- 1x1 read-out of every distinct map: Y = X @ inW --------------------------------
-  // With a transposing product (matMulTA) no transposed copy of X is needed for inW's gradient.
+  // TF.js (no matMulTA) multiplies X^T @ dY for inW's gradient fastest, from a transposed copy.
   const X = buf.get('X', rows * c, false);
   const XT = matMulTA ? null : buf.get('XT', c * rows);
   for (let l = 0; l < L; l++)
@@ -854,7 +864,9 @@ export async function stepGradients(
   }
 
   // ---- backward: patch heads and residual head, down to dY = d loss / d (X @ inW) --------
-  const dY = buf.get('dY', rows * cols);
+  // Kept transposed, dYT [cols, rows]: inW's gradient is then the plain product dYT @ X, which
+  // onnxruntime runs in about 3/4 of the time of X^T @ dY (no transposed packing of X).
+  const dYT = buf.get('dYT', cols * rows);
   const dPatchB = new Float64Array(2);
   for (let l = 0; l < L; l++) {
     for (const [col, head] of [
@@ -866,7 +878,7 @@ export async function stepGradients(
       for (let j = 0; j < g.length; j++) {
         if (g[j] === 0) continue;
         const v = g[j] * sgn(patchPre[l][j * 2 + col]);
-        dY[itemSrc[l][j] * cols + col] += v;
+        dYT[col * rows + itemSrc[l][j]] += v;
         dPatchB[col] += v;
       }
     }
@@ -939,18 +951,23 @@ export async function stepGradients(
         itemRowOff[l],
         P[l],
         r,
-        cols,
+        rows,
         itemSrc[l],
         refSrc[l],
         new Float64Array(P[l] * r),
-        dY,
+        dYT,
       );
   }
   if (reaches('inW')) {
     const gInW = buf.get('gInW', c * cols, false);
-    grads.inW = matMulTA
-      ? await matMulTA(X, c, rows, dY, cols, gInW)
-      : await matMul(XT!, c, rows, dY, cols, gInW);
+    if (XT) {
+      const dY = buf.get('dY', rows * cols, false);
+      transpose(dYT, cols, rows, dY);
+      grads.inW = await matMul(XT, c, rows, dY, cols, gInW);
+    } else {
+      const gT = await matMul(dYT, cols, rows, X, c, buf.get('gInWT', cols * c, false));
+      grads.inW = transpose(gT, cols, c, gInW);
+    }
   }
   return { losses, grads, bn };
 }
