@@ -18,7 +18,7 @@ import { aucRoc, averagePrecision, headAnomalyScore, meanStd } from '../../engin
 import type { FeatureMap, HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
 import {
   fitPatchCore,
-  patchCoreScores,
+  patchCoreScoresAsync,
   patchEmbedding,
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
@@ -293,7 +293,7 @@ export class BenchDataset {
     const chunk = 32;
     for (let s = 0; s < others.length; s += chunk) {
       const part = others.slice(s, s + chunk);
-      const sc = patchCoreScores(
+      const sc = await patchCoreScoresAsync(
         model,
         part.map((it) => patchEmbedding(this.patchLayers(it)!)),
       );

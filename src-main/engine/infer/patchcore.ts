@@ -13,12 +13,14 @@
  *   sample), which bounds the cost of fitting on large projects.
  * - The bank records each patch's source image (PatchCoreModel.source), so that a training
  *   normal can be scored leave-one-out (its own patches skipped), like the kNN head's.
- * - Distances: |q|^2 + |b|^2 - 2 q.b, the products by blocked matrix multiplication on the
- *   TF.js backend.
+ * - Distances: |q|^2 + |b|^2 - 2 q.b. patchCoreScores computes the products in loops (TF.js
+ *   wasm's matMul is slow on the wide [patches, bank] output); patchCoreScoresAsync as one
+ *   product per block of queries on matmul-runtime.ts (onnxruntime's GEMM when installed).
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError, type FeatureMap } from '../types';
 import { Rng } from '../util/rng';
+import { headMatMul, type MatMulFn } from '../train/matmul-runtime';
 
 export interface PatchCoreOptions {
   /** Share of the training patches kept in the bank (the paper: 0.1, or 0.01). */
@@ -308,6 +310,44 @@ function dotAt(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: nu
   return d0 + d1 + d2 + d3;
 }
 
+/** Each bank patch's squared norm, and the bank transposed ([dim, count]) for the products. */
+const bankCache = new WeakMap<PatchCoreModel, { norm: Float32Array; transposed?: Float32Array }>();
+
+function bankOf(model: PatchCoreModel, transposed: boolean): { norm: Float32Array; transposed?: Float32Array } {
+  const { dim, count, bank } = model;
+  let c = bankCache.get(model);
+  if (!c) {
+    const norm = new Float32Array(count);
+    for (let j = 0; j < count; j++) {
+      let s = 0;
+      for (let t = 0; t < dim; t++) s += bank[j * dim + t] ** 2;
+      norm[j] = s;
+    }
+    c = { norm };
+    bankCache.set(model, c);
+  }
+  if (transposed && !c.transposed) {
+    const tr = new Float32Array(dim * count);
+    for (let j = 0; j < count; j++) for (let t = 0; t < dim; t++) tr[t * count + j] = bank[j * dim + t];
+    c.transposed = tr;
+  }
+  return c;
+}
+
+/** A query map's patches in the bank's space, after checking its shape. */
+function queryPatches(model: PatchCoreModel, m: FeatureMap): Float32Array {
+  const { dim, h, w } = model;
+  const inDim = model.projection ? model.projection.length / dim : dim;
+  if (m.h !== h || m.w !== w || m.c !== inDim)
+    throw new EngineError(`PatchCore: query map ${m.h}x${m.w}x${m.c}, the bank's is ${h}x${w}x${inDim}.`);
+  return patchesOf(m, inDim, model.projection, dim);
+}
+
+/** Distance from the squared norm of a patch and its least |b|^2 - 2 q.b (0 when every bank patch was excluded). */
+function distance(qn: number, best: number): number {
+  return Number.isFinite(best) ? Math.sqrt(Math.max(0, best + qn)) : 0;
+}
+
 /**
  * Nearest-bank-patch distance of every patch of the queries (embedded maps); `exclude[i]`, when
  * given and not -1, is the training image whose patches query i may not match (leave-one-out).
@@ -319,22 +359,12 @@ export function patchCoreScores(
 ): PatchCoreScores {
   const { dim, count, h, w, source } = model;
   const ppi = h * w;
-  const inDim = model.projection ? model.projection.length / dim : dim;
   const maps = new Float32Array(queries.length * ppi);
   const score = new Float32Array(queries.length);
-  const bankNorm = new Float32Array(count);
-  for (let j = 0; j < count; j++) {
-    let s = 0;
-    for (let t = 0; t < dim; t++) s += model.bank[j * dim + t] ** 2;
-    bankNorm[j] = s;
-  }
-  // Plain loops: on the wasm backend a matMul with a wide output ([patches, bank]) runs at a
-  // small fraction of its speed on other shapes, slower than this.
+  const bankNorm = bankOf(model, false).norm;
   const bank = model.bank;
   queries.forEach((m, i) => {
-    if (m.h !== h || m.w !== w || m.c !== inDim)
-      throw new EngineError(`PatchCore: query map ${m.h}x${m.w}x${m.c}, the bank's is ${h}x${w}x${inDim}.`);
-    const q = patchesOf(m, inDim, model.projection, dim);
+    const q = queryPatches(model, m);
     const self = exclude?.[i] ?? -1;
     let top = 0;
     for (let p = 0; p < ppi; p++) {
@@ -347,11 +377,63 @@ export function patchCoreScores(
         const d2 = bankNorm[j] - 2 * dotAt(q, qo, bank, bo, dim);
         if (d2 < best) best = d2;
       }
-      const d = Number.isFinite(best) ? Math.sqrt(Math.max(0, best + qn)) : 0;
+      const d = distance(qn, best);
       maps[i * ppi + p] = d;
       if (d > top) top = d;
     }
     score[i] = top;
   });
+  return { score, maps, h, w };
+}
+
+/** Entries of a block's [patches, bank] product, at most (about 32 MB). */
+const BLOCK_ENTRIES = 8_000_000;
+
+/**
+ * patchCoreScores with q.b for a block of queries' patches against the whole bank as one
+ * matrix product on `matMul` (default: matmul-runtime.ts's runtime): the same distances up to
+ * float rounding, at the speed of a native GEMM.
+ */
+export async function patchCoreScoresAsync(
+  model: PatchCoreModel,
+  queries: readonly FeatureMap[],
+  exclude?: readonly number[],
+  matMul?: MatMulFn,
+  blockEntries = BLOCK_ENTRIES,
+): Promise<PatchCoreScores> {
+  const { dim, count, h, w, source } = model;
+  const ppi = h * w;
+  const maps = new Float32Array(queries.length * ppi);
+  const score = new Float32Array(queries.length);
+  const { norm: bankNorm, transposed: bankT } = bankOf(model, true);
+  const product = matMul ?? (await headMatMul()).matMul;
+  const per = Math.max(1, Math.floor(blockEntries / (ppi * count)));
+  const q = new Float32Array(Math.min(per, queries.length) * ppi * dim);
+  const dots = new Float32Array(Math.min(per, queries.length) * ppi * count);
+  for (let s = 0; s < queries.length; s += per) {
+    const n = Math.min(per, queries.length - s);
+    for (let i = 0; i < n; i++) q.set(queryPatches(model, queries[s + i]), i * ppi * dim);
+    const rows = n * ppi;
+    await product(q.subarray(0, rows * dim), rows, dim, bankT!, count, dots.subarray(0, rows * count));
+    for (let i = 0; i < n; i++) {
+      const self = exclude?.[s + i] ?? -1;
+      let top = 0;
+      for (let p = 0; p < ppi; p++) {
+        const r = i * ppi + p;
+        let qn = 0;
+        for (let t = r * dim, e = t + dim; t < e; t++) qn += q[t] * q[t];
+        let best = Infinity;
+        for (let j = 0, o = r * count; j < count; j++, o++) {
+          if (source[j] === self) continue;
+          const d2 = bankNorm[j] - 2 * dots[o];
+          if (d2 < best) best = d2;
+        }
+        const d = distance(qn, best);
+        maps[(s + i) * ppi + p] = d;
+        if (d > top) top = d;
+      }
+      score[s + i] = top;
+    }
+  }
   return { score, maps, h, w };
 }

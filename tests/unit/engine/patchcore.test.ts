@@ -4,11 +4,13 @@ import {
   greedyCoreset,
   localAverage,
   patchCoreScores,
+  patchCoreScoresAsync,
   patchEmbedding,
   resizeMap,
 } from '../../../src-main/engine/infer/patchcore';
 import type { FeatureMap } from '../../../src-main/engine/types';
 import { Rng } from '../../../src-main/engine/util/rng';
+import { headMatMul } from '../../../src-main/engine/train/matmul-runtime';
 
 const map = (h: number, w: number, c: number, f: (y: number, x: number, k: number) => number): FeatureMap => {
   const data = new Float32Array(h * w * c);
@@ -135,4 +137,36 @@ describe('PatchCore bank options (the product head)', () => {
     // Leaving out another image changes nothing for this one.
     expect(patchCoreScores(m, normals.slice(0, 1), [5]).score[0]).toBeLessThan(0.01);
   });
+});
+
+describe('PatchCore scoring as matrix products (patchCoreScoresAsync)', () => {
+  const rng = new Rng(7);
+  const noise = (): FeatureMap => map(5, 3, 24, () => rng.normal());
+  const normals = Array.from({ length: 12 }, noise);
+  const queries = [...Array.from({ length: 9 }, noise), normals[2], normals[4]];
+  const exclude = queries.map((_, i) => (i === 9 ? 2 : i === 10 ? 7 : -1));
+
+  for (const runtime of ['tfjs', 'onnxruntime'] as const) {
+    it(`gives the loops' distances and leave-one-out on ${runtime}, over several blocks`, async () => {
+      const model = fitPatchCore(normals, { coresetRatio: 1, coresetMax: 0, seed: 2 });
+      const want = patchCoreScores(model, queries, exclude);
+      const mm = await headMatMul(runtime);
+      expect(mm.runtime).toBe(runtime);
+      // A bank this small fits every query in one block: also a block of one query each.
+      for (const got of [
+        await patchCoreScoresAsync(model, queries, exclude, mm.matMul),
+        await patchCoreScoresAsync(model, queries, exclude, mm.matMul, model.h * model.w * model.count),
+      ]) {
+        expect([got.h, got.w]).toEqual([5, 3]);
+        // Squared distances (|q|^2 ~ 24 here): the square root of a rounding error near 0 is ~1e-3.
+        const near = (a: Float32Array, b: Float32Array) => {
+          for (let i = 0; i < b.length; i++) expect(Math.abs(a[i] ** 2 - b[i] ** 2)).toBeLessThan(1e-4);
+        };
+        near(got.maps, want.maps);
+        near(got.score, want.score);
+      }
+      expect(want.score[10]).toBeLessThan(0.01); // its own image is in the bank, another left out
+      expect(want.score[9]).toBeGreaterThan(1); // its own image left out
+    });
+  }
 });
