@@ -26,6 +26,8 @@ function intArg(name: string, min: number, max: number) {
 
 const inputOption = () =>
   new Option('--input <size>', 'model input size').choices(['224', '448']).default('224');
+const squareOption = () =>
+  new Option('--square', 'square input even for elongated images (default: they keep their aspect)');
 
 // The engine's BACKBONE_NAMES (not imported: that module loads TF.js at start-up).
 const backboneOption = (what: string) =>
@@ -111,6 +113,7 @@ export function buildProgram(): Command {
       0,
     )
     .addOption(inputOption())
+    .addOption(squareOption())
     .addOption(backboneOption('mobilenet (fast, default) or resnet50 (accurate)').default('mobilenet'))
     .addOption(methodOption())
     .addOption(
@@ -144,6 +147,7 @@ export function buildProgram(): Command {
       100,
     )
     .addOption(inputOption())
+    .addOption(squareOption())
     .addOption(backboneOption('mobilenet (fast, default) or resnet50 (accurate)').default('mobilenet'))
     .option('--name <name>', 'file name (without extension) under --out', 'table')
     .option('--out <dir>', 'folder to write into', 'docs/benchmarks')

@@ -117,17 +117,18 @@ export async function decodeImage(path: string, opts: DecodeOptions = {}): Promi
 }
 
 /**
- * Decodes and squashes to size x size in one pipeline (no aspect kept, like
- * torchvision Resize((s, s))): libvips can shrink while decoding, which is much faster
- * than decoding at full resolution first.
+ * Decodes and squashes to size x size (or the given width x height) in one pipeline (no aspect
+ * kept, like torchvision Resize((s, s))): libvips can shrink while decoding, which is much
+ * faster than decoding at full resolution first.
  */
 export async function loadImageResized(
   path: string,
-  size: number,
+  size: number | { width: number; height: number },
   opts: DecodeOptions = {},
 ): Promise<RgbImage> {
   const options = await checkHeader(path, opts.maxPixels ?? MAX_IMAGE_PIXELS);
-  const pipeline = sharp(path, options).rotate().resize(size, size, { fit: 'fill', kernel: RESIZE_KERNEL });
+  const { width, height } = typeof size === 'number' ? { width: size, height: size } : size;
+  const pipeline = sharp(path, options).rotate().resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL });
   return run(path, toRgb(pipeline));
 }
 

@@ -18,6 +18,7 @@ import { manifestValidation, validationMetrics, type ValidationResult } from './
 import { trainChosen } from './choose';
 import { chosenWeightOf, withProvisionalCombination } from './provisional';
 import { openTrainingSession, trainingImages } from './training-images';
+import { sameShape, shapeForImages, type InputShape } from './features/geometry';
 import { EngineError, type ImageScore, type ProgressFn, type TrainSettings } from './types';
 
 export interface TrainRequest {
@@ -27,6 +28,12 @@ export interface TrainRequest {
   outDir: string;
   /** Side of the square model input (the app offers 224 and 448; tests use less). */
   inputSize?: number;
+  /**
+   * Fast mode's level-0 height and width; null: square. Absent: chosen from the training
+   * images' median aspect ratio (features/geometry.ts), square unless they are elongated.
+   * Full mode always trains square.
+   */
+  inputShape?: InputShape | null;
   /** 'mobilenet' (default, fast) or 'resnet50' (accurate); the manifest records it. */
   backbone?: string;
   /** Backbone layer feeding the heads (default: the backbone's default). */
@@ -86,8 +93,19 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   const tapLayers =
     req.tapLayers ??
     headTapLayers(settings, req.session?.spec.id ?? backboneIdOf(req.backbone ?? 'mobilenet'));
+  const inputShape =
+    req.inputShape === undefined
+      ? await shapeForImages(
+          req.session?.spec.inputSize ?? req.inputSize ?? 224,
+          [...req.normals, ...req.anomalies].map((x) => x.path),
+        )
+      : (req.inputShape ?? undefined);
   const given =
-    req.session && tapLayers.every((t) => req.session!.spec.tapLayers?.includes(t)) ? req.session : undefined;
+    req.session &&
+    tapLayers.every((t) => req.session!.spec.tapLayers?.includes(t)) &&
+    sameShape(req.session.spec.inputShape, inputShape)
+      ? req.session
+      : undefined;
   const session =
     given ??
     (await openTrainingSession({
@@ -99,6 +117,7 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
             featureLayer: req.session.spec.featureLayer,
           }
         : {}),
+      inputShape,
       tapLayers,
     }));
   try {
@@ -170,7 +189,7 @@ export async function openScorer(
   modelDir: string,
   opts: Omit<
     FeatureSessionOptions,
-    'backbone' | 'inputSize' | 'featureLayer' | 'tapLayers' | 'levels' | 'spec'
+    'backbone' | 'inputSize' | 'inputShape' | 'featureLayer' | 'tapLayers' | 'levels' | 'spec'
   > & {
     /** Refuse a model trained on another backbone (a name or id, backbone/index.ts backboneIdOf). */
     expectBackbone?: string;
@@ -189,6 +208,7 @@ export async function openScorer(
   const { backbone } = model.manifest;
   const spec = backboneSpecFor(backbone.id, {
     inputSize: backbone.inputSize,
+    inputShape: backbone.inputShape,
     featureLayer: backbone.featureLayer,
     tapLayers: backbone.tapLayers,
   });

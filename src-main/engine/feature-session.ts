@@ -12,6 +12,7 @@ import { cutPaste } from './train/pseudo-anomaly';
 import { Rng } from './util/rng';
 import { EngineError, type BackboneSpec, type ImageFeatures, type TrainSettings } from './types';
 import { listImagesDeep } from '../data/adapters/common';
+import { inputDims, sameShape, type InputShape } from './features/geometry';
 
 export interface FeatureSessionOptions {
   /** 'mobilenet' (default) or 'resnet50', or an engine id (backbone/index.ts BACKBONE_NAMES). */
@@ -19,6 +20,8 @@ export interface FeatureSessionOptions {
   /** Further layers whose level-0 maps come with the features (ImageFeatures.taps). */
   tapLayers?: string[];
   inputSize?: number;
+  /** Level-0 height and width for elongated images (features/geometry.ts); absent: square. */
+  inputShape?: InputShape;
   featureLayer?: string;
   levels?: number;
   cacheDir?: string;
@@ -60,6 +63,7 @@ export class FeatureSession {
       opts.spec ??
       backboneSpecFor(opts.backbone ?? 'mobilenet', {
         inputSize: opts.inputSize ?? 224,
+        inputShape: opts.inputShape,
         featureLayer: opts.featureLayer,
         tapLayers: opts.tapLayers,
       });
@@ -86,6 +90,7 @@ export class FeatureSession {
   serves(backbone: {
     id: string;
     inputSize: number;
+    inputShape?: InputShape;
     featureLayer: string;
     levels: number;
     tapLayers?: string[];
@@ -95,6 +100,7 @@ export class FeatureSession {
       !s.fineTuned &&
       s.id === backbone.id &&
       s.inputSize === backbone.inputSize &&
+      sameShape(s.inputShape, backbone.inputShape) &&
       s.featureLayer === backbone.featureLayer &&
       this.levels === backbone.levels &&
       (s.tapLayers ?? []).join() === (backbone.tapLayers ?? []).join()
@@ -135,11 +141,14 @@ export class FeatureSession {
     perImage: number,
     onProgress?: (done: number, total: number) => void,
   ): Promise<ImageFeatures[][]> {
-    const size = this.spec.inputSize;
+    const { inputShape } = this.spec;
+    const size = inputDims(this.spec);
+    // A square input keeps the key it always had, so cached variants stay valid.
+    const sizeKey = inputShape ? `${size.width}x${size.height}` : `${this.spec.inputSize}`;
     const inputs = [];
     for (const n of normals) {
       for (let j = 0; j < perImage; j++) {
-        const key = `${n.hash}/${PSEUDO_VERSION}/${size}/${j}`;
+        const key = `${n.hash}/${PSEUDO_VERSION}/${sizeKey}/${j}`;
         inputs.push({
           key,
           image: async () => {

@@ -40,6 +40,8 @@ export const MODEL_FORMAT_VERSION = MODEL_FORMAT_VERSIONS[MODEL_FORMAT_VERSIONS.
 export interface ManifestBackbone {
   id: string;
   inputSize: number;
+  /** BackboneSpec.inputShape (elongated images); absent: square, as in every file from before. */
+  inputShape?: { height: number; width: number };
   featureLayer: string;
   levels: number;
   /** BackboneSpec.tapLayers the heads read; absent when none (and in files from before). */
@@ -255,6 +257,7 @@ export async function saveModel(dir: string, model: SavedModel | SaveModelInput)
     backbone: {
       id: base.backbone.id,
       inputSize: base.backbone.inputSize,
+      ...(base.backbone.inputShape ? { inputShape: { ...base.backbone.inputShape } } : {}),
       featureLayer: base.backbone.featureLayer,
       levels: base.backbone.levels,
       ...(base.backbone.tapLayers && base.backbone.tapLayers.length > 0

@@ -72,6 +72,7 @@ export const ManifestSchema = z.looseObject({
   backbone: z.looseObject({
     id: z.string().min(1),
     inputSize: int.min(32).max(4096),
+    inputShape: z.object({ height: int.min(32).max(8192), width: int.min(32).max(8192) }).optional(),
     featureLayer: z.string().min(1),
     levels: positive.max(6),
   }),

@@ -5,6 +5,7 @@
  * the same images in the same order.
  */
 import { FeatureSession } from './feature-session';
+import type { InputShape } from './features/geometry';
 import { throwIfAborted } from './train/abort';
 import { EngineError, type ProgressFn, type TrainSettings } from './types';
 import type { ValidationAnomaly, ValidationNormal } from './validate';
@@ -27,6 +28,7 @@ export interface TrainingImages {
 export interface SessionRequest {
   backbone?: string;
   inputSize?: number;
+  inputShape?: InputShape;
   featureLayer?: string;
   tapLayers?: string[];
   cacheDir?: string;
@@ -37,6 +39,7 @@ export function openTrainingSession(req: SessionRequest): Promise<FeatureSession
   return FeatureSession.open({
     backbone: req.backbone,
     inputSize: req.inputSize,
+    inputShape: req.inputShape,
     featureLayer: req.featureLayer,
     tapLayers: req.tapLayers,
     cacheDir: req.cacheDir,

@@ -64,8 +64,13 @@ export interface BackboneSpec {
   modelDir: string;
   /** Name of the layer whose output is the feature map. */
   featureLayer: string;
-  /** Side of the square input (224 or 448). */
+  /** Side of the square input (224 or 448); the short side when inputShape is given. */
   inputSize: number;
+  /**
+   * Level-0 height and width when the project's images are elongated (features/geometry.ts);
+   * absent: inputSize x inputSize, as every model before it.
+   */
+  inputShape?: { height: number; width: number };
   /**
    * An earlier layer whose per-channel mean and standard deviation (level 0) the extractor
    * also returns (ImageFeatures.pooled), for the global head. Absent: the head pools the

@@ -51,6 +51,7 @@ export async function validateModel(req: ValidateModelRequest): Promise<Validate
     ? await FeatureSession.open({
         spec: backboneSpecFor(backbone.id, {
           inputSize: backbone.inputSize,
+          inputShape: backbone.inputShape,
           featureLayer: backbone.featureLayer,
           tapLayers: backbone.tapLayers,
         }),

@@ -10,6 +10,7 @@ import { makeSplit } from '../../data/splits';
 import type { Dataset, DatasetItem, Setting } from '../../data/types';
 import { backboneIdOf, backboneSpecFor } from '../../engine/backbone';
 import { FeatureSession, type PathFeatures } from '../../engine/feature-session';
+import { shapeForImages, type InputShape } from '../../engine/features/geometry';
 import { trainFast } from '../../engine/train';
 import { trainChosen } from '../../engine/choose';
 import { DEFAULT_VALIDATE_FOLDS } from '../../api/defaults';
@@ -54,6 +55,8 @@ export interface BackboneInfo {
   id: string;
   featureLayer: string;
   inputSize: number;
+  /** Level-0 height and width when the data set's images are elongated; absent: square. */
+  inputShape?: InputShape;
   levels: number;
 }
 
@@ -445,6 +448,8 @@ export interface BenchOptions extends BenchHooks {
   method?: Method;
   settings?: Partial<TrainSettings>;
   cacheDir?: string;
+  /** Keep the square input even for elongated images. */
+  square?: boolean;
 }
 
 /**
@@ -457,11 +462,12 @@ export async function openPatchCoreSource(
   cacheDir?: string,
   options?: Partial<PatchCoreOptions>,
   backbone = 'mobilenet',
+  inputShape?: InputShape,
 ): Promise<PatchCoreSource> {
   const [fine] = patchCoreTapLayers(backboneIdOf(backbone));
   if (!fine) throw new Error(`PatchCore: no finer layer known for the backbone ${backbone}`);
   const session = await FeatureSession.open({
-    spec: backboneSpecFor(backbone, { inputSize, featureLayer: fine }),
+    spec: backboneSpecFor(backbone, { inputSize, inputShape, featureLayer: fine }),
     levels: 1,
     cacheDir,
   });
@@ -481,26 +487,103 @@ export function seedList(start: number, count: number): number[] {
 }
 
 export function backboneInfo(session: FeatureSession): BackboneInfo {
-  const { id, featureLayer, inputSize } = session.spec;
-  return { id, featureLayer, inputSize, levels: session.levels };
+  const { id, featureLayer, inputSize, inputShape } = session.spec;
+  return { id, featureLayer, inputSize, ...(inputShape ? { inputShape } : {}), levels: session.levels };
+}
+
+export interface BenchSessionOptions {
+  backbone?: string;
+  inputSize: number;
+  featureLayer?: string;
+  cacheDir?: string;
+  /** Open PatchCore's layers beside each session. */
+  patchcore: boolean;
+  /** Keep the square input even for elongated images (the comparison of docs/benchmarks/choices.md). */
+  square?: boolean;
+}
+
+interface OpenSessions {
+  session: FeatureSession;
+  patch?: PatchCoreSource;
+}
+
+/**
+ * The feature sessions of a benchmark, one per input shape: a data set of elongated images
+ * gets the input the app would choose for a project of them (features/geometry.ts, from the
+ * images' sizes alone), every other data set shares the square one.
+ */
+export class BenchSessions {
+  private readonly byShape = new Map<string, Promise<OpenSessions>>();
+
+  constructor(private readonly opts: BenchSessionOptions) {}
+
+  /** The sessions for a data set's images. */
+  async for(ds: Dataset): Promise<OpenSessions> {
+    const { opts } = this;
+    const shape = opts.square
+      ? undefined
+      : await shapeForImages(
+          opts.inputSize,
+          ds.items.map((it) => it.path),
+        );
+    return this.of(shape);
+  }
+
+  /** The sessions of one input shape (undefined: square). */
+  of(shape: InputShape | undefined): Promise<OpenSessions> {
+    const { opts } = this;
+    const key = shape ? `${shape.height}x${shape.width}` : 'square';
+    let got = this.byShape.get(key);
+    if (!got) {
+      got = (async () => {
+        const session = await FeatureSession.open({
+          backbone: opts.backbone,
+          inputSize: opts.inputSize,
+          inputShape: shape,
+          featureLayer: opts.featureLayer,
+          cacheDir: opts.cacheDir,
+        });
+        const patch = opts.patchcore
+          ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone, shape)
+          : undefined;
+        return { session, ...(patch ? { patch } : {}) };
+      })();
+      this.byShape.set(key, got);
+    }
+    return got;
+  }
+
+  async close(): Promise<void> {
+    for (const got of this.byShape.values()) {
+      const { session, patch } = await got.catch(() => ({ session: null, patch: undefined }));
+      await session?.close();
+      await closePatchCoreSource(patch);
+    }
+  }
+}
+
+/** Says when a data set's input is not square: its numbers are then not the square input's. */
+export function logShape(hooks: BenchHooks, ds: Dataset, session: FeatureSession): void {
+  const shape = session.spec.inputShape;
+  if (shape) hooks.log?.(`${ds.name}: input ${shape.width}x${shape.height} (elongated images keep their aspect)`);
 }
 
 export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
   const t0 = performance.now();
   const method = opts.method ?? 'swan';
-  const session = await FeatureSession.open({
-    backbone: opts.backbone,
-    inputSize: opts.inputSize,
-    featureLayer: opts.featureLayer,
-    cacheDir: opts.cacheDir,
+  const sessions = new BenchSessions({
+    ...opts,
+    patchcore: usesPatchCoreLayers([method], opts.settings),
   });
-  const patch = usesPatchCoreLayers([method], opts.settings)
-    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
-    : undefined;
   const runs: RunResult[] = [];
   let featureSeconds = 0;
+  let session: FeatureSession | undefined;
   try {
+    const opened = await sessions.for(opts.dataset);
+    session = opened.session;
+    const patch = opened.patch;
     opts.log?.(`backend: ${session.backend.description}`);
+    logShape(opts, opts.dataset, session);
     const data = await BenchDataset.open(opts.dataset, session, opts, patch);
     for (const knownClass of casesOf(opts.dataset, opts.setting)) {
       for (const seed of seedList(opts.seedStart ?? 0, opts.seeds)) {
@@ -518,8 +601,7 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
     }
     featureSeconds = data.featureSeconds;
   } finally {
-    await session.close();
-    await closePatchCoreSource(patch);
+    await sessions.close();
   }
   return summarise(
     {
@@ -529,8 +611,8 @@ export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {
       seedStart: opts.seedStart ?? 0,
       method,
       overrides: opts.settings ?? {},
-      backend: session.backend.description,
-      backbone: backboneInfo(session),
+      backend: session!.backend.description,
+      backbone: backboneInfo(session!),
     },
     runs,
     { features: featureSeconds, total: (performance.now() - t0) / 1000 },

@@ -6,14 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Dataset, Setting } from '../../data/types';
-import { FeatureSession } from '../../engine/feature-session';
 import type { TrainSettings } from '../../engine/types';
 import {
   backboneInfo,
   BenchDataset,
+  BenchSessions,
   casesOf,
-  closePatchCoreSource,
-  openPatchCoreSource,
+  logShape,
   usesPatchCoreLayers,
   patchCoreLayerNames,
   seedList,
@@ -36,6 +35,8 @@ export interface TableOptions extends BenchHooks {
   seeds: number;
   seedStart: number;
   inputSize: number;
+  /** Keep the square input even for elongated images. */
+  square?: boolean;
   /** 'mobilenet' (default) or 'resnet50'. */
   backbone?: string;
   featureLayer?: string;
@@ -77,15 +78,9 @@ export function settingsOf(ds: Dataset, shots: number[], only?: readonly Setting
 
 export async function runTable(opts: TableOptions): Promise<TableResult> {
   const t0 = performance.now();
-  const session = await FeatureSession.open({
-    backbone: opts.backbone,
-    inputSize: opts.inputSize,
-    featureLayer: opts.featureLayer,
-    cacheDir: opts.cacheDir,
-  });
-  const patch = usesPatchCoreLayers(opts.methods)
-    ? await openPatchCoreSource(opts.inputSize, opts.cacheDir, undefined, opts.backbone)
-    : undefined;
+  const sessions = new BenchSessions({ ...opts, patchcore: usesPatchCoreLayers(opts.methods) });
+  // The table's own backbone line is the square session's; a row of elongated images says its shape.
+  const { session, patch } = await sessions.of(undefined);
   const results: BenchResult[] = [];
   const perDataset: Record<string, number> = {};
   const snapshot = (): TableResult => {
@@ -142,7 +137,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
                 method,
                 overrides: {},
                 backend: session.backend.description,
-                backbone: backboneInfo(session),
+                backbone: backboneInfo(data.session),
               };
               const time = { features: data.featureSeconds, total: perDataset[data.ds.name] ?? 0 };
               return [summarise(ctx, got, time)];
@@ -156,7 +151,11 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
       for (let i = 0; i < opts.datasets.length; i++) {
         const ds = opts.datasets[i];
         const td = performance.now();
-        opened[i] ??= await BenchDataset.open(ds, session, opts, patch);
+        if (!opened[i]) {
+          const own = await sessions.for(ds);
+          logShape(opts, ds, own.session);
+          opened[i] = await BenchDataset.open(ds, own.session, opts, own.patch);
+        }
         const data = opened[i];
         for (const setting of settingsOf(ds, opts.shots, opts.settings)) {
           for (const knownClass of casesOf(ds, setting)) {
@@ -177,8 +176,7 @@ export async function runTable(opts: TableOptions): Promise<TableResult> {
       }
     }
   } finally {
-    await session.close();
-    await closePatchCoreSource(patch);
+    await sessions.close();
   }
   return snapshot();
 }

@@ -19,6 +19,7 @@ interface BenchTableCliOptions {
   seeds: number;
   seedStart: number;
   input: string;
+  square?: boolean;
   backbone: string;
   name: string;
   out: string;
@@ -117,6 +118,7 @@ export async function runBenchTable(opts: BenchTableCliOptions): Promise<void> {
     seeds: opts.seeds,
     seedStart: opts.seedStart,
     inputSize: Number(opts.input),
+    square: opts.square === true,
     backbone: opts.backbone,
     provenance: gitProvenance(root),
     command,

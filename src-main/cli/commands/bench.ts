@@ -14,6 +14,7 @@ interface BenchCliOptions extends DataOptions {
   seeds: number;
   seedStart: number;
   input: string;
+  square?: boolean;
   backbone: string;
   method: Method;
   baseline?: Method;
@@ -47,6 +48,7 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
     seeds: opts.seeds,
     seedStart: opts.seedStart,
     inputSize: Number(opts.input),
+    square: opts.square === true,
     backbone: opts.backbone,
     method: opts.baseline ?? opts.method,
     featureLayer: opts.featureLayer,

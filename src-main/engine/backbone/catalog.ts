@@ -5,7 +5,7 @@
  * 224 gives 7x7 for level 0 and 4x4 for the 112-pixel level 1).
  * A backbone missing here is not checked by shape at import; add its layers to check it.
  */
-import { levelSize } from '../features/level-size';
+import { levelDims } from '../features/geometry';
 
 export interface LayerInfo {
   channels: number;
@@ -66,6 +66,7 @@ export const BACKBONE_LAYERS: Record<string, Record<string, LayerInfo>> = {
 export function expectedLevelShapes(backbone: {
   id: string;
   inputSize: number;
+  inputShape?: { height: number; width: number };
   featureLayer: string;
   levels: number;
 }): { shapes: { h: number; w: number; c: number }[] } | { problem: string } | null {
@@ -79,8 +80,8 @@ export function expectedLevelShapes(backbone: {
     };
   }
   const shapes = Array.from({ length: backbone.levels }, (_, l) => {
-    const side = Math.ceil(levelSize(backbone.inputSize, l) / layer.stride);
-    return { h: side, w: side, c: layer.channels };
+    const { height, width } = levelDims(backbone, l);
+    return { h: Math.ceil(height / layer.stride), w: Math.ceil(width / layer.stride), c: layer.channels };
   });
   return { shapes };
 }

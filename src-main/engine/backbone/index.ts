@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { BackboneSpec } from '../types';
+import type { InputShape } from '../features/geometry';
 import { EngineError } from '../types';
 import type { Backbone } from './backbone';
 import { loadMobilenet } from './mobilenet';
@@ -154,9 +155,16 @@ export function resnet50Spec(
 /** The spec of a backbone by id or name, with that backbone's defaults for what is not given. */
 export function backboneSpecFor(
   backbone: string,
-  opts: { inputSize?: number; featureLayer?: string; tapLayers?: string[] } = {},
+  opts: { inputSize?: number; inputShape?: InputShape; featureLayer?: string; tapLayers?: string[] } = {},
 ): BackboneSpec {
-  const id = backboneIdOf(backbone);
+  const spec = baseSpecFor(backboneIdOf(backbone), opts);
+  return opts.inputShape ? { ...spec, inputShape: { ...opts.inputShape } } : spec;
+}
+
+function baseSpecFor(
+  id: string,
+  opts: { inputSize?: number; featureLayer?: string; tapLayers?: string[] },
+): BackboneSpec {
   if (id === RESNET50_ID) return resnet50Spec(opts.inputSize, opts.featureLayer, opts.tapLayers);
   if (id === RESNET18_ID) {
     const spec = resnet18Spec(opts.inputSize, opts.featureLayer);

@@ -37,6 +37,8 @@ export interface CacheConfig {
   /** What the pooled vector holds (features/luma-histogram.ts POOLED_CONTENT), null with no pooled layer. */
   pooledContent: string | null;
   inputSize: number;
+  /** BackboneSpec.inputShape; absent for a square input, so the square caches keep their keys. */
+  inputShape?: { height: number; width: number };
   levels: number;
   /**
    * BackboneSpec.tapLayers; absent (not empty) when there are none, so that the keys of

@@ -17,6 +17,7 @@ import { tfjsFeatureNet, type FeatureNet, type NetOutput } from './feature-net';
 import type { RuntimeChoice } from './runtime';
 import { LUMA_BINS, lumaHistogram } from './luma-histogram';
 import { levelSize } from './level-size';
+import { levelDims, type InputShape } from './geometry';
 
 export { levelSize };
 
@@ -39,6 +40,8 @@ export class FeatureComputer {
     readonly net: FeatureNet,
     readonly backend: BackendInfo,
     readonly levels: number,
+    /** The level-0 input: the spec's shape, else square. */
+    private readonly shape: { inputSize: number; inputShape?: InputShape } = { inputSize: net.inputSize },
   ) {}
 
   static async create(
@@ -53,6 +56,7 @@ export class FeatureComputer {
         await loadOnnxFeatureNet(spec, runtime.modelPath, runtime.threads),
         backend,
         levels,
+        spec,
       );
     }
     const backbone = await loadBackbone(spec);
@@ -62,7 +66,7 @@ export class FeatureComputer {
       backbone.dispose();
       throw err;
     }
-    return new FeatureComputer(tfjsFeatureNet(backbone), backend, levels);
+    return new FeatureComputer(tfjsFeatureNet(backbone), backend, levels, spec);
   }
 
   /** Around a backbone already loaded in this thread (full-mode training); dispose() frees it. */
@@ -75,7 +79,7 @@ export class FeatureComputer {
    * the level above: a resize of a resize is blurrier than the torchvision pipeline.
    */
   private async decode(item: WorkItem): Promise<RgbImage[]> {
-    const sizes = Array.from({ length: this.levels }, (_, l) => levelSize(this.net.inputSize, l));
+    const sizes = Array.from({ length: this.levels }, (_, l) => levelDims(this.shape, l));
     if (item.kind === 'path') return Promise.all(sizes.map((s) => loadImageResized(item.path, s)));
     const { image, label } = item;
     if (image.width * image.height * 3 !== image.data.length || image.width < 1 || image.height < 1) {
@@ -85,7 +89,9 @@ export class FeatureComputer {
       );
     }
     return Promise.all(
-      sizes.map((s) => (image.width === s && image.height === s ? image : resizeRgb(image, s, s))),
+      sizes.map((s) =>
+        image.width === s.width && image.height === s.height ? image : resizeRgb(image, s.width, s.height),
+      ),
     );
   }
 

@@ -9,7 +9,8 @@ import { EngineError } from '../types';
 import type { ImageFeatures } from '../types';
 import { defaultCacheDir, FeatureCache, sha256 } from './cache';
 import { FileHashes } from './file-hashes';
-import { describeError, FeatureComputer, levelSize } from './compute';
+import { describeError, FeatureComputer } from './compute';
+import { levelDims } from './geometry';
 import { WorkerPool } from './pool';
 import { chooseRuntime } from './runtime';
 import { POOLED_CONTENT } from './luma-histogram';
@@ -85,7 +86,8 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
   const levels = opts.levels ?? 2;
   const workers = opts.workers ?? 2;
   const batchSize = opts.batchSize ?? 8;
-  if (!Number.isInteger(levels) || levels < 1 || levelSize(spec.inputSize, levels - 1) < 32) {
+  const smallest = levelDims(spec, Math.max(0, levels - 1));
+  if (!Number.isInteger(levels) || levels < 1 || Math.min(smallest.height, smallest.width) < 32) {
     throw new EngineError(
       `Pyramid levels must be >= 1 and keep every level at least 32 pixels (got ${levels})`,
     );
@@ -110,6 +112,7 @@ export async function createFeatureExtractor(opts: FeatureExtractorOptions): Pro
     pooledLayer: spec.pooledLayer ?? null,
     pooledContent: spec.pooledLayer ? POOLED_CONTENT : null,
     inputSize: spec.inputSize,
+    ...(spec.inputShape ? { inputShape: spec.inputShape } : {}),
     levels,
     backend: backendTag(threadBackend),
     ...(spec.fineTuned ? { fineTuned: spec.fineTuned.sha256 } : {}),

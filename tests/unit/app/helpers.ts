@@ -14,18 +14,20 @@ export function tempDir(prefix = 'swan-app-'): { dir: string; cleanup(): void } 
 /** A small textured PNG; `brightness` shifts the mean so tests can predict the fake engine's ranking. */
 export async function makePng(
   path: string,
-  opts: { size?: number; brightness?: number; seed?: number } = {},
+  opts: { size?: number; width?: number; height?: number; brightness?: number; seed?: number } = {},
 ): Promise<void> {
   const size = opts.size ?? 32;
+  const width = opts.width ?? size;
+  const height = opts.height ?? size;
   const base = opts.brightness ?? 100;
   let s = opts.seed ?? 1;
-  const px = Buffer.alloc(size * size * 3);
+  const px = Buffer.alloc(width * height * 3);
   for (let i = 0; i < px.length; i++) {
     // A small LCG: deterministic texture without Math.random.
     s = (s * 1103515245 + 12345) & 0x7fffffff;
     px[i] = Math.max(0, Math.min(255, base + ((s >> 16) % 40) - 20));
   }
-  await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+  await sharp(px, { raw: { width, height, channels: 3 } })
     .png()
     .toFile(path);
 }
