@@ -12,7 +12,9 @@
  *   5. one head training step, the written-out step and TF.js's tape, CPU time and as a multiple
  *      of a reference matMul.
  *
- *   npm run bench:speed [-- --data-root DIR] [--skip-cli] [--app-only] [--backbone mobilenet,resnet50]
+ *   npm run bench:speed [-- --data-root DIR] [--skip-cli] [--app-only] [--step-only] [--backbone mobilenet,resnet50]
+ *
+ * --step-only: only 5. (the head step; no backbone unit, so its times are not in backbone images).
  *
  * --backbone: the app retrains (2.) run once per backbone named, each in its own fresh project;
  * the units stay MobileNet's per-image cost, so the backbones' times compare directly.
@@ -42,6 +44,8 @@ const { values } = parseArgs({
     'skip-cli': { type: 'boolean', default: false },
     /** Only the app's API path: the retrains, re-scoring and scoring new images (to look at one part). */
     'app-only': { type: 'boolean', default: false },
+    /** Only the head step (5.): to look at the step alone. */
+    'step-only': { type: 'boolean', default: false },
     /** Comma-separated: mobilenet (fast, the default), resnet50 (accurate). */
     backbone: { type: 'string', default: 'mobilenet' },
   },
@@ -53,9 +57,11 @@ const rows: { what: string; seconds: number; load: string; note?: string }[] = [
 function report(what: string, seconds: number, note?: string): void {
   rows.push({ what, seconds, load: load(), note });
   const ratio = seconds / perImage;
+  const inImages = Number.isFinite(ratio)
+    ? `  = ${ratio.toFixed(ratio < 10 ? 2 : 0).padStart(6)} backbone images`
+    : '';
   console.log(
-    `${what.padEnd(52)} ${seconds.toFixed(2).padStart(8)} s  = ${ratio.toFixed(ratio < 10 ? 2 : 0).padStart(6)} backbone images` +
-      `  (load ${load()})${note ? `  ${note}` : ''}`,
+    `${what.padEnd(52)} ${seconds.toFixed(3).padStart(8)} s${inImages}  (load ${load()})${note ? `  ${note}` : ''}`,
   );
 }
 
@@ -329,17 +335,20 @@ async function headStep(): Promise<void> {
     },
   ] as const;
   const perStep: Record<string, number> = {};
+  const wallPerStep: Record<string, number> = {};
   for (let round = 0; round < 3; round++) {
     for (const v of variants) {
       let from = 0;
       let to = 0;
+      let wallFrom = 0;
+      let wallTo = 0;
       try {
         await trainFast(data, settings, {
           ...v.opts,
           onProgress: (p) => {
             if (p.stage !== 'train') return;
-            if (p.step === 2) from = cpuMs();
-            if (p.step === steps) to = cpuMs();
+            if (p.step === 2) [from, wallFrom] = [cpuMs(), performance.now()];
+            if (p.step === steps) [to, wallTo] = [cpuMs(), performance.now()];
           },
         });
       } catch (err) {
@@ -347,6 +356,7 @@ async function headStep(): Promise<void> {
         continue;
       }
       perStep[v.name] = Math.min(perStep[v.name] ?? Infinity, (to - from) / (steps - 2));
+      wallPerStep[v.name] = Math.min(wallPerStep[v.name] ?? Infinity, (wallTo - wallFrom) / (steps - 2));
     }
   }
   const refAfter = Math.min(ref, referenceOpMs());
@@ -356,7 +366,8 @@ async function headStep(): Promise<void> {
     report(
       `head step (batch 48, 2 levels), ${v.label}`,
       ms / 1000,
-      `CPU; ${(ms / refAfter).toFixed(1)} reference matMuls; ${(ms / perStep.tape).toFixed(2)}x the tape's`,
+      `CPU; ${(ms / refAfter).toFixed(1)} reference matMuls; ${(ms / perStep.tape).toFixed(2)}x the tape's; ` +
+        `wall ${(wallPerStep[v.name] / 1000).toFixed(3)} s (${(wallPerStep[v.name] / wallPerStep.tape).toFixed(2)}x)`,
     );
   }
 }
@@ -367,10 +378,14 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(' ')}`,
 );
-await backboneCost();
-for (const b of backbones) await appPath(b);
-await newImagesScoring();
-if (!values['app-only']) {
+if (values['step-only']) {
+  await headStep();
+} else {
+  await backboneCost();
+  for (const b of backbones) await appPath(b);
+  await newImagesScoring();
+}
+if (!values['app-only'] && !values['step-only']) {
   if (!values['skip-cli']) cliWarmRetrain();
   await headStep();
 }

@@ -787,8 +787,8 @@ export async function stepGradients(
       if (pooledT) for (let k = 0; k < c; k++) pooledT[k * L * B + row] = v[k];
     }
   }
-  const G = await matMul(pooled, L * B, c, p.w1, H);
-  const hidden = new Float32Array(L * B * H);
+  const G = await matMul(pooled, L * B, c, p.w1, H, buf.get('G', L * B * H, false));
+  const hidden = buf.get('hidden', L * B * H, false);
   const normPre = new Float32Array(L * B);
   normalityForward(G, H, p, hidden, normPre);
 
@@ -851,13 +851,14 @@ export async function stepGradients(
   if (dScore.normality) {
     const dRow = new Float64Array(L * B);
     for (let l = 0; l < L; l++) for (let i = 0; i < B; i++) dRow[l * B + i] = dScore.normality[i] / L;
-    const dHid = new Float32Array(L * B * H);
+    const dHid = buf.get('dHid', L * B * H);
     const dW2 = new Float32Array(H);
     const dB1 = new Float64Array(H);
     const dB2 = normalityBackward(dRow, normPre, hidden, H, p.w2, dHid, dW2, dB1);
+    const gW1 = buf.get('gW1', c * H, false);
     grads.w1 = matMulTA
-      ? await matMulTA(pooled, c, L * B, dHid, H)
-      : await matMul(pooledT!, c, L * B, dHid, H);
+      ? await matMulTA(pooled, c, L * B, dHid, H, gW1)
+      : await matMul(pooledT!, c, L * B, dHid, H, gW1);
     grads.b1 = Float32Array.from(dB1);
     grads.w2 = dW2;
     grads.b2 = Float32Array.of(dB2);
