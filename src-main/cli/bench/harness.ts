@@ -372,6 +372,14 @@ export class BenchDataset {
             )
           : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
       if (state.combination) supervisedWeight = state.combination.supervisedWeight;
+      if (state.combination) {
+        const c = state.combination;
+        const f = (x: number | null | undefined) => (x == null ? '-' : x.toFixed(3));
+        const byScale = c.candidates
+          .filter((x) => x.patchcoreScale !== undefined && (x.weight === 0 || x.weight === c.supervisedWeight))
+          .map((x) => `x${+x.patchcoreScale!.toFixed(3)} w${x.weight}: seen ${f(x.seenAuc)} pseudo ${f(x.unseenAuc.pseudo)}`);
+        this.hooks.log?.(`  choice: ${c.reason}${byScale.length ? `\n  evidence: ${byScale.join('; ')}` : ''}`);
+      }
       patchcoreScale = state.combination?.patchcoreScale;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();

@@ -102,8 +102,16 @@ export function fitPatchCoreHead(
     maps,
     normals.map((_, i) => i),
   );
+  looOf.set(state, loo);
   return { state, calibration: stats(loo.score) };
 }
+
+/**
+ * The training normals' leave-one-out scores of a fitted state (not saved with a model): a
+ * training normal scored without its own patches again (the cross-validation's held-out and
+ * reference normals, the queue's training images) is looked up, not searched again.
+ */
+const looOf = new WeakMap<PatchCoreHeadState, PatchCoreScores>();
 
 /** The last fit, by its normals' fingerprints and seed: a retrain on the same good images reuses it. */
 let lastFit: { key: string; fit: PatchCoreHeadFit } | null = null;
@@ -139,20 +147,30 @@ export function patchCoreHeadScores(
   feats: readonly ImageFeatures[],
   exclude?: readonly number[],
 ): PatchCoreScores {
-  if (exclude)
-    return patchCoreScores(
-      state,
-      feats.map((f) => embed(f, state.taps)),
-      exclude,
-    );
   const index = new Map<string, number>();
   for (let i = 0; i < state.fingerprints.length / 2; i++) {
     const key = `${state.fingerprints[2 * i]},${state.fingerprints[2 * i + 1]}`;
     if (!index.has(key)) index.set(key, i);
   }
-  return patchCoreScores(
+  const own = feats.map((f) => index.get(fingerprint(f).join()) ?? -1);
+  const ex = exclude ?? own;
+  // Training normal k scored without its own patches: its leave-one-out score of the fit.
+  const loo = looOf.get(state);
+  const known = feats.map((_, i) => (loo && ex[i] >= 0 && ex[i] === own[i] ? ex[i] : -1));
+  const todo = feats.flatMap((_, i) => (known[i] < 0 ? [i] : []));
+  const searched = patchCoreScores(
     state,
-    feats.map((f) => embed(f, state.taps)),
-    feats.map((f) => index.get(fingerprint(f).join()) ?? -1),
+    todo.map((i) => embed(feats[i], state.taps)),
+    todo.map((i) => ex[i]),
   );
+  if (todo.length === feats.length) return searched;
+  const ppi = state.h * state.w;
+  const score = new Float32Array(feats.length);
+  const maps = new Float32Array(feats.length * ppi);
+  feats.forEach((_, i) => {
+    const [from, j] = known[i] >= 0 ? [loo!, known[i]] : [searched, todo.indexOf(i)];
+    score[i] = from.score[j];
+    maps.set(from.maps.subarray(j * ppi, (j + 1) * ppi), i * ppi);
+  });
+  return { score, maps, h: state.h, w: state.w };
 }

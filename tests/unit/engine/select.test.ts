@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { trainChosen } from '../../../src-main/engine/choose';
 import { scoreFeatures } from '../../../src-main/engine/infer';
+import { patchCoreHeadScores } from '../../../src-main/engine/infer/patchcore-head';
 import { chooseCombination, splitParts, type PartScore } from '../../../src-main/engine/select';
 import { resolveSettings } from '../../../src-main/engine/settings';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
@@ -246,6 +247,13 @@ describe('trainChosen', () => {
       if (c.patchcoreScale === 0) expect(x.perHead.patchcore).toBeUndefined();
       else expect(x.perHead.patchcore!).toBeCloseTo(c.patchcoreScale! * asSet[i].perHead.patchcore!, 4);
     });
+    // A training normal's leave-one-out score is looked up: the same as searching again.
+    const trainFeats = normals.slice(0, 4).map((n) => n.features);
+    const looked = patchCoreHeadScores(state.patchcore!, trainFeats);
+    const searched = patchCoreHeadScores({ ...state.patchcore! }, trainFeats);
+    expect([...looked.score]).toEqual([...searched.score]);
+    expect([...looked.maps]).toEqual([...searched.maps]);
+    expect(Math.min(...looked.score)).toBeGreaterThan(0);
     // Scale 0: the head is not scored at all.
     const off = scoreFeatures({ ...state, combination: { ...c, patchcoreScale: 0 } }, feats);
     expect(off.every((x) => x.perHead.patchcore === undefined)).toBe(true);
