@@ -15,9 +15,11 @@
  * stand-in kind below the unsupervised part alone is out. Of the rest, the one with the best
  * mean AUC over seen kinds and stand-ins wins, the smaller weight on a tie. With one labelled
  * defect there is no seen-kind evidence: the largest weight up to 1 that the guard allows.
- * The guard's reference for (a, b) is (0, b). With fewer than two defects b is chosen first, on
- * the unsupervised part alone (a = 0): the held-out defect, scored by a fold model that never
- * saw it, is a defect of an unseen kind for it, beside the pseudo anomalies.
+ * The guard's reference for (a, b) is (0, b). Per b the weight a is chosen as above; b is
+ * then the one whose model ranks the real held-out defects best (PatchCore learns nothing from
+ * defects, so for it every held-out defect is of an unseen kind; pseudo anomalies are left out
+ * of this choice, see chooseCombination). With fewer than two defects b is chosen first, on
+ * the unsupervised part alone (a = 0) and the held-out defect, if any (none: left out).
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -171,13 +173,19 @@ export function chooseCombination(
         (pick.weight < FIXED_WEIGHT
           ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
           : '') +
-        (b === undefined ? '' : `; PatchCore head at ${fmtScale(b)} of its weight, best for the unsupervised heads on defects their models never saw`),
+        (b === undefined ? '' : `; PatchCore head at ${fmtScale(b)} of its weight, the unsupervised heads' best on the held-out defect`),
     };
   }
   const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
   // Weight 0 always passes (it is the reference), so `allowed` is never empty here.
-  // On a tie the smaller PatchCore scale, then the smaller weight wins: it leans on the cheaper, unsupervised part.
-  const best = allowed.reduce((b, c) => (c.meanAuc! > b.meanAuc! ? c : b));
+  // Per PatchCore scale the best weight (the smaller on a tie: it leans on the unsupervised part).
+  const bestPerScale = scales.map((b) =>
+    allowed.filter((c) => c.patchcoreScale === b).reduce((x, c) => (c.meanAuc! > x.meanAuc! ? c : x)),
+  );
+  // Of those, the best on the real held-out defects alone (the smaller scale on a tie): pseudo
+  // anomalies are pasted patches, the kind a patch-distance head finds best, so they would
+  // speak for PatchCore on projects whose real defects it ranks no better.
+  const best = bestPerScale.reduce((x, c) => (c.seenAuc! > x.seenAuc! ? c : x));
   const excluded = candidates
     .filter((c) => !c.passesGuard && c.patchcoreScale === best.patchcoreScale)
     .map((c) => c.weight);
@@ -193,6 +201,7 @@ export function chooseCombination(
       `weight ${best.weight}` +
       (best.patchcoreScale === undefined ? '' : ` with the PatchCore head at ${fmtScale(best.patchcoreScale)} of its weight`) +
       ` ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(unsupOnly.meanAuc!)})` +
+      (best.patchcoreScale === undefined ? '' : `; that scale ranks the held-out defects best (AUC ${fmt(best.seenAuc!)})`) +
       (excluded.length
         ? `; weight ${excluded.join(', ')} ranked stand-ins for unseen kinds below the unsupervised heads alone`
         : ''),
@@ -200,19 +209,16 @@ export function chooseCombination(
 }
 
 /**
- * The PatchCore scale with the best mean AUC of the unsupervised part (a = 0) over the
- * stand-ins and the held-out defects (the smaller scale on a tie).
+ * The PatchCore scale under which the unsupervised part (a = 0) ranks the held-out defect(s)
+ * best among the held-out normals (the smaller scale on a tie; no defect: 0). Not the pseudo
+ * anomalies: see chooseCombination.
  */
 function unsupervisedScale(ev: SelectionEvidence, scales: readonly number[]): number {
-  let best = scales[0];
+  let best = 0;
   let bestAuc = -Infinity;
   for (const b of scales) {
-    const aucs = [ev.seen, ...ev.unseen.map((u) => u.scores)]
-      .map((s) => aucOrNull(s, 0, b))
-      .filter((x): x is number => x !== null);
-    if (!aucs.length) continue;
-    const m = aucs.reduce((x, y) => x + y, 0) / aucs.length;
-    if (m > bestAuc) [best, bestAuc] = [b, m];
+    const auc = aucOrNull(ev.seen, 0, b);
+    if (auc !== null && auc > bestAuc) [best, bestAuc] = [b, auc];
   }
   return best;
 }

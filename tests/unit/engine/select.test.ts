@@ -71,26 +71,27 @@ describe('chooseCombination with the PatchCore head', () => {
     expect(c.reason).toMatch(/PatchCore head at/);
   });
 
-  it('leaves PatchCore out where it is noise on the labelled kinds, even if it finds the pseudo anomalies', () => {
+  it('leaves PatchCore out where it is noise on the real defects, however well it finds the pseudo anomalies', () => {
     const c = chooseCombination({
       seen: partsWithPc(3, 200, 40, 2, 2, 0),
-      unseen: [{ kind: 'pseudo', scores: partsWithPc(4, 200, 100, 2, 2, 0.3) }],
+      unseen: [{ kind: 'pseudo', scores: partsWithPc(4, 200, 100, 2, 2, 4) }],
     });
     expect(c.patchcoreScale).toBe(0);
     expect(c.supervisedWeight).toBeGreaterThan(0);
   });
 
   it('one labelled defect: the scale is chosen on the unsupervised part, the held-out defect included', () => {
-    // The one defect: PatchCore ranks it below every normal, the other heads above.
-    const seen = [...parts(5, 60, 0, 0, 0), { label: 1 as const, supervised: 0, unsupervised: 4, patchcore: -6 }];
-    const seenPc = seen.map((x) => ({ ...x, patchcore: x.patchcore ?? 0 }));
-    const pseudo = partsWithPc(6, 100, 100, 0, 1, 0.2);
-    const off = chooseCombination({ seen: seenPc, unseen: [{ kind: 'pseudo', scores: pseudo }] });
+    // The one defect: the other unsupervised heads rank it mid-way; PatchCore far below or far above every normal.
+    const normals = partsWithPc(5, 60, 0, 0, 0, 0);
+    const defect = (patchcore: number) => ({ label: 1 as const, supervised: 0, unsupervised: 0, patchcore });
+    const pseudo = [{ kind: 'pseudo' as const, scores: partsWithPc(6, 100, 100, 0, 1, 3) }];
+    const off = chooseCombination({ seen: [...normals, defect(-6)], unseen: pseudo });
     expect(off.patchcoreScale).toBe(0);
     expect(off.supervisedWeight).toBeLessThanOrEqual(1);
-    const helps = seenPc.map((x) => ({ ...x, patchcore: x.label ? 6 : x.patchcore }));
-    const on = chooseCombination({ seen: helps, unseen: [{ kind: 'pseudo', scores: partsWithPc(6, 100, 100, 0, 1, 3) }] });
+    const on = chooseCombination({ seen: [...normals, defect(6)], unseen: pseudo });
     expect(on.patchcoreScale).toBeGreaterThan(0);
+    // No defect held out: no evidence on real defects, the head is left out.
+    expect(chooseCombination({ seen: normals, unseen: pseudo }).patchcoreScale).toBe(0);
   });
 
   it('without a PatchCore head no scale is tried or recorded', () => {
