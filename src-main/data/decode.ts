@@ -128,7 +128,9 @@ export async function loadImageResized(
 ): Promise<RgbImage> {
   const options = await checkHeader(path, opts.maxPixels ?? MAX_IMAGE_PIXELS);
   const { width, height } = typeof size === 'number' ? { width: size, height: size } : size;
-  const pipeline = sharp(path, options).rotate().resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL });
+  const pipeline = sharp(path, options)
+    .rotate()
+    .resize(width, height, { fit: 'fill', kernel: RESIZE_KERNEL });
   return run(path, toRgb(pipeline));
 }
 

@@ -9,6 +9,7 @@ export {
 } from './engine';
 export { validateModel, type ValidateModelRequest, type ValidateModelResult } from './validate-model';
 export { FeatureSession } from './feature-session';
+export { shapeForImages as inputShapeFor } from './features/geometry';
 export { backboneIdOf } from './backbone';
 export { warmTraining } from './train/matmul-runtime';
 export { DEFAULT_SETTINGS, resolveSettings } from './settings';

@@ -50,11 +50,17 @@ async function sessionFor(req: WarmRequest): Promise<EngineSession | undefined> 
   const key = JSON.stringify([
     req.cacheDir ?? null,
     req.inputSize ?? 224,
+    req.inputShape ?? null,
     e.backboneIdOf?.(backbone) ?? backbone,
   ]);
   if (open?.key !== key) {
     const old = open;
-    const session = e.openSession({ cacheDir: req.cacheDir, inputSize: req.inputSize, backbone });
+    const session = e.openSession({
+      cacheDir: req.cacheDir,
+      inputSize: req.inputSize,
+      ...(req.inputShape ? { inputShape: req.inputShape } : {}),
+      backbone,
+    });
     open = { key, session };
     // A session that failed to open is not kept: the next job tries again, and reports why.
     session.catch(() => {
@@ -103,10 +109,21 @@ function manifestSettings(manifest: unknown): Record<string, unknown> | null {
 
 async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise<void> {
   const e = await engine();
+  const full = job.settings?.mode === 'full';
+  // The shape the engine would choose for these images: the warm session is kept for it, so
+  // the scoring after the retrain (and the next retrain) reuse it.
+  const inputShape =
+    full || !e.inputShapeFor
+      ? undefined
+      : ((await e.inputShapeFor(
+          job.inputSize ?? 224,
+          [...job.normals, ...job.anomalies].map((x) => x.path),
+        )) ?? null);
   const result = await e.trainModel({
     ...job,
+    ...(inputShape !== undefined ? { inputShape } : {}),
     // Full mode reads images, not cached features: a warm session would only cost backbone loads.
-    session: job.settings?.mode === 'full' ? undefined : await sessionFor(job),
+    session: full ? undefined : await sessionFor({ ...job, ...(inputShape ? { inputShape } : {}) }),
     signal,
     onProgress: (progress) => post({ type: 'progress', jobId, progress }),
   });

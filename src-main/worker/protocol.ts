@@ -4,6 +4,7 @@
  */
 import type { ImageScore, ProgressFn, TrainProgress, TrainSettings } from '../engine/types';
 import type { SystemInfo } from '../api/contract';
+import type { InputShape } from '../engine/features/geometry';
 
 /** A feature session the worker keeps open between jobs (engine/feature-session.ts). */
 export interface EngineSession {
@@ -17,7 +18,13 @@ export interface EngineSession {
  */
 export interface EngineApi {
   trainModel(
-    req: TrainJob & { onProgress?: ProgressFn; signal?: AbortSignal; session?: EngineSession },
+    req: TrainJob & {
+      onProgress?: ProgressFn;
+      signal?: AbortSignal;
+      session?: EngineSession;
+      /** The input shape already chosen (inputShapeFor); null: square. */
+      inputShape?: InputShape | null;
+    },
   ): Promise<{
     modelDir: string;
     manifest: unknown;
@@ -30,7 +37,14 @@ export interface EngineApi {
   ): Promise<{ manifest: unknown }>;
   /** Loads what training needs besides features (train/matmul-runtime.ts). */
   warmTraining?(): Promise<void>;
-  openSession?(opts: { cacheDir?: string; inputSize?: number; backbone?: string }): Promise<EngineSession>;
+  openSession?(opts: {
+    cacheDir?: string;
+    inputSize?: number;
+    inputShape?: InputShape;
+    backbone?: string;
+  }): Promise<EngineSession>;
+  /** engine/features/geometry.ts shapeForImages: the input shape for these images (undefined: square). */
+  inputShapeFor?(inputSize: number, paths: readonly string[]): Promise<InputShape | undefined>;
   /** The engine id of a backbone name or id (engine/backbone/index.ts): one open session per backbone. */
   backboneIdOf?(name: string): string;
   openScorer(
@@ -87,10 +101,12 @@ export interface ValidatedModel {
   metrics: Record<string, unknown> | null;
 }
 
-/** What a warm engine keeps ready: a feature session for this cache, input size and backbone. */
+/** What a warm engine keeps ready: a feature session for this cache, input size and shape, and backbone. */
 export interface WarmRequest {
   cacheDir?: string;
   inputSize?: number;
+  /** Level-0 height and width for elongated images (absent: square). */
+  inputShape?: InputShape;
   /** A backbone name or engine id (default 'mobilenet'). */
   backbone?: string;
 }

@@ -573,7 +573,8 @@ export class BenchSessions {
 /** Says when a data set's input is not square: its numbers are then not the square input's. */
 export function logShape(hooks: BenchHooks, ds: Dataset, session: FeatureSession): void {
   const shape = session.spec.inputShape;
-  if (shape) hooks.log?.(`${ds.name}: input ${shape.width}x${shape.height} (elongated images keep their aspect)`);
+  if (shape)
+    hooks.log?.(`${ds.name}: input ${shape.width}x${shape.height} (elongated images keep their aspect)`);
 }
 
 export async function runBenchmark(opts: BenchOptions): Promise<BenchResult> {

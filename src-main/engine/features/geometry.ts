@@ -53,15 +53,22 @@ export function shapeForAspects(inputSize: number, aspects: readonly number[]): 
   if (usable.length === 0) return undefined;
   const a = median(usable);
   if (Math.max(a, 1 / a) < ELONGATED_ASPECT) return undefined;
-  const long = Math.max(SHAPE_STRIDE, Math.round((inputSize * Math.max(a, 1 / a)) / SHAPE_STRIDE) * SHAPE_STRIDE);
+  const long = Math.max(
+    SHAPE_STRIDE,
+    Math.round((inputSize * Math.max(a, 1 / a)) / SHAPE_STRIDE) * SHAPE_STRIDE,
+  );
   return a > 1 ? { height: long, width: inputSize } : { height: inputSize, width: long };
 }
 
 /** The shape for a project's images, from their headers (unreadable ones are skipped). */
-export async function shapeForImages(inputSize: number, paths: readonly string[]): Promise<InputShape | undefined> {
+export async function shapeForImages(
+  inputSize: number,
+  paths: readonly string[],
+): Promise<InputShape | undefined> {
   const step = Math.max(1, paths.length / SHAPE_SAMPLE);
   const picked: string[] = [];
-  for (let i = 0; i < paths.length && picked.length < SHAPE_SAMPLE; i += step) picked.push(paths[Math.floor(i)]!);
+  for (let i = 0; i < paths.length && picked.length < SHAPE_SAMPLE; i += step)
+    picked.push(paths[Math.floor(i)]!);
   const aspects = await Promise.all(
     picked.map((p) =>
       readImageHeader(p).then(

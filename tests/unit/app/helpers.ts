@@ -40,7 +40,7 @@ export async function importPngs(
   api: ApiService,
   dir: string,
   count: number,
-  opts: (k: number) => { size?: number; brightness?: number; seed?: number },
+  opts: (k: number) => { size?: number; width?: number; height?: number; brightness?: number; seed?: number },
 ): Promise<number[]> {
   const files: string[] = [];
   for (let k = 0; k < count; k++) {

@@ -72,7 +72,12 @@ describe('training on elongated images', () => {
   afterAll(() => tmp.cleanup());
 
   it('a tall project gets a tall input, tall maps and tall heatmaps, and its model reopens so', async () => {
-    expect(await shapeForImages(64, tall.map((x) => x.path))).toEqual({ height: 160, width: 64 });
+    expect(
+      await shapeForImages(
+        64,
+        tall.map((x) => x.path),
+      ),
+    ).toEqual({ height: 160, width: 64 });
     const cacheDir = join(tmp.dir, 'cache');
     const out = join(tmp.dir, 'tall-model');
     const r = await trainModel({
