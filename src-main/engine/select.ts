@@ -18,8 +18,7 @@
  * The guard's reference for (a, b) is (0, b). Per b the weight a is chosen as above; b is
  * then the one whose model ranks the real held-out defects best (PatchCore learns nothing from
  * defects, so for it every held-out defect is of an unseen kind; pseudo anomalies are left out
- * of this choice, see chooseCombination). With fewer than two defects b is chosen first, on
- * the unsupervised part alone (a = 0) and the held-out defect, if any (none: left out).
+ * of this choice, see chooseCombination). With fewer than two defects the head is left out.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -154,9 +153,8 @@ export function chooseCombination(
   const nGood = ev.seen.length - nDefect;
   const scaleOf = (c: CandidateEvidence) => (c.patchcoreScale === undefined ? {} : { patchcoreScale: c.patchcoreScale });
   if (nDefect < MIN_DEFECTS_TO_WEIGH) {
-    // The PatchCore scale first, on the unsupervised part alone (a = 0): the stand-ins and the
-    // held-out defect, if any, are both defects its fold model never trained on.
-    const b = withPc ? unsupervisedScale(ev, scales as number[]) : undefined;
+    // One held-out defect's rank is too little to weigh PatchCore on: left out.
+    const b = withPc ? 0 : undefined;
     // Then only the guard speaks: the largest weight up to the fixed one that passes it.
     const pick = candidates
       .filter((c) => c.patchcoreScale === b && c.passesGuard && c.weight <= FIXED_WEIGHT)
@@ -173,7 +171,7 @@ export function chooseCombination(
         (pick.weight < FIXED_WEIGHT
           ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
           : '') +
-        (b === undefined ? '' : `; PatchCore head at ${fmtScale(b)} of its weight, the unsupervised heads' best on the held-out defect`),
+        (b === undefined ? '' : '; the PatchCore head left out (no evidence on real defects to weigh it on)'),
     };
   }
   const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
@@ -206,21 +204,6 @@ export function chooseCombination(
         ? `; weight ${excluded.join(', ')} ranked stand-ins for unseen kinds below the unsupervised heads alone`
         : ''),
   };
-}
-
-/**
- * The PatchCore scale under which the unsupervised part (a = 0) ranks the held-out defect(s)
- * best among the held-out normals (the smaller scale on a tie; no defect: 0). Not the pseudo
- * anomalies: see chooseCombination.
- */
-function unsupervisedScale(ev: SelectionEvidence, scales: readonly number[]): number {
-  let best = 0;
-  let bestAuc = -Infinity;
-  for (const b of scales) {
-    const auc = aucOrNull(ev.seen, 0, b);
-    if (auc !== null && auc > bestAuc) [best, bestAuc] = [b, auc];
-  }
-  return best;
 }
 
 const fmtScale = (b: number) => (b === 0 ? '0 (left out)' : Number.isInteger(b) ? `${b}x` : `${b.toFixed(2)}x`);

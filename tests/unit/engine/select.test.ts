@@ -80,17 +80,14 @@ describe('chooseCombination with the PatchCore head', () => {
     expect(c.supervisedWeight).toBeGreaterThan(0);
   });
 
-  it('one labelled defect: the scale is chosen on the unsupervised part, the held-out defect included', () => {
-    // The one defect: the other unsupervised heads rank it mid-way; PatchCore far below or far above every normal.
+  it('one labelled defect or none: the head is left out, however it ranks that defect or the pseudo anomalies', () => {
     const normals = partsWithPc(5, 60, 0, 0, 0, 0);
-    const defect = (patchcore: number) => ({ label: 1 as const, supervised: 0, unsupervised: 0, patchcore });
     const pseudo = [{ kind: 'pseudo' as const, scores: partsWithPc(6, 100, 100, 0, 1, 3) }];
-    const off = chooseCombination({ seen: [...normals, defect(-6)], unseen: pseudo });
-    expect(off.patchcoreScale).toBe(0);
-    expect(off.supervisedWeight).toBeLessThanOrEqual(1);
-    const on = chooseCombination({ seen: [...normals, defect(6)], unseen: pseudo });
-    expect(on.patchcoreScale).toBeGreaterThan(0);
-    // No defect held out: no evidence on real defects, the head is left out.
+    const defect = { label: 1 as const, supervised: 0, unsupervised: 0, patchcore: 6 };
+    const one = chooseCombination({ seen: [...normals, defect], unseen: pseudo });
+    expect(one.patchcoreScale).toBe(0);
+    expect(one.supervisedWeight).toBeLessThanOrEqual(1);
+    expect(one.reason).toMatch(/PatchCore head left out/);
     expect(chooseCombination({ seen: normals, unseen: pseudo }).patchcoreScale).toBe(0);
   });
 
