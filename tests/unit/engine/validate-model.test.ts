@@ -10,6 +10,7 @@ import { openScorer, openSession, trainModel } from '../../../src-main/engine/en
 import type { FeatureSession } from '../../../src-main/engine/feature-session';
 import { PROVISIONAL_RULE } from '../../../src-main/engine/provisional';
 import { validateModel } from '../../../src-main/engine/validate-model';
+import { loadModel } from '../../../src-main/engine/model-file';
 import { makePng, tempDir } from '../app/helpers';
 
 describe('deferred cross-validation', () => {
@@ -114,7 +115,12 @@ describe('deferred cross-validation', () => {
     });
     expect(inline.manifest.backbone.tapLayers).toEqual(['conv_pw_11_relu']);
     const scores = await totals(inline.modelDir);
-    for (const s of scores) expect(Number.isFinite(s!.perHead.patchcore)).toBe(true);
+    // The cross-validation chose the head's scale (select.ts); left out (0), it is not scored.
+    const scale = ((await manifestOf(inline.modelDir)).combination as { patchcoreScale?: number }).patchcoreScale;
+    expect(scale).toBeTypeOf('number');
+    for (const s of scores) expect(s!.perHead.patchcore === undefined).toBe(scale === 0);
+    const { state } = await loadModel(inline.modelDir);
+    expect(state.patchcore?.taps).toEqual(['conv_pw_11_relu']);
     const later = await trainModel({
       normals,
       anomalies,
