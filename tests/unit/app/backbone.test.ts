@@ -5,33 +5,23 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
-import { ApiService } from '../../../src-main/api/service';
+import { describe, expect, it } from 'vitest';
+import type { EventPayload } from '../../../src-main/api/contract';
 import { MOBILENET_ID, RESNET50_ID, resnet50Spec } from '../../../src-main/engine/backbone';
-import { importPngs, tempDir, waitFor } from './helpers';
+import { labelledProject, waitFor } from './helpers';
 
 const haveWeights = existsSync(join(resnet50Spec().modelDir, 'weights'));
 
 describe.skipIf(!haveWeights)('app retrain with the accurate backbone (ResNet-50)', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let api: ApiService;
-  const events: AnyEvent[] = [];
-  let ids: number[];
-
-  beforeAll(async () => {
-    tmp = tempDir();
-    api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
-    api.on((e) => events.push(e));
-    await api.invoke('project.create', { name: 'Backbones' });
-    ids = await importPngs(api, tmp.dir, 6, (k) => ({ size: 48, brightness: k < 4 ? 100 : 220 }));
-    await api.invoke('labels.set', { ids: ids.slice(0, 4), label: 'good' });
-    await api.invoke('labels.set', { ids: [ids[4]], label: 'defect', className: 'burn' });
+  const setup = labelledProject({
+    name: 'Backbones',
+    count: 6,
+    image: (k) => ({ size: 48, brightness: k < 4 ? 100 : 220 }),
+    good: 4,
+    defect: 4,
+    className: 'burn',
   });
-  afterAll(async () => {
-    await api.close();
-    tmp.cleanup();
-  });
+  const { api, events } = setup;
 
   /** Retrains with these settings; resolves when the new model has scored the queue. */
   async function retrain(settings: Record<string, unknown>): Promise<EventPayload<'training.finished'>> {
@@ -52,7 +42,7 @@ describe.skipIf(!haveWeights)('app retrain with the accurate backbone (ResNet-50
     const model = (await api.invoke('models.active', {})).model!;
     expect(model.settings.backbone).toBe(backbone);
     const scored = (await api.invoke('images.list', { sort: 'score_desc' })).items;
-    expect(scored).toHaveLength(ids.length);
+    expect(scored).toHaveLength(setup.ids.length);
     expect(scored.every((i) => typeof i.score === 'number' && Number.isFinite(i.score))).toBe(true);
   }
 

@@ -6,35 +6,21 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
-import { ApiService } from '../../../src-main/api/service';
-import { importPngs, tempDir, waitFor } from './helpers';
+import { describe, expect, it } from 'vitest';
+import type { EventPayload } from '../../../src-main/api/contract';
+import { labelledProject, waitFor } from './helpers';
 
 describe('app project of elongated images', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let api: ApiService;
-  const events: AnyEvent[] = [];
-  let ids: number[];
-
-  beforeAll(async () => {
-    tmp = tempDir();
-    api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
-    api.on((e) => events.push(e));
-    await api.invoke('project.create', { name: 'Tall parts' });
-    // 56x140: aspect 2.5, like KolektorSDD's commutators.
-    ids = await importPngs(api, tmp.dir, 6, (k) => ({
-      width: 56,
-      height: 140,
-      brightness: k < 4 ? 100 : 220,
-    }));
-    await api.invoke('labels.set', { ids: ids.slice(0, 4), label: 'good' });
-    await api.invoke('labels.set', { ids: [ids[4]!], label: 'defect', className: 'crack' });
+  // 56x140: aspect 2.5, like KolektorSDD's commutators.
+  const setup = labelledProject({
+    name: 'Tall parts',
+    count: 6,
+    image: (k) => ({ width: 56, height: 140, brightness: k < 4 ? 100 : 220 }),
+    good: 4,
+    defect: 4,
+    className: 'crack',
   });
-  afterAll(async () => {
-    await api.close();
-    tmp.cleanup();
-  });
+  const { api, events } = setup;
 
   it('trains at 224x576, scores the queue with tall maps and serves heatmaps at the image aspect', async () => {
     const { runId } = await api.invoke('training.start', {
@@ -51,12 +37,12 @@ describe('app project of elongated images', () => {
     expect(manifest.backbone.inputShape).toEqual({ height: 576, width: 224 });
 
     const scored = (await api.invoke('images.list', { sort: 'score_desc' })).items;
-    expect(scored).toHaveLength(ids.length);
+    expect(scored).toHaveLength(setup.ids.length);
     expect(scored.every((i) => typeof i.score === 'number' && Number.isFinite(i.score))).toBe(true);
-    const d = await api.invoke('images.get', { id: ids[5]! });
+    const d = await api.invoke('images.get', { id: setup.ids[5]! });
     // MobileNet's stride 32: 576x224 -> 18x7.
     expect([d.scoreDetail!.heatmap!.h, d.scoreDetail!.heatmap!.w]).toEqual([18, 7]);
-    const file = await api.resolveFile('heatmap', ids[5]!);
+    const file = await api.resolveFile('heatmap', setup.ids[5]!);
     const png = await sharp(file!.body as Buffer).metadata();
     expect(png.height! / png.width!).toBeCloseTo(140 / 56, 1);
   });

@@ -4,32 +4,22 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnyEvent, EventPayload } from '../../../src-main/api/contract';
-import { ApiService } from '../../../src-main/api/service';
+import { describe, expect, it } from 'vitest';
+import type { EventPayload } from '../../../src-main/api/contract';
 import { AUTO_FALSE_ALARMS } from '../../../src-main/api/threshold-rule';
-import { importPngs, tempDir, waitFor } from './helpers';
+import { labelledProject, waitFor } from './helpers';
 
 describe('app with the real engine', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let api: ApiService;
-  const events: AnyEvent[] = [];
-  let ids: number[];
-
-  beforeAll(async () => {
-    tmp = tempDir();
-    api = new ApiService({ projectsRoot: join(tmp.dir, 'projects') });
-    api.on((e) => events.push(e));
-    await api.invoke('project.create', { name: 'Real engine' });
-    // Ten plain textured images and two much brighter ones (one labelled defect).
-    ids = await importPngs(api, tmp.dir, 12, (k) => ({ size: 64, brightness: k < 10 ? 100 : 220 }));
-    await api.invoke('labels.set', { ids: ids.slice(0, 8), label: 'good' });
-    await api.invoke('labels.set', { ids: [ids[10]], label: 'defect', className: 'burn' });
+  // Ten plain textured images and two much brighter ones (one labelled defect).
+  const setup = labelledProject({
+    name: 'Real engine',
+    count: 12,
+    image: (k) => ({ size: 64, brightness: k < 10 ? 100 : 220 }),
+    good: 8,
+    defect: 10,
+    className: 'burn',
   });
-  afterAll(async () => {
-    await api.close();
-    tmp.cleanup();
-  });
+  const { api, events } = setup;
 
   it('trains in the worker, saves and activates the model, scores every image with per-head scores and heatmaps', async () => {
     const { runId } = await api.invoke('training.start', { settings: { steps: 10 } });
@@ -86,8 +76,8 @@ describe('app with the real engine', () => {
       Object.keys(oof)
         .map(Number)
         .sort((a, b) => a - b),
-    ).toEqual([...ids.slice(0, 8), ids[10]]);
-    expect(oof[String(ids[10])].label).toBe('defect');
+    ).toEqual([...setup.ids.slice(0, 8), setup.ids[10]]);
+    expect(oof[String(setup.ids[10])].label).toBe('defect');
     // Every good image was trained on: false alarms are measured on their out-of-fold scores.
     const th = await api.invoke('threshold.get', {});
     expect(th.rates?.goodBasis).toBe('out-of-fold');
@@ -112,8 +102,8 @@ describe('app with the real engine', () => {
         .slice(0, 2)
         .map((i) => i.id)
         .sort(),
-    ).toEqual([ids[10], ids[11]]);
-    const d = await api.invoke('images.get', { id: ids[11] });
+    ).toEqual([setup.ids[10], setup.ids[11]]);
+    const d = await api.invoke('images.get', { id: setup.ids[11] });
     expect(Object.keys(d.scoreDetail!.perHead)).toEqual(
       expect.arrayContaining(['seen', 'pseudo', 'residual', 'normality']),
     );

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import type { ApiService } from '../../../src-main/api/service';
+import { afterAll, beforeAll } from 'vitest';
+import type { AnyEvent } from '../../../src-main/api/contract';
+import { ApiService } from '../../../src-main/api/service';
 
 export function tempDir(prefix = 'swan-app-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -110,4 +112,43 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+type PngOptions = Parameters<typeof importPngs>[3];
+
+/**
+ * A labelled project on the real API in a fresh temp folder, made before a describe block's tests
+ * and closed after them: `count` PNGs (image k from `image(k)`), the first `good` labelled good and
+ * image `defect` a defect of class `className`; every event collected in `events`.
+ */
+export function labelledProject(opts: {
+  name: string;
+  count: number;
+  image: PngOptions;
+  good: number;
+  defect: number;
+  className: string;
+}): { api: ApiService; events: AnyEvent[]; ids: number[] } {
+  const tmp = tempDir();
+  const project = {
+    api: new ApiService({ projectsRoot: join(tmp.dir, 'projects') }),
+    events: [] as AnyEvent[],
+    ids: [] as number[],
+  };
+  beforeAll(async () => {
+    project.api.on((e) => project.events.push(e));
+    await project.api.invoke('project.create', { name: opts.name });
+    project.ids = await importPngs(project.api, tmp.dir, opts.count, opts.image);
+    await project.api.invoke('labels.set', { ids: project.ids.slice(0, opts.good), label: 'good' });
+    await project.api.invoke('labels.set', {
+      ids: [project.ids[opts.defect]!],
+      label: 'defect',
+      className: opts.className,
+    });
+  });
+  afterAll(async () => {
+    await project.api.close();
+    tmp.cleanup();
+  });
+  return project;
 }
