@@ -46,7 +46,8 @@ import { evaluateModel } from '../report/evaluate';
 import { exportReport } from '../report/export';
 import { BackgroundValidation, jobImages } from './background-validation';
 import { EngineHost, JobCancelled, WorkerCrashed, type EngineHostOptions } from '../worker/host';
-import type { ScoredItem } from '../worker/protocol';
+import type { ScoredItem, WarmRequest } from '../worker/protocol';
+import type { InputShape } from '../engine/features/geometry';
 
 export interface ServiceOptions {
   /** Where new projects go when no folder is given. */
@@ -94,10 +95,20 @@ function safeFolderName(name: string): string {
   return s || 'project';
 }
 
-/** The project's backbone: its active model's (the manifest's engine id), so the engine warms that one. */
-function activeBackbone(store: ProjectStore): { backbone?: string } {
-  const b = store.activeModel()?.settings.backbone;
-  return typeof b === 'string' ? { backbone: b } : {};
+/**
+ * The project's backbone, input size and shape: its active model's (the manifest's), so the
+ * engine warms the session the next scoring and retrain use.
+ */
+export function activeBackbone(store: Pick<ProjectStore, 'activeModel'>): Omit<WarmRequest, 'cacheDir'> {
+  const s = store.activeModel()?.settings ?? {};
+  const shape = s.inputShape as Partial<InputShape> | undefined;
+  return {
+    ...(typeof s.backbone === 'string' ? { backbone: s.backbone } : {}),
+    ...(typeof s.inputSize === 'number' ? { inputSize: s.inputSize } : {}),
+    ...(typeof shape?.height === 'number' && typeof shape.width === 'number'
+      ? { inputShape: { height: shape.height, width: shape.width } }
+      : {}),
+  };
 }
 
 interface TrainingState {

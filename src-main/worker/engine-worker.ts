@@ -97,12 +97,14 @@ function manifestMetrics(manifest: unknown): Record<string, unknown> | null {
 function manifestSettings(manifest: unknown): Record<string, unknown> | null {
   const m = manifest as {
     settings?: unknown;
-    backbone?: { id?: unknown; inputSize?: unknown };
+    backbone?: { id?: unknown; inputSize?: unknown; inputShape?: unknown };
     backend?: { tag?: unknown };
   } | null;
   const settings = plain(m?.settings);
   if (!settings) return null;
   if (m?.backbone) Object.assign(settings, { backbone: m.backbone.id, inputSize: m.backbone.inputSize });
+  // An elongated model's input (features/geometry.ts): opening its project warms a session of that shape.
+  if (m?.backbone?.inputShape) settings.inputShape = plain(m.backbone.inputShape);
   if (typeof m?.backend?.tag === 'string') settings.backend = m.backend.tag;
   return settings;
 }

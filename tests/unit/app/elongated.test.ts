@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { EventPayload } from '../../../src-main/api/contract';
+import { activeBackbone } from '../../../src-main/api/service';
 import { labelledProject, waitFor } from './helpers';
 
 describe('app project of elongated images', () => {
@@ -35,6 +36,12 @@ describe('app project of elongated images', () => {
       await readFile(join(project.path, 'models', `run-${runId}`, 'manifest.json'), 'utf8'),
     );
     expect(manifest.backbone.inputShape).toEqual({ height: 576, width: 224 });
+    // What opening the project warms: a session of the active model's shape, not a square one.
+    const { model } = await api.invoke('models.active', {});
+    expect(activeBackbone({ activeModel: () => model })).toMatchObject({
+      inputSize: 224,
+      inputShape: { height: 576, width: 224 },
+    });
 
     const scored = (await api.invoke('images.list', { sort: 'score_desc' })).items;
     expect(scored).toHaveLength(setup.ids.length);
