@@ -24,10 +24,10 @@ import { averagePool, featuresOf, type FastTrainData } from './batch';
 import { DEVIATION_MARGIN, priorStats, routeLabels, type DraHead } from './losses';
 import type { BatchPlan } from './sampler';
 import { cachedPermutation } from './transforms';
-import { tfjsMatMul, type HeadMatMul } from './matmul-runtime';
+import { tfjsGathered, tfjsMatMul, type HeadMatMul } from './matmul-runtime';
 
 /** The products a step needs: a @ b, and where the runtime has it, a^T @ b without a transposed copy. */
-export type StepMatMul = Pick<HeadMatMul, 'matMul' | 'matMulTA'>;
+export type StepMatMul = Pick<HeadMatMul, 'matMul' | 'matMulTA' | 'gathered'>;
 
 /** Whether the written-out step covers these settings. */
 export function fastStepApplies(s: TrainSettings): boolean {
@@ -332,10 +332,71 @@ function levelInputs(
   }
 }
 
-/** a [m, n] transposed into out [n, m]. */
-function transpose(a: Float32Array, m: number, n: number, out: Float32Array): Float32Array {
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = a[i * n + j];
+/**
+ * a [m, n] transposed into columns o0.. of out [n, stride] (stride m and o0 0: the plain
+ * transpose), in 16 x 16 tiles so that neither side strides through memory a value at a time.
+ */
+function transpose(
+  a: Float32Array,
+  m: number,
+  n: number,
+  out: Float32Array,
+  stride = m,
+  o0 = 0,
+): Float32Array {
+  const T = 16;
+  for (let i0 = 0; i0 < m; i0 += T) {
+    const i1 = Math.min(m, i0 + T);
+    for (let j0 = 0; j0 < n; j0 += T) {
+      const j1 = Math.min(n, j0 + T);
+      for (let j = j0; j < j1; j++) {
+        const o = j * stride + o0;
+        for (let i = i0; i < i1; i++) out[o + i] = a[i * n + j];
+      }
+    }
+  }
   return out;
+}
+
+/** The conv's weight gradient [9r, W] from G = R^T dZs [r, 9W] (block k of G's columns is offset k). */
+function regroupConvGrad(G: Float32Array, r: number, W: number, out: Float32Array): Float32Array {
+  const KW = 9 * W;
+  for (let k = 0; k < 9; k++)
+    for (let ch = 0; ch < r; ch++) {
+      const o = (k * r + ch) * W;
+      const g = ch * KW + k * W;
+      for (let co = 0; co < W; co++) out[o + co] = G[g + co];
+    }
+  return out;
+}
+
+/** conv [9r, W] regrouped as [9W, r] (row k*W + co holds conv[k*r + ., co]), the right factor of dR = dZs @ it. */
+function regroupConvForDR(conv: Float32Array, r: number, W: number, out: Float32Array): Float32Array {
+  for (let k = 0; k < 9; k++)
+    for (let co = 0; co < W; co++) {
+      const o = (k * W + co) * r;
+      for (let ch = 0; ch < r; ch++) out[o + ch] = conv[(k * r + ch) * W + co];
+    }
+  return out;
+}
+
+/** d loss / d patch-head column `col` of Y, from the patch gradient g [B*P] through |.|, into dYT; returns its sum (d patchB). */
+function scatterPatchGrad(
+  g: Float64Array,
+  pre: Float32Array,
+  col: number,
+  src: Int32Array,
+  dYT: Float32Array,
+  o: number,
+): number {
+  let sum = 0;
+  for (let j = 0; j < g.length; j++) {
+    if (g[j] === 0) continue;
+    const v = g[j] * sgn(pre[j * 2 + col]);
+    dYT[o + src[j]] += v;
+    sum += v;
+  }
+  return sum;
 }
 
 /** len values of src from s0 to dst at d0, four at a time. */
@@ -370,6 +431,36 @@ export function im2col(
       }
     }
   }
+}
+
+const gatherCache = new Map<string, Int32Array>();
+
+/**
+ * The rows im2col (flip false) or the shifted copies of dZ (flip true, shiftedGrad) gather,
+ * for B samples per level: entry (m, k) is the row of the level-stacked [itemRows + 1, *]
+ * source, the last row (zero) where the neighbour is outside the map.
+ */
+function gatherRows(shapes: readonly LevelShape[], B: number, flip: boolean): Int32Array {
+  const key = `${shapes.map((s) => `${s.h}x${s.w}`).join(',')}|${B}|${flip}`;
+  let idx = gatherCache.get(key);
+  if (idx) return idx;
+  const itemRows = B * shapes.reduce((a, s) => a + s.h * s.w, 0);
+  idx = new Int32Array(itemRows * 9);
+  let m0 = 0;
+  shapes.forEach(({ h, w }) => {
+    const pl = h * w;
+    const nb = neighbours(h, w);
+    for (let i = 0; i < B; i++)
+      for (let q = 0; q < pl; q++)
+        for (let k = 0; k < 9; k++) {
+          // flip: q is the offset-k neighbour of s exactly when s is the offset-(8-k) neighbour of q.
+          const s = nb[q * 9 + (flip ? 8 - k : k)];
+          idx[(m0 + i * pl + q) * 9 + k] = s >= 0 ? m0 + i * pl + s : itemRows;
+        }
+    m0 += B * pl;
+  });
+  gatherCache.set(key, idx);
+  return idx;
 }
 
 /**
@@ -587,33 +678,6 @@ function residualBackward(
 }
 
 /**
- * The shifted copies of dZ, [itemRows, 9W]: block k of row (i, q) holds dZ at the patch whose
- * offset-k neighbour is q (so that dR = dZs @ conv regrouped is col2im(dZ @ conv^T)).
- */
-function shiftedGrad(
-  dZ: Float32Array,
-  nb: Int32Array,
-  B: number,
-  pl: number,
-  W: number,
-  dZs: Float32Array,
-  m0: number,
-): void {
-  const KW = 9 * W;
-  for (let i = 0; i < B; i++) {
-    for (let q = 0; q < pl; q++) {
-      const mq = m0 + i * pl + q;
-      for (let k = 0; k < 9; k++) {
-        // q is the offset-k neighbour of s exactly when s is the offset-(8-k) neighbour of q.
-        const s = nb[q * 9 + 8 - k];
-        // Out-of-bounds blocks stay zero (StepBuffers.keep).
-        if (s >= 0) copyRow(dZ, (m0 + i * pl + s) * W, dZs, mq * KW + k * W, W);
-      }
-    }
-  }
-}
-
-/**
  * dR [B*P, r] (rows m0..) back to the read-out rows of dYT [cols, rows] (transposed): -dR to
  * each sample's, the mean over samples to each reference's.
  */
@@ -681,9 +745,9 @@ export async function stepGradients(
   lossRng: Rng,
   skip: readonly DraHead[],
   buf: StepBuffers = new StepBuffers(),
-  mm: StepMatMul = { matMul: tfjsMatMul },
+  mm: StepMatMul = { matMul: tfjsMatMul, gathered: tfjsGathered },
 ): Promise<StepResult> {
-  const { matMul, matMulTA } = mm;
+  const { matMul, matMulTA, gathered } = mm;
   const L = shapes.length;
   const c = shapes[0].c;
   const r = dims.reduceTo;
@@ -716,7 +780,6 @@ export async function stepGradients(
     rows += U * P[l];
     itemRows += B * P[l];
   }
-  const nbs = shapes.map((s) => neighbours(s.h, s.w));
   // Row of Y behind each (sample, patch) after the sample's transform.
   const srcRows = (l: number, us: number[], refs: BatchPlan['items']): Int32Array => {
     const { h, w } = shapes[l];
@@ -747,19 +810,20 @@ export async function stepGradients(
   // ---- residual head: conv -> BatchNorm (batch statistics per level) -> ReLU -> 1x1 -> |.| ----
   const K9 = 9 * r;
   // Every scratch array below is written whole before it is read (no zeroing needed).
-  const im = buf.keep('im', itemRows * K9);
+  // im2col as a row gather (GatheredProducts: onnxruntime never copies it back); R's extra last row is the zero one.
+  const Rall = buf.get('R', (itemRows + 1) * r, false);
+  Rall.fill(0, itemRows * r);
   const patchPre: Float32Array[] = [];
   const Rs: Float32Array[] = [];
   for (let l = 0; l < L; l++) {
     const n = B * P[l];
     const pre = buf.get(`pre${l}`, n * 2, false);
-    const R = buf.get(`R${l}`, n * r, false);
+    const R = Rall.subarray(itemRowOff[l] * r, (itemRowOff[l] + n) * r);
     levelInputs(Y, cols, r, P[l], itemSrc[l], refSrc[l], p.patchB, new Float64Array(P[l] * r), pre, R);
     patchPre.push(pre);
     Rs.push(R);
-    im2col(R, nbs[l], B, P[l], r, im, itemRowOff[l]);
   }
-  const Z = await matMul(im, itemRows, K9, p.conv, W, buf.get('Z', itemRows * W, false));
+  const Z = await gathered.times(Rall, r, gatherRows(shapes, B, false), 9, p.conv, W, buf.get('Z', itemRows * W, false));
   const resPre = buf.get('resPre', itemRows, false);
   const bn: StepResult['bn'] = [];
   const bnMean: Float64Array[] = [];
@@ -875,19 +939,14 @@ export async function stepGradients(
       [1, 'pseudo'],
     ] as const) {
       if (!dScore[head]) continue;
-      const g = patchGrad(head, l);
-      for (let j = 0; j < g.length; j++) {
-        if (g[j] === 0) continue;
-        const v = g[j] * sgn(patchPre[l][j * 2 + col]);
-        dYT[col * rows + itemSrc[l][j]] += v;
-        dPatchB[col] += v;
-      }
+      dPatchB[col] += scatterPatchGrad(patchGrad(head, l), patchPre[l], col, itemSrc[l], dYT, col * rows);
     }
   }
   if (dScore.seen || dScore.pseudo) grads.patchB = Float32Array.from(dPatchB);
 
   if (dScore.residual) {
-    const dZ = buf.get('dZ', itemRows * W, false);
+    const dZ = buf.get('dZ', (itemRows + 1) * W, false);
+    dZ.fill(0, itemRows * W);
     const acc = {
       out: new Float64Array(W),
       gamma: new Float64Array(W),
@@ -915,37 +974,23 @@ export async function stepGradients(
         new Float64Array(W),
       );
     }
-    // The shifted copies of dZ, [itemRows, 9W]: dR below, and d conv = im^T dZ as R^T dZs
-    // (block k of row s pairs R's row s with dZ where s is the offset-k input), a plain product
-    // without a transposed im2col.
+    // The shifted copies of dZ, dZs [itemRows, 9W]: dR = dZs @ conv regrouped (col2im(dZ @ conv^T)),
+    // and d conv = im^T dZ as R^T dZs (block k of row s pairs R's row s with dZ where s is the
+    // offset-k input), plain products without a transposed im2col.
     const KW = 9 * W;
-    const dZs = buf.keep('dZs', itemRows * KW);
-    for (let l = 0; l < L; l++) shiftedGrad(dZ, nbs[l], B, P[l], W, dZs, itemRowOff[l]);
     const RT = buf.get('RT', r * itemRows, false);
-    for (let l = 0; l < L; l++) {
-      const R = Rs[l];
-      const m0 = itemRowOff[l];
-      const n = B * P[l];
-      for (let j = 0; j < n; j++) for (let ch = 0; ch < r; ch++) RT[ch * itemRows + m0 + j] = R[j * r + ch];
-    }
-    const G = await matMul(RT, r, itemRows, dZs, KW, buf.get('gConvT', r * KW, false));
-    const gConv = buf.get('gConv', K9 * W, false);
-    for (let k = 0; k < 9; k++)
-      for (let ch = 0; ch < r; ch++)
-        for (let co = 0; co < W; co++) gConv[(k * r + ch) * W + co] = G[ch * KW + k * W + co];
-    grads.conv = gConv;
+    for (let l = 0; l < L; l++) transpose(Rs[l], B * P[l], r, RT, itemRows, itemRowOff[l]);
+    const convRe = regroupConvForDR(p.conv, r, W, buf.get('convRe', KW * r, false));
+    const G = buf.get('gConvT', r * KW, false);
+    const dR = buf.get('dR', itemRows * r, false);
+    await gathered.both(dZ, W, gatherRows(shapes, B, true), 9, RT, r, convRe, r, G, dR);
+    grads.conv = regroupConvGrad(G, r, W, buf.get('gConv', K9 * W, false));
     grads.convB = Float32Array.from(acc.convB);
     grads.gamma = Float32Array.from(acc.gamma);
     grads.beta = Float32Array.from(acc.beta);
     grads.out = Float32Array.from(acc.out);
     grads.outB = Float32Array.of(dOutB);
 
-    // dR = col2im(dZ @ conv^T), as one product: the shifted copies of dZ times conv regrouped.
-    const convRe = buf.get('convRe', KW * r, false);
-    for (let k = 0; k < 9; k++)
-      for (let ch = 0; ch < r; ch++)
-        for (let co = 0; co < W; co++) convRe[(k * W + co) * r + ch] = p.conv[(k * r + ch) * W + co];
-    const dR = await matMul(dZs, itemRows, KW, convRe, r, buf.get('dR', itemRows * r, false));
     for (let l = 0; l < L; l++)
       scatterResidual(
         dR,

@@ -26,6 +26,30 @@ export interface HeadMatMul {
   matMul: MatMulFn;
   /** a^T @ b for `a` stored [k, m] (same arguments as matMul); absent: transpose first. */
   matMulTA?: MatMulFn;
+  gathered: GatheredProducts;
+}
+
+/**
+ * Products of a row-gathered matrix A = rows idx of `a` [*, w], taken g at a time as one row of
+ * A [m, g*w] (m = idx.length / g): im2col as a gather, done in native code and never copied
+ * back to JavaScript.
+ */
+export interface GatheredProducts {
+  /** A @ b, b [g*w, n], into out [m, n]. */
+  times(a: Float32Array, w: number, idx: Int32Array, g: number, b: Float32Array, n: number, out: Float32Array): Promise<Float32Array>;
+  /** left [p, m] @ A into outL [p, g*w], and A @ right [g*w, q] into outR [m, q]. */
+  both(
+    a: Float32Array,
+    w: number,
+    idx: Int32Array,
+    g: number,
+    left: Float32Array,
+    p: number,
+    right: Float32Array,
+    q: number,
+    outL: Float32Array,
+    outR: Float32Array,
+  ): Promise<void>;
 }
 
 export const tfjsMatMul: MatMulFn = async (...args) => tfjsMatMulSync(...args);
@@ -42,6 +66,30 @@ export function tfjsMatMulSync(...[a, m, k, b, n, out]: MatMulArgs): Float32Arra
   out.set(c);
   return out;
 }
+
+/** Rows idx of a [*, w], one after the other, into out [idx.length * w]. */
+function gatherRowsInto(a: Float32Array, w: number, idx: Int32Array, out: Float32Array): Float32Array {
+  for (let j = 0; j < idx.length; j++) {
+    const s = idx[j] * w;
+    const o = j * w;
+    for (let ch = 0; ch < w; ch++) out[o + ch] = a[s + ch];
+  }
+  return out;
+}
+
+/** GatheredProducts on TF.js: the gather in JavaScript, then tfjsMatMul. */
+export const tfjsGathered: GatheredProducts = {
+  async times(a, w, idx, g, b, n, out) {
+    const A = gatherRowsInto(a, w, idx, new Float32Array(idx.length * w));
+    return tfjsMatMulSync(A, idx.length / g, g * w, b, n, out);
+  },
+  async both(a, w, idx, g, left, p, right, q, outL, outR) {
+    const A = gatherRowsInto(a, w, idx, new Float32Array(idx.length * w));
+    const m = idx.length / g;
+    tfjsMatMulSync(left, p, m, A, g * w, outL);
+    tfjsMatMulSync(A, m, g * w, right, q, outR);
+  },
+};
 
 /** A one-node ONNX graph: c = a @ b (MatMul), or a^T @ b (Gemm transA), every dimension free. */
 function matMulGraph(transposeA: boolean): Uint8Array {
@@ -75,13 +123,56 @@ function matMulGraph(transposeA: boolean): Uint8Array {
   ).finish();
 }
 
-async function onnxMatMul(): Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> {
+/**
+ * A = reshape(gather(a, idx), [-1, g*w]) (shape fed as an input), then A @ b (outputs ['c']) or
+ * left @ A and A @ right (outputs ['l', 'r']).
+ */
+function gatheredGraph(both: boolean): Uint8Array {
+  const { onnx } = onnxProto;
+  const T = onnx.TensorProto.DataType;
+  const info = (name: string, dims: string[], elemType: number = T.FLOAT) => ({
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
+  });
+  const node = [
+    { opType: 'Gather', input: ['a', 'idx'], output: ['rows'], name: 'rows' },
+    { opType: 'Reshape', input: ['rows', 'shape'], output: ['A'], name: 'A' },
+    ...(both
+      ? [
+          { opType: 'MatMul', input: ['left', 'A'], output: ['l'], name: 'l' },
+          { opType: 'MatMul', input: ['A', 'right'], output: ['r'], name: 'r' },
+        ]
+      : [{ opType: 'MatMul', input: ['A', 'b'], output: ['c'], name: 'c' }]),
+  ];
+  const input = [
+    info('a', ['na', 'w']),
+    info('idx', ['ni'], T.INT32),
+    info('shape', ['two'], T.INT64),
+    ...(both ? [info('left', ['p', 'm']), info('right', ['gw', 'q'])] : [info('b', ['gw', 'n'])]),
+  ];
+  const output = both ? [info('l', ['p', 'gw']), info('r', ['m', 'q'])] : [info('c', ['m', 'n'])];
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 13 }],
+      producerName: 'swan-inspector',
+      graph: { name: both ? 'gathered_both' : 'gathered_times', node, input, output },
+    }),
+  ).finish();
+}
+
+async function onnxMatMul(threads: number): Promise<Products> {
   const mod = (await import('onnxruntime-node')) as typeof import('onnxruntime-node') & {
     default?: typeof import('onnxruntime-node');
   };
   const ort = mod.InferenceSession ? mod : mod.default!;
-  // One thread: the feature workers and other jobs share the cores.
-  const opts = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' as const };
+  // Without spinning: a spinning pool thread between products takes the core the step's own loops need.
+  const opts = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential' as const,
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
   const plain = await ort.InferenceSession.create(matMulGraph(false), opts);
   const transposed = await ort.InferenceSession.create(matMulGraph(true), opts);
   // Into the caller's array when given: no output allocated per product.
@@ -96,7 +187,29 @@ async function onnxMatMul(): Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> {
       await session.run(feeds, { c: new ort.Tensor('float32', out, [m, n]) });
       return out;
     };
-  return { matMul: product(plain, false), matMulTA: product(transposed, true) };
+  const times = await ort.InferenceSession.create(gatheredGraph(false), opts);
+  const both = await ort.InferenceSession.create(gatheredGraph(true), opts);
+  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+  const gatherFeeds = (a: Float32Array, w: number, idx: Int32Array, g: number) => ({
+    a: f32(a, [a.length / w, w]),
+    idx: new ort.Tensor('int32', idx, [idx.length]),
+    shape: new ort.Tensor('int64', BigInt64Array.of(-1n, BigInt(g * w)), [2]),
+  });
+  const gathered: GatheredProducts = {
+    async times(a, w, idx, g, b, n, out) {
+      const m = idx.length / g;
+      await times.run({ ...gatherFeeds(a, w, idx, g), b: f32(b, [g * w, n]) }, { c: f32(out, [m, n]) });
+      return out;
+    },
+    async both(a, w, idx, g, left, p, right, q, outL, outR) {
+      const m = idx.length / g;
+      await both.run(
+        { ...gatherFeeds(a, w, idx, g), left: f32(left, [p, m]), right: f32(right, [g * w, q]) },
+        { l: f32(outL, [p, g * w]), r: f32(outR, [m, q]) },
+      );
+    },
+  };
+  return { matMul: product(plain, false), matMulTA: product(transposed, true), gathered };
 }
 
 /** Loads the products' runtime now (a warm engine), so the first training step does not wait for it. */
@@ -104,21 +217,23 @@ export async function warmTraining(): Promise<void> {
   await headMatMul();
 }
 
-let opened: Promise<Pick<HeadMatMul, 'matMul' | 'matMulTA'>> | null = null;
+type Products = Pick<HeadMatMul, 'matMul' | 'matMulTA' | 'gathered'>;
+const opened = new Map<number, Promise<Products>>();
 
 /**
  * The products' runtime: `prefer`, else SWAN_HEAD_MATMUL, else onnxruntime when it loads. A
  * forced onnxruntime that cannot load is an error; the automatic choice falls back to TF.js.
  */
-export async function headMatMul(prefer?: MatMulRuntime): Promise<HeadMatMul> {
+export async function headMatMul(prefer?: MatMulRuntime, threads = 1): Promise<HeadMatMul> {
   const env = process.env.SWAN_HEAD_MATMUL;
   const wanted = prefer ?? (env === 'tfjs' || env === 'onnxruntime' ? env : undefined);
-  if (wanted === 'tfjs') return { runtime: 'tfjs', matMul: tfjsMatMul };
-  opened ??= onnxMatMul();
+  if (wanted === 'tfjs') return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };
+  let products = opened.get(threads);
+  if (!products) opened.set(threads, (products = onnxMatMul(threads)));
   try {
-    return { runtime: 'onnxruntime', ...(await opened) };
+    return { runtime: 'onnxruntime', ...(await products) };
   } catch (err) {
     if (wanted === 'onnxruntime') throw err;
-    return { runtime: 'tfjs', matMul: tfjsMatMul };
+    return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };
   }
 }
