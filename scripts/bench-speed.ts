@@ -9,8 +9,9 @@
  *      cross-validation's time is printed too (not on the way to the queue);
  *   3. re-scoring the 200 cached images, and scoring new ones;
  *   4. the CLI's warm retrain of HeadCT 10-shot (process wall time);
- *   5. one head training step, the written-out step and TF.js's tape, CPU time and as a multiple
- *      of a reference matMul.
+ *   5. one head training step: the written-out step (onnxruntime products on the default threads
+ *      and on one thread, TF.js products) and TF.js's tape, CPU and wall time, and CPU as a
+ *      multiple of a reference matMul.
  *
  *   npm run bench:speed [-- --data-root DIR] [--skip-cli] [--app-only] [--step-only] [--backbone mobilenet,resnet50]
  *
@@ -332,6 +333,11 @@ async function headStep(): Promise<void> {
       name: 'written-onnxruntime',
       label: 'written out, onnxruntime products (default)',
       opts: { stepper: 'written', matMul: 'onnxruntime' },
+    },
+    {
+      name: 'written-onnxruntime-1',
+      label: 'written out, onnxruntime products on one thread',
+      opts: { stepper: 'written', matMul: 'onnxruntime', threads: 1 },
     },
   ] as const;
   const perStep: Record<string, number> = {};

@@ -823,7 +823,15 @@ export async function stepGradients(
     patchPre.push(pre);
     Rs.push(R);
   }
-  const Z = await gathered.times(Rall, r, gatherRows(shapes, B, false), 9, p.conv, W, buf.get('Z', itemRows * W, false));
+  const Z = await gathered.times(
+    Rall,
+    r,
+    gatherRows(shapes, B, false),
+    9,
+    p.conv,
+    W,
+    buf.get('Z', itemRows * W, false),
+  );
   const resPre = buf.get('resPre', itemRows, false);
   const bn: StepResult['bn'] = [];
   const bnMean: Float64Array[] = [];

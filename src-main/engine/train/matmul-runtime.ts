@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import onnxProto from 'onnx-proto';
+import { ThreadChooser, trainingThreads, type ProductThreads } from './product-threads';
 
 /** a [m, k] @ b [k, n], row-major; into `out` ([m, n]) when given, which is then returned. */
 export type MatMulArgs = [
@@ -36,7 +37,15 @@ export interface HeadMatMul {
  */
 export interface GatheredProducts {
   /** A @ b, b [g*w, n], into out [m, n]. */
-  times(a: Float32Array, w: number, idx: Int32Array, g: number, b: Float32Array, n: number, out: Float32Array): Promise<Float32Array>;
+  times(
+    a: Float32Array,
+    w: number,
+    idx: Int32Array,
+    g: number,
+    b: Float32Array,
+    n: number,
+    out: Float32Array,
+  ): Promise<Float32Array>;
   /** left [p, m] @ A into outL [p, g*w], and A @ right [g*w, q] into outR [m, q]. */
   both(
     a: Float32Array,
@@ -214,24 +223,46 @@ async function onnxMatMul(threads: number): Promise<Products> {
 
 /** Loads the products' runtime now (a warm engine), so the first training step does not wait for it. */
 export async function warmTraining(): Promise<void> {
-  await headMatMul();
+  await headMatMul(undefined, trainingThreads());
 }
 
 type Products = Pick<HeadMatMul, 'matMul' | 'matMulTA' | 'gathered'>;
 const opened = new Map<number, Promise<Products>>();
 
+function onnxProducts(threads: number): Promise<Products> {
+  let products = opened.get(threads);
+  if (!products) opened.set(threads, (products = onnxMatMul(threads)));
+  return products;
+}
+
+/** One- and two-thread sessions behind one set of products, the threads chosen as they run (product-threads.ts). */
+function adaptive(one: Products, two: Products): Products {
+  const c = new ThreadChooser();
+  return {
+    matMul: c.route(one.matMul, two.matMul),
+    matMulTA: one.matMulTA && two.matMulTA && c.route(one.matMulTA, two.matMulTA),
+    gathered: {
+      times: c.route(one.gathered.times, two.gathered.times),
+      both: c.route(one.gathered.both, two.gathered.both),
+    },
+  };
+}
+
 /**
  * The products' runtime: `prefer`, else SWAN_HEAD_MATMUL, else onnxruntime when it loads. A
  * forced onnxruntime that cannot load is an error; the automatic choice falls back to TF.js.
+ * `threads`: onnxruntime's intra-op threads ('auto': two while they run in parallel).
  */
-export async function headMatMul(prefer?: MatMulRuntime, threads = 1): Promise<HeadMatMul> {
+export async function headMatMul(prefer?: MatMulRuntime, threads: ProductThreads = 1): Promise<HeadMatMul> {
   const env = process.env.SWAN_HEAD_MATMUL;
   const wanted = prefer ?? (env === 'tfjs' || env === 'onnxruntime' ? env : undefined);
   if (wanted === 'tfjs') return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };
-  let products = opened.get(threads);
-  if (!products) opened.set(threads, (products = onnxMatMul(threads)));
   try {
-    return { runtime: 'onnxruntime', ...(await products) };
+    const products =
+      threads === 'auto'
+        ? adaptive(await onnxProducts(1), await onnxProducts(2))
+        : await onnxProducts(threads);
+    return { runtime: 'onnxruntime', ...products };
   } catch (err) {
     if (wanted === 'onnxruntime') throw err;
     return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };

@@ -33,6 +33,7 @@ import { transformCount } from './transforms';
 import { finishState } from '../infer/calibrate';
 import { matchedNormals } from './matched';
 import { headMatMul, type HeadMatMul, type MatMulRuntime } from './matmul-runtime';
+import { trainingThreads, type ProductThreads } from './product-threads';
 
 export type { FastTrainData } from './batch';
 
@@ -43,6 +44,8 @@ export interface TrainOptions {
   stepper?: 'tape' | 'written';
   /** Runtime of the written-out step's products (matmul-runtime.ts); default: the fastest installed. */
   matMul?: MatMulRuntime;
+  /** onnxruntime's threads for them (product-threads.ts); default: trainingThreads(). */
+  threads?: ProductThreads;
 }
 
 /** Checks that every map has the same shape per level; returns the level shapes used. */
@@ -140,7 +143,16 @@ export async function trainFast(
   const skip: DraHead[] = ALL_DRA_HEADS.filter((h) => !active.includes(h));
 
   const stepper = (opts.stepper ? opts.stepper === 'written' : fastStepApplies(settings))
-    ? writtenOutStepper(base, shapes, ho, data, settings, lossRng, skip, await headMatMul(opts.matMul))
+    ? writtenOutStepper(
+        base,
+        shapes,
+        ho,
+        data,
+        settings,
+        lossRng,
+        skip,
+        await headMatMul(opts.matMul, opts.threads ?? trainingThreads()),
+      )
     : tapeStepper(base, shapes, data, settings, lossRng, skip);
   const started = Date.now();
   try {
