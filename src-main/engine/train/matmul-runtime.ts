@@ -86,14 +86,22 @@ function gatherRowsInto(a: Float32Array, w: number, idx: Int32Array, out: Float3
   return out;
 }
 
+let gatherScratch = new Float32Array(0);
+
+/** Rows idx of a gathered into a scratch array kept between calls (the step's are several MB). */
+function gatheredRows(a: Float32Array, w: number, idx: Int32Array): Float32Array {
+  if (gatherScratch.length < idx.length * w) gatherScratch = new Float32Array(idx.length * w);
+  return gatherRowsInto(a, w, idx, gatherScratch.subarray(0, idx.length * w));
+}
+
 /** GatheredProducts on TF.js: the gather in JavaScript, then tfjsMatMul. */
 export const tfjsGathered: GatheredProducts = {
   async times(a, w, idx, g, b, n, out) {
-    const A = gatherRowsInto(a, w, idx, new Float32Array(idx.length * w));
+    const A = gatheredRows(a, w, idx);
     return tfjsMatMulSync(A, idx.length / g, g * w, b, n, out);
   },
   async both(a, w, idx, g, left, p, right, q, outL, outR) {
-    const A = gatherRowsInto(a, w, idx, new Float32Array(idx.length * w));
+    const A = gatheredRows(a, w, idx);
     const m = idx.length / g;
     tfjsMatMulSync(left, p, m, A, g * w, outL);
     tfjsMatMulSync(A, m, g * w, right, q, outR);
