@@ -16,6 +16,8 @@ import { BACKBONE_FILE, loadModel, type ModelManifest } from './model-file';
 import { saveTrained } from './save-trained';
 import { manifestValidation, validationMetrics, type ValidationResult } from './validate';
 import { trainChosen } from './choose';
+import { fastStepApplies } from './train/fast-step';
+import { warmTraining } from './train/matmul-runtime';
 import { chosenWeightOf, withProvisionalCombination } from './provisional';
 import { openTrainingSession, trainingImages } from './training-images';
 import { sameShape, shapeForImages, type InputShape } from './features/geometry';
@@ -89,6 +91,8 @@ export async function trainModel(req: TrainRequest): Promise<TrainResult> {
   }
   if (req.normals.length < 2) throw new EngineError('Training needs at least 2 good images.');
   const t0 = performance.now();
+  // The head step's products load while the features are read (its I/O waits leave the thread idle).
+  if (fastStepApplies(settings)) warmTraining().catch(() => undefined);
   // The PatchCore head reads a backbone tap: a given session without it cannot serve it.
   const tapLayers =
     req.tapLayers ??
