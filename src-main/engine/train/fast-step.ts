@@ -1,9 +1,9 @@
 /**
  * One fast-mode training step of the four DRA heads with the backward pass written out: the
- * large products (the 1x1 read-out of the feature maps, the residual head's 3x3 conv as
- * im2col, the normality head's first layer, and their gradients) are plain matMuls
- * (matmul-runtime.ts: onnxruntime's GEMM, else TF.js), everything else (gathers, shifts, BatchNorm, top-K, the losses, Adam) loops
- * over Float32Arrays. The same arithmetic as forwardLevel + tf.variableGrads (a test compares
+ * large products (the 1x1 read-out of the feature maps, the residual head's 3x3 conv as a row
+ * gather (im2col) times the kernel, the normality head's first layer, and their gradients) are
+ * plain matMuls (matmul-runtime.ts: onnxruntime's GEMM, which also does the gathers, else
+ * TF.js), everything else (BatchNorm, top-K, the losses, Adam) loops over Float32Arrays. The same arithmetic as forwardLevel + tf.variableGrads (a test compares
  * the gradients), without the tape's hundreds of small kernels, transposes and shift matrices
  * per step.
  *
