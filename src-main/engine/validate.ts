@@ -35,9 +35,11 @@ import { EngineError } from './types';
 import { Rng } from './util/rng';
 import { fitGaussianHead, gaussianApplies } from './infer/gaussian';
 import { projectPatchCoreHead, type PatchCoreHeadFit } from './infer/patchcore-head';
+import { activeHeads } from './heads/active';
 import {
   chooseCombination,
   isUnsupervisedHead,
+  MIN_DEFECTS_TO_WEIGH,
   partTotal,
   splitParts,
   type CombinationChoice,
@@ -68,6 +70,16 @@ export interface FoldInfo {
   state: DraState;
 }
 
+export interface StandInInfo {
+  kind: 'leave-one-class-out' | 'leave-pseudo-out';
+  trainNormalIds: string[];
+  trainAnomalyIds: string[];
+  /** Pseudo-anomaly variants it trained on. */
+  trainPseudo: number;
+  heldOutIds: string[];
+  state: DraState;
+}
+
 export interface ValidateOptions {
   /** Requested K; fewer are used when the labels do not allow K (see planFolds). */
   folds: number;
@@ -75,10 +87,13 @@ export interface ValidateOptions {
   signal?: AbortSignal;
   /** Sees every fold after it is trained (tests check the folds do not leak). */
   onFold?: (info: FoldInfo) => void;
+  /** Sees what each stand-in model of the selection trained on and scored (tests). */
+  onStandIn?: (info: StandInInfo) => void;
   /**
    * Also gather the evidence for the weight of the supervised heads (select.ts) and choose it:
-   * the held-out normals' pseudo anomalies are scored too, and with defects of two or more
-   * classes one more model per class trains without that class (leave-one-class-out).
+   * the held-out normals' pseudo anomalies are scored too, and one more model per labelled
+   * class trains without that class (leave-one-class-out); with one class and two or more
+   * defects also one without pseudo anomalies (leave-pseudo-out).
    */
   select?: boolean;
   /**
@@ -354,6 +369,7 @@ export async function crossValidate(
           unseen: [
             { kind: 'pseudo' as const, scores: pseudoStandIns },
             ...(await leaveOneClassOut(normals, anomalies, plan, foldSettings, opts, pc)),
+            ...(await leavePseudoOut(normals, anomalies, plan, foldSettings, opts, pc)),
           ],
         })
       : undefined;
@@ -488,9 +504,10 @@ function reweight(x: OutOfFoldScore, a: number, b: number, ref: { mean: number; 
 }
 
 /**
- * Stand-ins for a defect kind nobody labelled, when two or more are: for each class, a model
- * trained without it (and without one fold of normals) scores that class's defects and the
- * held-out normals. Nothing when fewer than two classes are labelled.
+ * Stand-ins for a defect kind nobody labelled: for each labelled class, a model trained without
+ * it (and without one fold of normals) scores that class's defects and the held-out normals.
+ * With one class labelled that model trains on normals and pseudo anomalies only (no seen or
+ * global head): the labelled defects are then a real kind its heads never saw.
  */
 async function leaveOneClassOut(
   normals: readonly ValidationNormal[],
@@ -501,7 +518,8 @@ async function leaveOneClassOut(
   pc?: PatchCoreHeadFit,
 ): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
   const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
-  if (classes.length < 2) return [];
+  // One class and one defect: that defect's rank alone is too little to weigh on (select.ts).
+  if (classes.length === 0 || (classes.length === 1 && anomalies.length < MIN_DEFECTS_TO_WEIGH)) return [];
   const scores: PartScore[] = [];
   for (const [c, cls] of classes.entries()) {
     throwIfAborted(opts.signal);
@@ -510,11 +528,28 @@ async function leaveOneClassOut(
     const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
     const trainA = anomalies.filter((a) => a.cls !== cls);
     const heldA = anomalies.filter((a) => a.cls === cls);
-    const state = await trainFast(
-      trainingData(trainN, trainA),
-      { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
-      { signal: opts.signal },
-    ).then((st) => withProjectPatchCore(withProjectGaussian(st, trainN, normals.length), pc));
+    const data = trainingData(trainN, trainA);
+    let trained: DraState;
+    try {
+      trained = await trainFast(
+        data,
+        { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
+        { signal: opts.signal },
+      );
+    } catch (e) {
+      // e.g. settings.heads = ['seen'] and no other class: nothing to train without this one.
+      if (e instanceof EngineError && trainA.length === 0 && !opts.signal?.aborted) return [];
+      throw e;
+    }
+    const state = withProjectPatchCore(withProjectGaussian(trained, trainN, normals.length), pc);
+    opts.onStandIn?.({
+      kind: 'leave-one-class-out',
+      trainNormalIds: trainN.map((x) => x.id),
+      trainAnomalyIds: trainA.map((x) => x.id),
+      trainPseudo: data.pseudo.flat().length,
+      heldOutIds: [...heldN, ...heldA].map((x) => x.id),
+      state,
+    });
     const projectIndex = new Map(normals.map((n, i) => [n.id, i]));
     const s = scoreFeatures(
       state,
@@ -524,6 +559,64 @@ async function leaveOneClassOut(
     scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
   }
   return [{ kind: 'leave-one-class-out', scores }];
+}
+
+/**
+ * With one defect class labelled, the fold models' pseudo anomalies are a kind their heads
+ * trained on (the pseudo head learns cut-paste), and leave-one-class-out's model has no head
+ * that learnt from labels: neither shows how the heads fitted to the labelled class rank a kind
+ * they never saw. This stand-in does: a model trained on the labelled defects without any pseudo
+ * anomaly (no pseudo head) scores held-out normals against their cut-paste variants. Nothing
+ * with two or more classes (leave-one-class-out covers them) or fewer than two defects.
+ */
+async function leavePseudoOut(
+  normals: readonly ValidationNormal[],
+  anomalies: readonly ValidationAnomaly[],
+  plan: FoldPlan,
+  settings: TrainSettings,
+  opts: ValidateOptions,
+  pc?: PatchCoreHeadFit,
+): Promise<{ kind: 'leave-pseudo-out'; scores: PartScore[] }[]> {
+  if (new Set(anomalies.map((a) => a.cls)).size !== 1 || anomalies.length < MIN_DEFECTS_TO_WEIGH) return [];
+  const heads = activeHeads(settings, true).filter((h) => h !== 'pseudo');
+  if (heads.length === 0) return [];
+  throwIfAborted(opts.signal);
+  // Another fold of normals than leave-one-class-out's (fold 0), so the two do not share them.
+  const f = 1 % plan.folds;
+  const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
+  const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
+  const n = Math.min(heldN.length, STAND_INS_PER_FOLD * plan.folds);
+  const sources = Array.from({ length: n }, (_, j) => heldN[Math.floor((j * heldN.length) / n)]).filter(
+    (x) => x.pseudo.length > 0,
+  );
+  if (sources.length === 0) return [];
+  const data = { ...trainingData(trainN, anomalies), pseudo: trainN.map(() => []) };
+  const state = withProjectPatchCore(
+    withProjectGaussian(
+      await trainFast(
+        data,
+        { ...settings, heads, seed: foldSeed(settings.seed, plan.folds + 1) },
+        { signal: opts.signal },
+      ),
+      trainN,
+      normals.length,
+    ),
+    pc,
+  );
+  opts.onStandIn?.({
+    kind: 'leave-pseudo-out',
+    trainNormalIds: trainN.map((x) => x.id),
+    trainAnomalyIds: anomalies.map((x) => x.id),
+    trainPseudo: data.pseudo.flat().length,
+    heldOutIds: heldN.map((x) => x.id),
+    state,
+  });
+  const projectIndex = new Map(normals.map((x, i) => [x.id, i]));
+  const excluded = [...heldN, ...sources].map((x) => projectIndex.get(x.id) ?? -1);
+  const s = scoreFeatures(state, [...heldN.map((x) => x.features), ...sources.map((x) => x.pseudo[0])], {
+    patchcoreExclude: excluded,
+  });
+  return [{ kind: 'leave-pseudo-out', scores: s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)) }];
 }
 
 /** The numbers for a model manifest's metrics (flat, numbers only; method and notes go elsewhere). */

@@ -24,6 +24,8 @@ import {
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
 import { patchCoreHeadScores, patchCoreTapLayers } from '../../engine/infer/patchcore-head';
+import { partTotal, splitParts, type CandidateEvidence } from '../../engine/select';
+import type { DraState } from '../../engine/heads/state';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
 import { isTrained, methodLabel, methodSettings, type Method } from './methods';
 
@@ -44,6 +46,11 @@ export interface RunResult {
   supervisedWeight?: number;
   /** The PatchCore head's scale it chose (select.ts), when the head was on. */
   patchcoreScale?: number;
+  /**
+   * swan, diagnostic only: each candidate weight's cross-validation evidence beside the test
+   * AUC-ROC it would give. Nothing chooses on testAuc; it shows whether the rule picks well.
+   */
+  candidates?: (CandidateEvidence & { testAuc: number })[];
   /** Training time; for swan it includes the cross-validation that chooses the weight. */
   trainSeconds: number;
   scoreSeconds: number;
@@ -335,6 +342,7 @@ export class BenchDataset {
     let trainSeconds = 0;
     let supervisedWeight: number | undefined;
     let patchcoreScale: number | undefined;
+    let candidates: RunResult['candidates'];
     let t = performance.now();
     if (method === 'knn') {
       totals = knnBaselineScores(normals, testFeats);
@@ -384,6 +392,7 @@ export class BenchDataset {
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
       const scores = scoreFeatures(state, testFeats);
+      if (state.combination) candidates = candidateDiagnostic(state, testFeats, scores, labels);
       totals = scores.map((s) => s.total);
       heatmaps = scores.map((s) => s.heatmap);
       const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
@@ -405,6 +414,7 @@ export class BenchDataset {
       perHead,
       ...(supervisedWeight !== undefined ? { supervisedWeight } : {}),
       ...(patchcoreScale !== undefined ? { patchcoreScale } : {}),
+      ...(candidates ? { candidates } : {}),
       trainSeconds,
       scoreSeconds: (performance.now() - t) / 1000,
       train: { normals: trainNormals.length, anomalies: trainAnomalies.length },
@@ -415,6 +425,7 @@ export class BenchDataset {
     };
     if (heatmaps && this.masks) run.pixelAucRoc = await this.pixelAuc(test, heatmaps);
     this.hooks.log?.(describeRun(this.ds.name, spec, run));
+    if (run.candidates) this.hooks.log?.(describeCandidates(run));
     return run;
   }
 
@@ -426,6 +437,46 @@ export class BenchDataset {
     }
     return pixelAucRoc(pairs);
   }
+}
+
+/**
+ * The test AUC-ROC under every candidate of the model's choice (diagnostic only): the supervised
+ * part of each test score at weight 1, from the chosen weight's scores (or a rescoring at 1).
+ */
+function candidateDiagnostic(
+  state: DraState,
+  testFeats: ImageFeatures[],
+  scores: { perHead: Partial<Record<HeadName, number>> }[],
+  labels: number[],
+): (CandidateEvidence & { testAuc: number })[] {
+  const c = state.combination!;
+  const a = c.supervisedWeight;
+  const atOne = a > 0 ? scores : scoreFeatures(state, testFeats, { supervisedWeight: 1 });
+  const parts = atOne.map((s, i) => {
+    const p = splitParts(s.perHead, labels[i] as 0 | 1);
+    return a > 0 ? { ...p, supervised: p.supervised / a } : p;
+  });
+  return c.candidates.map((x) => ({
+    ...x,
+    testAuc: aucRoc(
+      parts.map((p) => partTotal(p, x.weight, (x.patchcoreScale ?? 1) / (c.patchcoreScale || 1))),
+      labels,
+    ),
+  }));
+}
+
+function describeCandidates(run: RunResult): string {
+  const f = (x: number | null | undefined) => (x == null ? '-' : x.toFixed(3));
+  return (run.candidates ?? [])
+    .map(
+      (x) =>
+        `  w${x.weight}${x.patchcoreScale === undefined ? '' : ` x${+x.patchcoreScale.toFixed(3)}`}: seen ${f(x.seenAuc)}` +
+        Object.entries(x.unseenAuc)
+          .map(([k, v]) => ` ${k} ${f(v)}`)
+          .join('') +
+        ` mean ${f(x.meanAuc)} ${x.passesGuard ? 'pass' : 'FAIL'} | test ${f(x.testAuc)} (diagnostic)`,
+    )
+    .join('\n');
 }
 
 function describeRun(dataset: string, spec: CaseSpec, run: RunResult): string {

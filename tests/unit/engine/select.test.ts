@@ -9,6 +9,7 @@ import { normalFeatures, withDefect } from '../../../src-main/engine/train/synth
 import { Rng } from '../../../src-main/engine/util/rng';
 import {
   crossValidate,
+  type StandInInfo,
   type ValidationAnomaly,
   type ValidationNormal,
 } from '../../../src-main/engine/validate';
@@ -131,6 +132,36 @@ describe('chooseCombination', () => {
     expect(guarded.supervisedWeight).toBe(0);
   });
 
+  it('one labelled class: its leave-one-class-out stand-in takes out the weight the pseudo anomalies alone let through', () => {
+    // The supervised heads find the labelled kind and the pseudo anomalies (they trained on both),
+    // and add only noise on a real kind they never saw.
+    const seen = parts(21, 200, 40, 3, 1);
+    const pseudo = { kind: 'pseudo' as const, scores: parts(22, 200, 100, 2, 1) };
+    const heldOutClass = { kind: 'leave-one-class-out' as const, scores: parts(23, 200, 100, 0, 2) };
+    const before = chooseCombination({ seen, unseen: [pseudo] });
+    expect(before.supervisedWeight).toBeGreaterThanOrEqual(2);
+    const c = chooseCombination({ seen, unseen: [pseudo, heldOutClass] });
+    expect(c.supervisedWeight).toBeLessThan(1);
+    expect(c.candidates.filter((x) => x.weight > c.supervisedWeight).every((x) => !x.passesGuard)).toBe(true);
+    expect(c.candidates.find((x) => x.weight === 4)!.unseenAuc['leave-one-class-out']).toBeLessThan(
+      c.candidates.find((x) => x.weight === 0)!.unseenAuc['leave-one-class-out']!,
+    );
+  });
+
+  it('leave-pseudo-out enters the mean, not the guard', () => {
+    const seen = parts(21, 200, 40, 3, 1);
+    const pseudo = { kind: 'pseudo' as const, scores: parts(22, 200, 100, 2, 1) };
+    // Heads fitted to the labels alone rank cut-paste no better than noise.
+    const blind = { kind: 'leave-pseudo-out' as const, scores: parts(24, 200, 100, 0, 1.5) };
+    const c = chooseCombination({ seen, unseen: [pseudo, blind] });
+    expect(c.candidates.every((x) => x.passesGuard)).toBe(true);
+    expect(c.candidates.find((x) => x.weight === 4)!.unseenAuc['leave-pseudo-out']).toBeLessThan(
+      c.candidates.find((x) => x.weight === 0)!.unseenAuc['leave-pseudo-out']!,
+    );
+    expect(c.supervisedWeight).toBeGreaterThan(0);
+    expect(c.supervisedWeight).toBeLessThan(chooseCombination({ seen, unseen: [pseudo] }).supervisedWeight);
+  });
+
   it('a supervised part that adds only noise is left out', () => {
     const c = chooseCombination({ seen: parts(5, 200, 40, 0, 2), unseen: [] });
     expect(c.supervisedWeight).toBe(0);
@@ -215,12 +246,45 @@ describe('trainChosen', () => {
     });
   });
 
-  it('one labelled defect: the validation still runs the guard', async () => {
+  it('one labelled defect: the validation still runs the guard, on the pseudo anomalies alone', async () => {
     const { normals, anomalies } = makeSet(13, 10, 1);
     const { state, validation } = await trainChosen(normals, anomalies, settings, { folds: 3 });
     expect(validation?.combination).toEqual(state.combination);
     expect(state.combination!.supervisedWeight).toBeLessThanOrEqual(1);
     expect(state.combination!.candidates.every((c) => c.unseenAuc.pseudo !== undefined)).toBe(true);
+    expect(Object.keys(state.combination!.candidates[0].unseenAuc)).toEqual(['pseudo']);
+  });
+
+  it('one labelled class: its defects are held out of a model trained on normals and pseudo anomalies only, and cut-paste out of one trained on the labels only', async () => {
+    const { normals, anomalies: two } = makeSet(15, 12, 4);
+    const anomalies = two.map((a) => ({ ...a, cls: 'crack' }));
+    const seenBy: StandInInfo[] = [];
+    const validation = (
+      await crossValidate(normals, anomalies, settings, { folds: 3, select: true, onStandIn: (x) => seenBy.push(x) })
+    ).combination!;
+    expect(Object.keys(validation.candidates[0].unseenAuc).sort()).toEqual([
+      'leave-one-class-out',
+      'leave-pseudo-out',
+      'pseudo',
+    ]);
+    expect(seenBy.map((x) => x.kind)).toEqual(['leave-one-class-out', 'leave-pseudo-out']);
+    const [loco, lpo] = seenBy;
+    // Normals and pseudo anomalies only; it scores every labelled defect and normals it never trained on.
+    expect(loco.trainAnomalyIds).toEqual([]);
+    expect(loco.trainPseudo).toBeGreaterThan(0);
+    expect(loco.state.hasSeen).toBe(false);
+    expect(loco.heldOutIds).toEqual(expect.arrayContaining(anomalies.map((a) => a.id)));
+    expect(loco.heldOutIds.filter((id) => loco.trainNormalIds.includes(id))).toEqual([]);
+    // Every labelled defect, no pseudo anomaly and no pseudo head; held-out normals it never trained on.
+    expect(lpo.trainAnomalyIds.sort()).toEqual(anomalies.map((a) => a.id).sort());
+    expect(lpo.trainPseudo).toBe(0);
+    expect(lpo.state.settings.heads).toEqual(['seen', 'residual', 'normality']);
+    expect(lpo.heldOutIds.length).toBeGreaterThan(0);
+    expect(lpo.heldOutIds.filter((id) => lpo.trainNormalIds.includes(id))).toEqual([]);
+    // Two classes: leave-one-class-out per class, and no leave-pseudo-out.
+    const kinds: string[] = [];
+    await crossValidate(normals, two, settings, { folds: 3, select: true, onStandIn: (x) => kinds.push(x.kind) });
+    expect(kinds).toEqual(['leave-one-class-out', 'leave-one-class-out']);
   });
 
   it('with the PatchCore head: one bank for the model and every fold, held-out normals scored without their own patches', async () => {
