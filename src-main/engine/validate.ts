@@ -362,14 +362,15 @@ export async function crossValidate(
   const seen = Object.values(scores).map((x) => splitParts(x.perHead, x.label === 'defect' ? 1 : 0));
   // A weight between the parts means something only when the model has both.
   const bothParts = seen.some((x) => x.supervised !== 0) && seen.some((x) => x.unsupervised !== 0);
+  const standIns: StandInContext = { normals, anomalies, plan, settings: foldSettings, opts, pc };
   const combination =
     opts.select && k > 0 && bothParts
       ? chooseCombination({
           seen,
           unseen: [
             { kind: 'pseudo' as const, scores: pseudoStandIns },
-            ...(await leaveOneClassOut(normals, anomalies, plan, foldSettings, opts, pc)),
-            ...(await leavePseudoOut(normals, anomalies, plan, foldSettings, opts, pc)),
+            ...(await leaveOneClassOut(standIns)),
+            ...(await leavePseudoOut(standIns)),
           ],
         })
       : undefined;
@@ -503,59 +504,94 @@ function reweight(x: OutOfFoldScore, a: number, b: number, ref: { mean: number; 
   x.z = (x.total - ref.mean) / ref.std;
 }
 
+/** What the stand-in models of the selection share: the project's images, folds and settings. */
+interface StandInContext {
+  normals: readonly ValidationNormal[];
+  anomalies: readonly ValidationAnomaly[];
+  plan: FoldPlan;
+  settings: TrainSettings;
+  opts: ValidateOptions;
+  pc?: PatchCoreHeadFit;
+}
+
+/**
+ * A stand-in model: trained on `data` (from trainN and trainA) with the project's Gaussian and
+ * PatchCore heads, shown to onStandIn; undefined when the settings leave it nothing to train.
+ */
+async function standInModel(
+  ctx: StandInContext,
+  kind: StandInInfo['kind'],
+  trainN: readonly ValidationNormal[],
+  trainA: readonly ValidationAnomaly[],
+  data: FastTrainData,
+  settings: TrainSettings,
+  heldOutIds: string[],
+): Promise<DraState | undefined> {
+  throwIfAborted(ctx.opts.signal);
+  let trained: DraState;
+  try {
+    trained = await trainFast(data, settings, { signal: ctx.opts.signal });
+  } catch (e) {
+    // e.g. settings.heads = ['seen'] and no defect left to train it on.
+    if (e instanceof EngineError && trainA.length === 0 && !ctx.opts.signal?.aborted) return undefined;
+    throw e;
+  }
+  const state = withProjectPatchCore(withProjectGaussian(trained, trainN, ctx.normals.length), ctx.pc);
+  ctx.opts.onStandIn?.({
+    kind,
+    trainNormalIds: trainN.map((x) => x.id),
+    trainAnomalyIds: trainA.map((x) => x.id),
+    trainPseudo: data.pseudo.flat().length,
+    heldOutIds,
+    state,
+  });
+  return state;
+}
+
+/** Scores with PatchCore kept off each image's own patches (a variant's: its source image's). */
+function scoreStandIns(
+  ctx: StandInContext,
+  state: DraState,
+  images: readonly { features: ImageFeatures; source: { id: string } }[],
+): ReturnType<typeof scoreFeatures> {
+  const projectIndex = new Map(ctx.normals.map((n, i) => [n.id, i]));
+  return scoreFeatures(
+    state,
+    images.map((x) => x.features),
+    { patchcoreExclude: images.map((x) => projectIndex.get(x.source.id) ?? -1) },
+  );
+}
+
 /**
  * Stand-ins for a defect kind nobody labelled: for each labelled class, a model trained without
  * it (and without one fold of normals) scores that class's defects and the held-out normals.
  * With one class labelled that model trains on normals and pseudo anomalies only (no seen or
  * global head): the labelled defects are then a real kind its heads never saw.
  */
-async function leaveOneClassOut(
-  normals: readonly ValidationNormal[],
-  anomalies: readonly ValidationAnomaly[],
-  plan: FoldPlan,
-  settings: TrainSettings,
-  opts: ValidateOptions,
-  pc?: PatchCoreHeadFit,
-): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
+async function leaveOneClassOut(ctx: StandInContext): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
+  const { normals, anomalies, plan, settings } = ctx;
   const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
   // One class and one defect: that defect's rank alone is too little to weigh on (select.ts).
   if (classes.length === 0 || (classes.length === 1 && anomalies.length < MIN_DEFECTS_TO_WEIGH)) return [];
   const scores: PartScore[] = [];
   for (const [c, cls] of classes.entries()) {
-    throwIfAborted(opts.signal);
     const f = c % plan.folds;
     const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
     const heldN = normals.filter((_, i) => plan.normalFold[i] === f);
     const trainA = anomalies.filter((a) => a.cls !== cls);
     const heldA = anomalies.filter((a) => a.cls === cls);
-    const data = trainingData(trainN, trainA);
-    let trained: DraState;
-    try {
-      trained = await trainFast(
-        data,
-        { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
-        { signal: opts.signal },
-      );
-    } catch (e) {
-      // e.g. settings.heads = ['seen'] and no other class: nothing to train without this one.
-      if (e instanceof EngineError && trainA.length === 0 && !opts.signal?.aborted) return [];
-      throw e;
-    }
-    const state = withProjectPatchCore(withProjectGaussian(trained, trainN, normals.length), pc);
-    opts.onStandIn?.({
-      kind: 'leave-one-class-out',
-      trainNormalIds: trainN.map((x) => x.id),
-      trainAnomalyIds: trainA.map((x) => x.id),
-      trainPseudo: data.pseudo.flat().length,
-      heldOutIds: [...heldN, ...heldA].map((x) => x.id),
-      state,
-    });
-    const projectIndex = new Map(normals.map((n, i) => [n.id, i]));
-    const s = scoreFeatures(
-      state,
-      [...heldN, ...heldA].map((x) => x.features),
-      { patchcoreExclude: [...heldN, ...heldA].map((x) => projectIndex.get(x.id) ?? -1) },
+    const held = [...heldN, ...heldA];
+    const state = await standInModel(
+      ctx,
+      'leave-one-class-out',
+      trainN,
+      trainA,
+      trainingData(trainN, trainA),
+      { ...settings, seed: foldSeed(settings.seed, plan.folds + c) },
+      held.map((x) => x.id),
     );
+    if (!state) return [];
+    const s = scoreStandIns(ctx, state, held.map((x) => ({ features: x.features, source: x })));
     scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
   }
   return [{ kind: 'leave-one-class-out', scores }];
@@ -569,18 +605,11 @@ async function leaveOneClassOut(
  * anomaly (no pseudo head) scores held-out normals against their cut-paste variants. Nothing
  * with two or more classes (leave-one-class-out covers them) or fewer than two defects.
  */
-async function leavePseudoOut(
-  normals: readonly ValidationNormal[],
-  anomalies: readonly ValidationAnomaly[],
-  plan: FoldPlan,
-  settings: TrainSettings,
-  opts: ValidateOptions,
-  pc?: PatchCoreHeadFit,
-): Promise<{ kind: 'leave-pseudo-out'; scores: PartScore[] }[]> {
+async function leavePseudoOut(ctx: StandInContext): Promise<{ kind: 'leave-pseudo-out'; scores: PartScore[] }[]> {
+  const { normals, anomalies, plan, settings } = ctx;
   if (new Set(anomalies.map((a) => a.cls)).size !== 1 || anomalies.length < MIN_DEFECTS_TO_WEIGH) return [];
   const heads = activeHeads(settings, true).filter((h) => h !== 'pseudo');
   if (heads.length === 0) return [];
-  throwIfAborted(opts.signal);
   // Another fold of normals than leave-one-class-out's (fold 0), so the two do not share them.
   const f = 1 % plan.folds;
   const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
@@ -590,32 +619,20 @@ async function leavePseudoOut(
     (x) => x.pseudo.length > 0,
   );
   if (sources.length === 0) return [];
-  const data = { ...trainingData(trainN, anomalies), pseudo: trainN.map(() => []) };
-  const state = withProjectPatchCore(
-    withProjectGaussian(
-      await trainFast(
-        data,
-        { ...settings, heads, seed: foldSeed(settings.seed, plan.folds + 1) },
-        { signal: opts.signal },
-      ),
-      trainN,
-      normals.length,
-    ),
-    pc,
+  const state = await standInModel(
+    ctx,
+    'leave-pseudo-out',
+    trainN,
+    anomalies,
+    { ...trainingData(trainN, anomalies), pseudo: trainN.map(() => []) },
+    { ...settings, heads, seed: foldSeed(settings.seed, plan.folds + 1) },
+    heldN.map((x) => x.id),
   );
-  opts.onStandIn?.({
-    kind: 'leave-pseudo-out',
-    trainNormalIds: trainN.map((x) => x.id),
-    trainAnomalyIds: anomalies.map((x) => x.id),
-    trainPseudo: data.pseudo.flat().length,
-    heldOutIds: heldN.map((x) => x.id),
-    state,
-  });
-  const projectIndex = new Map(normals.map((x, i) => [x.id, i]));
-  const excluded = [...heldN, ...sources].map((x) => projectIndex.get(x.id) ?? -1);
-  const s = scoreFeatures(state, [...heldN.map((x) => x.features), ...sources.map((x) => x.pseudo[0])], {
-    patchcoreExclude: excluded,
-  });
+  if (!state) return [];
+  const s = scoreStandIns(ctx, state, [
+    ...heldN.map((x) => ({ features: x.features, source: x })),
+    ...sources.map((x) => ({ features: x.pseudo[0], source: x })),
+  ]);
   return [{ kind: 'leave-pseudo-out', scores: s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)) }];
 }
 
