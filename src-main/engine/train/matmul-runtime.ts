@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import onnxProto from 'onnx-proto';
-import { ThreadChooser, trainingThreads, type ProductThreads } from './product-threads';
+import { trainingThreads, type ProductThreads } from './product-threads';
 
 /** a [m, k] @ b [k, n], row-major; into `out` ([m, n]) when given, which is then returned. */
 export type MatMulArgs = [
@@ -243,34 +243,17 @@ function onnxProducts(threads: number): Promise<Products> {
   return products;
 }
 
-/** One- and two-thread sessions behind one set of products, the threads chosen as they run (product-threads.ts). */
-function adaptive(one: Products, two: Products): Products {
-  const c = new ThreadChooser();
-  return {
-    matMul: c.route(one.matMul, two.matMul),
-    matMulTA: one.matMulTA && two.matMulTA && c.route(one.matMulTA, two.matMulTA),
-    gathered: {
-      times: c.route(one.gathered.times, two.gathered.times),
-      both: c.route(one.gathered.both, two.gathered.both),
-    },
-  };
-}
-
 /**
  * The products' runtime: `prefer`, else SWAN_HEAD_MATMUL, else onnxruntime when it loads. A
  * forced onnxruntime that cannot load is an error; the automatic choice falls back to TF.js.
- * `threads`: onnxruntime's intra-op threads ('auto': two while they run in parallel).
+ * `threads`: onnxruntime's intra-op threads (product-threads.ts).
  */
 export async function headMatMul(prefer?: MatMulRuntime, threads: ProductThreads = 1): Promise<HeadMatMul> {
   const env = process.env.SWAN_HEAD_MATMUL;
   const wanted = prefer ?? (env === 'tfjs' || env === 'onnxruntime' ? env : undefined);
   if (wanted === 'tfjs') return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };
   try {
-    const products =
-      threads === 'auto'
-        ? adaptive(await onnxProducts(1), await onnxProducts(2))
-        : await onnxProducts(threads);
-    return { runtime: 'onnxruntime', ...products };
+    return { runtime: 'onnxruntime', ...(await onnxProducts(threads)) };
   } catch (err) {
     if (wanted === 'onnxruntime') throw err;
     return { runtime: 'tfjs', matMul: tfjsMatMul, gathered: tfjsGathered };
