@@ -3,8 +3,9 @@
  * fast-mode pipeline on the already-extracted features. Each fold trains the heads exactly
  * as the real model does (trainFast: same settings, a seed derived from the model seed and
  * the fold; its calibration and kNN bank come from the fold's own training normals through
- * finishState) and scores the held-out fold with scoreFeatures, so the combine rule and the
- * calibration are the real model's code path.
+ * finishState) and scores the held-out fold with scoreFeaturesPatchCoreAsync (scoreFeatures
+ * with the PatchCore head's search on GEMM), so the combine rule and the calibration are the
+ * real model's code path.
  *
  * No leak by construction: a fold's training data are built only from the images outside
  * it, each normal with its own pseudo-anomaly variants; the held-out normals' variants are
@@ -26,7 +27,7 @@
 import { performance } from 'node:perf_hooks';
 import type { DraState } from './heads/state';
 import type { ManifestValidation } from './model-file';
-import { releaseScoringTensors, scoreFeatures } from './infer';
+import { releaseScoringTensors, scoreFeaturesPatchCoreAsync } from './infer';
 import { aucRoc, averagePrecision, headAnomalyScore } from './metrics';
 import { trainFast, type FastTrainData } from './train';
 import { throwIfAborted } from './train/abort';
@@ -265,7 +266,7 @@ export async function crossValidate(
   const foldTrainParts: PartScore[][] = [];
   const referenceParts: PartScore[][] = [];
   const pseudoStandIns: PartScore[] = [];
-  const pc = patchCoreOf(normals, settings);
+  const pc = await patchCoreOf(normals, settings);
   const foldSettings = pc ? { ...settings, patchcoreHead: false } : settings;
   const projectIndex = new Map(normals.map((n, i) => [n.id, i]));
   const excludeOf = (xs: readonly { id: string }[]) => xs.map((x) => projectIndex.get(x.id) ?? -1);
@@ -313,20 +314,24 @@ export async function crossValidate(
       state,
     });
     const held = [...heldN, ...heldA];
-    const s = scoreFeatures(
+    const s = await scoreFeaturesPatchCoreAsync(
       state,
       held.map((x) => x.features),
       { patchcoreExclude: excludeOf(held) },
     );
-    const trainScores = scoreFeatures(state, data.normals, { patchcoreExclude: excludeOf(trainN) });
+    const trainScores = await scoreFeaturesPatchCoreAsync(state, data.normals, {
+      patchcoreExclude: excludeOf(trainN),
+    });
     const ref = spread(trainScores.map((x) => x.total));
     foldReference.push(ref);
     foldTrainParts.push(trainScores.map((x) => splitParts(x.perHead, 0)));
     referenceParts.push(
       opts.reference?.length
-        ? scoreFeatures(
-            state,
-            opts.reference.map((r) => r.features),
+        ? (
+            await scoreFeaturesPatchCoreAsync(
+              state,
+              opts.reference.map((r) => r.features),
+            )
           ).map((x) => splitParts(x.perHead, 0))
         : [],
     );
@@ -338,7 +343,7 @@ export async function crossValidate(
         (_, j) => heldN[Math.floor(j * step)],
       ).filter((n) => n.pseudo.length > 0);
       // A variant is its normal's image with a patch moved: PatchCore may not match it to that normal's patches.
-      const vs = scoreFeatures(
+      const vs = await scoreFeaturesPatchCoreAsync(
         state,
         sources.map((n) => n.pseudo[0]),
         { patchcoreExclude: excludeOf(sources) },
@@ -477,7 +482,10 @@ function withProjectGaussian(
  * every fold shares it instead of fitting its own (the costliest fit of a retrain), its held-out
  * normals scored without their own patches, so their PatchCore scores are still out of fold.
  */
-function patchCoreOf(normals: readonly ValidationNormal[], settings: TrainSettings): PatchCoreHeadFit | undefined {
+async function patchCoreOf(
+  normals: readonly ValidationNormal[],
+  settings: TrainSettings,
+): Promise<PatchCoreHeadFit | undefined> {
   return settings.patchcoreHead && normals.length >= 2
     ? projectPatchCoreHead(
         normals.map((n) => n.features),
@@ -487,7 +495,9 @@ function patchCoreOf(normals: readonly ValidationNormal[], settings: TrainSettin
 }
 
 function withProjectPatchCore(state: DraState, pc: PatchCoreHeadFit | undefined): DraState {
-  return pc ? { ...state, patchcore: pc.state, calibration: { ...state.calibration, patchcore: pc.calibration } } : state;
+  return pc
+    ? { ...state, patchcore: pc.state, calibration: { ...state.calibration, patchcore: pc.calibration } }
+    : state;
 }
 
 /**
@@ -549,13 +559,13 @@ async function standInModel(
 }
 
 /** Scores with PatchCore kept off each image's own patches (a variant's: its source image's). */
-function scoreStandIns(
+async function scoreStandIns(
   ctx: StandInContext,
   state: DraState,
   images: readonly { features: ImageFeatures; source: { id: string } }[],
-): ReturnType<typeof scoreFeatures> {
+): ReturnType<typeof scoreFeaturesPatchCoreAsync> {
   const projectIndex = new Map(ctx.normals.map((n, i) => [n.id, i]));
-  return scoreFeatures(
+  return scoreFeaturesPatchCoreAsync(
     state,
     images.map((x) => x.features),
     { patchcoreExclude: images.map((x) => projectIndex.get(x.source.id) ?? -1) },
@@ -568,7 +578,9 @@ function scoreStandIns(
  * With one class labelled that model trains on normals and pseudo anomalies only (no seen or
  * global head): the labelled defects are then a real kind its heads never saw.
  */
-async function leaveOneClassOut(ctx: StandInContext): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
+async function leaveOneClassOut(
+  ctx: StandInContext,
+): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
   const { normals, anomalies, plan, settings } = ctx;
   const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
   // One class and one defect: that defect's rank alone is too little to weigh on (select.ts).
@@ -591,7 +603,11 @@ async function leaveOneClassOut(ctx: StandInContext): Promise<{ kind: 'leave-one
       held.map((x) => x.id),
     );
     if (!state) return [];
-    const s = scoreStandIns(ctx, state, held.map((x) => ({ features: x.features, source: x })));
+    const s = await scoreStandIns(
+      ctx,
+      state,
+      held.map((x) => ({ features: x.features, source: x })),
+    );
     scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
   }
   return [{ kind: 'leave-one-class-out', scores }];
@@ -605,7 +621,9 @@ async function leaveOneClassOut(ctx: StandInContext): Promise<{ kind: 'leave-one
  * anomaly (no pseudo head) scores held-out normals against their cut-paste variants. Nothing
  * with two or more classes (leave-one-class-out covers them) or fewer than two defects.
  */
-async function leavePseudoOut(ctx: StandInContext): Promise<{ kind: 'leave-pseudo-out'; scores: PartScore[] }[]> {
+async function leavePseudoOut(
+  ctx: StandInContext,
+): Promise<{ kind: 'leave-pseudo-out'; scores: PartScore[] }[]> {
   const { normals, anomalies, plan, settings } = ctx;
   if (new Set(anomalies.map((a) => a.cls)).size !== 1 || anomalies.length < MIN_DEFECTS_TO_WEIGH) return [];
   const heads = activeHeads(settings, true).filter((h) => h !== 'pseudo');
@@ -629,11 +647,13 @@ async function leavePseudoOut(ctx: StandInContext): Promise<{ kind: 'leave-pseud
     heldN.map((x) => x.id),
   );
   if (!state) return [];
-  const s = scoreStandIns(ctx, state, [
+  const s = await scoreStandIns(ctx, state, [
     ...heldN.map((x) => ({ features: x.features, source: x })),
     ...sources.map((x) => ({ features: x.pseudo[0], source: x })),
   ]);
-  return [{ kind: 'leave-pseudo-out', scores: s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)) }];
+  return [
+    { kind: 'leave-pseudo-out', scores: s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)) },
+  ];
 }
 
 /** The numbers for a model manifest's metrics (flat, numbers only; method and notes go elsewhere). */
@@ -657,7 +677,13 @@ export function manifestValidation(v: ValidationResult): ManifestValidation {
     outOfFold: Object.fromEntries(
       Object.entries(v.scores).map(([id, s]) => [
         id,
-        { label: s.label, fold: s.fold, total: s.total, z: s.z, perHead: s.perHead as Record<string, number> },
+        {
+          label: s.label,
+          fold: s.fold,
+          total: s.total,
+          z: s.z,
+          perHead: s.perHead as Record<string, number>,
+        },
       ]),
     ),
     ...(v.reference ? { reference: v.reference } : {}),

@@ -14,7 +14,7 @@ import { shapeForImages, type InputShape } from '../../engine/features/geometry'
 import { trainFast } from '../../engine/train';
 import { trainChosen } from '../../engine/choose';
 import { DEFAULT_VALIDATE_FOLDS } from '../../api/defaults';
-import { scoreFeatures, knnBaselineScores } from '../../engine/infer';
+import { scoreFeaturesPatchCoreAsync, knnBaselineScores } from '../../engine/infer';
 import { aucRoc, averagePrecision, headAnomalyScore, meanStd } from '../../engine/metrics';
 import type { FeatureMap, HeadName, ImageFeatures, TrainSettings } from '../../engine/types';
 import {
@@ -23,7 +23,7 @@ import {
   patchEmbedding,
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
-import { patchCoreHeadScores, patchCoreTapLayers } from '../../engine/infer/patchcore-head';
+import { patchCoreHeadScoresAsync, patchCoreTapLayers } from '../../engine/infer/patchcore-head';
 import { partTotal, splitParts, type CandidateEvidence } from '../../engine/select';
 import type { DraState } from '../../engine/heads/state';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
@@ -384,15 +384,22 @@ export class BenchDataset {
         const c = state.combination;
         const f = (x: number | null | undefined) => (x == null ? '-' : x.toFixed(3));
         const byScale = c.candidates
-          .filter((x) => x.patchcoreScale !== undefined && (x.weight === 0 || x.weight === c.supervisedWeight))
-          .map((x) => `x${+x.patchcoreScale!.toFixed(3)} w${x.weight}: seen ${f(x.seenAuc)} pseudo ${f(x.unseenAuc.pseudo)}`);
-        this.hooks.log?.(`  choice: ${c.reason}${byScale.length ? `\n  evidence: ${byScale.join('; ')}` : ''}`);
+          .filter(
+            (x) => x.patchcoreScale !== undefined && (x.weight === 0 || x.weight === c.supervisedWeight),
+          )
+          .map(
+            (x) =>
+              `x${+x.patchcoreScale!.toFixed(3)} w${x.weight}: seen ${f(x.seenAuc)} pseudo ${f(x.unseenAuc.pseudo)}`,
+          );
+        this.hooks.log?.(
+          `  choice: ${c.reason}${byScale.length ? `\n  evidence: ${byScale.join('; ')}` : ''}`,
+        );
       }
       patchcoreScale = state.combination?.patchcoreScale;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
-      const scores = scoreFeatures(state, testFeats);
-      if (state.combination) candidates = candidateDiagnostic(state, testFeats, scores, labels);
+      const scores = await scoreFeaturesPatchCoreAsync(state, testFeats);
+      if (state.combination) candidates = await candidateDiagnostic(state, testFeats, scores, labels);
       totals = scores.map((s) => s.total);
       heatmaps = scores.map((s) => s.heatmap);
       const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
@@ -404,7 +411,10 @@ export class BenchDataset {
       }
       // Left out by the project's choice, the PatchCore head is not scored: its AUC alone still is reported.
       if (state.patchcore && perHead.patchcore === undefined)
-        perHead.patchcore = aucRoc([...patchCoreHeadScores(state.patchcore, testFeats).score], labels);
+        perHead.patchcore = aucRoc(
+          [...(await patchCoreHeadScoresAsync(state.patchcore, testFeats)).score],
+          labels,
+        );
     }
     const run: RunResult = {
       seed,
@@ -443,15 +453,15 @@ export class BenchDataset {
  * The test AUC-ROC under every candidate of the model's choice (diagnostic only): the supervised
  * part of each test score at weight 1, from the chosen weight's scores (or a rescoring at 1).
  */
-function candidateDiagnostic(
+async function candidateDiagnostic(
   state: DraState,
   testFeats: ImageFeatures[],
   scores: { perHead: Partial<Record<HeadName, number>> }[],
   labels: number[],
-): (CandidateEvidence & { testAuc: number })[] {
+): Promise<(CandidateEvidence & { testAuc: number })[]> {
   const c = state.combination!;
   const a = c.supervisedWeight;
-  const atOne = a > 0 ? scores : scoreFeatures(state, testFeats, { supervisedWeight: 1 });
+  const atOne = a > 0 ? scores : await scoreFeaturesPatchCoreAsync(state, testFeats, { supervisedWeight: 1 });
   const parts = atOne.map((s, i) => {
     const p = splitParts(s.perHead, labels[i] as 0 | 1);
     return a > 0 ? { ...p, supervised: p.supervised / a } : p;

@@ -50,7 +50,7 @@ export async function finishState(
   }
   let patchcore = state.patchcore;
   if (state.settings.patchcoreHead && normals.length >= 2) {
-    const fit = projectPatchCoreHead(normals, state.settings.seed);
+    const fit = await projectPatchCoreHead(normals, state.settings.seed);
     patchcore = fit.state;
     calibration.patchcore = fit.calibration;
   }

@@ -1,6 +1,7 @@
 export {
   scoreFeatures,
   scoreFeaturesAsync,
+  scoreFeaturesPatchCoreAsync,
   scoreRaw,
   scoreRawAsync,
   releaseScoringTensors,

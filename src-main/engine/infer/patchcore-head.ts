@@ -5,6 +5,9 @@
  * PatchCore's pair: patchCoreTapLayers), locally averaged and concatenated on the finest grid.
  * Score: the largest nearest-bank-patch distance; its map joins the heatmap.
  *
+ * Scoring: the nearest-bank search as GEMM products (patchCoreHeadScoresAsync); the loops
+ * (patchCoreHeadScores) serve synchronous callers and tests.
+ *
  * Calibration: leave-one-out, like the kNN head: each training normal is scored by the bank
  * without its own patches (the bank records their source image; a query is known as training
  * image i by its fingerprint), so a z-score means "standard deviations above an unseen normal",
@@ -17,6 +20,7 @@ import { stats } from './knn';
 import {
   fitPatchCore,
   patchCoreScores,
+  patchCoreScoresAsync,
   patchEmbedding,
   PATCHCORE_DEFAULTS,
   type PatchCoreModel,
@@ -24,6 +28,7 @@ import {
   type PatchCoreScores,
 } from './patchcore';
 import { MOBILENET_ID, RESNET50_ID } from '../backbone';
+import type { MatMulFn } from '../train/matmul-runtime';
 
 /**
  * The finer layer of PatchCore's pair per backbone, taken as a tap beside the heads' own layer:
@@ -47,13 +52,13 @@ export function headTapLayers(settings: { patchcoreHead?: boolean }, backboneId:
 }
 
 /**
- * The head's bank: the bench baseline's selection (10 % of the patches, at most 2048) on at
- * most 20000 candidate patches, patch features projected to 128 dimensions, so that fitting
- * and scoring stay within a retrain's budget on large projects (docs/benchmarks/choices.md).
+ * The head's bank: the bench baseline's (full patch features, 10 % of the patches, at most
+ * 2048), selected from at most 20000 candidate patches, which bounds the greedy selection's
+ * cost on large projects (ELPV: 8x less, as good on dev seeds; docs/benchmarks/choices.md).
+ * (Until this was measured the patches were also projected to 128 dims: that lost ~0.01 AUC.)
  */
 export const PATCHCORE_HEAD_OPTIONS: Omit<PatchCoreOptions, 'seed'> = {
   ...PATCHCORE_DEFAULTS,
-  embedDim: 128,
   candidateMax: 20000,
 };
 
@@ -70,7 +75,7 @@ export interface PatchCoreHeadFit {
 }
 
 /** The head's patch map of one image: level 0 and the taps, finest grid first. */
-function embed(f: ImageFeatures, taps: readonly string[]): FeatureMap {
+export function patchCoreHeadMap(f: ImageFeatures, taps: readonly string[]): FeatureMap {
   const layers = [f.levels[0]];
   for (const t of taps) {
     const m = f.taps?.[t];
@@ -85,19 +90,19 @@ function embed(f: ImageFeatures, taps: readonly string[]): FeatureMap {
   return patchEmbedding(layers);
 }
 
-export function fitPatchCoreHead(
+export async function fitPatchCoreHead(
   normals: readonly ImageFeatures[],
   seed: number,
   opts: Partial<PatchCoreOptions> = {},
-): PatchCoreHeadFit {
+): Promise<PatchCoreHeadFit> {
   if (normals.length < 2) throw new EngineError('The PatchCore head needs at least 2 good images.');
   const taps = Object.keys(normals[0].taps ?? {}).sort();
-  const maps = normals.map((f) => embed(f, taps));
+  const maps = normals.map((f) => patchCoreHeadMap(f, taps));
   const model = fitPatchCore(maps, { ...PATCHCORE_HEAD_OPTIONS, ...opts, seed });
   const fingerprints = new Float32Array(normals.length * 2);
   normals.forEach((f, i) => fingerprints.set(fingerprint(f), 2 * i));
   const state: PatchCoreHeadState = { ...model, taps, fingerprints };
-  const loo = patchCoreScores(
+  const loo = await patchCoreScoresAsync(
     state,
     maps,
     normals.map((_, i) => i),
@@ -114,16 +119,28 @@ export function fitPatchCoreHead(
 const looOf = new WeakMap<PatchCoreHeadState, PatchCoreScores>();
 
 /** The last fit, by its normals' fingerprints and seed: a retrain on the same good images reuses it. */
-let lastFit: { key: string; fit: PatchCoreHeadFit } | null = null;
+let lastFit: { key: string; fit: Promise<PatchCoreHeadFit> } | null = null;
 
 /**
  * The project's head: fitted once on all the good images and shared by the final model and
  * every fold of its cross-validation (validate.ts scores a fold's held-out normals with their
  * own patches left out), and cached, since the bank depends on the good images alone.
  */
-export function projectPatchCoreHead(normals: readonly ImageFeatures[], seed: number): PatchCoreHeadFit {
-  const key = `${seed}|${Object.keys(normals[0]?.taps ?? {}).sort().join()}|${normals.map((f) => fingerprint(f).join()).join(';')}`;
-  if (lastFit?.key !== key) lastFit = { key, fit: fitPatchCoreHead(normals, seed) };
+export function projectPatchCoreHead(
+  normals: readonly ImageFeatures[],
+  seed: number,
+): Promise<PatchCoreHeadFit> {
+  const key = `${seed}|${Object.keys(normals[0]?.taps ?? {})
+    .sort()
+    .join()}|${normals.map((f) => fingerprint(f).join()).join(';')}`;
+  if (lastFit?.key !== key) {
+    const fit = fitPatchCoreHead(normals, seed);
+    lastFit = { key, fit };
+    // A failed fit is not kept: the next retrain tries again.
+    fit.catch(() => {
+      if (lastFit?.fit === fit) lastFit = null;
+    });
+  }
   return lastFit.fit;
 }
 
@@ -139,14 +156,16 @@ function fingerprint(f: ImageFeatures): [number, number] {
 }
 
 /**
- * Scores of query images; a training image (same fingerprint) is scored without its own patches,
- * and so is query i without training image exclude[i]'s (when given and not -1).
+ * What a scoring of query images has to search: a training image (same fingerprint) is scored
+ * without its own patches, and so is query i without training image exclude[i]'s (when given
+ * and not -1); a training normal scored without its own patches is its leave-one-out score of
+ * the fit, looked up. `merge` puts the searched and the looked-up scores back in query order.
  */
-export function patchCoreHeadScores(
+function searchPlan(
   state: PatchCoreHeadState,
   feats: readonly ImageFeatures[],
   exclude?: readonly number[],
-): PatchCoreScores {
+): { maps: FeatureMap[]; exclude: number[]; merge: (searched: PatchCoreScores) => PatchCoreScores } {
   const index = new Map<string, number>();
   for (let i = 0; i < state.fingerprints.length / 2; i++) {
     const key = `${state.fingerprints[2 * i]},${state.fingerprints[2 * i + 1]}`;
@@ -154,23 +173,49 @@ export function patchCoreHeadScores(
   }
   const own = feats.map((f) => index.get(fingerprint(f).join()) ?? -1);
   const ex = exclude ?? own;
-  // Training normal k scored without its own patches: its leave-one-out score of the fit.
   const loo = looOf.get(state);
   const known = feats.map((_, i) => (loo && ex[i] >= 0 && ex[i] === own[i] ? ex[i] : -1));
   const todo = feats.flatMap((_, i) => (known[i] < 0 ? [i] : []));
-  const searched = patchCoreScores(
-    state,
-    todo.map((i) => embed(feats[i], state.taps)),
-    todo.map((i) => ex[i]),
-  );
-  if (todo.length === feats.length) return searched;
-  const ppi = state.h * state.w;
-  const score = new Float32Array(feats.length);
-  const maps = new Float32Array(feats.length * ppi);
-  feats.forEach((_, i) => {
-    const [from, j] = known[i] >= 0 ? [loo!, known[i]] : [searched, todo.indexOf(i)];
-    score[i] = from.score[j];
-    maps.set(from.maps.subarray(j * ppi, (j + 1) * ppi), i * ppi);
-  });
-  return { score, maps, h: state.h, w: state.w };
+  const merge = (searched: PatchCoreScores): PatchCoreScores => {
+    if (todo.length === feats.length) return searched;
+    const ppi = state.h * state.w;
+    const score = new Float32Array(feats.length);
+    const maps = new Float32Array(feats.length * ppi);
+    const at = new Map(todo.map((q, j) => [q, j]));
+    feats.forEach((_, i) => {
+      const [from, j] = known[i] >= 0 ? [loo!, known[i]] : [searched, at.get(i)!];
+      score[i] = from.score[j];
+      maps.set(from.maps.subarray(j * ppi, (j + 1) * ppi), i * ppi);
+    });
+    return { score, maps, h: state.h, w: state.w };
+  };
+  return {
+    maps: todo.map((i) => patchCoreHeadMap(feats[i], state.taps)),
+    exclude: todo.map((i) => ex[i]),
+    merge,
+  };
+}
+
+/**
+ * Scores of query images (see searchPlan for who is scored without which patches), the
+ * nearest-bank search as GEMM products (patchCoreScoresAsync): the product's scoring.
+ */
+export async function patchCoreHeadScoresAsync(
+  state: PatchCoreHeadState,
+  feats: readonly ImageFeatures[],
+  exclude?: readonly number[],
+  matMul?: MatMulFn,
+): Promise<PatchCoreScores> {
+  const plan = searchPlan(state, feats, exclude);
+  return plan.merge(await patchCoreScoresAsync(state, plan.maps, plan.exclude, matMul));
+}
+
+/** patchCoreHeadScoresAsync with the search in plain loops (patchCoreScores), for synchronous callers. */
+export function patchCoreHeadScores(
+  state: PatchCoreHeadState,
+  feats: readonly ImageFeatures[],
+  exclude?: readonly number[],
+): PatchCoreScores {
+  const plan = searchPlan(state, feats, exclude);
+  return plan.merge(patchCoreScores(state, plan.maps, plan.exclude));
 }

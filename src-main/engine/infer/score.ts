@@ -37,8 +37,8 @@ import { knnScores } from './knn';
 import { activeHeads } from '../heads/active';
 import { globalEvidence, globalScores } from '../heads/global-head';
 import { gaussianScores } from './gaussian';
-import { patchCoreHeadScores } from './patchcore-head';
-import { resizeMap } from './patchcore';
+import { patchCoreHeadScores, patchCoreHeadScoresAsync } from './patchcore-head';
+import { resizeMap, type PatchCoreScores } from './patchcore';
 import { plainForwardApplies, plainLevel, runAsync, runSync, type Products } from './plain-forward';
 import { headMatMul } from '../train/matmul-runtime';
 import { StepBuffers } from '../train/fast-step';
@@ -226,7 +226,10 @@ export function scoreFeatures(
   feats: readonly ImageFeatures[],
   opts: ScoreOptions = {},
 ): ImageScore[] {
-  return combineScores(state, feats, scoreRaw(state, feats, opts.batchSize), opts);
+  const pc = patchCoreApplies(state, opts)
+    ? patchCoreHeadScores(state.patchcore!, feats, opts.patchcoreExclude)
+    : undefined;
+  return combineScores(state, feats, scoreRaw(state, feats, opts.batchSize), opts, pc);
 }
 
 /** scoreFeatures with the heads' products on the fastest runtime (the app's and the CLI's scoring). */
@@ -235,7 +238,40 @@ export async function scoreFeaturesAsync(
   feats: readonly ImageFeatures[],
   opts: ScoreOptions = {},
 ): Promise<ImageScore[]> {
-  return combineScores(state, feats, await scoreRawAsync(state, feats, opts.batchSize), opts);
+  const pc = await patchCoreAsync(state, feats, opts);
+  return combineScores(state, feats, await scoreRawAsync(state, feats, opts.batchSize), opts, pc);
+}
+
+/**
+ * scoreFeatures with the PatchCore head's nearest-bank search as GEMM products (by far its
+ * costliest part) and the other heads as scoreFeatures scores them, so that a model without
+ * the head scores bit-identically (the cross-validation's and the benchmark's scoring).
+ */
+export async function scoreFeaturesPatchCoreAsync(
+  state: DraState,
+  feats: readonly ImageFeatures[],
+  opts: ScoreOptions = {},
+): Promise<ImageScore[]> {
+  const pc = await patchCoreAsync(state, feats, opts);
+  return combineScores(state, feats, scoreRaw(state, feats, opts.batchSize), opts, pc);
+}
+
+/** Left out by the project's choice (select.ts), the PatchCore head is not scored at all: it is the costliest head. */
+function patchCoreApplies(state: DraState, opts: ScoreOptions): boolean {
+  return !!state.patchcore && patchCoreWeight(state, opts) !== 0;
+}
+
+function patchCoreAsync(state: DraState, feats: readonly ImageFeatures[], opts: ScoreOptions) {
+  return patchCoreApplies(state, opts)
+    ? patchCoreHeadScoresAsync(state.patchcore!, feats, opts.patchcoreExclude)
+    : Promise.resolve(undefined);
+}
+
+/** The PatchCore head's weight in the total, before the 'balanced' rule's scaling. */
+function patchCoreWeight(state: DraState, opts: ScoreOptions): number {
+  return (
+    (opts.patchcoreWeight ?? state.settings.patchcoreWeight ?? 1) * (state.combination?.patchcoreScale ?? 1)
+  );
 }
 
 function combineScores(
@@ -243,6 +279,7 @@ function combineScores(
   feats: readonly ImageFeatures[],
   raw: RawScores,
   opts: ScoreOptions,
+  pc: PatchCoreScores | undefined,
 ): ImageScore[] {
   const combine = opts.combine ?? state.settings.combine ?? 'sum';
   const useKnn = (opts.knn ?? state.settings.knnHead) && !!state.knn;
@@ -254,13 +291,7 @@ function combineScores(
   const knnWeight = extraWeight(opts.knnWeight ?? state.settings.knnWeight ?? 1);
   const gaussian = state.gaussian ? gaussianScores(state.gaussian, feats) : undefined;
   const gaussianWeight = extraWeight(opts.gaussianWeight ?? state.settings.gaussianWeight ?? 1);
-  const patchcoreWeight =
-    extraWeight(opts.patchcoreWeight ?? state.settings.patchcoreWeight ?? 1) * (state.combination?.patchcoreScale ?? 1);
-  // Left out by the project's choice (select.ts): not scored at all, it is the costliest head.
-  const pc =
-    state.patchcore && patchcoreWeight !== 0
-      ? patchCoreHeadScores(state.patchcore, feats, opts.patchcoreExclude)
-      : undefined;
+  const patchcoreWeight = extraWeight(patchCoreWeight(state, opts));
   const global = state.global ? globalScores(state.global, feats) : undefined;
   const globalWeight =
     extraWeight(opts.globalWeight ?? state.settings.globalWeight ?? 1) *

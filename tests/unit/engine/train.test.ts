@@ -5,7 +5,13 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, saveModel } from '../../../src-main/engine/model-file';
 import { aucRoc } from '../../../src-main/engine/metrics';
-import { releaseScoringTensors, scoreFeatures } from '../../../src-main/engine/infer';
+import {
+  releaseScoringTensors,
+  scoreFeatures,
+  scoreFeaturesPatchCoreAsync,
+} from '../../../src-main/engine/infer';
+import { patchCoreHeadScores, patchCoreHeadScoresAsync } from '../../../src-main/engine/infer/patchcore-head';
+import { headMatMul } from '../../../src-main/engine/train/matmul-runtime';
 import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect, type SyntheticSpec } from '../../../src-main/engine/train/synthetic';
 import { resolveSettings } from '../../../src-main/engine/settings';
@@ -398,6 +404,59 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
     const cal = state.calibration.patchcore!;
     const meanTrain = train.reduce((x, y) => x + y, 0) / train.length;
     expect(Math.abs(meanTrain - cal.mean)).toBeLessThan(1e-4 * Math.max(1, cal.mean));
+  });
+
+  it('scores on GEMM (patchCoreHeadScoresAsync) as in the loops, leave-one-out and exclusions honoured', async () => {
+    const { data, testNormals, testSeen } = makeData(10, 3);
+    const state = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5 }));
+    const pc = state.patchcore!;
+    // Training normals k = 0, 1, 2 by their fingerprints (looked up) or told (ex: 0, another, 2);
+    // training normal k0 with none of its patches left out (ex: -1); unseen images.
+    const k0 = pc.source[0]; // it has a patch in the bank
+    const feats = [
+      ...data.normals.slice(0, 3),
+      data.normals[k0],
+      ...testNormals.slice(0, 3),
+      ...testSeen.slice(0, 3),
+    ];
+    const exclude = feats.map((_, i) => (i === 1 ? (k0 === 7 ? 8 : 7) : i < 3 ? i : -1));
+    const ppi = pc.h * pc.w;
+    const nearest = (s: { maps: Float32Array }, i: number) =>
+      Math.min(...s.maps.subarray(i * ppi, (i + 1) * ppi));
+    for (const runtime of ['tfjs', 'onnxruntime'] as const) {
+      const { matMul } = await headMatMul(runtime);
+      const loo = await patchCoreHeadScoresAsync(pc, feats, undefined, matMul);
+      const told = await patchCoreHeadScoresAsync(pc, feats, exclude, matMul);
+      for (const [got, want] of [
+        [loo, patchCoreHeadScores(pc, feats)],
+        [told, patchCoreHeadScores(pc, feats, exclude)],
+      ]) {
+        // Distances from |q|^2 + |b|^2 - 2 q.b: rounding of the squares, not of the distances.
+        for (let i = 0; i < want.maps.length; i++)
+          expect(Math.abs(got.maps[i] ** 2 - want.maps[i] ** 2)).toBeLessThan(1e-3);
+        for (let i = 0; i < want.score.length; i++)
+          expect(Math.abs(got.score[i] ** 2 - want.score[i] ** 2)).toBeLessThan(1e-3);
+      }
+      // Known by its fingerprint, a training normal matches none of its own patches ...
+      for (let i = 0; i < 4; i++) expect(nearest(loo, i)).toBeGreaterThan(1e-2);
+      // ... and so when told its own index; told nothing, k0 finds its bank patch at distance 0.
+      expect(told.score[0]).toBeCloseTo(loo.score[0], 4);
+      expect(nearest(told, 3)).toBeLessThan(1e-2);
+      expect(told.score[3]).toBeLessThanOrEqual(loo.score[3] + 1e-4);
+      // Told another image, image 1's own patches are matched: never farther than leave-one-out.
+      expect(told.score[1]).toBeLessThanOrEqual(loo.score[1] + 1e-4);
+    }
+    // The whole score: the other heads bit-identical, the PatchCore part to rounding.
+    const a = scoreFeatures(state, feats);
+    const b = await scoreFeaturesPatchCoreAsync(state, feats);
+    a.forEach((x, i) => {
+      expect(b[i].perHead.seen).toBe(x.perHead.seen);
+      expect(b[i].perHead.patchcore!).toBeCloseTo(x.perHead.patchcore!, 3);
+    });
+    const without = await trainFast(data, settings({ ...off, patchcoreHead: false, steps: 5 }));
+    expect((await scoreFeaturesPatchCoreAsync(without, feats)).map((x) => x.total)).toEqual(
+      scoreFeatures(without, feats).map((x) => x.total),
+    );
   });
 
   it('reads the backbone taps it was fitted with, and refuses features without them', async () => {
