@@ -72,7 +72,7 @@ export interface FoldInfo {
 }
 
 export interface StandInInfo {
-  kind: 'leave-one-class-out' | 'leave-pseudo-out';
+  kind: 'leave-one-class-out' | 'leave-labels-out' | 'leave-pseudo-out';
   trainNormalIds: string[];
   trainAnomalyIds: string[];
   /** Pseudo-anomaly variants it trained on. */
@@ -576,15 +576,17 @@ async function scoreStandIns(
  * Stand-ins for a defect kind nobody labelled: for each labelled class, a model trained without
  * it (and without one fold of normals) scores that class's defects and the held-out normals.
  * With one class labelled that model trains on normals and pseudo anomalies only (no seen or
- * global head): the labelled defects are then a real kind its heads never saw.
+ * global head; kind leave-labels-out): the labelled defects are a real kind its heads never saw.
  */
 async function leaveOneClassOut(
   ctx: StandInContext,
-): Promise<{ kind: 'leave-one-class-out'; scores: PartScore[] }[]> {
+): Promise<{ kind: 'leave-one-class-out' | 'leave-labels-out'; scores: PartScore[] }[]> {
   const { normals, anomalies, plan, settings } = ctx;
   const classes = [...new Set(anomalies.map((a) => a.cls))].sort();
   // One class and one defect: that defect's rank alone is too little to weigh on (select.ts).
   if (classes.length === 0 || (classes.length === 1 && anomalies.length < MIN_DEFECTS_TO_WEIGH)) return [];
+  // With one class its model trains on no labelled defect at all.
+  const kind = classes.length === 1 ? ('leave-labels-out' as const) : ('leave-one-class-out' as const);
   const scores: PartScore[] = [];
   for (const [c, cls] of classes.entries()) {
     const f = c % plan.folds;
@@ -595,7 +597,7 @@ async function leaveOneClassOut(
     const held = [...heldN, ...heldA];
     const state = await standInModel(
       ctx,
-      'leave-one-class-out',
+      kind,
       trainN,
       trainA,
       trainingData(trainN, trainA),
@@ -610,12 +612,12 @@ async function leaveOneClassOut(
     );
     scores.push(...s.map((x, i) => splitParts(x.perHead, i < heldN.length ? 0 : 1)));
   }
-  return [{ kind: 'leave-one-class-out', scores }];
+  return [{ kind, scores }];
 }
 
 /**
  * With one defect class labelled, the fold models' pseudo anomalies are a kind their heads
- * trained on (the pseudo head learns cut-paste), and leave-one-class-out's model has no head
+ * trained on (the pseudo head learns cut-paste), and leave-labels-out's model has no head
  * that learnt from labels: neither shows how the heads fitted to the labelled class rank a kind
  * they never saw. This stand-in does: a model trained on the labelled defects without any pseudo
  * anomaly (no pseudo head) scores held-out normals against their cut-paste variants. Nothing
@@ -628,7 +630,7 @@ async function leavePseudoOut(
   if (new Set(anomalies.map((a) => a.cls)).size !== 1 || anomalies.length < MIN_DEFECTS_TO_WEIGH) return [];
   const heads = activeHeads(settings, true).filter((h) => h !== 'pseudo');
   if (heads.length === 0) return [];
-  // Another fold of normals than leave-one-class-out's (fold 0), so the two do not share them.
+  // Another fold of normals than leave-labels-out's (fold 0), so the two do not share them.
   const f = 1 % plan.folds;
   const trainN = normals.filter((_, i) => plan.normalFold[i] !== f);
   const heldN = normals.filter((_, i) => plan.normalFold[i] === f);

@@ -132,20 +132,25 @@ describe('chooseCombination', () => {
     expect(guarded.supervisedWeight).toBe(0);
   });
 
-  it('one labelled class: its leave-one-class-out stand-in takes out the weight the pseudo anomalies alone let through', () => {
+  it('one labelled class: leave-labels-out and leave-pseudo-out lower the weight the pseudo anomalies alone let through, by the mean, not the guard', () => {
     // The supervised heads find the labelled kind and the pseudo anomalies (they trained on both),
-    // and add only noise on a real kind they never saw.
+    // and add only noise on kinds they never saw.
     const seen = parts(21, 200, 40, 3, 1);
     const pseudo = { kind: 'pseudo' as const, scores: parts(22, 200, 100, 2, 1) };
-    const heldOutClass = { kind: 'leave-one-class-out' as const, scores: parts(23, 200, 100, 0, 2) };
+    const noLabels = { kind: 'leave-labels-out' as const, scores: parts(23, 200, 10, 0, 2) };
+    const noPseudo = { kind: 'leave-pseudo-out' as const, scores: parts(24, 200, 100, 0, 1.5) };
     const before = chooseCombination({ seen, unseen: [pseudo] });
     expect(before.supervisedWeight).toBeGreaterThanOrEqual(2);
-    const c = chooseCombination({ seen, unseen: [pseudo, heldOutClass] });
-    expect(c.supervisedWeight).toBeLessThan(1);
-    expect(c.candidates.filter((x) => x.weight > c.supervisedWeight).every((x) => !x.passesGuard)).toBe(true);
-    expect(c.candidates.find((x) => x.weight === 4)!.unseenAuc['leave-one-class-out']).toBeLessThan(
-      c.candidates.find((x) => x.weight === 0)!.unseenAuc['leave-one-class-out']!,
-    );
+    const c = chooseCombination({ seen, unseen: [pseudo, noLabels, noPseudo] });
+    expect(c.supervisedWeight).toBeLessThan(before.supervisedWeight);
+    expect(c.candidates.every((x) => x.passesGuard)).toBe(true);
+    for (const k of ['leave-labels-out', 'leave-pseudo-out'] as const)
+      expect(c.candidates.find((x) => x.weight === 4)!.unseenAuc[k]).toBeLessThan(
+        c.candidates.find((x) => x.weight === 0)!.unseenAuc[k]!,
+      );
+    // Two or more classes: leave-one-class-out's model has every head, and guards.
+    const guarded = chooseCombination({ seen, unseen: [pseudo, { ...noLabels, kind: 'leave-one-class-out' }] });
+    expect(guarded.candidates.filter((x) => x.weight === 4).every((x) => !x.passesGuard)).toBe(true);
   });
 
   it('leave-pseudo-out enters the mean, not the guard', () => {
@@ -263,11 +268,11 @@ describe('trainChosen', () => {
       await crossValidate(normals, anomalies, settings, { folds: 3, select: true, onStandIn: (x) => seenBy.push(x) })
     ).combination!;
     expect(Object.keys(validation.candidates[0].unseenAuc).sort()).toEqual([
-      'leave-one-class-out',
+      'leave-labels-out',
       'leave-pseudo-out',
       'pseudo',
     ]);
-    expect(seenBy.map((x) => x.kind)).toEqual(['leave-one-class-out', 'leave-pseudo-out']);
+    expect(seenBy.map((x) => x.kind)).toEqual(['leave-labels-out', 'leave-pseudo-out']);
     const [loco, lpo] = seenBy;
     // Normals and pseudo anomalies only; it scores every labelled defect and normals it never trained on.
     expect(loco.trainAnomalyIds).toEqual([]);
