@@ -108,36 +108,52 @@ export const tfjsGathered: GatheredProducts = {
   },
 };
 
-/** A one-node ONNX graph: c = a @ b (MatMul), or a^T @ b (Gemm transA), every dimension free. */
-function matMulGraph(transposeA: boolean): Uint8Array {
+type OnnxNode = { opType: string; input: string[]; output: string[]; name: string; attribute?: object[] };
+
+/** A value of the products' graphs: every dimension free (float32 unless said). */
+function valueInfo(
+  name: string,
+  dims: string[],
+  elemType: number = onnxProto.onnx.TensorProto.DataType.FLOAT,
+) {
+  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } };
+}
+
+/** One of the products' graphs, serialised. */
+function encodeGraph(
+  name: string,
+  node: OnnxNode[],
+  input: ReturnType<typeof valueInfo>[],
+  output: ReturnType<typeof valueInfo>[],
+): Uint8Array {
   const { onnx } = onnxProto;
-  const FLOAT = onnx.TensorProto.DataType.FLOAT;
-  const info = (name: string, dims: string[]) => ({
-    name,
-    type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
-  });
-  const node = transposeA
-    ? {
-        opType: 'Gemm',
-        input: ['a', 'b'],
-        output: ['c'],
-        name: 'c',
-        attribute: [{ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
-      }
-    : { opType: 'MatMul', input: ['a', 'b'], output: ['c'], name: 'c' };
   return onnx.ModelProto.encode(
     onnx.ModelProto.create({
       irVersion: 8,
       opsetImport: [{ domain: '', version: 13 }],
       producerName: 'swan-inspector',
-      graph: {
-        name: 'head_matmul',
-        node: [node],
-        input: [info('a', transposeA ? ['k', 'm'] : ['m', 'k']), info('b', ['k', 'n'])],
-        output: [info('c', ['m', 'n'])],
-      },
+      graph: { name, node, input, output },
     }),
   ).finish();
+}
+
+/** A one-node ONNX graph: c = a @ b (MatMul), or a^T @ b (Gemm transA), every dimension free. */
+function matMulGraph(transposeA: boolean): Uint8Array {
+  const node: OnnxNode = transposeA
+    ? {
+        opType: 'Gemm',
+        input: ['a', 'b'],
+        output: ['c'],
+        name: 'c',
+        attribute: [{ name: 'transA', type: onnxProto.onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      }
+    : { opType: 'MatMul', input: ['a', 'b'], output: ['c'], name: 'c' };
+  return encodeGraph(
+    'head_matmul',
+    [node],
+    [valueInfo('a', transposeA ? ['k', 'm'] : ['m', 'k']), valueInfo('b', ['k', 'n'])],
+    [valueInfo('c', ['m', 'n'])],
+  );
 }
 
 /**
@@ -145,13 +161,8 @@ function matMulGraph(transposeA: boolean): Uint8Array {
  * left @ A and A @ right (outputs ['l', 'r']).
  */
 function gatheredGraph(both: boolean): Uint8Array {
-  const { onnx } = onnxProto;
-  const T = onnx.TensorProto.DataType;
-  const info = (name: string, dims: string[], elemType: number = T.FLOAT) => ({
-    name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } },
-  });
-  const node = [
+  const T = onnxProto.onnx.TensorProto.DataType;
+  const node: OnnxNode[] = [
     { opType: 'Gather', input: ['a', 'idx'], output: ['rows'], name: 'rows' },
     { opType: 'Reshape', input: ['rows', 'shape'], output: ['A'], name: 'A' },
     ...(both
@@ -162,20 +173,17 @@ function gatheredGraph(both: boolean): Uint8Array {
       : [{ opType: 'MatMul', input: ['A', 'b'], output: ['c'], name: 'c' }]),
   ];
   const input = [
-    info('a', ['na', 'w']),
-    info('idx', ['ni'], T.INT32),
-    info('shape', ['two'], T.INT64),
-    ...(both ? [info('left', ['p', 'm']), info('right', ['gw', 'q'])] : [info('b', ['gw', 'n'])]),
+    valueInfo('a', ['na', 'w']),
+    valueInfo('idx', ['ni'], T.INT32),
+    valueInfo('shape', ['two'], T.INT64),
+    ...(both
+      ? [valueInfo('left', ['p', 'm']), valueInfo('right', ['gw', 'q'])]
+      : [valueInfo('b', ['gw', 'n'])]),
   ];
-  const output = both ? [info('l', ['p', 'gw']), info('r', ['m', 'q'])] : [info('c', ['m', 'n'])];
-  return onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 13 }],
-      producerName: 'swan-inspector',
-      graph: { name: both ? 'gathered_both' : 'gathered_times', node, input, output },
-    }),
-  ).finish();
+  const output = both
+    ? [valueInfo('l', ['p', 'gw']), valueInfo('r', ['m', 'q'])]
+    : [valueInfo('c', ['m', 'n'])];
+  return encodeGraph(both ? 'gathered_both' : 'gathered_times', node, input, output);
 }
 
 async function onnxMatMul(threads: number): Promise<Products> {
