@@ -367,7 +367,7 @@ export async function crossValidate(
   const seen = Object.values(scores).map((x) => splitParts(x.perHead, x.label === 'defect' ? 1 : 0));
   // A weight between the parts means something only when the model has both.
   const bothParts = seen.some((x) => x.supervised !== 0) && seen.some((x) => x.unsupervised !== 0);
-  const standIns: StandInContext = { normals, anomalies, plan, settings: foldSettings, opts, pc };
+  const standIns: StandInContext = { normals, anomalies, plan, settings: foldSettings, opts, pc, excludeOf };
   const combination =
     opts.select && k > 0 && bothParts
       ? chooseCombination({
@@ -522,6 +522,8 @@ interface StandInContext {
   settings: TrainSettings;
   opts: ValidateOptions;
   pc?: PatchCoreHeadFit;
+  /** Per image, the project normal whose patches PatchCore leaves out (-1: none). */
+  excludeOf: (xs: readonly { id: string }[]) => number[];
 }
 
 /**
@@ -564,11 +566,10 @@ async function scoreStandIns(
   state: DraState,
   images: readonly { features: ImageFeatures; source: { id: string } }[],
 ): ReturnType<typeof scoreFeaturesPatchCoreAsync> {
-  const projectIndex = new Map(ctx.normals.map((n, i) => [n.id, i]));
   return scoreFeaturesPatchCoreAsync(
     state,
     images.map((x) => x.features),
-    { patchcoreExclude: images.map((x) => projectIndex.get(x.source.id) ?? -1) },
+    { patchcoreExclude: ctx.excludeOf(images.map((x) => x.source)) },
   );
 }
 
