@@ -72,9 +72,8 @@ export type StandInKind = 'leave-one-class-out' | 'leave-labels-out' | 'leave-ps
  * Stand-ins the guard reads. With one class labelled, leave-labels-out (its model trains on no
  * labelled defect: no seen or global head) and leave-pseudo-out (no pseudo head) enter the mean
  * only: each model lacks heads the shipped model has, and leave-labels-out has only the few
- * labelled defects as positives, so a guard on them turns on noise (as a guard, leave-pseudo-out
- * failed every weight above 0 on HeadCT dev seeds, test 0.977 -> 0.910; leave-labels-out failed
- * weight 1/4 of HeadCT fresh seed 100 by 0.004, test 0.981 -> 0.858).
+ * labelled defects as positives, so a guard on them turns on noise (docs/benchmarks/choices.md,
+ * "One labelled class", has what each cost as a guard).
  */
 export const GUARD_KINDS: ReadonlySet<StandInKind> = new Set(['pseudo', 'leave-one-class-out']);
 

@@ -54,8 +54,8 @@ export function headTapLayers(settings: { patchcoreHead?: boolean }, backboneId:
 /**
  * The head's bank: the bench baseline's (full patch features, 10 % of the patches, at most
  * 2048), selected from at most 20000 candidate patches, which bounds the greedy selection's
- * cost on large projects (ELPV: 8x less, as good on dev seeds; docs/benchmarks/choices.md).
- * (Until this was measured the patches were also projected to 128 dims: that lost ~0.01 AUC.)
+ * cost on large projects; no projection of the patches (docs/benchmarks/choices.md has what
+ * the cap and a projection cost).
  */
 export const PATCHCORE_HEAD_OPTIONS: Omit<PatchCoreOptions, 'seed'> = {
   ...PATCHCORE_DEFAULTS,

@@ -1,7 +1,7 @@
 /**
  * onnxruntime's intra-op threads for the training products: two where the machine has a second
- * core (they take a product's wall time down by about 40 % when it is free), one where it has
- * not. Fixed for the process, not chosen as the products run: one- and two-thread products can
+ * core (faster in wall time when it is free: docs/benchmarks/speed.md), one where it has not.
+ * Fixed for the process, not chosen as the products run: one- and two-thread products can
  * differ in rounding, and the same seed must give the same model on the same machine.
  */
 import os from 'node:os';
