@@ -461,15 +461,21 @@ async function candidateDiagnostic(
 ): Promise<(CandidateEvidence & { testAuc: number })[]> {
   const c = state.combination!;
   const a = c.supervisedWeight;
-  const atOne = a > 0 ? scores : await scoreFeaturesPatchCoreAsync(state, testFeats, { supervisedWeight: 1 });
+  // A PatchCore head left out (scale 0) is not scored: rescored at scale 1 so that the other
+  // scales' diagnostics include it.
+  const rescale = !!state.patchcore && !c.patchcoreScale;
+  const scored = rescale ? { ...state, combination: { ...c, patchcoreScale: 1 } } : state;
+  const scaleUsed = rescale ? 1 : c.patchcoreScale || 1;
+  const atOne =
+    a > 0 && !rescale ? scores : await scoreFeaturesPatchCoreAsync(scored, testFeats, { supervisedWeight: 1 });
   const parts = atOne.map((s, i) => {
     const p = splitParts(s.perHead, labels[i] as 0 | 1);
-    return a > 0 ? { ...p, supervised: p.supervised / a } : p;
+    return a > 0 && !rescale ? { ...p, supervised: p.supervised / a } : p;
   });
   return c.candidates.map((x) => ({
     ...x,
     testAuc: aucRoc(
-      parts.map((p) => partTotal(p, x.weight, (x.patchcoreScale ?? 1) / (c.patchcoreScale || 1))),
+      parts.map((p) => partTotal(p, x.weight, (x.patchcoreScale ?? 1) / scaleUsed)),
       labels,
     ),
   }));
