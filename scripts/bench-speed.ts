@@ -14,6 +14,7 @@
  *      multiple of a reference matMul.
  *
  *   npm run bench:speed [-- --data-root DIR] [--skip-cli] [--app-only] [--step-only] [--backbone mobilenet,resnet50]
+ *                       [--patchcore-head]
  *
  * --step-only: only 5. (the head step; no backbone unit, so its times are not in backbone images).
  *
@@ -49,6 +50,8 @@ const { values } = parseArgs({
     'step-only': { type: 'boolean', default: false },
     /** Comma-separated: mobilenet (fast, the default), resnet50 (accurate). */
     backbone: { type: 'string', default: 'mobilenet' },
+    /** The app retrains (2.) with the PatchCore head on (settings.patchcoreHead). */
+    'patchcore-head': { type: 'boolean', default: false },
   },
 });
 const headct = path.join(values['data-root']!, 'headct');
@@ -183,12 +186,16 @@ async function appPath(backbone: TrainBackbone): Promise<void> {
     await api.invoke('labels.set', { ids: good, label: 'good' });
     await api.invoke('labels.set', { ids: defect, label: 'defect', className: 'hemorrhage' });
     console.log(
-      `app (${backbone}): ${importedIds.length} images, ${good.length} good + ${defect.length} defects labelled`,
+      `app (${backbone}${values['patchcore-head'] ? ', PatchCore head' : ''}): ${importedIds.length} images, ${good.length} good + ${defect.length} defects labelled`,
     );
     for (const kind of ['cold', 'warm'] as const) {
       const from = events.length;
       const t0 = performance.now();
-      await api.invoke('training.start', backbone === 'mobilenet' ? {} : { settings: { backbone } });
+      const settings = {
+        ...(backbone === 'mobilenet' ? {} : { backbone }),
+        ...(values['patchcore-head'] ? { patchcoreHead: true } : {}),
+      };
+      await api.invoke('training.start', Object.keys(settings).length ? { settings } : {});
       const trained = await waitEvent(events, from, (e) => e.event === 'training.finished');
       const tTrained = performance.now();
       if ((trained.payload as { status: string }).status !== 'done')
@@ -196,7 +203,7 @@ async function appPath(backbone: TrainBackbone): Promise<void> {
       await waitEvent(events, from, (e) => e.event === 'scoring.finished');
       const tScored = performance.now();
       report(
-        `app retrain (${backbone}) -> re-scored queue, ${kind}`,
+        `app retrain (${backbone}${values['patchcore-head'] ? ' + PatchCore head' : ''}) -> re-scored queue, ${kind}`,
         (tScored - t0) / 1000,
         `(model saved at ${((tTrained - t0) / 1000).toFixed(1)} s; seconds per stage: ${stages(from, t0, tScored)})`,
       );

@@ -187,6 +187,12 @@ export const TrainSettingsInput = z.strictObject({
   knnHead: z.boolean().optional(),
   gaussianHead: z.boolean().optional(),
   globalHead: z.boolean().optional(),
+  /**
+   * The PatchCore head (engine/infer/patchcore-head.ts): a memory bank of the good images'
+   * patches. Off by default; when on, the retrain's cross-validation chooses how much it counts
+   * (engine/select.ts), and it is left out with fewer than two labelled defects.
+   */
+  patchcoreHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),
   /**
    * The frozen backbone: 'mobilenet' (fast, MobileNetV1-0.75, the default) or 'resnet50'

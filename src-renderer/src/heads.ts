@@ -8,6 +8,7 @@ const COLORS: Record<string, string> = {
   normality: '#059669',
   knn: '#0284c7',
   gaussian: '#0d9488',
+  patchcore: '#4f46e5',
   global: '#ca8a04',
 };
 
@@ -37,6 +38,7 @@ const NAMES: Record<string, string> = {
   normality: '− Normality',
   knn: 'kNN',
   gaussian: 'Gaussian',
+  patchcore: 'PatchCore',
   global: 'Global',
 };
 
