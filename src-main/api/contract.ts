@@ -188,9 +188,9 @@ export const TrainSettingsInput = z.strictObject({
   gaussianHead: z.boolean().optional(),
   globalHead: z.boolean().optional(),
   /**
-   * The PatchCore head (engine/infer/patchcore-head.ts): a memory bank of the good images'
-   * patches. Off by default; when on, the retrain's cross-validation chooses how much it counts
-   * (engine/select.ts), and it is left out with fewer than two labelled defects.
+   * The PatchCore head (engine/infer/patchcore-head.ts): distance to a memory bank of the good
+   * images' patches, counted in the unsupervised part at settings.patchcoreWeight. Off by
+   * default (docs/benchmarks/choices.md: it helps industrial surfaces, costs medical images).
    */
   patchcoreHead: z.boolean().optional(),
   inputSize: z.union([z.literal(224), z.literal(448)]).optional(),

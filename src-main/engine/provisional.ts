@@ -4,7 +4,7 @@
  * be safe for kinds of defect nobody labelled: the weight the project's previous model chose
  * on its own cross-validation when there is one, else 0 (the unsupervised heads alone, the
  * reference select.ts's unseen-kind guard measures every candidate against). The PatchCore
- * head's scale likewise: the previous model's choice, else as set (settings.patchcoreWeight).
+ * head counts as set (settings.patchcoreWeight), as the validation will leave it.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,7 +20,6 @@ function hasUnsupervisedPart(state: DraState): boolean {
 
 export interface PreviousChoice {
   supervisedWeight: number;
-  patchcoreScale?: number;
 }
 
 const isWeight = (w: unknown): w is number => typeof w === 'number' && Number.isFinite(w) && w >= 0;
@@ -29,14 +28,11 @@ const isWeight = (w: unknown): w is number => typeof w === 'number' && Number.is
 export async function chosenWeightOf(modelDir: string): Promise<PreviousChoice | undefined> {
   try {
     const m = JSON.parse(await readFile(path.join(modelDir, 'manifest.json'), 'utf8')) as {
-      combination?: { rule?: unknown; supervisedWeight?: unknown; patchcoreScale?: unknown };
+      combination?: { rule?: unknown; supervisedWeight?: unknown };
     };
     const c = m.combination;
     if (c?.rule === PROVISIONAL_RULE || !isWeight(c?.supervisedWeight)) return undefined;
-    return {
-      supervisedWeight: c.supervisedWeight,
-      ...(isWeight(c.patchcoreScale) ? { patchcoreScale: c.patchcoreScale } : {}),
-    };
+    return { supervisedWeight: c.supervisedWeight };
   } catch {
     return undefined;
   }
@@ -47,11 +43,9 @@ export function withProvisionalCombination(state: DraState, previous: PreviousCh
   if (!hasUnsupervisedPart(state)) return state;
   const previousWeight = previous?.supervisedWeight;
   const weight = previousWeight ?? 0;
-  const scale = state.patchcore ? previous?.patchcoreScale : undefined;
   const combination: CombinationChoice = {
     rule: PROVISIONAL_RULE,
     supervisedWeight: weight,
-    ...(scale !== undefined ? { patchcoreScale: scale } : {}),
     candidates: [],
     nGood: 0,
     nDefect: 0,

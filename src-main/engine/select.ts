@@ -2,12 +2,12 @@
  * Per-project choice of how much the supervised heads count against the unsupervised ones,
  * made from the project's own training data (cross-validation, validate.ts), never a test split.
  *
- * total(a, b) = a * supervised + unsupervised + b * patchcore, a from CANDIDATE_WEIGHTS (0:
- * unsupervised only, 1: the fixed weights of settings.ts), b from PATCHCORE_SCALES when the
- * model has the PatchCore head (0: left out, 1: settings.patchcoreWeight). Supervised: the heads
- * that learnt from labelled or pseudo defects (the paper's four and the global head);
- * unsupervised: the distances to the normals (kNN, Gaussian; PatchCore, kept apart because
- * where it helps differs most between projects and it is the costliest head to score).
+ * total(a) = a * supervised + unsupervised, a from CANDIDATE_WEIGHTS (0: unsupervised only, 1:
+ * the fixed weights of settings.ts). Supervised: the heads that learnt from labelled or pseudo
+ * defects (the paper's four and the global head); unsupervised: the distances to the normals
+ * (kNN, Gaussian, and PatchCore when the project has it on, counted as set: its share is not
+ * chosen on the labelled defects, which say nothing of how it ranks kinds nobody labelled;
+ * docs/benchmarks/choices.md, "PatchCore as a product head").
  *
  * Evidence, all out of fold: seen kinds (held-out labelled defects against held-out normals)
  * and stand-ins for unseen kinds: pseudo anomalies of held-out normals; defects of a labelled
@@ -18,10 +18,6 @@
  * unsupervised part alone is out. Of the rest, the one with the best mean AUC over seen kinds
  * and every stand-in wins, the smaller weight on a tie. With one labelled defect there is no
  * seen-kind evidence: the largest weight up to 1 that the guard allows.
- * The guard's reference for (a, b) is (0, b). Per b the weight a is chosen as above; b is
- * then the one whose model ranks the real held-out defects best (PatchCore learns nothing from
- * defects, so for it every held-out defect is of an unseen kind; pseudo anomalies are left out
- * of this choice, see chooseCombination). With fewer than two defects the head is left out.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -29,12 +25,6 @@ import { headSign } from './types';
 
 /** Weights of the supervised part tried: powers of two around the fixed weights, and none. */
 export const CANDIDATE_WEIGHTS: readonly number[] = [0, 0.25, 0.5, 1, 2, 4];
-
-/**
- * Multipliers of the PatchCore head's weight (settings.patchcoreWeight) tried: off, a third,
- * as set, three times.
- */
-export const PATCHCORE_SCALES: readonly number[] = [0, 1 / 3, 1, 3];
 
 /** Heads that score distance to the training normals and learn nothing from defects. */
 const UNSUPERVISED_HEADS: ReadonlySet<string> = new Set(['knn', 'gaussian', 'patchcore']);
@@ -63,7 +53,9 @@ export function splitParts(perHead: Partial<Record<HeadName, number>>, label: 0 
     else supervised += headSign(h) * v;
   }
   const pc = perHead.patchcore;
-  return pc === undefined ? { label, supervised, unsupervised } : { label, supervised, unsupervised, patchcore: pc };
+  return pc === undefined
+    ? { label, supervised, unsupervised }
+    : { label, supervised, unsupervised, patchcore: pc };
 }
 
 export type StandInKind = 'leave-one-class-out' | 'leave-labels-out' | 'leave-pseudo-out' | 'pseudo';
@@ -86,7 +78,7 @@ export interface SelectionEvidence {
 
 export interface CandidateEvidence {
   weight: number;
-  /** Multiplier of the PatchCore head's weight (absent: no PatchCore head). */
+  /** Multiplier of the PatchCore head's weight: only in the choices of models before 2026-12-02. */
   patchcoreScale?: number;
   /** Out-of-fold AUC-ROC on the seen kinds (null: no defect or no normal held out). */
   seenAuc: number | null;
@@ -98,14 +90,18 @@ export interface CandidateEvidence {
   passesGuard: boolean;
 }
 
-const RULE = 'best mean AUC over seen kinds and stand-ins, unseen-kind guard (one class: leave-labels-out and leave-pseudo-out in the mean)';
+const RULE =
+  'best mean AUC over seen kinds and stand-ins, unseen-kind guard (one class: leave-labels-out and leave-pseudo-out in the mean)';
 
 /** What a model keeps of the choice (state.combination and the manifest): the weight and why. */
 export interface CombinationChoice {
   /** RULE, or provisional.ts PROVISIONAL_RULE before the validation has chosen. */
   rule: string;
   supervisedWeight: number;
-  /** Multiplier of the PatchCore head's weight, 0: left out (absent: the model has no PatchCore head). */
+  /**
+   * Multiplier of the PatchCore head's weight, 0: left out. Models before 2026-12-02 chose it on
+   * the held-out defects; since, the head counts as set and this is absent (read as 1).
+   */
   patchcoreScale?: number;
   candidates: CandidateEvidence[];
   nGood: number;
@@ -113,7 +109,7 @@ export interface CombinationChoice {
   reason: string;
 }
 
-/** The total of a scored image under supervised weight a and PatchCore scale b. */
+/** The total of a scored image under supervised weight a and PatchCore scale b (1: as set). */
 export function partTotal(s: PartScore, a: number, b = 1): number {
   return a * s.supervised + s.unsupervised + b * (s.patchcore ?? 0);
 }
@@ -139,42 +135,31 @@ const FIXED_WEIGHT = 1;
 export function chooseCombination(
   ev: SelectionEvidence,
   weights: readonly number[] = CANDIDATE_WEIGHTS,
-  patchcoreScales: readonly number[] = PATCHCORE_SCALES,
 ): CombinationChoice {
   const ordered = [...new Set([0, ...weights])].sort((x, y) => x - y);
-  const withPc = [...ev.seen, ...ev.unseen.flatMap((u) => u.scores)].some((s) => s.patchcore !== undefined);
-  const scales = withPc ? [...new Set([0, ...patchcoreScales])].sort((x, y) => x - y) : [undefined];
-  const candidates: CandidateEvidence[] = scales.flatMap((b) => {
-    const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0, b)]));
-    return ordered.map((weight) => {
-      const unseenAuc: Partial<Record<StandInKind, number>> = {};
-      let passesGuard = true;
-      for (const u of ev.unseen) {
-        const auc = aucOrNull(u.scores, weight, b);
-        if (auc === null) continue;
-        unseenAuc[u.kind] = auc;
-        if (GUARD_KINDS.has(u.kind) && auc < reference.get(u.kind)!) passesGuard = false;
-      }
-      const seenAuc = aucOrNull(ev.seen, weight, b);
-      const all = seenAuc === null ? [] : [seenAuc, ...Object.values(unseenAuc)];
-      const meanAuc = all.length ? all.reduce((x, y) => x + y, 0) / all.length : null;
-      return { weight, ...(b === undefined ? {} : { patchcoreScale: b }), seenAuc, unseenAuc, meanAuc, passesGuard };
-    });
+  const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0)]));
+  const candidates: CandidateEvidence[] = ordered.map((weight) => {
+    const unseenAuc: Partial<Record<StandInKind, number>> = {};
+    let passesGuard = true;
+    for (const u of ev.unseen) {
+      const auc = aucOrNull(u.scores, weight);
+      if (auc === null) continue;
+      unseenAuc[u.kind] = auc;
+      if (GUARD_KINDS.has(u.kind) && auc < reference.get(u.kind)!) passesGuard = false;
+    }
+    const seenAuc = aucOrNull(ev.seen, weight);
+    const all = seenAuc === null ? [] : [seenAuc, ...Object.values(unseenAuc)];
+    const meanAuc = all.length ? all.reduce((x, y) => x + y, 0) / all.length : null;
+    return { weight, seenAuc, unseenAuc, meanAuc, passesGuard };
   });
   const nDefect = ev.seen.filter((s) => s.label === 1).length;
   const nGood = ev.seen.length - nDefect;
-  const scaleOf = (c: CandidateEvidence) => (c.patchcoreScale === undefined ? {} : { patchcoreScale: c.patchcoreScale });
   if (nDefect < MIN_DEFECTS_TO_WEIGH) {
-    // One held-out defect's rank is too little to weigh PatchCore on: left out.
-    const b = withPc ? 0 : undefined;
     // Then only the guard speaks: the largest weight up to the fixed one that passes it.
-    const pick = candidates
-      .filter((c) => c.patchcoreScale === b && c.passesGuard && c.weight <= FIXED_WEIGHT)
-      .pop()!;
+    const pick = candidates.filter((c) => c.passesGuard && c.weight <= FIXED_WEIGHT).pop()!;
     return {
       rule: RULE,
       supervisedWeight: pick.weight,
-      ...scaleOf(pick),
       candidates,
       nGood,
       nDefect,
@@ -182,41 +167,27 @@ export function chooseCombination(
         `${nDefect} labelled defect(s): no out-of-fold evidence on the labelled kinds, so at most the fixed weight ${FIXED_WEIGHT}` +
         (pick.weight < FIXED_WEIGHT
           ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
-          : '') +
-        (b === undefined ? '' : '; the PatchCore head left out (no evidence on real defects to weigh it on)'),
+          : ''),
     };
   }
+  // Weight 0 always passes (it is the reference), so `allowed` is never empty here; the smaller
+  // weight wins a tie: it leans on the unsupervised part.
   const allowed = candidates.filter((c) => c.passesGuard && c.meanAuc !== null);
-  // Weight 0 always passes (it is the reference), so `allowed` is never empty here.
-  // Per PatchCore scale the best weight (the smaller on a tie: it leans on the unsupervised part).
-  const bestPerScale = scales.map((b) =>
-    allowed.filter((c) => c.patchcoreScale === b).reduce((x, c) => (c.meanAuc! > x.meanAuc! ? c : x)),
-  );
-  // Of those, the best on the real held-out defects alone (the smaller scale on a tie): pseudo
-  // anomalies are pasted patches, the kind a patch-distance head finds best, so they would
-  // speak for PatchCore on projects whose real defects it ranks no better.
-  const best = bestPerScale.reduce((x, c) => (c.seenAuc! > x.seenAuc! ? c : x));
-  const excluded = candidates
-    .filter((c) => !c.passesGuard && c.patchcoreScale === best.patchcoreScale)
-    .map((c) => c.weight);
-  const unsupOnly = allowed.find((c) => c.weight === 0 && c.patchcoreScale === best.patchcoreScale)!;
+  const best = allowed.reduce((x, c) => (c.meanAuc! > x.meanAuc! ? c : x));
+  const excluded = candidates.filter((c) => !c.passesGuard).map((c) => c.weight);
+  const unsupOnly = allowed.find((c) => c.weight === 0)!;
   return {
     rule: RULE,
     supervisedWeight: best.weight,
-    ...scaleOf(best),
     candidates,
     nGood,
     nDefect,
     reason:
-      `weight ${best.weight}` +
-      (best.patchcoreScale === undefined ? '' : ` with the PatchCore head at ${fmtScale(best.patchcoreScale)} of its weight`) +
-      ` ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(unsupOnly.meanAuc!)})` +
-      (best.patchcoreScale === undefined ? '' : `; that scale ranks the held-out defects best (AUC ${fmt(best.seenAuc!)})`) +
+      `weight ${best.weight} ranks best on average over the labelled kinds and the stand-ins for unseen kinds (AUC ${fmt(best.meanAuc!)}, unsupervised only ${fmt(unsupOnly.meanAuc!)})` +
       (excluded.length
         ? `; weight ${excluded.join(', ')} ranked stand-ins for unseen kinds below the unsupervised heads alone`
         : ''),
   };
 }
 
-const fmtScale = (b: number) => (b === 0 ? '0 (left out)' : Number.isInteger(b) ? `${b}x` : `${b.toFixed(2)}x`);
 const fmt = (x: number) => x.toFixed(3);

@@ -7,10 +7,10 @@ import type { TrainSettings } from './types';
  * balance within each part; how much the supervised part (the paper's heads and the global
  * head) counts against the unsupervised one (kNN, Gaussian) is chosen per project from its
  * own labelled images whenever the training is cross-validated (engine/select.ts); without
- * a validation the weight is 1. With patchcoreHead on, the same validation chooses how much
- * the PatchCore head counts (0 to 3 times patchcoreWeight); it is off by default: on the
- * development seeds it did not improve the default (docs/benchmarks/choices.md). Measured numbers, and which data and seeds each choice saw:
- * docs/benchmarks/.
+ * a validation the weight is 1. The PatchCore head (a project setting, off by default: it
+ * helps industrial surfaces and costs medical images, docs/benchmarks/choices.md) counts in the
+ * unsupervised part at patchcoreWeight, as kNN and Gaussian do. Measured numbers, and which
+ * data and seeds each choice saw: docs/benchmarks/.
  */
 export const DEFAULT_SETTINGS: TrainSettings = {
   seed: 0,

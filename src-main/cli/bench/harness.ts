@@ -461,11 +461,11 @@ async function candidateDiagnostic(
 ): Promise<(CandidateEvidence & { testAuc: number })[]> {
   const c = state.combination!;
   const a = c.supervisedWeight;
-  // A PatchCore head left out (scale 0) is not scored: rescored at scale 1 so that the other
-  // scales' diagnostics include it.
-  const rescale = !!state.patchcore && !c.patchcoreScale;
+  // A PatchCore head left out (scale 0, models before the head counted as set) is not scored:
+  // rescored at scale 1 so that the other scales' diagnostics include it.
+  const rescale = !!state.patchcore && c.patchcoreScale === 0;
   const scored = rescale ? { ...state, combination: { ...c, patchcoreScale: 1 } } : state;
-  const scaleUsed = rescale ? 1 : c.patchcoreScale || 1;
+  const scaleUsed = rescale ? 1 : (c.patchcoreScale ?? 1);
   const atOne =
     a > 0 && !rescale ? scores : await scoreFeaturesPatchCoreAsync(scored, testFeats, { supervisedWeight: 1 });
   const parts = atOne.map((s, i) => {

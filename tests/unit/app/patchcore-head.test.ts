@@ -1,14 +1,13 @@
 /**
  * The PatchCore head as a retrain setting, through the real API and the real engine: a retrain
- * with it scores the queue with a PatchCore part (the provisional model counts it as set), its
- * cross-validation then chooses the head's scale and records it in the model, and the next
- * retrain without the setting has no such head.
+ * with it scores the queue with a PatchCore part, before and after its cross-validation has
+ * chosen the supervised weight (the head counts as set in both), and the next retrain without
+ * the setting has no such head.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventPayload } from '../../../src-main/api/contract';
-import { PATCHCORE_SCALES } from '../../../src-main/engine/select';
 import { labelledProject, waitFor } from './helpers';
 
 describe('app retrain with the PatchCore head', () => {
@@ -23,7 +22,7 @@ describe('app retrain with the PatchCore head', () => {
   });
   const { api, events } = setup;
 
-  it('scores with the head, lets the cross-validation choose its scale, and drops it when switched off', async () => {
+  it('scores with the head before and after the cross-validation, and drops it when switched off', async () => {
     await api.invoke('labels.set', { ids: [setup.ids[11]!], label: 'defect', className: 'burn' });
     const { runId } = await api.invoke('training.start', {
       settings: { steps: 5, pseudoPoolPerImage: 1, patchcoreHead: true, validateFolds: 2 },
@@ -50,13 +49,12 @@ describe('app retrain with the PatchCore head', () => {
     const manifest = JSON.parse(
       readFileSync(join(project.path, 'models', `run-${runId}`, 'manifest.json'), 'utf8'),
     ) as { combination?: { rule: string; patchcoreScale?: number; supervisedWeight: number } };
-    expect(PATCHCORE_SCALES).toContain(manifest.combination!.patchcoreScale);
     expect(manifest.combination!.rule).not.toMatch(/provisional/);
-    // The queue is scored with the chosen scale: the head is in the breakdown unless left out.
+    expect(manifest.combination!.supervisedWeight).toBeTypeOf('number');
+    // The head counts as set: no scale chosen, and the re-scored queue still has it.
+    expect(manifest.combination!.patchcoreScale).toBeUndefined();
     const chosen = await api.invoke('images.get', { id: setup.ids[8]! });
-    expect(Object.keys(chosen.scoreDetail!.perHead).includes('patchcore')).toBe(
-      manifest.combination!.patchcoreScale! > 0,
-    );
+    expect(Number.isFinite(chosen.scoreDetail!.perHead.patchcore)).toBe(true);
 
     const from = events.length;
     await api.invoke('training.start', { settings: { steps: 5, pseudoPoolPerImage: 1, validateFolds: 0 } });

@@ -3,7 +3,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { trainChosen } from '../../../src-main/engine/choose';
 import { scoreFeatures } from '../../../src-main/engine/infer';
 import { patchCoreHeadScoresAsync } from '../../../src-main/engine/infer/patchcore-head';
-import { chooseCombination, splitParts, type PartScore } from '../../../src-main/engine/select';
+import {
+  CANDIDATE_WEIGHTS,
+  chooseCombination,
+  splitParts,
+  type PartScore,
+} from '../../../src-main/engine/select';
+import { aucRoc } from '../../../src-main/engine/metrics';
 import { resolveSettings } from '../../../src-main/engine/settings';
 import { normalFeatures, withDefect } from '../../../src-main/engine/train/synthetic';
 import { Rng } from '../../../src-main/engine/util/rng';
@@ -49,7 +55,14 @@ function parts(
 }
 
 /** parts() with a PatchCore contribution that separates defects by `pcShift` standard deviations. */
-function partsWithPc(seed: number, nGood: number, nDefect: number, supShift: number, unsupShift: number, pcShift: number) {
+function partsWithPc(
+  seed: number,
+  nGood: number,
+  nDefect: number,
+  supShift: number,
+  unsupShift: number,
+  pcShift: number,
+) {
   const rng = new Rng(seed + 1000);
   const gauss = () => {
     const u = Math.max(1e-12, rng.next());
@@ -62,40 +75,39 @@ function partsWithPc(seed: number, nGood: number, nDefect: number, supShift: num
 }
 
 describe('chooseCombination with the PatchCore head', () => {
-  it('weighs PatchCore in where it finds the labelled kinds and the stand-ins', () => {
-    const c = chooseCombination({
-      seen: partsWithPc(1, 200, 40, 1, 1, 4),
-      unseen: [{ kind: 'pseudo', scores: partsWithPc(2, 200, 100, 0.5, 1, 3) }],
+  it('counts the head as set in the unsupervised part: no scale is tried, the guard and the weight see it', () => {
+    // Strong PatchCore evidence on the stand-ins: weights that drown it fail the guard, so the
+    // weight chosen is smaller than without the head.
+    const seen = partsWithPc(1, 200, 40, 3, 0, 0);
+    const pseudo = partsWithPc(2, 200, 100, 0.2, 0, 3);
+    const withPc = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: pseudo }] });
+    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
+    const without = chooseCombination({
+      seen: strip(seen),
+      unseen: [{ kind: 'pseudo', scores: strip(pseudo) }],
     });
-    expect(c.patchcoreScale).toBeGreaterThan(0);
-    expect(c.candidates.map((x) => x.patchcoreScale)).toContain(0);
-    expect(c.reason).toMatch(/PatchCore head at/);
+    expect(withPc.patchcoreScale).toBeUndefined();
+    expect(withPc.candidates.every((x) => x.patchcoreScale === undefined)).toBe(true);
+    expect(withPc.candidates.map((x) => x.weight)).toEqual([...CANDIDATE_WEIGHTS]);
+    expect(withPc.supervisedWeight).toBeLessThan(without.supervisedWeight);
+    // The reference of the guard is the unsupervised part with the head in it.
+    const w0 = withPc.candidates.find((x) => x.weight === 0)!;
+    expect(w0.unseenAuc.pseudo).toBeCloseTo(
+      aucRoc(
+        pseudo.map((p) => p.unsupervised + p.patchcore!),
+        pseudo.map((p) => p.label),
+      ),
+      10,
+    );
   });
 
-  it('leaves PatchCore out where it is noise on the real defects, however well it finds the pseudo anomalies', () => {
-    const c = chooseCombination({
-      seen: partsWithPc(3, 200, 40, 2, 2, 0),
-      unseen: [{ kind: 'pseudo', scores: partsWithPc(4, 200, 100, 2, 2, 4) }],
-    });
-    expect(c.patchcoreScale).toBe(0);
-    expect(c.supervisedWeight).toBeGreaterThan(0);
-  });
-
-  it('one labelled defect or none: the head is left out, however it ranks that defect or the pseudo anomalies', () => {
+  it('one labelled defect: the head stays in, the weight at most the fixed one', () => {
     const normals = partsWithPc(5, 60, 0, 0, 0, 0);
     const pseudo = [{ kind: 'pseudo' as const, scores: partsWithPc(6, 100, 100, 0, 1, 3) }];
     const defect = { label: 1 as const, supervised: 0, unsupervised: 0, patchcore: 6 };
     const one = chooseCombination({ seen: [...normals, defect], unseen: pseudo });
-    expect(one.patchcoreScale).toBe(0);
+    expect(one.patchcoreScale).toBeUndefined();
     expect(one.supervisedWeight).toBeLessThanOrEqual(1);
-    expect(one.reason).toMatch(/PatchCore head left out/);
-    expect(chooseCombination({ seen: normals, unseen: pseudo }).patchcoreScale).toBe(0);
-  });
-
-  it('without a PatchCore head no scale is tried or recorded', () => {
-    const c = chooseCombination({ seen: parts(1, 200, 40, 4, 1), unseen: [] });
-    expect(c.patchcoreScale).toBeUndefined();
-    expect(c.candidates.every((x) => x.patchcoreScale === undefined)).toBe(true);
   });
 });
 
@@ -128,7 +140,10 @@ describe('chooseCombination', () => {
     expect(c.supervisedWeight).toBe(1);
     expect(c.nDefect).toBe(1);
     expect(c.reason).toMatch(/no out-of-fold evidence on the labelled kinds/);
-    const guarded = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: parts(3, 200, 100, 0, 2) }] });
+    const guarded = chooseCombination({
+      seen,
+      unseen: [{ kind: 'pseudo', scores: parts(3, 200, 100, 0, 2) }],
+    });
     expect(guarded.supervisedWeight).toBe(0);
   });
 
@@ -149,7 +164,10 @@ describe('chooseCombination', () => {
         c.candidates.find((x) => x.weight === 0)!.unseenAuc[k]!,
       );
     // Two or more classes: leave-one-class-out's model has every head, and guards.
-    const guarded = chooseCombination({ seen, unseen: [pseudo, { ...noLabels, kind: 'leave-one-class-out' }] });
+    const guarded = chooseCombination({
+      seen,
+      unseen: [pseudo, { ...noLabels, kind: 'leave-one-class-out' }],
+    });
     expect(guarded.candidates.filter((x) => x.weight === 4).every((x) => !x.passesGuard)).toBe(true);
   });
 
@@ -265,7 +283,11 @@ describe('trainChosen', () => {
     const anomalies = two.map((a) => ({ ...a, cls: 'crack' }));
     const seenBy: StandInInfo[] = [];
     const validation = (
-      await crossValidate(normals, anomalies, settings, { folds: 3, select: true, onStandIn: (x) => seenBy.push(x) })
+      await crossValidate(normals, anomalies, settings, {
+        folds: 3,
+        select: true,
+        onStandIn: (x) => seenBy.push(x),
+      })
     ).combination!;
     expect(Object.keys(validation.candidates[0].unseenAuc).sort()).toEqual([
       'leave-labels-out',
@@ -288,7 +310,11 @@ describe('trainChosen', () => {
     expect(lpo.heldOutIds.filter((id) => lpo.trainNormalIds.includes(id))).toEqual([]);
     // Two classes: leave-one-class-out per class, and no leave-pseudo-out.
     const kinds: string[] = [];
-    await crossValidate(normals, two, settings, { folds: 3, select: true, onStandIn: (x) => kinds.push(x.kind) });
+    await crossValidate(normals, two, settings, {
+      folds: 3,
+      select: true,
+      onStandIn: (x) => kinds.push(x.kind),
+    });
     expect(kinds).toEqual(['leave-one-class-out', 'leave-one-class-out']);
   });
 
@@ -297,23 +323,23 @@ describe('trainChosen', () => {
     const pcSettings = { ...settings, patchcoreHead: true };
     const banks: unknown[] = [];
     const { state, validation } = await trainChosen(normals, anomalies, pcSettings, { folds: 3 });
-    await crossValidate(normals, anomalies, pcSettings, { folds: 3, onFold: (f) => banks.push(f.state.patchcore) });
+    await crossValidate(normals, anomalies, pcSettings, {
+      folds: 3,
+      onFold: (f) => banks.push(f.state.patchcore),
+    });
     expect(state.patchcore).toBeDefined();
     expect(banks).toHaveLength(3);
     expect(banks.every((b) => b === state.patchcore)).toBe(true);
     const c = state.combination!;
-    expect(c.patchcoreScale).toBeDefined();
-    expect(new Set(c.candidates.map((x) => x.patchcoreScale))).toEqual(new Set([0, 1 / 3, 1, 3]));
+    expect(c.patchcoreScale).toBeUndefined();
     // A held-out normal's PatchCore score is out of fold: not the 0 of matching its own patches.
     const heldNormal = Object.entries(validation!.scores).find(([, x]) => x.label === 'good')!;
-    if (c.patchcoreScale! > 0) expect(heldNormal[1].perHead.patchcore).toBeDefined();
+    expect(heldNormal[1].perHead.patchcore).toBeGreaterThan(0);
     const feats = [normals[0].features, anomalies[0].features];
     const chosen = scoreFeatures(state, feats);
-    const asSet = scoreFeatures({ ...state, combination: { ...c, patchcoreScale: 1 } }, feats);
-    chosen.forEach((x, i) => {
-      if (c.patchcoreScale === 0) expect(x.perHead.patchcore).toBeUndefined();
-      else expect(x.perHead.patchcore!).toBeCloseTo(c.patchcoreScale! * asSet[i].perHead.patchcore!, 4);
-    });
+    // A model of before (its choice recorded a scale) scores the head at that scale.
+    const third = scoreFeatures({ ...state, combination: { ...c, patchcoreScale: 1 / 3 } }, feats);
+    chosen.forEach((x, i) => expect(third[i].perHead.patchcore!).toBeCloseTo(x.perHead.patchcore! / 3, 4));
     // A training normal's leave-one-out score is looked up: the same as searching again.
     const trainFeats = normals.slice(0, 4).map((n) => n.features);
     const looked = await patchCoreHeadScoresAsync(state.patchcore!, trainFeats);

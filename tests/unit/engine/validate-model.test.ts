@@ -115,10 +115,15 @@ describe('deferred cross-validation', () => {
     });
     expect(inline.manifest.backbone.tapLayers).toEqual(['conv_pw_11_relu']);
     const scores = await totals(inline.modelDir);
-    // The cross-validation chose the head's scale (select.ts); left out (0), it is not scored.
-    const scale = ((await manifestOf(inline.modelDir)).combination as { patchcoreScale?: number }).patchcoreScale;
-    expect(scale).toBeTypeOf('number');
-    for (const s of scores) expect(s!.perHead.patchcore === undefined).toBe(scale === 0);
+    // The cross-validation chose the supervised weight; the head counts as set (select.ts), so
+    // every image is scored with it.
+    const combination = (await manifestOf(inline.modelDir)).combination as {
+      patchcoreScale?: number;
+      supervisedWeight: number;
+    };
+    expect(combination.supervisedWeight).toBeTypeOf('number');
+    expect(combination.patchcoreScale).toBeUndefined();
+    for (const s of scores) expect(s!.perHead.patchcore).toBeTypeOf('number');
     const { state } = await loadModel(inline.modelDir);
     expect(state.patchcore?.taps).toEqual(['conv_pw_11_relu']);
     const later = await trainModel({
