@@ -27,7 +27,7 @@ import { patchCoreHeadScoresAsync, patchCoreTapLayers } from '../../engine/infer
 import { partTotal, splitParts, type CandidateEvidence } from '../../engine/select';
 import type { DraState } from '../../engine/heads/state';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
-import { isTrained, methodLabel, methodSettings, type Method } from './methods';
+import { isProduct, isTrained, methodLabel, methodSettings, type Method } from './methods';
 
 export interface Stat {
   mean: number;
@@ -367,7 +367,7 @@ export class BenchDataset {
       // swan trains as the app's retrain does: with its cross-validation, which chooses the
       // supervised heads' weight (engine/choose.ts); the paper's methods train alone.
       const { state } =
-        method === 'swan'
+        isProduct(method)
           ? await trainChosen(
               trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
               trainAnomalies.map((it, j) => ({
@@ -549,11 +549,11 @@ export async function openPatchCoreSource(
   return { layers: [session, 'main'], ...(options ? { options } : {}) };
 }
 
-/** Whether these methods read PatchCore's layers: the baseline, or `swan` with the PatchCore head on. */
+/** Whether these methods read PatchCore's layers: the baseline, or a product method with the PatchCore head on. */
 export function usesPatchCoreLayers(methods: readonly Method[], overrides?: Partial<TrainSettings>): boolean {
   return (
     methods.includes('patchcore') ||
-    (methods.includes('swan') && methodSettings('swan', overrides).patchcoreHead === true)
+    methods.some((m) => isProduct(m) && methodSettings(m, overrides).patchcoreHead === true)
   );
 }
 

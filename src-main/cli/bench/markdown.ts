@@ -73,6 +73,7 @@ export function tableMarkdown(t: TableResult, name: string): string {
     `Seeds ${seeds}; mean ± std over seeds (hard setting: each seed's figure is the mean over the known classes).`,
     'Methods: `swan` the product default as the app trains it at that commit (DEFAULT_SETTINGS, and from ' +
       "b7e5050 on the supervised heads' weight chosen by its 3-fold cross-validation on the training split); " +
+      '`swan-pc` the same with the project setting *PatchCore head* on; ' +
       "`dra` the paper's four heads summed, " +
       'nothing else; `devnet` the seen head alone; `knn` nearest training normal (pooled image vector); ' +
       '`patchcore` PatchCore on the training normals. `knn` and `patchcore` use no labelled defect. ' +
@@ -149,7 +150,7 @@ export function tableMarkdown(t: TableResult, name: string): string {
       ...table(['data', 'shots', 'known class', ...methods.map((m) => `\`${m}\``)], body),
     );
   }
-  for (const m of methods.filter((x) => x === 'swan' || x === 'dra')) {
+  for (const m of methods.filter((x) => x === 'swan' || x === 'swan-pc' || x === 'dra')) {
     const heads = [...new Set(all.flatMap((r) => Object.keys(r.by[m]?.per_head ?? {})))].sort(compareHeads);
     if (!heads.length) continue;
     lines.push(

@@ -2,6 +2,7 @@
  * The benchmark's methods, each named for what runs:
  * - `swan`: the product default as the app trains it (DEFAULT_SETTINGS and the cross-validated
  *   choice of engine/choose.ts, whatever they are at the commit).
+ * - `swan-pc`: the same with the project setting the PatchCore head on (settings.patchcoreHead).
  * - `dra`: the paper's DRA, its four heads summed (seen + pseudo + residual - normality), no
  *   head beyond the paper, random normals in every batch.
  * - `devnet`: the seen head alone (DevNet's deviation network on the frozen features).
@@ -11,13 +12,18 @@
 import { resolveSettings } from '../../engine/settings';
 import type { TrainSettings } from '../../engine/types';
 
-export const METHODS = ['swan', 'dra', 'knn', 'devnet', 'patchcore'] as const;
+export const METHODS = ['swan', 'swan-pc', 'dra', 'knn', 'devnet', 'patchcore'] as const;
 export type Method = (typeof METHODS)[number];
 /** Methods that train the DRA heads (the others use no labelled defect). */
-export type TrainedMethod = 'swan' | 'dra' | 'devnet';
+export type TrainedMethod = 'swan' | 'swan-pc' | 'dra' | 'devnet';
+
+/** Methods trained as the app's retrain trains: with the cross-validation that chooses the weight. */
+export function isProduct(m: Method): m is 'swan' | 'swan-pc' {
+  return m === 'swan' || m === 'swan-pc';
+}
 
 export function isTrained(m: Method): m is TrainedMethod {
-  return m === 'swan' || m === 'dra' || m === 'devnet';
+  return m === 'swan' || m === 'swan-pc' || m === 'dra' || m === 'devnet';
 }
 
 const NO_EXTRA_HEADS: Partial<TrainSettings> = {
@@ -31,6 +37,7 @@ const NO_EXTRA_HEADS: Partial<TrainSettings> = {
 
 const METHOD_SETTINGS: Record<TrainedMethod, Partial<TrainSettings>> = {
   swan: {},
+  'swan-pc': { patchcoreHead: true },
   dra: { ...NO_EXTRA_HEADS, heads: ['seen', 'pseudo', 'residual', 'normality'] },
   devnet: { ...NO_EXTRA_HEADS, heads: ['seen'] },
 };
