@@ -135,6 +135,13 @@ test('import, label, retrain, review, threshold, restart', async ({ page }, info
   await goView(page, 'train');
   // Fewer steps than the default keep the test to minutes on a busy 2-core machine.
   await page.getByTestId('setting-steps').fill(String(STEPS));
+  // The PatchCore head is a project setting, off by default; the head plan follows the box.
+  const patchcore = page.getByTestId('setting-patchcore');
+  await expect(patchcore).not.toBeChecked();
+  await expect(page.getByTestId('head-plan-patchcore')).toContainText('switched off');
+  await patchcore.check();
+  await expect(page.getByTestId('head-plan-patchcore')).toContainText('✓');
+  await patchcore.uncheck();
   await page.getByTestId('retrain').click();
   await expect(page.getByTestId('train-progress')).toBeVisible();
   await expect(page.getByTestId('train-stage')).not.toBeEmpty();
