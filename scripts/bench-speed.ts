@@ -55,6 +55,9 @@ const { values } = parseArgs({
   },
 });
 const headct = path.join(values['data-root']!, 'headct');
+/** The app retrains' rows with the PatchCore head are other rows than without it. */
+const PC = values['patchcore-head'] ? ' + PatchCore head' : '';
+const pcSettings = values['patchcore-head'] ? { patchcoreHead: true } : {};
 const load = () => os.loadavg()[0].toFixed(1);
 let perImage = NaN;
 const rows: { what: string; seconds: number; load: string; note?: string }[] = [];
@@ -186,15 +189,12 @@ async function appPath(backbone: TrainBackbone): Promise<void> {
     await api.invoke('labels.set', { ids: good, label: 'good' });
     await api.invoke('labels.set', { ids: defect, label: 'defect', className: 'hemorrhage' });
     console.log(
-      `app (${backbone}${values['patchcore-head'] ? ', PatchCore head' : ''}): ${importedIds.length} images, ${good.length} good + ${defect.length} defects labelled`,
+      `app (${backbone}${PC}): ${importedIds.length} images, ${good.length} good + ${defect.length} defects labelled`,
     );
     for (const kind of ['cold', 'warm'] as const) {
       const from = events.length;
       const t0 = performance.now();
-      const settings = {
-        ...(backbone === 'mobilenet' ? {} : { backbone }),
-        ...(values['patchcore-head'] ? { patchcoreHead: true } : {}),
-      };
+      const settings = { ...(backbone === 'mobilenet' ? {} : { backbone }), ...pcSettings };
       await api.invoke('training.start', Object.keys(settings).length ? { settings } : {});
       const trained = await waitEvent(events, from, (e) => e.event === 'training.finished');
       const tTrained = performance.now();
@@ -203,7 +203,7 @@ async function appPath(backbone: TrainBackbone): Promise<void> {
       await waitEvent(events, from, (e) => e.event === 'scoring.finished');
       const tScored = performance.now();
       report(
-        `app retrain (${backbone}${values['patchcore-head'] ? ' + PatchCore head' : ''}) -> re-scored queue, ${kind}`,
+        `app retrain (${backbone}${PC}) -> re-scored queue, ${kind}`,
         (tScored - t0) / 1000,
         `(model saved at ${((tTrained - t0) / 1000).toFixed(1)} s; seconds per stage: ${stages(from, t0, tScored)})`,
       );
@@ -232,7 +232,7 @@ async function appPath(backbone: TrainBackbone): Promise<void> {
       await waitEvent(events, from, (e) => e.event === 'scoring.finished');
       const s = (performance.now() - t0) / 1000;
       report(
-        `re-score ${importedIds.length} cached images (${backbone})`,
+        `re-score ${importedIds.length} cached images (${backbone}${PC})`,
         s,
         `${(importedIds.length / s).toFixed(0)} images/s`,
       );
@@ -263,7 +263,7 @@ async function newImagesScoring(): Promise<void> {
     await api.invoke('labels.set', { ids: first.importedIds.slice(0, 20), label: 'good' });
     await api.invoke('labels.set', { ids: first.importedIds.slice(20), label: 'defect', className: 'h' });
     let from = events.length;
-    await api.invoke('training.start', { settings: { validateFolds: 0 } });
+    await api.invoke('training.start', { settings: { validateFolds: 0, ...pcSettings } });
     await waitEvent(events, from, (e) => e.event === 'scoring.finished');
     const rest = images.filter((p) => !pick.has(Number(path.basename(p, '.png'))));
     await api.invoke('import.run', { source: { kind: 'paths', paths: rest }, applyLabels: false });
@@ -272,7 +272,7 @@ async function newImagesScoring(): Promise<void> {
     await api.invoke('scoring.start', { scope: 'unscored' });
     await waitEvent(events, from, (e) => e.event === 'scoring.finished');
     const s = (performance.now() - t0) / 1000;
-    report(`score ${rest.length} new images`, s, `${(rest.length / s).toFixed(1)} images/s`);
+    report(`score ${rest.length} new images${PC}`, s, `${(rest.length / s).toFixed(1)} images/s`);
   } finally {
     await api.close();
     rmSync(root, { recursive: true, force: true });
@@ -451,8 +451,8 @@ function doneWhen(): void {
   );
   // The accurate backbone's targets are 3x the fast one's; the ratio is this run's own.
   for (const kind of ['warm', 'cold'] as const) {
-    const fast = find(`app retrain (mobilenet) -> re-scored queue, ${kind}`)?.seconds;
-    const accurate = find(`app retrain (resnet50) -> re-scored queue, ${kind}`)?.seconds;
+    const fast = find(`app retrain (mobilenet${PC}) -> re-scored queue, ${kind}`)?.seconds;
+    const accurate = find(`app retrain (resnet50${PC}) -> re-scored queue, ${kind}`)?.seconds;
     const target = kind === 'warm' ? 10 : 30;
     line(`app Retrain -> re-scored queue, ${kind}`, fast, target, 's', true);
     if (accurate !== undefined) {
