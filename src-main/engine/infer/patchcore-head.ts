@@ -29,6 +29,7 @@ import {
 } from './patchcore';
 import { MOBILENET_ID, RESNET50_ID } from '../backbone';
 import type { MatMulFn } from '../train/matmul-runtime';
+import { bankKey, imageKey, remember, searchedScores } from './patchcore-search-cache';
 
 /**
  * The finer layer of PatchCore's pair per backbone, taken as a tap beside the heads' own layer:
@@ -74,17 +75,21 @@ export interface PatchCoreHeadFit {
   calibration: HeadStats;
 }
 
-/** The head's patch map of one image: level 0 and the taps, finest grid first. */
-export function patchCoreHeadMap(f: ImageFeatures, taps: readonly string[]): FeatureMap {
-  const layers = [f.levels[0]];
-  for (const t of taps) {
+/** The tap maps of one image the head reads, in order; features without one are refused. */
+function tapMaps(f: ImageFeatures, taps: readonly string[]): FeatureMap[] {
+  return taps.map((t) => {
     const m = f.taps?.[t];
     if (!m)
       throw new EngineError(
         `The PatchCore head needs the backbone layer ${t} with the features (BackboneSpec.tapLayers); these features lack it.`,
       );
-    layers.push(m);
-  }
+    return m;
+  });
+}
+
+/** The head's patch map of one image: level 0 and the taps, finest grid first. */
+export function patchCoreHeadMap(f: ImageFeatures, taps: readonly string[]): FeatureMap {
+  const layers = [f.levels[0], ...tapMaps(f, taps)];
   // Stable sort: the finest grid leads (patchEmbedding upsamples the others onto it).
   layers.sort((a, b) => b.h * b.w - a.h * a.w);
   return patchEmbedding(layers);
@@ -159,7 +164,9 @@ function fingerprint(f: ImageFeatures): [number, number] {
  * What a scoring of query images has to search: a training image (same fingerprint) is scored
  * without its own patches, and so is query i without training image exclude[i]'s (when given
  * and not -1); a training normal scored without its own patches is its leave-one-out score of
- * the fit, looked up. `merge` puts the searched and the looked-up scores back in query order.
+ * the fit, looked up, and so is a query excluding nothing that this bank has scored before
+ * (patchcore-search-cache.ts). `merge` puts the searched and the looked-up scores back in query
+ * order, and remembers what was searched with nothing excluded.
  */
 function searchPlan(
   state: PatchCoreHeadState,
@@ -175,14 +182,33 @@ function searchPlan(
   const ex = exclude ?? own;
   const loo = looOf.get(state);
   const known = feats.map((_, i) => (loo && ex[i] >= 0 && ex[i] === own[i] ? ex[i] : -1));
-  const todo = feats.flatMap((_, i) => (known[i] < 0 ? [i] : []));
+  // Features the bank cannot read are refused whether or not their level 0 was scored before.
+  for (const f of feats) tapMaps(f, state.taps);
+  const remembered = searchedScores(bankKey(state));
+  const keys = feats.map((f, i) => (ex[i] < 0 ? imageKey(f) : undefined));
+  const cached = keys.map((k) => (k === undefined ? undefined : remembered.get(k)));
+  const todo = feats.flatMap((_, i) => (known[i] < 0 && !cached[i] ? [i] : []));
+  const ppi = state.h * state.w;
   const merge = (searched: PatchCoreScores): PatchCoreScores => {
+    todo.forEach((q, j) => {
+      const k = keys[q];
+      if (k !== undefined)
+        remember(remembered, k, {
+          score: searched.score[j],
+          map: searched.maps.slice(j * ppi, (j + 1) * ppi),
+        });
+    });
     if (todo.length === feats.length) return searched;
-    const ppi = state.h * state.w;
     const score = new Float32Array(feats.length);
     const maps = new Float32Array(feats.length * ppi);
     const at = new Map(todo.map((q, j) => [q, j]));
     feats.forEach((_, i) => {
+      const c = cached[i];
+      if (c) {
+        score[i] = c.score;
+        maps.set(c.map, i * ppi);
+        return;
+      }
       const [from, j] = known[i] >= 0 ? [loo!, known[i]] : [searched, at.get(i)!];
       score[i] = from.score[j];
       maps.set(from.maps.subarray(j * ppi, (j + 1) * ppi), i * ppi);

@@ -11,7 +11,8 @@ import {
   scoreFeaturesPatchCoreAsync,
 } from '../../../src-main/engine/infer';
 import { patchCoreHeadScores, patchCoreHeadScoresAsync } from '../../../src-main/engine/infer/patchcore-head';
-import { headMatMul } from '../../../src-main/engine/train/matmul-runtime';
+import { clearSearchedScores } from '../../../src-main/engine/infer/patchcore-search-cache';
+import { headMatMul, type MatMulFn } from '../../../src-main/engine/train/matmul-runtime';
 import { trainFast, type FastTrainData } from '../../../src-main/engine/train';
 import { normalFeatures, withDefect, type SyntheticSpec } from '../../../src-main/engine/train/synthetic';
 import { resolveSettings } from '../../../src-main/engine/settings';
@@ -425,11 +426,16 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
       Math.min(...s.maps.subarray(i * ppi, (i + 1) * ppi));
     for (const runtime of ['tfjs', 'onnxruntime'] as const) {
       const { matMul } = await headMatMul(runtime);
-      const loo = await patchCoreHeadScoresAsync(pc, feats, undefined, matMul);
-      const told = await patchCoreHeadScoresAsync(pc, feats, exclude, matMul);
+      // Each search searched, not looked up from the one before (patchcore-search-cache.ts).
+      const fresh = <T>(f: () => T): T => {
+        clearSearchedScores();
+        return f();
+      };
+      const loo = await fresh(() => patchCoreHeadScoresAsync(pc, feats, undefined, matMul));
+      const told = await fresh(() => patchCoreHeadScoresAsync(pc, feats, exclude, matMul));
       for (const [got, want] of [
-        [loo, patchCoreHeadScores(pc, feats)],
-        [told, patchCoreHeadScores(pc, feats, exclude)],
+        [loo, fresh(() => patchCoreHeadScores(pc, feats))],
+        [told, fresh(() => patchCoreHeadScores(pc, feats, exclude))],
       ]) {
         // Distances from |q|^2 + |b|^2 - 2 q.b: rounding of the squares, not of the distances.
         for (let i = 0; i < want.maps.length; i++)
@@ -447,7 +453,9 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
       expect(told.score[1]).toBeLessThanOrEqual(loo.score[1] + 1e-4);
     }
     // The whole score: the other heads bit-identical, the PatchCore part to rounding.
+    clearSearchedScores();
     const a = scoreFeatures(state, feats);
+    clearSearchedScores();
     const b = await scoreFeaturesPatchCoreAsync(state, feats);
     a.forEach((x, i) => {
       expect(b[i].perHead.seen).toBe(x.perHead.seen);
@@ -457,6 +465,37 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
     expect((await scoreFeaturesPatchCoreAsync(without, feats)).map((x) => x.total)).toEqual(
       scoreFeatures(without, feats).map((x) => x.total),
     );
+  });
+
+  it('looks up what the same bank searched before (a loaded copy of the model too), and searches for another bank', async () => {
+    const { data, testNormals, testSeen } = makeData(11, 3);
+    const state = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5 }));
+    const feats = [...testNormals.slice(0, 3), ...testSeen.slice(0, 3), data.normals[0]];
+    const { matMul: real } = await headMatMul();
+    let rows = 0;
+    const counting: MatMulFn = (a, m, ...rest) => {
+      rows += m;
+      return real(a, m, ...rest);
+    };
+    clearSearchedScores();
+    const first = await patchCoreHeadScoresAsync(state.patchcore!, feats, undefined, counting);
+    const ppi = state.patchcore!.h * state.patchcore!.w;
+    // Six unseen images searched; the training normal is its leave-one-out score, looked up.
+    expect(rows).toBe(6 * ppi);
+    // The same bank in another object (as a scorer loads it from the model file): nothing searched.
+    const copy = { ...state.patchcore!, bank: state.patchcore!.bank.slice() };
+    const again = await patchCoreHeadScoresAsync(copy, feats.slice(0, 6), undefined, counting);
+    expect(rows).toBe(6 * ppi);
+    expect([...again.score]).toEqual([...first.score.subarray(0, 6)]);
+    expect([...again.maps]).toEqual([...first.maps.subarray(0, 6 * ppi)]);
+    // Excluding a training image's patches is another search: not looked up.
+    await patchCoreHeadScoresAsync(state.patchcore!, feats.slice(0, 1), [0], counting);
+    expect(rows).toBe(7 * ppi);
+    // Another bank (another seed's coreset) searches again, and scores otherwise.
+    const other = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5, seed: 3 }));
+    expect([...other.patchcore!.bank]).not.toEqual([...state.patchcore!.bank]);
+    await patchCoreHeadScoresAsync(other.patchcore!, feats.slice(0, 6), undefined, counting);
+    expect(rows).toBe(13 * ppi);
   });
 
   it('reads the backbone taps it was fitted with, and refuses features without them', async () => {
