@@ -44,8 +44,6 @@ export interface RunResult {
   pixelAucRoc?: number;
   /** swan: the supervised heads' weight its cross-validation chose (engine/select.ts). */
   supervisedWeight?: number;
-  /** The PatchCore head's scale it chose (select.ts), when the head was on. */
-  patchcoreScale?: number;
   /**
    * swan, diagnostic only: each candidate weight's cross-validation evidence beside the test
    * AUC-ROC it would give. Nothing chooses on testAuc; it shows whether the rule picks well.
@@ -341,7 +339,6 @@ export class BenchDataset {
     const perHead: Partial<Record<HeadName, number>> = {};
     let trainSeconds = 0;
     let supervisedWeight: number | undefined;
-    let patchcoreScale: number | undefined;
     let candidates: RunResult['candidates'];
     let t = performance.now();
     if (method === 'knn') {
@@ -366,36 +363,22 @@ export class BenchDataset {
       t = performance.now();
       // swan trains as the app's retrain does: with its cross-validation, which chooses the
       // supervised heads' weight (engine/choose.ts); the paper's methods train alone.
-      const { state } =
-        isProduct(method)
-          ? await trainChosen(
-              trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
-              trainAnomalies.map((it, j) => ({
-                id: it.path,
-                cls: it.cls ?? 'defect',
-                features: anomalies[j],
-              })),
-              settings,
-              { folds: DEFAULT_VALIDATE_FOLDS },
-            )
-          : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
-      if (state.combination) supervisedWeight = state.combination.supervisedWeight;
-      if (state.combination) {
-        const c = state.combination;
-        const f = (x: number | null | undefined) => (x == null ? '-' : x.toFixed(3));
-        const byScale = c.candidates
-          .filter(
-            (x) => x.patchcoreScale !== undefined && (x.weight === 0 || x.weight === c.supervisedWeight),
+      const { state } = isProduct(method)
+        ? await trainChosen(
+            trainNormals.map((it, j) => ({ id: it.path, features: normals[j], pseudo: pseudo[j] })),
+            trainAnomalies.map((it, j) => ({
+              id: it.path,
+              cls: it.cls ?? 'defect',
+              features: anomalies[j],
+            })),
+            settings,
+            { folds: DEFAULT_VALIDATE_FOLDS },
           )
-          .map(
-            (x) =>
-              `x${+x.patchcoreScale!.toFixed(3)} w${x.weight}: seen ${f(x.seenAuc)} pseudo ${f(x.unseenAuc.pseudo)}`,
-          );
-        this.hooks.log?.(
-          `  choice: ${c.reason}${byScale.length ? `\n  evidence: ${byScale.join('; ')}` : ''}`,
-        );
+        : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
+      if (state.combination) {
+        supervisedWeight = state.combination.supervisedWeight;
+        this.hooks.log?.(`  choice: ${state.combination.reason}`);
       }
-      patchcoreScale = state.combination?.patchcoreScale;
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
       const scores = await scoreFeaturesPatchCoreAsync(state, testFeats);
@@ -423,7 +406,6 @@ export class BenchDataset {
       ap: averagePrecision(totals, labels),
       perHead,
       ...(supervisedWeight !== undefined ? { supervisedWeight } : {}),
-      ...(patchcoreScale !== undefined ? { patchcoreScale } : {}),
       ...(candidates ? { candidates } : {}),
       trainSeconds,
       scoreSeconds: (performance.now() - t) / 1000,
@@ -461,21 +443,15 @@ async function candidateDiagnostic(
 ): Promise<(CandidateEvidence & { testAuc: number })[]> {
   const c = state.combination!;
   const a = c.supervisedWeight;
-  // A PatchCore head left out (scale 0, models before the head counted as set) is not scored:
-  // rescored at scale 1 so that the other scales' diagnostics include it.
-  const rescale = !!state.patchcore && c.patchcoreScale === 0;
-  const scored = rescale ? { ...state, combination: { ...c, patchcoreScale: 1 } } : state;
-  const scaleUsed = rescale ? 1 : (c.patchcoreScale ?? 1);
-  const atOne =
-    a > 0 && !rescale ? scores : await scoreFeaturesPatchCoreAsync(scored, testFeats, { supervisedWeight: 1 });
+  const atOne = a > 0 ? scores : await scoreFeaturesPatchCoreAsync(state, testFeats, { supervisedWeight: 1 });
   const parts = atOne.map((s, i) => {
     const p = splitParts(s.perHead, labels[i] as 0 | 1);
-    return a > 0 && !rescale ? { ...p, supervised: p.supervised / a } : p;
+    return a > 0 ? { ...p, supervised: p.supervised / a } : p;
   });
   return c.candidates.map((x) => ({
     ...x,
     testAuc: aucRoc(
-      parts.map((p) => partTotal(p, x.weight, (x.patchcoreScale ?? 1) / scaleUsed)),
+      parts.map((p) => partTotal(p, x.weight)),
       labels,
     ),
   }));
@@ -486,7 +462,7 @@ function describeCandidates(run: RunResult): string {
   return (run.candidates ?? [])
     .map(
       (x) =>
-        `  w${x.weight}${x.patchcoreScale === undefined ? '' : ` x${+x.patchcoreScale.toFixed(3)}`}: seen ${f(x.seenAuc)}` +
+        `  w${x.weight}: seen ${f(x.seenAuc)}` +
         Object.entries(x.unseenAuc)
           .map(([k, v]) => ` ${k} ${f(v)}`)
           .join('') +
@@ -498,9 +474,7 @@ function describeCandidates(run: RunResult): string {
 function describeRun(dataset: string, spec: CaseSpec, run: RunResult): string {
   const cls = run.knownClass ? ` known=${run.knownClass}` : '';
   const px = run.pixelAucRoc === undefined ? '' : ` pixel ${run.pixelAucRoc.toFixed(4)}`;
-  const w =
-    (run.supervisedWeight === undefined ? '' : ` weight ${run.supervisedWeight}`) +
-    (run.patchcoreScale === undefined ? '' : ` patchcore x${+run.patchcoreScale.toFixed(3)}`);
+  const w = run.supervisedWeight === undefined ? '' : ` weight ${run.supervisedWeight}`;
   return (
     `${dataset} ${spec.setting} ${spec.shots}-shot ${spec.method} seed ${run.seed}${cls}: ` +
     `AUC-ROC ${run.aucRoc.toFixed(4)} AP ${run.ap.toFixed(4)}${px}${w} ` +

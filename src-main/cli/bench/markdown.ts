@@ -2,7 +2,7 @@
 import type { Setting } from '../../data/types';
 import { compareHeads } from '../../engine/types';
 import type { BenchResult, Stat } from './harness';
-import { METHODS, type Method } from './methods';
+import { isProduct, METHODS, type Method } from './methods';
 import { publishedAuc } from './paper';
 import type { TableResult } from './table';
 
@@ -150,7 +150,7 @@ export function tableMarkdown(t: TableResult, name: string): string {
       ...table(['data', 'shots', 'known class', ...methods.map((m) => `\`${m}\``)], body),
     );
   }
-  for (const m of methods.filter((x) => x === 'swan' || x === 'swan-pc' || x === 'dra')) {
+  for (const m of methods.filter((x) => isProduct(x) || x === 'dra')) {
     const heads = [...new Set(all.flatMap((r) => Object.keys(r.by[m]?.per_head ?? {})))].sort(compareHeads);
     if (!heads.length) continue;
     lines.push(

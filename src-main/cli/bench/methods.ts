@@ -23,7 +23,7 @@ export function isProduct(m: Method): m is 'swan' | 'swan-pc' {
 }
 
 export function isTrained(m: Method): m is TrainedMethod {
-  return m === 'swan' || m === 'swan-pc' || m === 'dra' || m === 'devnet';
+  return isProduct(m) || m === 'dra' || m === 'devnet';
 }
 
 const NO_EXTRA_HEADS: Partial<TrainSettings> = {
