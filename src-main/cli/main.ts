@@ -124,6 +124,7 @@ export function buildProgram(): Command {
     .option('--set <key=value...>', 'override a training setting (JSON value), for ablations')
     .option('--outliers <dir>', 'outlier exposure: pseudo anomalies are the images of this folder')
     .option('--json <file>', 'write the results as JSON')
+    .option('--dump-parts', "with --json: keep each run's selection evidence and test parts (diagnostic)")
     .action(async (...args: Parameters<typeof runBench>) =>
       (await import('./commands/bench')).runBench(...args),
     );

@@ -16,6 +16,7 @@ import {
   type ValidationAnomaly,
   type ValidationNormal,
   type ValidationResult,
+  type ValidateOptions,
 } from './validate';
 
 export interface ChosenTrainOptions {
@@ -23,6 +24,7 @@ export interface ChosenTrainOptions {
   folds: number;
   onProgress?: ProgressFn;
   signal?: AbortSignal;
+  onEvidence?: ValidateOptions['onEvidence'];
 }
 
 export interface ChosenModel {
@@ -50,6 +52,7 @@ export async function trainChosen(
     onProgress: opts.onProgress,
     signal: opts.signal,
     select: true,
+    onEvidence: opts.onEvidence,
   });
   throwIfAborted(opts.signal);
   return {

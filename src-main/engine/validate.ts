@@ -45,6 +45,7 @@ import {
   splitParts,
   type CombinationChoice,
   type PartScore,
+  type SelectionEvidence,
 } from './select';
 
 export const VALIDATION_METHOD = 'k-fold cross-validation';
@@ -90,6 +91,8 @@ export interface ValidateOptions {
   onFold?: (info: FoldInfo) => void;
   /** Sees what each stand-in model of the selection trained on and scored (tests). */
   onStandIn?: (info: StandInInfo) => void;
+  /** Sees the selection's evidence before the choice (the bench's --dump-parts, offline rules). */
+  onEvidence?: (ev: SelectionEvidence) => void;
   /**
    * Also gather the evidence for the weight of the supervised heads (select.ts) and choose it:
    * the held-out normals' pseudo anomalies are scored too, and one more model per labelled
@@ -370,14 +373,18 @@ export async function crossValidate(
   const standIns: StandInContext = { normals, anomalies, plan, settings: foldSettings, opts, pc, excludeOf };
   const combination =
     opts.select && k > 0 && bothParts
-      ? chooseCombination({
-          seen,
-          unseen: [
-            { kind: 'pseudo' as const, scores: pseudoStandIns },
-            ...(await leaveOneClassOut(standIns)),
-            ...(await leavePseudoOut(standIns)),
-          ],
-        })
+      ? await (async () => {
+          const ev: SelectionEvidence = {
+            seen,
+            unseen: [
+              { kind: 'pseudo' as const, scores: pseudoStandIns },
+              ...(await leaveOneClassOut(standIns)),
+              ...(await leavePseudoOut(standIns)),
+            ],
+          };
+          opts.onEvidence?.(ev);
+          return chooseCombination(ev);
+        })()
       : undefined;
   // The last fold's weights would otherwise stay cached until the next model is scored.
   releaseScoringTensors();

@@ -24,7 +24,13 @@ import {
   type PatchCoreOptions,
 } from '../../engine/infer/patchcore';
 import { patchCoreHeadScoresAsync, patchCoreTapLayers } from '../../engine/infer/patchcore-head';
-import { partTotal, splitParts, type CandidateEvidence } from '../../engine/select';
+import {
+  partTotal,
+  splitParts,
+  type CandidateEvidence,
+  type PartScore,
+  type SelectionEvidence,
+} from '../../engine/select';
 import type { DraState } from '../../engine/heads/state';
 import { MaskReader, pixelAucRoc, type Heatmap, type Mask } from './localisation';
 import { isProduct, isTrained, methodLabel, methodSettings, type Method } from './methods';
@@ -49,6 +55,11 @@ export interface RunResult {
    * AUC-ROC it would give. Nothing chooses on testAuc; it shows whether the rule picks well.
    */
   candidates?: (CandidateEvidence & { testAuc: number })[];
+  /**
+   * With BenchHooks.keepParts (`--dump-parts`), diagnostic only: the selection's evidence and the
+   * test images' parts at supervised weight 1, for evaluating combination rules offline.
+   */
+  parts?: { evidence: SelectionEvidence; test: PartScore[] };
   /** Training time; for swan it includes the cross-validation that chooses the weight. */
   trainSeconds: number;
   scoreSeconds: number;
@@ -91,6 +102,8 @@ export interface BenchResult {
 
 export interface BenchHooks {
   log?: (line: string) => void;
+  /** Keep each product run's selection evidence and test parts in its RunResult (RunResult.parts). */
+  keepParts?: boolean;
   onProgress?: (label: string, done: number, total: number) => void;
 }
 
@@ -340,6 +353,8 @@ export class BenchDataset {
     let trainSeconds = 0;
     let supervisedWeight: number | undefined;
     let candidates: RunResult['candidates'];
+    let evidence: SelectionEvidence | undefined;
+    let testParts: PartScore[] | undefined;
     let t = performance.now();
     if (method === 'knn') {
       totals = knnBaselineScores(normals, testFeats);
@@ -372,7 +387,10 @@ export class BenchDataset {
               features: anomalies[j],
             })),
             settings,
-            { folds: DEFAULT_VALIDATE_FOLDS },
+            {
+              folds: DEFAULT_VALIDATE_FOLDS,
+              ...(this.hooks.keepParts ? { onEvidence: (ev: SelectionEvidence) => (evidence = ev) } : {}),
+            },
           )
         : { state: await trainFast({ normals, anomalies, pseudo }, settings) };
       if (state.combination) {
@@ -382,7 +400,8 @@ export class BenchDataset {
       trainSeconds = (performance.now() - t) / 1000;
       t = performance.now();
       const scores = await scoreFeaturesPatchCoreAsync(state, testFeats);
-      if (state.combination) candidates = await candidateDiagnostic(state, testFeats, scores, labels);
+      if (state.combination)
+        ({ candidates, parts: testParts } = await candidateDiagnostic(state, testFeats, scores, labels));
       totals = scores.map((s) => s.total);
       heatmaps = scores.map((s) => s.heatmap);
       const heads = Object.keys(scores[0]?.perHead ?? {}) as HeadName[];
@@ -407,6 +426,7 @@ export class BenchDataset {
       perHead,
       ...(supervisedWeight !== undefined ? { supervisedWeight } : {}),
       ...(candidates ? { candidates } : {}),
+      ...(evidence && testParts ? { parts: { evidence, test: testParts } } : {}),
       trainSeconds,
       scoreSeconds: (performance.now() - t) / 1000,
       train: { normals: trainNormals.length, anomalies: trainAnomalies.length },
@@ -440,7 +460,7 @@ async function candidateDiagnostic(
   testFeats: ImageFeatures[],
   scores: { perHead: Partial<Record<HeadName, number>> }[],
   labels: number[],
-): Promise<(CandidateEvidence & { testAuc: number })[]> {
+): Promise<{ candidates: (CandidateEvidence & { testAuc: number })[]; parts: PartScore[] }> {
   const c = state.combination!;
   const a = c.supervisedWeight;
   const atOne = a > 0 ? scores : await scoreFeaturesPatchCoreAsync(state, testFeats, { supervisedWeight: 1 });
@@ -448,13 +468,14 @@ async function candidateDiagnostic(
     const p = splitParts(s.perHead, labels[i] as 0 | 1);
     return a > 0 ? { ...p, supervised: p.supervised / a } : p;
   });
-  return c.candidates.map((x) => ({
+  const candidates = c.candidates.map((x) => ({
     ...x,
     testAuc: aucRoc(
       parts.map((p) => partTotal(p, x.weight)),
       labels,
     ),
   }));
+  return { candidates, parts };
 }
 
 function describeCandidates(run: RunResult): string {

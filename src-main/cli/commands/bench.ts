@@ -23,6 +23,7 @@ interface BenchCliOptions extends DataOptions {
   set?: string[];
   outliers?: string;
   json?: string;
+  dumpParts?: boolean;
 }
 
 export async function runBench(opts: BenchCliOptions): Promise<void> {
@@ -57,6 +58,7 @@ export async function runBench(opts: BenchCliOptions): Promise<void> {
       ...parseSettingOverrides(opts.set),
       ...outlierSettings(opts.outliers),
     },
+    keepParts: opts.dumpParts === true,
     log: (line) => process.stderr.write(`${line}\n`),
     onProgress: (l, d, n) => {
       if (l !== label) {
