@@ -89,7 +89,10 @@ export function buildProgram(): Command {
     );
 
   const methodOption = () =>
-    new Option('--method <name>', 'what runs: swan (product default), swan-pc (with the PatchCore head), dra (paper), knn, devnet, patchcore')
+    new Option(
+      '--method <name>',
+      'what runs: swan (product default), swan-pc (with the PatchCore head), dra (paper), knn, devnet, patchcore',
+    )
       .choices([...METHODS])
       .default('swan');
   program

@@ -20,6 +20,7 @@ import {
   type ValidationAnomaly,
   type ValidationNormal,
 } from '../../../src-main/engine/validate';
+import { chooseCombination, type SelectionEvidence } from '../../../src-main/engine/select';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -102,7 +103,10 @@ describe('crossValidate', () => {
     const progress: TrainProgress[] = [];
     // Unlabelled images: every fold model scores them too (their scale against the final model's).
     const reference = makeSet(11, 3, 2);
-    const refs = [...reference.normals, ...reference.anomalies].map((x) => ({ id: `u-${x.id}`, features: x.features }));
+    const refs = [...reference.normals, ...reference.anomalies].map((x) => ({
+      id: `u-${x.id}`,
+      features: x.features,
+    }));
     const v = await crossValidate(normals, anomalies, settings(), {
       folds: 3,
       onFold: (f) => folds.push(f),
@@ -238,6 +242,23 @@ describe('crossValidate', () => {
       },
     });
     await expect(p).rejects.toThrow(/abort|cancel/i);
+  });
+
+  it('onEvidence sees the evidence the weight is chosen on, and choosing on it again gives the same weight', async () => {
+    const { normals, anomalies } = makeSet(9, 8, 4);
+    let seen: SelectionEvidence | undefined;
+    const v = await crossValidate(normals, anomalies, settings(), {
+      folds: 2,
+      select: true,
+      onEvidence: (ev) => (seen = ev),
+    });
+    expect(v.combination).toBeDefined();
+    expect(seen).toBeDefined();
+    // Every held-out labelled image is in the seen kinds once, with its label.
+    expect(seen!.seen.filter((p) => p.label === 1)).toHaveLength(anomalies.length);
+    expect(seen!.seen.filter((p) => p.label === 0)).toHaveLength(normals.length);
+    expect(seen!.unseen.map((u) => u.kind)).toContain('pseudo');
+    expect(chooseCombination(seen!)).toEqual(v.combination);
   });
 
   it('the manifest round-trip carries the metrics and the out-of-fold scores; older manifests still load', async () => {
