@@ -371,21 +371,19 @@ export async function crossValidate(
   // A weight between the parts means something only when the model has both.
   const bothParts = seen.some((x) => x.supervised !== 0) && seen.some((x) => x.unsupervised !== 0);
   const standIns: StandInContext = { normals, anomalies, plan, settings: foldSettings, opts, pc, excludeOf };
-  const combination =
+  const evidence: SelectionEvidence | undefined =
     opts.select && k > 0 && bothParts
-      ? await (async () => {
-          const ev: SelectionEvidence = {
-            seen,
-            unseen: [
-              { kind: 'pseudo' as const, scores: pseudoStandIns },
-              ...(await leaveOneClassOut(standIns)),
-              ...(await leavePseudoOut(standIns)),
-            ],
-          };
-          opts.onEvidence?.(ev);
-          return chooseCombination(ev);
-        })()
+      ? {
+          seen,
+          unseen: [
+            { kind: 'pseudo' as const, scores: pseudoStandIns },
+            ...(await leaveOneClassOut(standIns)),
+            ...(await leavePseudoOut(standIns)),
+          ],
+        }
       : undefined;
+  if (evidence) opts.onEvidence?.(evidence);
+  const combination = evidence ? chooseCombination(evidence) : undefined;
   // The last fold's weights would otherwise stay cached until the next model is scored.
   releaseScoringTensors();
   if (k > 0) opts.onProgress?.({ stage: 'validate', step: k, total: k });

@@ -389,7 +389,7 @@ export class BenchDataset {
             settings,
             {
               folds: DEFAULT_VALIDATE_FOLDS,
-              ...(this.hooks.keepParts ? { onEvidence: (ev: SelectionEvidence) => (evidence = ev) } : {}),
+              onEvidence: this.hooks.keepParts ? (ev) => (evidence = ev) : undefined,
             },
           )
         : { state: await trainFast({ normals, anomalies, pseudo }, settings) };

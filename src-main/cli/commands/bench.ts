@@ -27,6 +27,8 @@ interface BenchCliOptions extends DataOptions {
 }
 
 export async function runBench(opts: BenchCliOptions): Promise<void> {
+  if (opts.dumpParts && !opts.json)
+    throw new CliError('--dump-parts needs --json <file>: the parts are written there.');
   const ds = await openDataset(opts.dataset, opts);
   const anomalies = ds.items.filter((it) => it.label === 1);
   if (opts.setting === 'hard') {

@@ -107,6 +107,13 @@ describe('swan CLI: bad input is one line and exit code 2', () => {
     expect(r.err).toMatch(/unknown setting "nonsense"/);
   });
 
+  it('--dump-parts without --json', async () => {
+    const r = await run(['bench', '--dataset', 'headct', '--dump-parts']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--dump-parts needs --json/);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+  });
+
   it('an unknown backbone', async () => {
     const r = await run(['train', '--data', 'headct', '--backbone', 'vgg', '--out', join(dir, 'x')]);
     expect(r.code).toBe(2);
