@@ -15,7 +15,8 @@
  * class, its defects scored by a model trained on no labelled defect (leave-labels-out) and
  * pseudo anomalies scored by one trained on no pseudo anomaly (leave-pseudo-out), both when two
  * or more defects are labelled. Guard: a candidate that ranks a GUARD_KINDS stand-in below the
- * unsupervised part alone is out. Of the rest, the one with the best mean AUC over seen kinds
+ * unsupervised part alone is out. With the PatchCore head, the stand-ins made of pseudo anomalies
+ * are judged without it (PSEUDO_KINDS) and one more doubling of the weight is tried. Of the rest, the one with the best mean AUC over seen kinds
  * and every stand-in wins, the smaller weight on a tie. With one labelled defect there is no
  * seen-kind evidence: the largest weight up to 1 that the guard allows.
  */
@@ -25,6 +26,18 @@ import { headSign } from './types';
 
 /** Weights of the supervised part tried: powers of two around the fixed weights, and none. */
 export const CANDIDATE_WEIGHTS: readonly number[] = [0, 0.25, 0.5, 1, 2, 4];
+
+/**
+ * With the PatchCore head the unsupervised part has a third head at the weight of the other two,
+ * so the same supervised weight is a smaller share of the total: one more doubling is tried.
+ */
+export const PATCHCORE_EXTRA_WEIGHT = 8;
+
+/** The weights tried on this evidence: CANDIDATE_WEIGHTS, and the extra one with the head. */
+export function candidateWeights(ev: SelectionEvidence): number[] {
+  const pc = ev.seen.some((s) => s.patchcore !== undefined);
+  return pc ? [...CANDIDATE_WEIGHTS, PATCHCORE_EXTRA_WEIGHT] : [...CANDIDATE_WEIGHTS];
+}
 
 /** Heads that score distance to the training normals and learn nothing from defects. */
 const UNSUPERVISED_HEADS: ReadonlySet<string> = new Set(['knn', 'gaussian', 'patchcore']);
@@ -69,6 +82,14 @@ export type StandInKind = 'leave-one-class-out' | 'leave-labels-out' | 'leave-ps
  */
 export const GUARD_KINDS: ReadonlySet<StandInKind> = new Set(['pseudo', 'leave-one-class-out']);
 
+/**
+ * Stand-ins made of pseudo anomalies: pasted patches, the kind a patch-distance head finds by
+ * construction, whatever it makes of real defects. They are judged without the PatchCore head's
+ * contribution (weight 0 on it), so that its skill at pasted patches does not hold the supervised
+ * weight down (docs/benchmarks/choices.md, "Pseudo stand-ins without the head").
+ */
+export const PSEUDO_KINDS: ReadonlySet<StandInKind> = new Set(['pseudo', 'leave-pseudo-out']);
+
 export interface SelectionEvidence {
   /** Out-of-fold scores of the labelled images: held-out normals and held-out defects. */
   seen: PartScore[];
@@ -82,7 +103,7 @@ export interface CandidateEvidence {
   patchcoreScale?: number;
   /** Out-of-fold AUC-ROC on the seen kinds (null: no defect or no normal held out). */
   seenAuc: number | null;
-  /** AUC-ROC per stand-in kind. */
+  /** AUC-ROC per stand-in kind (PSEUDO_KINDS: without the PatchCore head). */
   unseenAuc: Partial<Record<StandInKind, number>>;
   /** Mean of the seen AUC and the stand-in AUCs: what the choice maximises. */
   meanAuc: number | null;
@@ -134,15 +155,16 @@ const FIXED_WEIGHT = 1;
 
 export function chooseCombination(
   ev: SelectionEvidence,
-  weights: readonly number[] = CANDIDATE_WEIGHTS,
+  weights: readonly number[] = candidateWeights(ev),
 ): CombinationChoice {
   const ordered = [...new Set([0, ...weights])].sort((x, y) => x - y);
-  const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0)]));
+  const pcOf = (kind: StandInKind) => (PSEUDO_KINDS.has(kind) ? 0 : 1);
+  const reference = new Map(ev.unseen.map((u) => [u.kind, aucOrNull(u.scores, 0, pcOf(u.kind))]));
   const candidates: CandidateEvidence[] = ordered.map((weight) => {
     const unseenAuc: Partial<Record<StandInKind, number>> = {};
     let passesGuard = true;
     for (const u of ev.unseen) {
-      const auc = aucOrNull(u.scores, weight);
+      const auc = aucOrNull(u.scores, weight, pcOf(u.kind));
       if (auc === null) continue;
       unseenAuc[u.kind] = auc;
       if (GUARD_KINDS.has(u.kind) && auc < reference.get(u.kind)!) passesGuard = false;

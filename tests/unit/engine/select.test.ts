@@ -6,6 +6,7 @@ import { patchCoreHeadScoresAsync } from '../../../src-main/engine/infer/patchco
 import {
   CANDIDATE_WEIGHTS,
   chooseCombination,
+  PATCHCORE_EXTRA_WEIGHT,
   splitParts,
   type PartScore,
 } from '../../../src-main/engine/select';
@@ -75,9 +76,10 @@ function partsWithPc(
 }
 
 describe('chooseCombination with the PatchCore head', () => {
-  it('counts the head as set in the unsupervised part: no scale is tried, the guard and the weight see it', () => {
-    // Strong PatchCore evidence on the stand-ins: weights that drown it fail the guard, so the
-    // weight chosen is smaller than without the head.
+  it('counts the head as set on the labelled kinds, judges the pseudo stand-ins without it, tries one more weight', () => {
+    // The head finds the pasted patches (pcShift 3) and the supervised part barely (0.2): with
+    // the head in the guard's reference every weight would drown it and fail; judged without
+    // it, the choice is the one made without the head.
     const seen = partsWithPc(1, 200, 40, 3, 0, 0);
     const pseudo = partsWithPc(2, 200, 100, 0.2, 0, 3);
     const withPc = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: pseudo }] });
@@ -88,17 +90,40 @@ describe('chooseCombination with the PatchCore head', () => {
     });
     expect(withPc.patchcoreScale).toBeUndefined();
     expect(withPc.candidates.every((x) => x.patchcoreScale === undefined)).toBe(true);
-    expect(withPc.candidates.map((x) => x.weight)).toEqual([...CANDIDATE_WEIGHTS]);
-    expect(withPc.supervisedWeight).toBeLessThan(without.supervisedWeight);
-    // The reference of the guard is the unsupervised part with the head in it.
+    expect(withPc.candidates.map((x) => x.weight)).toEqual([...CANDIDATE_WEIGHTS, PATCHCORE_EXTRA_WEIGHT]);
+    expect(without.candidates.map((x) => x.weight)).toEqual([...CANDIDATE_WEIGHTS]);
+    expect(withPc.candidates.every((x) => x.passesGuard)).toBe(true);
+    expect(withPc.supervisedWeight).toBeGreaterThanOrEqual(without.supervisedWeight);
     const w0 = withPc.candidates.find((x) => x.weight === 0)!;
-    expect(w0.unseenAuc.pseudo).toBeCloseTo(
+    const auc = (ps: PartScore[], f: (p: PartScore) => number) =>
       aucRoc(
-        pseudo.map((p) => p.unsupervised + p.patchcore!),
-        pseudo.map((p) => p.label),
-      ),
+        ps.map(f),
+        ps.map((p) => p.label),
+      );
+    // The pseudo stand-in's reference is the unsupervised part without the head ...
+    expect(w0.unseenAuc.pseudo).toBeCloseTo(
+      auc(pseudo, (p) => p.unsupervised),
       10,
     );
+    // ... the labelled kinds' is the unsupervised part with it.
+    expect(w0.seenAuc).toBeCloseTo(
+      auc(seen, (p) => p.unsupervised + p.patchcore!),
+      10,
+    );
+  });
+
+  it('the labelled kinds and a class left out still see the head: it can hold the weight down', () => {
+    // A class left out that only the head finds: weights that drown it fail the guard.
+    const seen = partsWithPc(3, 200, 40, 3, 0, 0);
+    const loco = partsWithPc(4, 200, 100, 0.2, 0, 3);
+    const c = chooseCombination({ seen, unseen: [{ kind: 'leave-one-class-out', scores: loco }] });
+    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
+    const without = chooseCombination({
+      seen: strip(seen),
+      unseen: [{ kind: 'leave-one-class-out', scores: strip(loco) }],
+    });
+    expect(c.candidates.some((x) => !x.passesGuard)).toBe(true);
+    expect(c.supervisedWeight).toBeLessThan(without.supervisedWeight);
   });
 
   it('one labelled defect: the head stays in, the weight at most the fixed one', () => {
