@@ -16,9 +16,10 @@
  * pseudo anomalies scored by one trained on no pseudo anomaly (leave-pseudo-out), both when two
  * or more defects are labelled. Guard: a candidate that ranks a GUARD_KINDS stand-in below the
  * unsupervised part alone is out. With the PatchCore head, the stand-ins made of pseudo anomalies
- * are judged without it (PSEUDO_KINDS) and one more doubling of the weight is tried. Of the rest, the one with the best mean AUC over seen kinds
+ * are judged without it (PSEUDO_KINDS), and one more doubling of the weight is tried and allowed
+ * without seen-kind evidence. Of the rest, the one with the best mean AUC over seen kinds
  * and every stand-in wins, the smaller weight on a tie. With one labelled defect there is no
- * seen-kind evidence: the largest weight up to 1 that the guard allows.
+ * seen-kind evidence: the largest weight up to 1 (2 with the head) that the guard allows.
  */
 import { aucRoc } from './metrics';
 import type { HeadName } from './types';
@@ -29,14 +30,18 @@ export const CANDIDATE_WEIGHTS: readonly number[] = [0, 0.25, 0.5, 1, 2, 4];
 
 /**
  * With the PatchCore head the unsupervised part has a third head at the weight of the other two,
- * so the same supervised weight is a smaller share of the total: one more doubling is tried.
+ * so the same supervised weight is a smaller share of the total: one more doubling is tried, and
+ * the fixed weight (the most taken without seen-kind evidence) is doubled too.
  */
 export const PATCHCORE_EXTRA_WEIGHT = 8;
 
+function hasPatchCore(ev: SelectionEvidence): boolean {
+  return ev.seen.some((s) => s.patchcore !== undefined);
+}
+
 /** The weights tried on this evidence: CANDIDATE_WEIGHTS, and the extra one with the head. */
 export function candidateWeights(ev: SelectionEvidence): number[] {
-  const pc = ev.seen.some((s) => s.patchcore !== undefined);
-  return pc ? [...CANDIDATE_WEIGHTS, PATCHCORE_EXTRA_WEIGHT] : [...CANDIDATE_WEIGHTS];
+  return hasPatchCore(ev) ? [...CANDIDATE_WEIGHTS, PATCHCORE_EXTRA_WEIGHT] : [...CANDIDATE_WEIGHTS];
 }
 
 /** Heads that score distance to the training normals and learn nothing from defects. */
@@ -153,6 +158,11 @@ export const MIN_DEFECTS_TO_WEIGH = 2;
 /** Without seen-kind evidence no weight above the fixed one (settings.ts) is taken. */
 const FIXED_WEIGHT = 1;
 
+/** The fixed weight on this evidence: one doubling more with the PatchCore head. */
+export function fixedWeight(ev: SelectionEvidence): number {
+  return hasPatchCore(ev) ? 2 * FIXED_WEIGHT : FIXED_WEIGHT;
+}
+
 export function chooseCombination(
   ev: SelectionEvidence,
   weights: readonly number[] = candidateWeights(ev),
@@ -178,7 +188,8 @@ export function chooseCombination(
   const nGood = ev.seen.length - nDefect;
   if (nDefect < MIN_DEFECTS_TO_WEIGH) {
     // Then only the guard speaks: the largest weight up to the fixed one that passes it.
-    const pick = candidates.filter((c) => c.passesGuard && c.weight <= FIXED_WEIGHT).pop()!;
+    const fixed = fixedWeight(ev);
+    const pick = candidates.filter((c) => c.passesGuard && c.weight <= fixed).pop()!;
     return {
       rule: RULE,
       supervisedWeight: pick.weight,
@@ -186,8 +197,8 @@ export function chooseCombination(
       nGood,
       nDefect,
       reason:
-        `${nDefect} labelled defect(s): no out-of-fold evidence on the labelled kinds, so at most the fixed weight ${FIXED_WEIGHT}` +
-        (pick.weight < FIXED_WEIGHT
+        `${nDefect} labelled defect(s): no out-of-fold evidence on the labelled kinds, so at most the fixed weight ${fixed}` +
+        (pick.weight < fixed
           ? `; larger weights ranked stand-ins for unseen kinds below the unsupervised heads alone`
           : ''),
     };

@@ -126,13 +126,21 @@ describe('chooseCombination with the PatchCore head', () => {
     expect(c.supervisedWeight).toBeLessThan(without.supervisedWeight);
   });
 
-  it('one labelled defect: the head stays in, the weight at most the fixed one', () => {
+  it('one labelled defect: the head stays in, the fixed weight is one doubling more (2, not 1)', () => {
+    // The supervised part finds the pseudo anomalies: every weight passes the guard, so the
+    // fixed weight is what is taken.
     const normals = partsWithPc(5, 60, 0, 0, 0, 0);
-    const pseudo = [{ kind: 'pseudo' as const, scores: partsWithPc(6, 100, 100, 0, 1, 3) }];
+    const pseudo = [{ kind: 'pseudo' as const, scores: partsWithPc(6, 100, 100, 2, 1, 3) }];
     const defect = { label: 1 as const, supervised: 0, unsupervised: 0, patchcore: 6 };
     const one = chooseCombination({ seen: [...normals, defect], unseen: pseudo });
     expect(one.patchcoreScale).toBeUndefined();
-    expect(one.supervisedWeight).toBeLessThanOrEqual(1);
+    expect(one.supervisedWeight).toBe(2);
+    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
+    const without = chooseCombination({
+      seen: strip([...normals, defect]),
+      unseen: pseudo.map((u) => ({ ...u, scores: strip(u.scores) })),
+    });
+    expect(without.supervisedWeight).toBe(1);
   });
 });
 
