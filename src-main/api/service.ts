@@ -108,6 +108,7 @@ export function activeBackbone(store: Pick<ProjectStore, 'activeModel'>): Omit<W
     ...(typeof shape?.height === 'number' && typeof shape.width === 'number'
       ? { inputShape: { height: shape.height, width: shape.width } }
       : {}),
+    ...(typeof s.patchcoreHead === 'boolean' ? { patchcoreHead: s.patchcoreHead } : {}),
   };
 }
 

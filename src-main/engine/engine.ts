@@ -251,10 +251,18 @@ export async function openScorer(
   };
 }
 
+/** The backbone taps the heads read with this PatchCore head setting (absent: the default) and backbone. */
+export function sessionTapLayers(patchcoreHead: boolean | undefined, backbone: string): string[] {
+  const settings = patchcoreHead === undefined ? DEFAULT_SETTINGS : { patchcoreHead };
+  return headTapLayers(settings, backboneIdOf(backbone));
+}
+
 /** A feature session to keep open between jobs (the app's warm engine), with the taps the default heads read. */
 export function openSession(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
+  const { tapLayers: asked, ...rest } = opts;
   const tapLayers =
-    opts.tapLayers ??
+    asked ??
     (opts.spec ? undefined : headTapLayers(DEFAULT_SETTINGS, backboneIdOf(opts.backbone ?? 'mobilenet')));
-  return FeatureSession.open({ ...opts, ...(tapLayers?.length ? { tapLayers } : {}) });
+  // None is absent, not empty: the cache keys of features without taps stay those they had.
+  return FeatureSession.open({ ...rest, ...(tapLayers?.length ? { tapLayers } : {}) });
 }

@@ -103,7 +103,8 @@ export class FeatureSession {
       sameShape(s.inputShape, backbone.inputShape) &&
       s.featureLayer === backbone.featureLayer &&
       this.levels === backbone.levels &&
-      (s.tapLayers ?? []).join() === (backbone.tapLayers ?? []).join()
+      // Features with more taps serve a model that reads fewer: its heads read what they know.
+      (backbone.tapLayers ?? []).every((t) => (s.tapLayers ?? []).includes(t))
     );
   }
 

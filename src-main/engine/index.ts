@@ -2,6 +2,7 @@ export {
   trainModel,
   openScorer,
   openSession,
+  sessionTapLayers,
   type TrainRequest,
   type TrainResult,
   type Scorer,

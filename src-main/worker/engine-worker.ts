@@ -46,12 +46,16 @@ async function sessionFor(req: WarmRequest): Promise<EngineSession | undefined> 
   const e = await engine();
   if (!e.openSession) return undefined;
   const backbone = req.backbone ?? 'mobilenet';
+  // The taps the project's heads read (the PatchCore head's): without them the session could not
+  // serve its retrains and scorings, which would each open a cold one of their own.
+  const tapLayers = e.sessionTapLayers?.(req.patchcoreHead, backbone) ?? [];
   // By engine id: 'resnet50' (a retrain's setting) and 'resnet50_v2' (a model's) share a session.
   const key = JSON.stringify([
     req.cacheDir ?? null,
     req.inputSize ?? 224,
     req.inputShape ?? null,
     e.backboneIdOf?.(backbone) ?? backbone,
+    tapLayers,
   ]);
   if (open?.key !== key) {
     const old = open;
@@ -60,6 +64,7 @@ async function sessionFor(req: WarmRequest): Promise<EngineSession | undefined> 
       inputSize: req.inputSize,
       ...(req.inputShape ? { inputShape: req.inputShape } : {}),
       backbone,
+      tapLayers,
     });
     open = { key, session };
     // A session that failed to open is not kept: the next job tries again, and reports why.
@@ -125,7 +130,13 @@ async function train(jobId: number, job: TrainJob, signal: AbortSignal): Promise
     ...job,
     ...(inputShape !== undefined ? { inputShape } : {}),
     // Full mode reads images, not cached features: a warm session would only cost backbone loads.
-    session: full ? undefined : await sessionFor({ ...job, ...(inputShape ? { inputShape } : {}) }),
+    session: full
+      ? undefined
+      : await sessionFor({
+          ...job,
+          ...(inputShape ? { inputShape } : {}),
+          ...(job.settings?.patchcoreHead !== undefined ? { patchcoreHead: job.settings.patchcoreHead } : {}),
+        }),
     signal,
     onProgress: (progress) => post({ type: 'progress', jobId, progress }),
   });

@@ -42,7 +42,10 @@ export interface EngineApi {
     inputSize?: number;
     inputShape?: InputShape;
     backbone?: string;
+    tapLayers?: string[];
   }): Promise<EngineSession>;
+  /** The backbone taps a session needs for this PatchCore head setting (absent: the default) and backbone. */
+  sessionTapLayers?(patchcoreHead: boolean | undefined, backbone: string): string[];
   /** engine/features/geometry.ts shapeForImages: the input shape for these images (undefined: square). */
   inputShapeFor?(inputSize: number, paths: readonly string[]): Promise<InputShape | undefined>;
   /** The engine id of a backbone name or id (engine/backbone/index.ts): one open session per backbone. */
@@ -109,6 +112,8 @@ export interface WarmRequest {
   inputShape?: InputShape;
   /** A backbone name or engine id (default 'mobilenet'). */
   backbone?: string;
+  /** The project's PatchCore head setting (absent: the engine's default): its backbone tap is computed too. */
+  patchcoreHead?: boolean;
 }
 
 export interface ScoreJob {

@@ -29,7 +29,14 @@ import {
 } from './patchcore';
 import { MOBILENET_ID, RESNET50_ID } from '../backbone';
 import type { MatMulFn } from '../train/matmul-runtime';
-import { bankKey, imageKey, remember, searchedScores } from './patchcore-search-cache';
+import {
+  bankKey,
+  imageKey,
+  leaveOneOut,
+  remember,
+  rememberLeaveOneOut,
+  searchedScores,
+} from './patchcore-search-cache';
 
 /**
  * The finer layer of PatchCore's pair per backbone, taken as a tap beside the heads' own layer:
@@ -113,13 +120,15 @@ export async function fitPatchCoreHead(
     normals.map((_, i) => i),
   );
   looOf.set(state, loo);
+  rememberLeaveOneOut(bankKey(state), fingerprints, loo);
   return { state, calibration: stats(loo.score) };
 }
 
 /**
- * The training normals' leave-one-out scores of a fitted state (not saved with a model): a
- * training normal scored without its own patches again (the cross-validation's held-out and
- * reference normals, the queue's training images) is looked up, not searched again.
+ * The training normals' leave-one-out scores of a fitted state (not saved with a model; a
+ * reloaded model finds them by content, patchcore-search-cache.ts): a training normal scored
+ * without its own patches again (the cross-validation's held-out and reference normals, the
+ * queue's training images) is looked up, not searched again.
  */
 const looOf = new WeakMap<PatchCoreHeadState, PatchCoreScores>();
 
@@ -180,7 +189,7 @@ function searchPlan(
   }
   const own = feats.map((f) => index.get(fingerprint(f).join()) ?? -1);
   const ex = exclude ?? own;
-  const loo = looOf.get(state);
+  const loo = looOf.get(state) ?? leaveOneOut(bankKey(state), state.fingerprints);
   const known = feats.map((_, i) => (loo && ex[i] >= 0 && ex[i] === own[i] ? ex[i] : -1));
   // Features the bank cannot read are refused whether or not their level 0 was scored before.
   for (const f of feats) tapMaps(f, state.taps);

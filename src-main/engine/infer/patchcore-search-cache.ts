@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ImageFeatures } from '../types';
-import type { PatchCoreModel } from './patchcore';
+import type { PatchCoreModel, PatchCoreScores } from './patchcore';
 
 export interface SearchedScore {
   score: number;
@@ -66,7 +66,29 @@ export function remember(scores: Map<string, SearchedScore>, image: string, s: S
   scores.set(image, s);
 }
 
+/**
+ * The training normals' leave-one-out scores of the fit, by bank and the normals' fingerprints:
+ * a scorer that loads the model anew finds them, and does not search its training images again.
+ */
+const looByBank = new Map<string, PatchCoreScores>();
+
+function looKey(bank: string, fingerprints: Float32Array): string {
+  return `${bank}|${createHash('sha1').update(bytes(fingerprints)).digest('hex')}`;
+}
+
+export function rememberLeaveOneOut(bank: string, fingerprints: Float32Array, loo: PatchCoreScores): void {
+  const key = looKey(bank, fingerprints);
+  looByBank.delete(key);
+  looByBank.set(key, loo);
+  while (looByBank.size > BANKS) looByBank.delete(looByBank.keys().next().value!);
+}
+
+export function leaveOneOut(bank: string, fingerprints: Float32Array): PatchCoreScores | undefined {
+  return looByBank.get(looKey(bank, fingerprints));
+}
+
 /** Forgets every bank (tests, and timing the search itself). */
 export function clearSearchedScores(): void {
   byBank.clear();
+  looByBank.clear();
 }

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { trainChosen } from '../../../src-main/engine/choose';
 import { scoreFeatures } from '../../../src-main/engine/infer';
 import { patchCoreHeadScoresAsync } from '../../../src-main/engine/infer/patchcore-head';
+import { clearSearchedScores } from '../../../src-main/engine/infer/patchcore-search-cache';
 import {
   CANDIDATE_WEIGHTS,
   chooseCombination,
@@ -376,6 +377,7 @@ describe('trainChosen', () => {
     // A training normal's leave-one-out score is looked up: the same as searching again.
     const trainFeats = normals.slice(0, 4).map((n) => n.features);
     const looked = await patchCoreHeadScoresAsync(state.patchcore!, trainFeats);
+    clearSearchedScores();
     const searched = await patchCoreHeadScoresAsync({ ...state.patchcore! }, trainFeats);
     // The same GEMM products, in other blocks: equal up to float rounding.
     looked.score.forEach((x, i) => expect(x).toBeCloseTo(searched.score[i], 5));

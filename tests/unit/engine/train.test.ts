@@ -469,6 +469,7 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
 
   it('looks up what the same bank searched before (a loaded copy of the model too), and searches for another bank', async () => {
     const { data, testNormals, testSeen } = makeData(11, 3);
+    clearSearchedScores();
     const state = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5 }));
     const feats = [...testNormals.slice(0, 3), ...testSeen.slice(0, 3), data.normals[0]];
     const { matMul: real } = await headMatMul();
@@ -477,7 +478,6 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
       rows += m;
       return real(a, m, ...rest);
     };
-    clearSearchedScores();
     const first = await patchCoreHeadScoresAsync(state.patchcore!, feats, undefined, counting);
     const ppi = state.patchcore!.h * state.patchcore!.w;
     // Six unseen images searched; the training normal is its leave-one-out score, looked up.
@@ -488,14 +488,34 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
     expect(rows).toBe(6 * ppi);
     expect([...again.score]).toEqual([...first.score.subarray(0, 6)]);
     expect([...again.maps]).toEqual([...first.maps.subarray(0, 6 * ppi)]);
+    // The copy's training normals too: their leave-one-out scores of the fit, by content.
+    const fingerprints = state.patchcore!.fingerprints.slice();
+    const loo = await patchCoreHeadScoresAsync(
+      { ...copy, fingerprints },
+      data.normals.slice(0, 4),
+      undefined,
+      counting,
+    );
+    expect(rows).toBe(6 * ppi);
+    expect(loo.score[0]).toBe(first.score[6]);
+    // Forgotten (another process), they are searched again, to the same scores.
+    clearSearchedScores();
+    const searched = await patchCoreHeadScoresAsync(
+      { ...copy, fingerprints },
+      data.normals.slice(0, 4),
+      undefined,
+      counting,
+    );
+    expect(rows).toBe(10 * ppi);
+    searched.score.forEach((x, i) => expect(x).toBeCloseTo(loo.score[i], 4));
     // Excluding a training image's patches is another search: not looked up.
     await patchCoreHeadScoresAsync(state.patchcore!, feats.slice(0, 1), [0], counting);
-    expect(rows).toBe(7 * ppi);
+    expect(rows).toBe(11 * ppi);
     // Another bank (another seed's coreset) searches again, and scores otherwise.
     const other = await trainFast(data, settings({ ...off, patchcoreHead: true, steps: 5, seed: 3 }));
     expect([...other.patchcore!.bank]).not.toEqual([...state.patchcore!.bank]);
     await patchCoreHeadScoresAsync(other.patchcore!, feats.slice(0, 6), undefined, counting);
-    expect(rows).toBe(13 * ppi);
+    expect(rows).toBe(17 * ppi);
   });
 
   it('reads the backbone taps it was fitted with, and refuses features without them', async () => {
