@@ -91,7 +91,7 @@ export const GUARD_KINDS: ReadonlySet<StandInKind> = new Set(['pseudo', 'leave-o
  * Stand-ins made of pseudo anomalies: pasted patches, the kind a patch-distance head finds by
  * construction, whatever it makes of real defects. They are judged without the PatchCore head's
  * contribution (weight 0 on it), so that its skill at pasted patches does not hold the supervised
- * weight down (docs/benchmarks/choices.md, "Pseudo stand-ins without the head").
+ * weight down (docs/benchmarks/choices.md, "PatchCore as a product head", session 12).
  */
 export const PSEUDO_KINDS: ReadonlySet<StandInKind> = new Set(['pseudo', 'leave-pseudo-out']);
 
