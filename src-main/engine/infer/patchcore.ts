@@ -194,22 +194,51 @@ export function greedyCoreset(
   }
   const minD = new Float32Array(n).fill(Infinity);
   const chosen = new Int32Array(k);
+  // The newest centre as doubles (the same values): two points at a time share its loads. Each
+  // distance is summed in the same order as one point at a time, so the selection is the same.
+  const c = new Float64Array(pd);
+  const even = pd - (pd % 2);
   let last = rng.int(n);
   for (let j = 0; j < k; j++) {
     chosen[j] = last;
-    const o = last * pd;
+    for (let t = 0; t < pd; t++) c[t] = reduced[last * pd + t];
     let best = -1;
     let arg = 0;
-    for (let i = 0, p = 0; i < n; i++, p += pd) {
+    for (let i = 0; i < n; i += 2) {
+      const two = i + 1 < n;
+      const p = i * pd;
+      const q = two ? p + pd : p;
       let s = 0;
-      for (let t = 0; t < pd; t++) {
-        const d = reduced[p + t] - reduced[o + t];
-        s += d * d;
+      let u = 0;
+      for (let t = 0; t < even; t += 2) {
+        const c0 = c[t];
+        const c1 = c[t + 1];
+        const a0 = reduced[p + t] - c0;
+        const a1 = reduced[p + t + 1] - c1;
+        const b0 = reduced[q + t] - c0;
+        const b1 = reduced[q + t + 1] - c1;
+        s += a0 * a0;
+        s += a1 * a1;
+        u += b0 * b0;
+        u += b1 * b1;
+      }
+      if (even < pd) {
+        const a = reduced[p + even] - c[even];
+        const b = reduced[q + even] - c[even];
+        s += a * a;
+        u += b * b;
       }
       const m = s < minD[i] ? (minD[i] = s) : minD[i];
       if (m > best) {
         best = m;
         arg = i;
+      }
+      if (two) {
+        const m2 = u < minD[i + 1] ? (minD[i + 1] = u) : minD[i + 1];
+        if (m2 > best) {
+          best = m2;
+          arg = i + 1;
+        }
       }
     }
     last = arg;
@@ -313,7 +342,10 @@ function dotAt(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: nu
 /** Each bank patch's squared norm, and the bank transposed ([dim, count]) for the products. */
 const bankCache = new WeakMap<PatchCoreModel, { norm: Float32Array; transposed?: Float32Array }>();
 
-function bankOf(model: PatchCoreModel, transposed: boolean): { norm: Float32Array; transposed?: Float32Array } {
+function bankOf(
+  model: PatchCoreModel,
+  transposed: boolean,
+): { norm: Float32Array; transposed?: Float32Array } {
   const { dim, count, bank } = model;
   let c = bankCache.get(model);
   if (!c) {

@@ -56,6 +56,50 @@ describe('greedy coreset', () => {
     expect(new Set(Array.from(chosen, (i) => i % 4)).size).toBe(4);
     expect(greedyCoreset(pts, n, dim, 50, 4, new Rng(1))).toHaveLength(n);
   });
+
+  it('selects what the plain k-center loop selects, for odd and even counts and dimensions', () => {
+    // The plain loop: one point at a time, its squared distance summed dimension by dimension.
+    const plain = (pts: Float32Array, n: number, dim: number, k: number, first: number) => {
+      const minD = new Float32Array(n).fill(Infinity);
+      const out: number[] = [];
+      let last = first;
+      for (let j = 0; j < k; j++) {
+        out.push(last);
+        let best = -1;
+        let arg = 0;
+        for (let i = 0; i < n; i++) {
+          let s = 0;
+          for (let t = 0; t < dim; t++) {
+            const d = pts[i * dim + t] - pts[last * dim + t];
+            s += d * d;
+          }
+          const m = s < minD[i] ? (minD[i] = s) : minD[i];
+          if (m > best) {
+            best = m;
+            arg = i;
+          }
+        }
+        last = arg;
+      }
+      return out;
+    };
+    for (const [n, dim] of [
+      [101, 7],
+      [100, 8],
+      [57, 1],
+      [2, 3],
+    ]) {
+      const rng = new Rng(n * 13 + dim);
+      // Coarse values: equal distances happen, and ties go to the first point as in the loop.
+      const pts = Float32Array.from({ length: n * dim }, () => Math.round(rng.normal() * 3) / 2);
+      const k = Math.max(1, Math.floor(n / 3));
+      // projectionDim >= dim: the points themselves, no projection; the first centre is Rng(5)'s.
+      const first = new Rng(5).int(n);
+      expect(Array.from(greedyCoreset(pts, n, dim, k, dim, new Rng(5)))).toEqual(
+        plain(pts, n, dim, k, first),
+      );
+    }
+  });
 });
 
 describe('PatchCore scores', () => {
