@@ -261,8 +261,7 @@ export function sessionTapLayers(patchcoreHead: boolean | undefined, backbone: s
 export function openSession(opts: FeatureSessionOptions = {}): Promise<FeatureSession> {
   const { tapLayers: asked, ...rest } = opts;
   const tapLayers =
-    asked ??
-    (opts.spec ? undefined : headTapLayers(DEFAULT_SETTINGS, backboneIdOf(opts.backbone ?? 'mobilenet')));
+    asked ?? (opts.spec ? undefined : sessionTapLayers(undefined, opts.backbone ?? 'mobilenet'));
   // None is absent, not empty: the cache keys of features without taps stay those they had.
   return FeatureSession.open({ ...rest, ...(tapLayers?.length ? { tapLayers } : {}) });
 }

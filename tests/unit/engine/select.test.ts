@@ -76,6 +76,9 @@ function partsWithPc(
   }));
 }
 
+/** The same scores without the PatchCore head's part: what a model without the head would give. */
+const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
+
 describe('chooseCombination with the PatchCore head', () => {
   it('counts the head as set on the labelled kinds, judges the pseudo stand-ins without it, tries one more weight', () => {
     // The head finds the pasted patches (pcShift 3) and the supervised part barely (0.2): with
@@ -84,7 +87,6 @@ describe('chooseCombination with the PatchCore head', () => {
     const seen = partsWithPc(1, 200, 40, 3, 0, 0);
     const pseudo = partsWithPc(2, 200, 100, 0.2, 0, 3);
     const withPc = chooseCombination({ seen, unseen: [{ kind: 'pseudo', scores: pseudo }] });
-    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
     const without = chooseCombination({
       seen: strip(seen),
       unseen: [{ kind: 'pseudo', scores: strip(pseudo) }],
@@ -118,7 +120,6 @@ describe('chooseCombination with the PatchCore head', () => {
     const seen = partsWithPc(3, 200, 40, 3, 0, 0);
     const loco = partsWithPc(4, 200, 100, 0.2, 0, 3);
     const c = chooseCombination({ seen, unseen: [{ kind: 'leave-one-class-out', scores: loco }] });
-    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
     const without = chooseCombination({
       seen: strip(seen),
       unseen: [{ kind: 'leave-one-class-out', scores: strip(loco) }],
@@ -136,7 +137,6 @@ describe('chooseCombination with the PatchCore head', () => {
     const one = chooseCombination({ seen: [...normals, defect], unseen: pseudo });
     expect(one.patchcoreScale).toBeUndefined();
     expect(one.supervisedWeight).toBe(2);
-    const strip = (ps: PartScore[]) => ps.map(({ patchcore: _pc, ...p }) => p);
     const without = chooseCombination({
       seen: strip([...normals, defect]),
       unseen: pseudo.map((u) => ({ ...u, scores: strip(u.scores) })),

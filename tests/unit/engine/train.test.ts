@@ -490,22 +490,14 @@ describe('PatchCore head (settings.patchcoreHead)', () => {
     expect([...again.maps]).toEqual([...first.maps.subarray(0, 6 * ppi)]);
     // The copy's training normals too: their leave-one-out scores of the fit, by content.
     const fingerprints = state.patchcore!.fingerprints.slice();
-    const loo = await patchCoreHeadScoresAsync(
-      { ...copy, fingerprints },
-      data.normals.slice(0, 4),
-      undefined,
-      counting,
-    );
+    const copyNormals = () =>
+      patchCoreHeadScoresAsync({ ...copy, fingerprints }, data.normals.slice(0, 4), undefined, counting);
+    const loo = await copyNormals();
     expect(rows).toBe(6 * ppi);
     expect(loo.score[0]).toBe(first.score[6]);
     // Forgotten (another process), they are searched again, to the same scores.
     clearSearchedScores();
-    const searched = await patchCoreHeadScoresAsync(
-      { ...copy, fingerprints },
-      data.normals.slice(0, 4),
-      undefined,
-      counting,
-    );
+    const searched = await copyNormals();
     expect(rows).toBe(10 * ppi);
     searched.score.forEach((x, i) => expect(x).toBeCloseTo(loo.score[i], 4));
     // Excluding a training image's patches is another search: not looked up.
